@@ -1,0 +1,312 @@
+//! The effective state of a customer and the verdict on each of its decisions (R1, R3, R6).
+//!
+//! The decision in force is the newest accepted one. A decision is accepted when its issuer
+//! holds authority; once accepted, its content is recorded (in its status) and stays a
+//! *standing decision* when authority moves, so that a handover never flips a customer by
+//! itself. Changes made later by a party without authority are not accepted and change
+//! nothing. Without any accepted decision, a Reseller-model customer is restricted (R1).
+
+use crate::authority::{AuthorityDenied, AuthorityHolder, NoAuthority, authority_holder, issuer_standing};
+use crate::decision::{ContentError, DecisionContent, check_content};
+use crate::model::{AcceptedRecord, Customer, Decision, Hierarchy, ObjectKey, RestrictionState, Role, Timestamp};
+use std::fmt;
+
+/// Why a decision is not (or no longer) accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Its issuer has no authority over the customer (R2, R3).
+    Authority(AuthorityDenied),
+    /// The same issuer already has an older decision about this customer.
+    Duplicate { of: ObjectKey },
+    /// Its content breaks R4 or R6 (possible only when schema validation was bypassed).
+    Content(ContentError),
+    /// This generation was judged without authority before; it stays ignored.
+    MadeWithoutAuthority { generation: i64 },
+}
+
+impl Rejection {
+    /// A CamelCase reason for the `Accepted` condition.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::Authority(denied) => denied.reason(),
+            Rejection::Duplicate { .. } => "DuplicateDecision",
+            Rejection::Content(ContentError::BlankReason | ContentError::ReasonNotRenewed { .. }) => "ReasonRequired",
+            Rejection::Content(ContentError::AgreementNotAccepted) => "AgreementNotAccepted",
+            Rejection::MadeWithoutAuthority { .. } => "MadeWithoutAuthority",
+        }
+    }
+
+    /// The rule the rejection enforces.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Rejection::Authority(denied) => denied.rule(),
+            Rejection::Duplicate { .. } => "R3",
+            Rejection::Content(ContentError::AgreementNotAccepted) => "R6",
+            Rejection::Content(_) => "R4",
+            Rejection::MadeWithoutAuthority { .. } => "R3",
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Authority(denied) => denied.fmt(f),
+            Rejection::Duplicate { of } => write!(
+                f,
+                "R3: the issuer already has the decision {of} about this customer; a partner has at most one decision per customer, so this one is ignored; change {of} instead"
+            ),
+            Rejection::Content(e) => e.fmt(f),
+            Rejection::MadeWithoutAuthority { generation } => write!(
+                f,
+                "R3: generation {generation} of this decision was made while its issuer held no authority and stays ignored; change the decision (with a new reason) to have it judged again"
+            ),
+        }
+    }
+}
+
+/// How a decision is treated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Its issuer holds authority and its current generation is accepted.
+    Accepted,
+    /// Its issuer no longer holds authority; the content accepted earlier stands.
+    /// `rejection` says why changes by the issuer are not accepted now; when the current
+    /// generation differs from the recorded one, that change was ignored.
+    Standing { rejection: Rejection },
+    /// Not accepted, and ignored.
+    NotAccepted { rejection: Rejection },
+}
+
+/// The verdict on one decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionVerdict {
+    pub key: ObjectKey,
+    /// The partner acting in the decision's namespace, when there is one.
+    pub issuer: Option<String>,
+    pub acceptance: Acceptance,
+    /// The accepted content to record in the decision's status.
+    pub record: Option<AcceptedRecord>,
+    /// Whether this decision is the one in force for the customer.
+    pub in_force: bool,
+    /// The generation to record as not accepted, if the current one is not.
+    pub rejected_generation: Option<i64>,
+}
+
+impl DecisionVerdict {
+    /// Whether the decision's current generation is accepted.
+    pub fn current_generation_accepted(&self, generation: i64) -> bool {
+        match self.acceptance {
+            Acceptance::Accepted => true,
+            Acceptance::Standing { .. } => self.record.as_ref().is_some_and(|r| r.generation == generation),
+            Acceptance::NotAccepted { .. } => false,
+        }
+    }
+}
+
+/// What the customer's effective state rests on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Basis {
+    /// Not in the Reseller model: partners cannot restrict it.
+    NotInResellerModel,
+    /// R1: no accepted decision; restricted by default on association.
+    Default,
+    /// A decision is in force.
+    Decision {
+        key: ObjectKey,
+        issuer: String,
+        /// The issuer's role towards this customer.
+        role: Role,
+        reason: String,
+        since: Timestamp,
+        /// Whether the issuer holds authority now (false for a standing decision).
+        by_holder: bool,
+    },
+}
+
+/// A customer's effective state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Effective {
+    pub state: RestrictionState,
+    pub basis: Basis,
+}
+
+/// The outcome for one customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerEvaluation {
+    pub authority: Result<AuthorityHolder, NoAuthority>,
+    pub effective: Effective,
+    /// One verdict per decision given, in the order given.
+    pub decisions: Vec<DecisionVerdict>,
+}
+
+/// Evaluates a customer: authority holder, the verdict on each of its decisions, and the
+/// effective state. `decisions` are the decisions naming this customer; `now` stamps newly
+/// accepted content.
+pub fn evaluate_customer(
+    hierarchy: &Hierarchy,
+    customer: &Customer,
+    decisions: &[Decision],
+    now: Timestamp,
+) -> CustomerEvaluation {
+    let authority = authority_holder(hierarchy, customer);
+    let mut verdicts: Vec<DecisionVerdict> = decisions
+        .iter()
+        .map(|d| judge(hierarchy, customer, decisions, d, now))
+        .collect();
+
+    let effective = match &authority {
+        Err(NoAuthority::NotInResellerModel) => Effective {
+            state: RestrictionState::Unrestricted,
+            basis: Basis::NotInResellerModel,
+        },
+        _ => {
+            let newest = verdicts
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| !matches!(v.acceptance, Acceptance::NotAccepted { .. }))
+                .filter_map(|(i, v)| v.record.clone().map(|r| (i, r)))
+                .max_by(|(ia, a), (ib, b)| {
+                    // Newest first; among equals the smallest key, independent of who holds
+                    // authority, so that a handover alone never changes the choice.
+                    a.since
+                        .cmp(&b.since)
+                        .then_with(|| verdicts[*ib].key.cmp(&verdicts[*ia].key))
+                });
+            match newest {
+                Some((i, record)) => {
+                    verdicts[i].in_force = true;
+                    let v = &verdicts[i];
+                    let issuer = v.issuer.clone().unwrap_or_default();
+                    let role = hierarchy.partner(&issuer).map(|p| p.role).unwrap_or(Role::Distributor);
+                    Effective {
+                        state: record.state,
+                        basis: Basis::Decision {
+                            key: v.key.clone(),
+                            by_holder: matches!(v.acceptance, Acceptance::Accepted),
+                            issuer,
+                            role,
+                            reason: record.reason,
+                            since: record.since,
+                        },
+                    }
+                }
+                None => Effective {
+                    state: RestrictionState::Restricted,
+                    basis: Basis::Default,
+                },
+            }
+        }
+    };
+    CustomerEvaluation {
+        authority,
+        effective,
+        decisions: verdicts,
+    }
+}
+
+fn judge(
+    hierarchy: &Hierarchy,
+    customer: &Customer,
+    all: &[Decision],
+    decision: &Decision,
+    now: Timestamp,
+) -> DecisionVerdict {
+    let not_accepted = |issuer: Option<String>, rejection: Rejection| DecisionVerdict {
+        key: decision.key.clone(),
+        issuer,
+        acceptance: Acceptance::NotAccepted { rejection },
+        record: None,
+        in_force: false,
+        rejected_generation: Some(decision.generation),
+    };
+    let standing = match issuer_standing(hierarchy, &decision.key.namespace, &customer.name, Some(customer)) {
+        Ok(s) => s,
+        Err(denied) => {
+            // The issuer may still be known even when nobody holds authority.
+            let issuer = crate::authority::issuer_of(hierarchy, &decision.key.namespace)
+                .ok()
+                .map(|p| p.name.clone());
+            return not_accepted(issuer, Rejection::Authority(denied));
+        }
+    };
+    let issuer = standing.issuer.name.clone();
+
+    // At most one decision per (partner, customer): the oldest wins.
+    if let Some(older) = all
+        .iter()
+        .filter(|d| d.key.namespace == decision.key.namespace && d.customer == decision.customer)
+        .min_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)))
+        .filter(|oldest| oldest.key != decision.key)
+    {
+        return not_accepted(Some(issuer), Rejection::Duplicate { of: older.key.clone() });
+    }
+
+    match standing.check(&customer.name) {
+        Ok(()) if decision.rejected_generation == Some(decision.generation) && !recorded_now(decision) => {
+            let rejection = Rejection::MadeWithoutAuthority {
+                generation: decision.generation,
+            };
+            keep_or_reject(decision, issuer, rejection, standing.in_hierarchy())
+        }
+        Ok(()) => {
+            let content = DecisionContent {
+                state: decision.state,
+                reason: &decision.reason,
+                agreement_accepted: decision.agreement_accepted,
+            };
+            if let Some(problem) = check_content(None, &content).into_iter().next() {
+                return keep_or_reject(decision, issuer, Rejection::Content(problem), standing.in_hierarchy());
+            }
+            let record = match &decision.accepted {
+                Some(r) if recorded_now(decision) => r.clone(),
+                _ => AcceptedRecord {
+                    generation: decision.generation,
+                    state: decision.state,
+                    reason: decision.reason.clone(),
+                    since: now,
+                },
+            };
+            DecisionVerdict {
+                key: decision.key.clone(),
+                issuer: Some(issuer),
+                acceptance: Acceptance::Accepted,
+                record: Some(record),
+                in_force: false,
+                rejected_generation: None,
+            }
+        }
+        Err(denied) => keep_or_reject(decision, issuer, Rejection::Authority(denied), standing.in_hierarchy()),
+    }
+}
+
+/// A decision whose current content cannot be accepted: its earlier accepted content stands
+/// if its issuer is still part of the customer's hierarchy; otherwise it is ignored.
+fn keep_or_reject(decision: &Decision, issuer: String, rejection: Rejection, in_hierarchy: bool) -> DecisionVerdict {
+    match (&decision.accepted, in_hierarchy) {
+        (Some(record), true) => DecisionVerdict {
+            key: decision.key.clone(),
+            issuer: Some(issuer),
+            acceptance: Acceptance::Standing { rejection },
+            record: Some(record.clone()),
+            in_force: false,
+            rejected_generation: (record.generation != decision.generation).then_some(decision.generation),
+        },
+        _ => DecisionVerdict {
+            key: decision.key.clone(),
+            issuer: Some(issuer),
+            acceptance: Acceptance::NotAccepted { rejection },
+            record: None,
+            in_force: false,
+            rejected_generation: Some(decision.generation),
+        },
+    }
+}
+
+/// Whether the decision's current generation is the one recorded as accepted.
+fn recorded_now(decision: &Decision) -> bool {
+    decision
+        .accepted
+        .as_ref()
+        .is_some_and(|r| r.generation == decision.generation)
+}

@@ -1,0 +1,31 @@
+//! The policy core of purchase-guard: pure functions over plain data. No I/O, no async, no
+//! clock reads (time is a parameter). Rule ids (R1..R9) refer to the domain brief.
+//!
+//! - [`authority`]: the partner acting in a namespace, delegations, the authority holder of a
+//!   customer (R2, R3), and whether an issuer may act (the admission check).
+//! - [`effective`]: the verdict on each decision and the customer's effective state (R1, R3).
+//! - [`decision`]: the content rules of one decision (R4, R6).
+//! - [`impact`]: the R7 impact matrix, as data.
+//! - [`classify`]: what a request does to a billable resource (purchase, rename, renew...).
+//! - [`admission`]: allow or deny an operation on a customer's billable resource.
+
+pub mod admission;
+pub mod authority;
+pub mod classify;
+pub mod decision;
+pub mod effective;
+pub mod impact;
+pub mod model;
+
+pub use admission::{CustomerState, RestrictionSource, Verdict, decide_purchase};
+pub use authority::{
+    AuthorityDenied, AuthorityHolder, DelegationRejection, IssuerError, NoAuthority, active_delegation,
+    authority_holder, check_issuer_authority, evaluate_delegation, issuer_of,
+};
+pub use classify::{
+    BILLING_MODE_LABEL, ClassifyRules, RequestOperation, billing_mode_of, classify_request, classify_update,
+};
+pub use decision::{ContentError, DecisionContent, check_content};
+pub use effective::{Acceptance, Basis, CustomerEvaluation, DecisionVerdict, Effective, Rejection, evaluate_customer};
+pub use impact::{BillingMode, ImpactMatrix, MatrixError, ModeImpact, Operation};
+pub use model::*;

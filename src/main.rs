@@ -1,1 +1,51 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// purchase-guard: restrict purchases of partner customers in Kubernetes.
+#[derive(Parser)]
+#[command(name = "purchase-guard", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as multi-document YAML (for `kubectl apply -f -`),
+    /// or write one file per CRD into a directory.
+    Crds {
+        /// Write `<group>_<plural>.yaml` files into this directory instead of printing.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds { dir } => match crds(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("purchase-guard crds: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn crds(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+    use purchase_guard::crdgen;
+    match dir {
+        None => print!("{}", crdgen::all_yaml()?),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            for crd in crdgen::all() {
+                let path = dir.join(crdgen::file_name(&crd));
+                std::fs::write(&path, crdgen::to_yaml(&crd)?)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}

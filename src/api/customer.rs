@@ -1,0 +1,163 @@
+use super::common::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How a customer is associated with partners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AssociationModel {
+    /// Associated with one reseller (and through it with its distributor). Partners may
+    /// restrict such customers; a new association is restricted by default (R1).
+    Reseller,
+    /// Associated through a referral. Partners cannot restrict such customers.
+    Referral,
+    /// Buying directly from the cloud. Partners cannot restrict such customers.
+    Direct,
+}
+
+/// An end-customer account. Owned by the platform admin. Its status says who holds
+/// restriction authority over the customer and which decision is in force; the purchase
+/// webhook reads it to allow or block purchases in the customer's namespaces.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[kube(
+    group = "purchaseguard.io",
+    version = "v1alpha1",
+    kind = "CustomerAccount",
+    plural = "customeraccounts",
+    shortname = "cust",
+    category = "purchaseguard",
+    status = "CustomerAccountStatus",
+    doc = "An end-customer account, its association with a reseller, and the namespaces holding its billable resources.",
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.associationModel", priority = 1),
+    printcolumn(name = "Reseller", type_ = "string", json_path = ".spec.reseller"),
+    printcolumn(
+        name = "Authority",
+        type_ = "string",
+        json_path = ".status.authority.partner",
+        description = "The partner holding restriction authority"
+    ),
+    printcolumn(
+        name = "Restricted",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"PurchaseRestricted\")].status"
+    ),
+    printcolumn(
+        name = "Frozen",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"ResourcesFrozen\")].status"
+    ),
+    printcolumn(
+        name = "Why",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"PurchaseRestricted\")].reason",
+        priority = 1
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[x_kube(validation = Rule::new("self.associationModel != 'Reseller' || has(self.reseller)").message("a customer in the Reseller model names its reseller in spec.reseller").field_path(".reseller"))]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerAccountSpec {
+    /// How the customer is associated with partners: Reseller, Referral or Direct. Only
+    /// customers in the Reseller model can be restricted by partners.
+    pub association_model: AssociationModel,
+
+    /// The name of the reseller Partner the customer is associated with. Required in the
+    /// Reseller model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
+    pub reseller: Option<String>,
+
+    /// The namespaces that hold the customer's billable resources. A namespace belongs to at
+    /// most one customer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL)), extend("x-kubernetes-list-type" = "set"))]
+    pub namespaces: Vec<String>,
+
+    /// A human-readable name for the customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub display_name: Option<String>,
+}
+
+/// The partner holding restriction authority over a customer (R2, R3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorityStatus {
+    /// The name of the Partner holding authority.
+    pub partner: String,
+    /// Its role: Distributor, or Reseller when the distributor delegated restriction.
+    pub role: PartnerRole,
+    /// The ResellerDelegation that moved authority to the reseller, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<ObjectReference>,
+}
+
+/// The decision in force for a customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionInForce {
+    /// The PurchaseRestriction in force; absent when the R1 default or the association model
+    /// decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restriction: Option<ObjectReference>,
+    /// The partner whose decision is in force; absent for the R1 default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+    /// The effective state: Restricted, RestrictedAndFrozen or Unrestricted.
+    pub state: RestrictionState,
+    /// Why: the partner's reason, or the rule that decides (R1 default, not in the Reseller
+    /// model).
+    pub reason: String,
+    /// When the decision in force was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// One change of a customer's effective state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StateTransition {
+    /// When the controller observed the change.
+    pub time: Time,
+    /// The partner whose decision caused it; absent for the R1 default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+    /// The new effective state.
+    pub state: RestrictionState,
+    /// The reason given for it.
+    pub reason: String,
+    /// The user who made the decision, as recorded by the audit stamp, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// The observed state of a customer, written by the controller.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomerAccountStatus {
+    /// The metadata.generation this status describes. The purchase webhook refuses purchases
+    /// while it is behind metadata.generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `PurchaseRestricted`: whether purchases, renewals and specification changes are blocked
+    /// (R7). `ResourcesFrozen`: whether pay-per-use resources are frozen (R8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Conditions,
+
+    /// The partner holding restriction authority; absent when no partner may restrict the
+    /// customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<AuthorityStatus>,
+
+    /// The decision in force and the effective state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionInForce>,
+
+    /// The last changes of the effective state, newest last (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<StateTransition>,
+}

@@ -1,0 +1,24 @@
+//! The purchase-guard API, group `purchaseguard.io`, version `v1alpha1`, as Rust types.
+//! Doc comments become the CRDs' descriptions (`kubectl explain`).
+
+// The printcolumn(...) lists of kube-derive repeat keys such as `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
+mod common;
+mod customer;
+mod delegation;
+mod partner;
+mod restriction;
+
+pub use common::*;
+pub use customer::*;
+pub use delegation::*;
+pub use partner::*;
+pub use restriction::*;
+
+/// The API group.
+pub const GROUP: &str = "purchaseguard.io";
+/// The API version.
+pub const VERSION: &str = "v1alpha1";
+/// The category every kind belongs to: `kubectl get purchaseguard` lists them all.
+pub const CATEGORY: &str = "purchaseguard";

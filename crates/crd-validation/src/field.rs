@@ -54,35 +54,21 @@ fn show_value(v: &Value) -> String {
 }
 
 impl fmt::Display for FieldError {
+    /// `path: Type`, then `: value` for the types whose value kube-apiserver prints, then
+    /// `: detail`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            FieldErrorType::Required => write!(f, "{}: Required value", self.path)?,
-            FieldErrorType::Invalid => {
-                write!(f, "{}: Invalid value: ", self.path)?;
-                if let Some(v) = &self.value {
-                    write!(f, "{}", show_value(v))?;
-                }
-            }
-            FieldErrorType::NotSupported => {
-                write!(f, "{}: Unsupported value: ", self.path)?;
-                if let Some(v) = &self.value {
-                    write!(f, "{}", show_value(v))?;
-                }
-            }
-            FieldErrorType::TooLong => write!(f, "{}: Too long", self.path)?,
-            FieldErrorType::TooMany => {
-                write!(f, "{}: Too many", self.path)?;
-                if let Some(v) = &self.value {
-                    write!(f, ": {}", show_value(v))?;
-                }
-            }
-            FieldErrorType::Duplicate => {
-                write!(f, "{}: Duplicate value: ", self.path)?;
-                if let Some(v) = &self.value {
-                    write!(f, "{}", show_value(v))?;
-                }
-            }
-            FieldErrorType::Forbidden => write!(f, "{}: Forbidden", self.path)?,
+        let (name, shows_value) = match self.kind {
+            FieldErrorType::Required => ("Required value", false),
+            FieldErrorType::Invalid => ("Invalid value", true),
+            FieldErrorType::NotSupported => ("Unsupported value", true),
+            FieldErrorType::TooLong => ("Too long", false),
+            FieldErrorType::TooMany => ("Too many", true),
+            FieldErrorType::Duplicate => ("Duplicate value", true),
+            FieldErrorType::Forbidden => ("Forbidden", false),
+        };
+        write!(f, "{}: {name}", self.path)?;
+        if shows_value && let Some(v) = &self.value {
+            write!(f, ": {}", show_value(v))?;
         }
         if !self.detail.is_empty() {
             write!(f, ": {}", self.detail)?;

@@ -2,6 +2,8 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod sandbox;
+
 /// purchase-guard: restrict purchases of partner customers in Kubernetes.
 #[derive(Parser)]
 #[command(name = "purchase-guard", version, about)]
@@ -19,18 +21,22 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Run a local Kubernetes API server (no cluster needed) and write a kubeconfig for it.
+    Sandbox(sandbox::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Crds { dir } => match crds(dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("purchase-guard crds: {e}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Crds { dir } => crds(dir),
+        Command::Sandbox(args) => sandbox::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("purchase-guard: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,250 @@
+//! The resource types the sandbox serves: built-in kinds and those of established CRDs.
+
+use serde_json::Value;
+
+/// A printer column of a Table response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub type_: String,
+    pub format: String,
+    pub description: String,
+    pub priority: i64,
+    /// A JSONPath, or `None` for the built-in Name and Age columns.
+    pub json_path: Option<String>,
+}
+
+/// A served resource type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResourceType {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub list_kind: String,
+    pub plural: String,
+    pub singular: String,
+    pub namespaced: bool,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    pub has_status: bool,
+    /// Verbs served on the main resource.
+    pub verbs: Vec<&'static str>,
+    /// Extra printer columns (CRDs' additionalPrinterColumns).
+    pub columns: Vec<Column>,
+    /// Whether objects are validated against a CRD schema.
+    pub custom: bool,
+}
+
+pub const ALL_VERBS: [&str; 8] = [
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+impl ResourceType {
+    /// `group/version`, or `version` for the core group.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// The storage key prefix: `group/plural`.
+    pub fn group_resource(&self) -> String {
+        format!("{}/{}", self.group, self.plural)
+    }
+
+    fn builtin(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool, status: bool) -> Self {
+        ResourceType {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            list_kind: format!("{kind}List"),
+            plural: plural.into(),
+            singular: kind.to_lowercase(),
+            namespaced,
+            short_names: vec![],
+            categories: vec![],
+            has_status: status,
+            verbs: ALL_VERBS.to_vec(),
+            columns: vec![],
+            custom: false,
+        }
+    }
+
+    fn short(mut self, names: &[&str]) -> Self {
+        self.short_names = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    fn categories(mut self, names: &[&str]) -> Self {
+        self.categories = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    fn verbs(mut self, verbs: &[&'static str]) -> Self {
+        self.verbs = verbs.to_vec();
+        self
+    }
+
+    /// The resource type a CRD version defines.
+    pub fn from_crd(crd: &Value, version: &Value) -> Option<Self> {
+        let spec = crd.get("spec")?;
+        let names = spec.get("names")?;
+        let str_list = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let kind = names.get("kind")?.as_str()?.to_string();
+        let columns = version
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .map(|cols| {
+                cols.iter()
+                    .filter_map(|c| {
+                        Some(Column {
+                            name: c.get("name")?.as_str()?.to_string(),
+                            type_: c.get("type").and_then(Value::as_str).unwrap_or("string").to_string(),
+                            format: c.get("format").and_then(Value::as_str).unwrap_or_default().to_string(),
+                            description: c
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                            json_path: Some(c.get("jsonPath")?.as_str()?.to_string()),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(ResourceType {
+            group: spec.get("group")?.as_str()?.to_string(),
+            version: version.get("name")?.as_str()?.to_string(),
+            list_kind: names
+                .get("listKind")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(format!("{kind}List")),
+            plural: names.get("plural")?.as_str()?.to_string(),
+            singular: names
+                .get("singular")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or(kind.to_lowercase()),
+            kind,
+            namespaced: spec.get("scope").and_then(Value::as_str) == Some("Namespaced"),
+            short_names: str_list(names.get("shortNames")),
+            categories: str_list(names.get("categories")),
+            has_status: version.pointer("/subresources/status").is_some(),
+            verbs: ALL_VERBS.to_vec(),
+            columns,
+            custom: true,
+        })
+    }
+}
+
+/// The built-in kinds the product and its tests need.
+pub fn builtins() -> Vec<ResourceType> {
+    use ResourceType as R;
+    vec![
+        R::builtin("", "v1", "Namespace", "namespaces", false, true).short(&["ns"]),
+        R::builtin("", "v1", "ConfigMap", "configmaps", true, false).short(&["cm"]),
+        R::builtin("", "v1", "Secret", "secrets", true, false),
+        R::builtin("", "v1", "ServiceAccount", "serviceaccounts", true, false).short(&["sa"]),
+        R::builtin("", "v1", "Service", "services", true, true)
+            .short(&["svc"])
+            .categories(&["all"]),
+        R::builtin("", "v1", "Event", "events", true, false).short(&["ev"]),
+        R::builtin("events.k8s.io", "v1", "Event", "events", true, false).short(&["ev"]),
+        R::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, false),
+        R::builtin(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            true,
+        )
+        .short(&["crd", "crds"]),
+        R::builtin("apps", "v1", "Deployment", "deployments", true, true)
+            .short(&["deploy"])
+            .categories(&["all"]),
+        R::builtin(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            true,
+        )
+        .short(&["pdb"]),
+        R::builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true, false),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            false,
+        ),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            false,
+        ),
+        R::builtin(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            false,
+        ),
+        R::builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            false,
+            false,
+        ),
+        R::builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            false,
+            false,
+        ),
+        R::builtin(
+            "networking.k8s.io",
+            "v1",
+            "NetworkPolicy",
+            "networkpolicies",
+            true,
+            false,
+        )
+        .short(&["netpol"]),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+            false,
+        )
+        .verbs(&["create"]),
+    ]
+}

@@ -1,0 +1,105 @@
+//! `purchase-guard sandbox`: the local API server, for trying purchase-guard without a cluster.
+
+use purchase_guard_sandbox::{Config, Sandbox};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to write the kubeconfig for kubectl and other clients.
+    #[arg(
+        long,
+        env = "PURCHASE_GUARD_SANDBOX_KUBECONFIG",
+        value_name = "PATH",
+        default_value = "sandbox.kubeconfig"
+    )]
+    kubeconfig: PathBuf,
+    /// The port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_PORT", default_value_t = 6443)]
+    port: u16,
+    /// Serve the Kubernetes API alone, without installing purchase-guard's CRDs.
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_API_ONLY")]
+    api_only: bool,
+    /// Persist objects in this file so that a restart keeps them (default: in memory).
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
+    state_file: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let sandbox = Sandbox::start(Config {
+        port: args.port,
+        state_file: args.state_file.clone(),
+        ..Config::default()
+    })
+    .await?;
+    if !args.api_only {
+        let manager = "purchase-guard-sandbox";
+        for crd in purchase_guard::crdgen::all() {
+            let value = serde_json::to_value(&crd)?;
+            sandbox.server.apply_builtin(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                None,
+                value,
+                manager,
+            )?;
+        }
+    }
+    sandbox.write_kubeconfig(&args.kubeconfig)?;
+    let (major, minor) = purchase_guard_sandbox::KUBERNETES_VERSION;
+    println!(
+        "purchase-guard sandbox: Kubernetes API v{major}.{minor} serving on {}",
+        sandbox.url()
+    );
+    match &args.state_file {
+        Some(path) => println!("objects persist in {}", path.display()),
+        None => println!("objects live in memory (--state-file PATH keeps them across restarts)"),
+    }
+    if args.api_only {
+        println!("API only: install the CRDs with `purchase-guard crds | kubectl apply -f -`");
+    } else {
+        println!("purchase-guard's CRDs are installed; the controller and webhooks are not part of the sandbox yet");
+    }
+    let kubeconfig = args.kubeconfig.display();
+    println!("\nkubeconfig written to {kubeconfig}; try:\n");
+    println!("  export KUBECONFIG={kubeconfig}");
+    println!("  kubectl get namespaces");
+    println!("  kubectl apply -f examples/billable-crd/ && kubectl apply -f examples/");
+    println!("  kubectl get purchaseguard -A");
+    println!("  kubectl explain purchaserestriction.spec");
+    println!("\nCtrl-C stops it.");
+    shutdown_signal().await;
+    println!("shutting down");
+    sandbox.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

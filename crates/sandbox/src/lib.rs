@@ -5,7 +5,9 @@
 
 mod meta;
 mod openapi;
+mod openapi_v2;
 mod patch;
+mod protobuf;
 mod registry;
 mod selectors;
 mod server;

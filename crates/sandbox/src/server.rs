@@ -110,7 +110,9 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let value: Value = if ct.contains("yaml") {
+    let value: Value = if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        crate::protobuf::decode(body).map_err(|e| ApiError::new(415, "UnsupportedMediaType", e))?
+    } else if ct.contains("yaml") {
         let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
         serde_yaml_ng::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
     } else {
@@ -342,6 +344,35 @@ impl ApiServer {
                 }
             }
             ["openapi", "v3"] => get_only(self.openapi_index()),
+            ["openapi", "v2"] if method == Method::GET => {
+                let docs: Vec<Value> = self
+                    .group_versions()
+                    .iter()
+                    .filter_map(|(g, v)| {
+                        self.openapi_gv(&if g.is_empty() {
+                            format!("api/{v}")
+                        } else {
+                            format!("apis/{g}/{v}")
+                        })
+                    })
+                    .collect();
+                let doc = crate::openapi_v2::merge(&docs);
+                let accept = headers
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if accept.contains("protobuf") {
+                    Ok(Response::builder()
+                        .header(
+                            header::CONTENT_TYPE,
+                            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                        )
+                        .body(Body::from(crate::openapi_v2::encode(&doc)))
+                        .unwrap_or_default())
+                } else {
+                    Ok(json_response(200, &doc, &[]))
+                }
+            }
             ["openapi", "v3", rest @ ..] => {
                 let gv = rest.join("/");
                 match self.openapi_gv(&gv) {

@@ -1573,23 +1573,23 @@ impl ApiServer {
             .map(Duration::from_secs);
         let rt = t.rt.clone();
         let start = if send_initial { None } else { from };
-        let started = self.store.watch_from(start, &filter_key);
-        let (past, initial, mut rx, start_rv) = match started {
-            Ok(s) => s,
-            Err(WatchStartError::Expired { requested, oldest }) => {
-                // Like kube-apiserver: a 200 response carrying one ERROR event.
-                let status = ApiError::gone(format!("too old resource version: {requested} ({oldest})")).to_status();
-                let line = format!("{}\n", json!({"type": "ERROR", "object": status}));
-                return Ok(Response::builder()
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(line))
-                    .unwrap_or_default());
-            }
-        };
+        let store = self.store.clone();
         let interval = self.bookmark_interval;
+        let mut epoch = self.store.watch_epoch();
         let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1024);
         tokio::spawn(async move {
             let line = |v: Value| Ok(Bytes::from(format!("{v}\n")));
+            store.watches_allowed().await;
+            let (past, initial, mut rx, start_rv) = match store.watch_from(start, &filter_key) {
+                Ok(s) => s,
+                Err(WatchStartError::Expired { requested, oldest }) => {
+                    // Like kube-apiserver: the stream carries one ERROR event with 410 Expired.
+                    let status =
+                        ApiError::gone(format!("too old resource version: {requested} ({oldest})")).to_status();
+                    let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;
+                    return;
+                }
+            };
             let matches = |o: &Value| labels.matches(o) && fields.matches(o);
             let mut last_rv = start_rv;
             for (_, obj) in initial {
@@ -1626,6 +1626,7 @@ impl ApiServer {
                         if tx.send(line(bm)).await.is_err() { return; }
                     }
                     _ = tx.closed() => return,
+                    _ = epoch.changed() => return,
                     received = rx.recv() => match received {
                         Ok(e) => {
                             if e.rv <= last_rv { continue; }

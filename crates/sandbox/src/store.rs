@@ -73,6 +73,10 @@ pub struct Inner {
 pub struct Store {
     inner: Mutex<Inner>,
     live: broadcast::Sender<Event>,
+    /// Bumped to end every open watch (clients resume from their last resourceVersion).
+    epoch: tokio::sync::watch::Sender<u64>,
+    /// While true, new watches wait before starting (a partition between clients and server).
+    paused: tokio::sync::watch::Sender<bool>,
 }
 
 /// A snapshot for the state file.
@@ -95,7 +99,35 @@ impl Store {
                 dirty: false,
             }),
             live,
+            epoch: tokio::sync::watch::channel(0).0,
+            paused: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Holds back new watches until `resume_watches` (existing ones are not affected): with
+    /// `close_watches` and `compact`, tests make clients resume from a forgotten point.
+    pub fn pause_watches(&self) {
+        self.paused.send_replace(true);
+    }
+
+    pub fn resume_watches(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Waits while watches are paused.
+    pub async fn watches_allowed(&self) {
+        let mut rx = self.paused.subscribe();
+        let _ = rx.wait_for(|p| !*p).await;
+    }
+
+    /// Ends every open watch, as an API server restart or a load balancer would.
+    pub fn close_watches(&self) {
+        self.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// A receiver that changes when watches must end.
+    pub fn watch_epoch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.epoch.subscribe()
     }
 
     /// Locks the store. A poisoned lock is recovered: every write leaves the maps consistent.

@@ -1,0 +1,314 @@
+//! The real kubectl against the sandbox: the default kubectl, 1.27 and 1.33.
+
+use purchase_guard_sandbox::{Config, Sandbox};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The kubectl binaries: the one on the PATH and the versioned ones installed beside it.
+fn kubectl(version: Option<&str>) -> PathBuf {
+    let which = Command::new("sh")
+        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
+        .output()
+        .expect("sh runs");
+    let default = PathBuf::from(String::from_utf8_lossy(&which.stdout).trim());
+    assert!(default.is_file(), "kubectl is required on the PATH for these tests");
+    match version {
+        None => PathBuf::from("kubectl"),
+        Some(v) => {
+            let path = default.with_file_name(format!("kubectl.{v}"));
+            assert!(path.is_file(), "{} is required for these tests", path.display());
+            path
+        }
+    }
+}
+
+struct Kubectl {
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Kubectl {
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(repo())
+            .output()
+            .unwrap_or_else(|e| panic!("{} cannot run: {e}", self.bin.display()));
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "{} {args:?} failed:\n{out}\n{err}", self.bin.display());
+        out
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(
+            !ok,
+            "{} {args:?} succeeded, expected a failure:\n{out}",
+            self.bin.display()
+        );
+        err
+    }
+}
+
+fn expected_message(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).expect("readable");
+    text.lines()
+        .find_map(|l| l.strip_prefix("# expect: "))
+        .expect("an expect line")
+        .to_string()
+}
+
+async fn suite(version: Option<&str>) {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox starts");
+    let dir = std::env::temp_dir().join(format!(
+        "pg-sandbox-{}-{}",
+        std::process::id(),
+        version.unwrap_or("default")
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+    let k = Kubectl {
+        bin: kubectl(version),
+        kubeconfig,
+    };
+
+    // CRDs: apply and wait until established.
+    k.ok(&["apply", "-f", "crds/", "-f", "examples/billable-crd/"]);
+    k.ok(&[
+        "wait",
+        "--for",
+        "condition=established",
+        "--timeout=20s",
+        "-f",
+        "crds/",
+        "-f",
+        "examples/billable-crd/",
+    ]);
+    let namespaces = k.ok(&["get", "namespaces"]);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(namespaces.contains(ns), "{namespaces}");
+    }
+
+    // The whole example scenario applies with kubectl's default validation.
+    let applied = k.ok(&["apply", "-f", "examples/"]);
+    assert!(
+        applied.contains("purchaserestriction.purchaseguard.io/acme created"),
+        "{applied}"
+    );
+
+    // get: printer columns, -o wide, -o yaml, the category, short names.
+    let customers = k.ok(&["get", "customeraccounts"]);
+    assert!(
+        customers
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains("RESELLER") && h.contains("RESTRICTED") && h.contains("AGE")),
+        "{customers}"
+    );
+    assert!(customers.contains("reseller-alpha"), "{customers}");
+    let wide = k.ok(&["get", "cust", "-o", "wide"]);
+    assert!(wide.lines().next().is_some_and(|h| h.contains("MODEL")), "{wide}");
+    let all = k.ok(&["get", "purchaseguard", "-A"]);
+    for kind in [
+        "partner.purchaseguard.io/dist-emea",
+        "customeraccount.purchaseguard.io/acme",
+        "resellerdelegation.purchaseguard.io/delegate-reseller-alpha",
+        "purchaserestriction.purchaseguard.io/globex",
+    ] {
+        assert!(all.contains(kind), "{kind} in {all}");
+    }
+    let yaml = k.ok(&["get", "pres", "globex", "-n", "dist-emea", "-o", "yaml"]);
+    assert!(yaml.contains("agreementAccepted: false"), "defaults applied: {yaml}");
+    assert!(
+        yaml.contains("resourceVersion:") && yaml.contains("uid:") && yaml.contains("creationTimestamp:"),
+        "{yaml}"
+    );
+    let vms = k.ok(&["get", "vm", "-A"]);
+    assert!(vms.contains("yearly-monthly") && vms.contains("spot"), "{vms}");
+
+    // label, annotate, patch (merge, json with test, status subresource), replace, delete.
+    k.ok(&["label", "customeraccount", "acme", "tier=gold"]);
+    assert!(k.ok(&["get", "cust", "-l", "tier=gold", "-o", "name"]).trim() == "customeraccount.purchaseguard.io/acme");
+    k.ok(&["annotate", "customeraccount", "acme", "note=vip"]);
+    k.ok(&[
+        "patch",
+        "cust",
+        "acme",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"displayName":"ACME Corp"}}"#,
+    ]);
+    k.ok(&["patch", "cust", "acme", "--type=json", "-p", r#"[{"op":"test","path":"/spec/displayName","value":"ACME Corp"},{"op":"replace","path":"/spec/displayName","value":"ACME"}]"#]);
+    k.fails(&[
+        "patch",
+        "cust",
+        "acme",
+        "--type=json",
+        "-p",
+        r#"[{"op":"test","path":"/spec/displayName","value":"nope"}]"#,
+    ]);
+    let status = r#"{"status":{"observedGeneration":3,"conditions":[{"type":"PurchaseRestricted","status":"True","reason":"RestrictedByReseller","message":"restricted by reseller-alpha","lastTransitionTime":"2026-11-26T12:00:00Z"}]}}"#;
+    k.ok(&[
+        "patch",
+        "cust",
+        "acme",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        status,
+    ]);
+    k.ok(&[
+        "wait",
+        "--for=condition=PurchaseRestricted=true",
+        "customeraccount/acme",
+        "--timeout=10s",
+    ]);
+    let generation = k.ok(&["get", "cust", "acme", "-o", "jsonpath={.metadata.generation}"]);
+    assert_eq!(generation.trim(), "3", "two spec changes since creation");
+    // A status write through the main resource is ignored.
+    k.ok(&[
+        "patch",
+        "cust",
+        "acme",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"observedGeneration":99}}"#,
+    ]);
+    assert_eq!(
+        k.ok(&["get", "cust", "acme", "-o", "jsonpath={.status.observedGeneration}"])
+            .trim(),
+        "3"
+    );
+    let yaml = k.ok(&["get", "cust", "acme", "-o", "yaml"]);
+    let edited = dir.join("acme.yaml");
+    std::fs::write(&edited, yaml.replace("displayName: ACME", "displayName: ACME Inc")).expect("write");
+    k.ok(&["replace", "-f", edited.to_str().expect("utf-8 path")]);
+    // The same replace again carries a stale resourceVersion: 409 Conflict.
+    let conflict = k.fails(&["replace", "-f", edited.to_str().expect("utf-8 path")]);
+    assert!(conflict.contains("the object has been modified"), "{conflict}");
+    k.ok(&["delete", "customeraccount", "umbrella"]);
+    k.fails(&["get", "customeraccount", "umbrella"]);
+
+    // Server-side apply: the field kubectl replace set differently is a conflict until forced.
+    let conflict = k.fails(&["apply", "--server-side", "-f", "examples/03-customers.yaml"]);
+    assert!(
+        conflict.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-replace": .spec.displayName"#),
+        "{conflict}"
+    );
+    let ssa = k.ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "examples/03-customers.yaml",
+    ]);
+    assert!(
+        ssa.contains("customeraccount.purchaseguard.io/acme serverside-applied"),
+        "{ssa}"
+    );
+    assert_eq!(
+        k.ok(&["get", "cust", "acme", "-o", "jsonpath={.spec.displayName}"])
+            .trim(),
+        "ACME Corporation"
+    );
+
+    // Built-ins: create (protobuf bodies), finalizers, namespace deletion.
+    k.ok(&["create", "namespace", "scratch"]);
+    k.ok(&["create", "configmap", "held", "-n", "scratch", "--from-literal=a=1"]);
+    k.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        "scratch",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    k.ok(&["delete", "configmap", "held", "-n", "scratch", "--wait=false"]);
+    assert!(
+        !k.ok(&[
+            "get",
+            "configmap",
+            "held",
+            "-n",
+            "scratch",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .trim()
+        .is_empty()
+    );
+    k.ok(&[
+        "patch",
+        "configmap",
+        "held",
+        "-n",
+        "scratch",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    k.fails(&["get", "configmap", "held", "-n", "scratch"]);
+    k.ok(&["delete", "namespace", "scratch"]);
+    k.fails(&["get", "namespace", "scratch"]);
+
+    // explain of the CRDs.
+    let explain = k.ok(&["explain", "purchaserestriction.spec.reason"]);
+    assert!(explain.contains("Why, written by the operator (R4)"), "{explain}");
+
+    // Schema and CEL rejections, printed as on a real cluster.
+    for file in [
+        "blank-reason",
+        "unknown-state",
+        "freeze-without-agreement",
+        "bad-customer-reference",
+        "customer-without-reseller",
+    ] {
+        let path = repo().join(format!("examples/invalid/{file}.yaml"));
+        let err = k.fails(&["apply", "-f", path.to_str().expect("utf-8 path")]);
+        assert!(err.contains(&expected_message(&path)), "{file}: {err}");
+    }
+    // The update pairs: the first document exists, the second is refused.
+    let pair = repo().join("examples/invalid/state-change-without-new-reason.yaml");
+    let text = std::fs::read_to_string(&pair).expect("readable");
+    let mut docs = text.split("\n---\n");
+    let (first, second) = (dir.join("first.yaml"), dir.join("second.yaml"));
+    std::fs::write(&first, docs.next().expect("old")).expect("write");
+    std::fs::write(&second, docs.next().expect("new")).expect("write");
+    k.ok(&["apply", "-f", first.to_str().expect("utf-8")]);
+    let err = k.fails(&["apply", "-f", second.to_str().expect("utf-8")]);
+    assert!(err.contains(&expected_message(&pair)), "{err}");
+
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_default() {
+    suite(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27() {
+    suite(Some("1.27")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_33() {
+    suite(Some("1.33")).await;
+}

@@ -1318,7 +1318,12 @@ impl ApiServer {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.establish_crd(&key.name);
         }
-        self.collect_garbage();
+        // Only deletions start garbage collection: an update of a live object cannot orphan
+        // anything. (A removed object went through `after_delete`.)
+        let deleting = self.store.lock().get(key).is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
+        if deleting {
+            self.collect_garbage();
+        }
     }
 
     fn after_delete(&self, rt: &ResourceType, key: &Key) {
@@ -1632,8 +1637,7 @@ impl ApiServer {
                             if e.rv <= last_rv { continue; }
                             last_rv = e.rv;
                             if !filter_key(&e.key) || !matches(&e.object) { continue; }
-                            let kind = e.kind.as_str();
-                            if tx.send(line(json!({"type": kind, "object": *e.object}))).await.is_err() { return; }
+                            if tx.send(Ok(Bytes::from(e.line.to_string()))).await.is_err() { return; }
                         }
                         // A watcher that falls behind is closed; the client resumes from its
                         // last resourceVersion.

@@ -49,6 +49,17 @@ pub struct Event {
     pub kind: EventType,
     pub key: Key,
     pub object: Arc<Value>,
+    /// The watch line (`{"type":...,"object":...}` and a newline), serialized once for every
+    /// watcher.
+    pub line: Arc<str>,
+}
+
+impl Event {
+    fn new(rv: u64, kind: EventType, key: Key, object: Arc<Value>) -> Self {
+        let json = serde_json::to_string(&*object).unwrap_or_else(|_| "{}".into());
+        let line: Arc<str> = format!("{{\"type\":\"{}\",\"object\":{json}}}\n", kind.as_str()).into();
+        Event { rv, kind, key, object, line }
+    }
 }
 
 /// Why a watch cannot start.
@@ -216,15 +227,7 @@ impl Inner {
         } else {
             EventType::Added
         };
-        self.record(
-            store,
-            Event {
-                rv: self.rv,
-                kind,
-                key,
-                object: object.clone(),
-            },
-        );
+        self.record(store, Event::new(self.rv, kind, key, object.clone()));
         object
     }
 
@@ -237,15 +240,7 @@ impl Inner {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
         let object = Arc::new(object);
-        self.record(
-            store,
-            Event {
-                rv: self.rv,
-                kind: EventType::Deleted,
-                key: key.clone(),
-                object: object.clone(),
-            },
-        );
+        self.record(store, Event::new(self.rv, EventType::Deleted, key.clone(), object.clone()));
         Some(object)
     }
 

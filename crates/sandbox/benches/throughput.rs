@@ -1,0 +1,180 @@
+//! Sandbox throughput and latency: create, list and watch delivery with 50,000 objects, next
+//! to the round trip of a trivial request (`GET /version`) measured in the same run.
+//!
+//! Run: `cargo bench -p purchase-guard-sandbox --bench throughput`
+//! (`SANDBOX_BENCH_OBJECTS` sets the object count, default 50000).
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use purchase_guard_sandbox::{Config, Sandbox};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let objects: usize = std::env::var("SANDBOX_BENCH_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let namespaces = 10;
+    let concurrency = 32;
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+
+    // Baseline: the round trip of a trivial request.
+    let mut base = Vec::new();
+    for _ in 0..2000 {
+        let t = Instant::now();
+        client.apiserver_version().await.expect("version");
+        base.push(t.elapsed());
+    }
+    base.sort();
+
+    let ns_api: Api<Namespace> = Api::all(client.clone());
+    for i in 0..namespaces {
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(format!("bench-{i}"));
+        ns_api.create(&PostParams::default(), &ns).await.expect("namespace");
+    }
+
+    // Create.
+    let started = Instant::now();
+    let latencies = Arc::new(tokio::sync::Mutex::new(Vec::with_capacity(objects)));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let client = client.clone();
+        let latencies = latencies.clone();
+        let next = next.clone();
+        workers.push(tokio::spawn(async move {
+            let mut local = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= objects {
+                    break;
+                }
+                let api: Api<ConfigMap> = Api::namespaced(client.clone(), &format!("bench-{}", i % namespaces));
+                let mut cm = ConfigMap::default();
+                cm.metadata.name = Some(format!("cm-{i}"));
+                cm.data = Some(BTreeMap::from([("payload".to_string(), "x".repeat(64))]));
+                let t = Instant::now();
+                api.create(&PostParams::default(), &cm).await.expect("create");
+                local.push(t.elapsed());
+            }
+            latencies.lock().await.extend(local);
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let create_elapsed = started.elapsed();
+    let mut create = std::mem::take(&mut *latencies.lock().await);
+    create.sort();
+
+    // List.
+    let all: Api<ConfigMap> = Api::all(client.clone());
+    let t = Instant::now();
+    let listed = all.list(&ListParams::default()).await.expect("list");
+    let list_elapsed = t.elapsed();
+    assert_eq!(listed.items.len(), objects);
+    let t = Instant::now();
+    let mut paged = 0;
+    let mut lp = ListParams::default().limit(500);
+    loop {
+        let page = all.list(&lp).await.expect("page");
+        paged += page.items.len();
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => break,
+        }
+    }
+    let paged_elapsed = t.elapsed();
+    assert_eq!(paged, objects);
+
+    // Watch delivery: 10 watches on all ConfigMaps; each write carries its send time.
+    let epoch = Instant::now();
+    let rv = listed.metadata.resource_version.unwrap_or_default();
+    let watchers = 10;
+    let updates = 2000;
+    let deliveries = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let mut watch_tasks = Vec::new();
+    for _ in 0..watchers {
+        let all = all.clone();
+        let rv = rv.clone();
+        let deliveries = deliveries.clone();
+        let stream = all.watch(&WatchParams::default().timeout(60).disable_bookmarks(), &rv).await.expect("watch");
+        watch_tasks.push(tokio::spawn(async move {
+            futures::pin_mut!(stream);
+            let mut seen = 0;
+            let mut local = Vec::new();
+            while let Some(Ok(event)) = stream.next().await {
+                if let WatchEvent::Modified(cm) = event {
+                    let sent: u64 = cm.metadata.annotations.as_ref().and_then(|a| a.get("sent-ns")).and_then(|s| s.parse().ok()).unwrap_or(0);
+                    local.push(epoch.elapsed().saturating_sub(Duration::from_nanos(sent)));
+                    seen += 1;
+                    if seen == updates {
+                        break;
+                    }
+                }
+            }
+            deliveries.lock().await.extend(local);
+        }));
+    }
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "bench-0");
+    let mut write_rtt = Vec::new();
+    for i in 0..updates {
+        let name = format!("cm-{}", (i * namespaces) % objects);
+        let sent = epoch.elapsed().as_nanos().to_string();
+        let patch = serde_json::json!({"metadata": {"annotations": {"sent-ns": sent}}});
+        let t = Instant::now();
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+        write_rtt.push(t.elapsed());
+    }
+    for t in watch_tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+    }
+    let mut delivered = std::mem::take(&mut *deliveries.lock().await);
+    delivered.sort();
+    write_rtt.sort();
+
+    println!("sandbox benchmark: {objects} ConfigMaps in {namespaces} namespaces, {concurrency} concurrent clients");
+    println!("baseline GET /version round trip: p50 {:.3} ms, p99 {:.3} ms", ms(percentile(&base, 0.5)), ms(percentile(&base, 0.99)));
+    println!(
+        "create: {:.0} objects/s, p50 {:.3} ms, p99 {:.3} ms (p99 {:.2}x the baseline p99)",
+        objects as f64 / create_elapsed.as_secs_f64(),
+        ms(percentile(&create, 0.5)),
+        ms(percentile(&create, 0.99)),
+        percentile(&create, 0.99).as_secs_f64() / percentile(&base, 0.99).as_secs_f64()
+    );
+    println!("list all: {:.1} ms ({:.0} objects/s); paginated by 500: {:.1} ms", ms(list_elapsed), objects as f64 / list_elapsed.as_secs_f64(), ms(paged_elapsed));
+    println!(
+        "watch delivery ({} deliveries to {watchers} watches, measured from before the write request was sent): p50 {:.3} ms, p99 {:.3} ms; the write round trip itself: p50 {:.3} ms, p99 {:.3} ms",
+        delivered.len(),
+        ms(percentile(&delivered, 0.5)),
+        ms(percentile(&delivered, 0.99)),
+        ms(percentile(&write_rtt, 0.5)),
+        ms(percentile(&write_rtt, 0.99))
+    );
+    if let Some(rss) = peak_rss_mib() {
+        println!("peak RSS of the benchmark process (sandbox and clients): {rss:.0} MiB");
+    }
+    sandbox.shutdown().await;
+}

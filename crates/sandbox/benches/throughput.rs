@@ -4,7 +4,6 @@
 //! Run: `cargo bench -p purchase-guard-sandbox --bench throughput`
 //! (`SANDBOX_BENCH_OBJECTS` sets the object count, default 50000).
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use purchase_guard_sandbox::{Config, Sandbox};
@@ -33,7 +32,10 @@ fn peak_rss_mib() -> Option<f64> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let objects: usize = std::env::var("SANDBOX_BENCH_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
+    let objects: usize = std::env::var("SANDBOX_BENCH_OBJECTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
     let namespaces = 10;
     let concurrency = 32;
     let sandbox = Sandbox::start(Config::default()).await.expect("sandbox starts");
@@ -126,7 +128,9 @@ async fn main() {
         let request = format!(
             "GET /api/v1/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=60 HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n"
         );
-        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.expect("request");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+            .await
+            .expect("request");
         watch_tasks.push(tokio::spawn(async move {
             let mut buf = Vec::new();
             let mut chunk = vec![0u8; 1 << 16];
@@ -143,7 +147,11 @@ async fn main() {
                 while let Some(end) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=end).collect();
                     if let Some(pos) = line.windows(needle.len()).position(|w| w == needle) {
-                        let digits: String = line[pos + needle.len()..].iter().take_while(|c| c.is_ascii_digit()).map(|c| *c as char).collect();
+                        let digits: String = line[pos + needle.len()..]
+                            .iter()
+                            .take_while(|c| c.is_ascii_digit())
+                            .map(|c| *c as char)
+                            .collect();
                         if let Ok(sent) = digits.parse::<u64>() {
                             local.push(now.saturating_sub(Duration::from_nanos(sent)));
                         }
@@ -162,7 +170,9 @@ async fn main() {
         let sent = epoch.elapsed().as_nanos().to_string();
         let patch = serde_json::json!({"metadata": {"annotations": {"sent-ns": sent}}});
         let t = Instant::now();
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patch");
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("patch");
         write_rtt.push(t.elapsed());
     }
     for t in watch_tasks {
@@ -173,7 +183,11 @@ async fn main() {
     write_rtt.sort();
 
     println!("sandbox benchmark: {objects} ConfigMaps in {namespaces} namespaces, {concurrency} concurrent clients");
-    println!("baseline GET /version round trip: p50 {:.3} ms, p99 {:.3} ms", ms(percentile(&base, 0.5)), ms(percentile(&base, 0.99)));
+    println!(
+        "baseline GET /version round trip: p50 {:.3} ms, p99 {:.3} ms",
+        ms(percentile(&base, 0.5)),
+        ms(percentile(&base, 0.99))
+    );
     println!(
         "create: {:.0} objects/s, p50 {:.3} ms, p99 {:.3} ms (p99 {:.2}x the baseline p99)",
         objects as f64 / create_elapsed.as_secs_f64(),
@@ -181,7 +195,12 @@ async fn main() {
         ms(percentile(&create, 0.99)),
         percentile(&create, 0.99).as_secs_f64() / percentile(&base, 0.99).as_secs_f64()
     );
-    println!("list all: {:.1} ms ({:.0} objects/s); paginated by 500: {:.1} ms", ms(list_elapsed), objects as f64 / list_elapsed.as_secs_f64(), ms(paged_elapsed));
+    println!(
+        "list all: {:.1} ms ({:.0} objects/s); paginated by 500: {:.1} ms",
+        ms(list_elapsed),
+        objects as f64 / list_elapsed.as_secs_f64(),
+        ms(paged_elapsed)
+    );
     println!(
         "watch delivery ({} deliveries to {watchers} watches, measured from before the write request was sent): p50 {:.3} ms, p99 {:.3} ms; the write round trip itself: p50 {:.3} ms, p99 {:.3} ms",
         delivered.len(),

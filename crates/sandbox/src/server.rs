@@ -1320,7 +1320,11 @@ impl ApiServer {
         }
         // Only deletions start garbage collection: an update of a live object cannot orphan
         // anything. (A removed object went through `after_delete`.)
-        let deleting = self.store.lock().get(key).is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
+        let deleting = self
+            .store
+            .lock()
+            .get(key)
+            .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
         if deleting {
             self.collect_garbage();
         }

@@ -58,7 +58,13 @@ impl Event {
     fn new(rv: u64, kind: EventType, key: Key, object: Arc<Value>) -> Self {
         let json = serde_json::to_string(&*object).unwrap_or_else(|_| "{}".into());
         let line: Arc<str> = format!("{{\"type\":\"{}\",\"object\":{json}}}\n", kind.as_str()).into();
-        Event { rv, kind, key, object, line }
+        Event {
+            rv,
+            kind,
+            key,
+            object,
+            line,
+        }
     }
 }
 
@@ -240,7 +246,10 @@ impl Inner {
             meta.insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         }
         let object = Arc::new(object);
-        self.record(store, Event::new(self.rv, EventType::Deleted, key.clone(), object.clone()));
+        self.record(
+            store,
+            Event::new(self.rv, EventType::Deleted, key.clone(), object.clone()),
+        );
         Some(object)
     }
 

@@ -43,9 +43,17 @@ async fn garbage_collection_background_and_foreground() {
     let pp = PostParams::default();
     for policy in [PropagationPolicy::Background, PropagationPolicy::Foreground] {
         let owner = api.create(&pp, &config_map("owner", None)).await.expect("owner");
-        let child = api.create(&pp, &config_map("child", Some(&owner))).await.expect("child");
-        api.create(&pp, &config_map("grandchild", Some(&child))).await.expect("grandchild");
-        let dp = DeleteParams { propagation_policy: Some(policy.clone()), ..DeleteParams::default() };
+        let child = api
+            .create(&pp, &config_map("child", Some(&owner)))
+            .await
+            .expect("child");
+        api.create(&pp, &config_map("grandchild", Some(&child)))
+            .await
+            .expect("grandchild");
+        let dp = DeleteParams {
+            propagation_policy: Some(policy.clone()),
+            ..DeleteParams::default()
+        };
         api.delete("owner", &dp).await.expect("delete");
         for name in ["owner", "child", "grandchild"] {
             eventually_gone(&api, name).await;
@@ -57,13 +65,32 @@ async fn garbage_collection_background_and_foreground() {
     let mut held = config_map("held", Some(&owner));
     held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     api.create(&pp, &held).await.expect("held");
-    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Foreground), ..DeleteParams::default() };
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        ..DeleteParams::default()
+    };
     api.delete("owner", &dp).await.expect("delete");
-    let owner_now = api.get("owner").await.expect("owner kept while its dependent is finalizing");
+    let owner_now = api
+        .get("owner")
+        .await
+        .expect("owner kept while its dependent is finalizing");
     assert!(owner_now.metadata.deletion_timestamp.is_some());
-    assert!(api.get("held").await.expect("held").metadata.deletion_timestamp.is_some());
+    assert!(
+        api.get("held")
+            .await
+            .expect("held")
+            .metadata
+            .deletion_timestamp
+            .is_some()
+    );
     let patch = serde_json::json!({"metadata": {"finalizers": null}});
-    api.patch("held", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.expect("release");
+    api.patch(
+        "held",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await
+    .expect("release");
     eventually_gone(&api, "held").await;
     eventually_gone(&api, "owner").await;
     sandbox.shutdown().await;
@@ -78,7 +105,12 @@ async fn pagination_generate_name_and_crd_deletion() {
     generated.metadata.generate_name = Some("gen-".into());
     for _ in 0..7 {
         let cm = api.create(&PostParams::default(), &generated).await.expect("create");
-        assert!(cm.metadata.name.as_deref().is_some_and(|n| n.starts_with("gen-") && n.len() == 9));
+        assert!(
+            cm.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("gen-") && n.len() == 9)
+        );
     }
     let mut names = Vec::new();
     let mut lp = ListParams::default().limit(3);
@@ -100,18 +132,24 @@ async fn pagination_generate_name_and_crd_deletion() {
     // A CRD serves its kind; deleting it stops serving and deletes its objects.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/billable-crd/virtualmachines.compute.example.com.yaml"))
-            .expect("readable"),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/billable-crd/virtualmachines.compute.example.com.yaml"
+        ))
+        .expect("readable"),
     )
     .expect("a CRD");
     crds.create(&PostParams::default(), &crd).await.expect("CRD created");
-    let vm = kube::api::DynamicObject::new("vm1", &kube::api::ApiResource {
-        group: "compute.example.com".into(),
-        version: "v1".into(),
-        api_version: "compute.example.com/v1".into(),
-        kind: "VirtualMachine".into(),
-        plural: "virtualmachines".into(),
-    })
+    let vm = kube::api::DynamicObject::new(
+        "vm1",
+        &kube::api::ApiResource {
+            group: "compute.example.com".into(),
+            version: "v1".into(),
+            api_version: "compute.example.com/v1".into(),
+            kind: "VirtualMachine".into(),
+            plural: "virtualmachines".into(),
+        },
+    )
     .within("default")
     .data(serde_json::json!({"spec": {"flavor": "c6.large", "cpus": 2, "memoryGiB": 4, "image": "debian"}}));
     let ar = kube::api::ApiResource::erase::<kube::api::DynamicObject>(&kube::api::ApiResource {
@@ -125,30 +163,67 @@ async fn pagination_generate_name_and_crd_deletion() {
     vms.create(&PostParams::default(), &vm).await.expect("a VirtualMachine");
     let established = crds.get("virtualmachines.compute.example.com").await.expect("crd");
     let conditions = established.status.and_then(|s| s.conditions).unwrap_or_default();
-    assert!(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
-    crds.delete("virtualmachines.compute.example.com", &DeleteParams::default()).await.expect("CRD deleted");
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True")
+    );
+    crds.delete("virtualmachines.compute.example.com", &DeleteParams::default())
+        .await
+        .expect("CRD deleted");
     let err = vms.list(&ListParams::default()).await.expect_err("no longer served");
-    assert!(err.to_string().contains("404") || err.to_string().contains("not find"), "{err}");
-    assert!(sandbox.server.store.lock().list("compute.example.com/virtualmachines", None).next().is_none());
+    assert!(
+        err.to_string().contains("404") || err.to_string().contains("not find"),
+        "{err}"
+    );
+    assert!(
+        sandbox
+            .server
+            .store
+            .lock()
+            .list("compute.example.com/virtualmachines", None)
+            .next()
+            .is_none()
+    );
     sandbox.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_timeout_and_bookmarks() {
-    let sandbox = Sandbox::start(Config { bookmark_interval: Duration::from_millis(100), ..Config::default() }).await.expect("starts");
+    let sandbox = Sandbox::start(Config {
+        bookmark_interval: Duration::from_millis(100),
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
     let api: Api<ConfigMap> = Api::default_namespaced(client(&sandbox));
     let list = api.list(&ListParams::default()).await.expect("list");
     let rv = list.metadata.resource_version.unwrap_or_default();
     let wp = WatchParams::default().timeout(1);
     let started = Instant::now();
     let stream = api.watch(&wp, &rv).await.expect("watch");
-    api.create(&PostParams::default(), &config_map("watched", None)).await.expect("create");
+    api.create(&PostParams::default(), &config_map("watched", None))
+        .await
+        .expect("create");
     let events: Vec<WatchEvent<ConfigMap>> = stream.try_collect().await.expect("events");
-    assert!(started.elapsed() < Duration::from_secs(5), "timeoutSeconds ends the watch");
-    assert!(events.iter().any(|e| matches!(e, WatchEvent::Added(cm) if cm.metadata.name.as_deref() == Some("watched"))));
-    assert!(events.iter().any(|e| matches!(e, WatchEvent::Bookmark(_))), "bookmarks when asked");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timeoutSeconds ends the watch"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, WatchEvent::Added(cm) if cm.metadata.name.as_deref() == Some("watched")))
+    );
+    assert!(
+        events.iter().any(|e| matches!(e, WatchEvent::Bookmark(_))),
+        "bookmarks when asked"
+    );
     // No bookmarks unless asked.
-    let stream = api.watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv).await.expect("watch");
+    let stream = api
+        .watch(&WatchParams::default().timeout(1).disable_bookmarks(), &rv)
+        .await
+        .expect("watch");
     let events: Vec<_> = stream.collect().await;
     assert!(events.iter().all(|e| !matches!(e, Ok(WatchEvent::Bookmark(_)))));
     sandbox.shutdown().await;

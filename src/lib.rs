@@ -6,4 +6,6 @@
 //! The rules themselves live in the `purchase-guard-policy` crate, the pure policy core.
 
 pub mod api;
+pub mod controller;
 pub mod crdgen;
+pub mod index;

@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod run;
 mod sandbox;
 
 /// purchase-guard: restrict purchases of partner customers in Kubernetes.
@@ -21,6 +22,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Run the controllers against the cluster of the current kube context (in-cluster in a
+    /// pod).
+    Run(run::Args),
     /// Run a local Kubernetes API server (no cluster needed) and write a kubeconfig for it.
     Sandbox(sandbox::Args),
 }
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds { dir } => crds(dir),
+        Command::Run(args) => run::run(args),
         Command::Sandbox(args) => sandbox::run(args),
     };
     match result {

@@ -16,7 +16,7 @@ pub struct Args {
     /// The port on 127.0.0.1 (0 picks a free one).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_PORT", default_value_t = 6443)]
     port: u16,
-    /// Serve the Kubernetes API alone, without installing purchase-guard's CRDs.
+    /// Serve the Kubernetes API alone, without purchase-guard's CRDs and controllers.
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_API_ONLY")]
     api_only: bool,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
@@ -55,6 +55,20 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     sandbox.write_kubeconfig(&args.kubeconfig)?;
+    let controllers = if args.api_only {
+        None
+    } else {
+        let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse()?))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(purchase_guard::controller::run(
+            client,
+            async {
+                let _ = stopped.await;
+            },
+            || {},
+        ));
+        Some((stop, task))
+    };
     let (major, minor) = purchase_guard_sandbox::KUBERNETES_VERSION;
     println!(
         "purchase-guard sandbox: Kubernetes API v{major}.{minor} serving on {}",
@@ -67,7 +81,9 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.api_only {
         println!("API only: install the CRDs with `purchase-guard crds | kubectl apply -f -`");
     } else {
-        println!("purchase-guard's CRDs are installed; the controller and webhooks are not part of the sandbox yet");
+        println!(
+            "purchase-guard's CRDs are installed and its controllers run (the admission webhooks are not part of the sandbox yet)"
+        );
     }
     let kubeconfig = args.kubeconfig.display();
     println!("\nkubeconfig written to {kubeconfig}; try:\n");
@@ -79,11 +95,16 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("\nCtrl-C stops it.");
     shutdown_signal().await;
     println!("shutting down");
+    if let Some((stop, task)) = controllers {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     sandbox.shutdown().await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

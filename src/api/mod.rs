@@ -20,5 +20,8 @@ pub use restriction::*;
 pub const GROUP: &str = "purchaseguard.io";
 /// The API version.
 pub const VERSION: &str = "v1alpha1";
+/// The annotation in which the audit stamp records the user who made a decision's change.
+pub const AUDIT_USER_ANNOTATION: &str = "purchaseguard.io/changed-by";
+
 /// The category every kind belongs to: `kubectl get purchaseguard` lists them all.
 pub const CATEGORY: &str = "purchaseguard";

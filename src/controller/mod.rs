@@ -1,0 +1,555 @@
+//! The reconcilers: one kube-runtime `Controller` per kind, each writing only its own
+//! objects' status. They share reflector stores (one watch per kind) and are triggered
+//! through mappings over those stores, so that a change re-reconciles exactly the objects it
+//! affects.
+
+pub mod status;
+
+use crate::api::{
+    CustomerAccount, Partner, PartnerRole, PartnerStatus, PurchaseRestriction, ResellerDelegation,
+    ResellerDelegationStatus,
+};
+use crate::index::{self, Stores};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use purchase_guard_policy as policy;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The field manager of the controller's status writes.
+pub const MANAGER: &str = "purchase-guard";
+
+/// Errors of a reconcile; each is retried with backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot encode a status: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub stores: Stores,
+    pub namespaces: Store<Namespace>,
+    pub recorder: Recorder,
+    /// The clock, replaceable in tests.
+    pub now: fn() -> jiff::Timestamp,
+}
+
+impl Context {
+    fn now(&self) -> Time {
+        Time((self.now)().round(jiff::Unit::Second).unwrap_or((self.now)()))
+    }
+}
+
+/// Patches an object's status when it differs from the computed one; returns whether it wrote.
+async fn write_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, desired: &S) -> Result<bool, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(desired) {
+        return Ok(false);
+    }
+    let mut status = serde_json::to_value(desired)?;
+    // A merge patch keeps fields it does not mention: clear the ones no longer set.
+    if let (Some(new), Some(old)) = (status.as_object_mut(), current.map(serde_json::to_value).transpose()?) {
+        if let Some(old) = old.as_object() {
+            for key in old.keys() {
+                new.entry(key.clone()).or_insert(serde_json::Value::Null);
+            }
+        }
+    }
+    let patch = serde_json::json!({ "status": status });
+    api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(true)
+}
+
+fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn publish(ctx: &Context, obj: &impl Resource<DynamicType = ()>, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish an event");
+    }
+}
+
+/// CustomerAccount: authority holder, decision in force, conditions, history.
+async fn reconcile_customer(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let now = ctx.now();
+    let (eval, decisions) = ctx.stores.evaluate(&customer, policy::Timestamp(now.0.as_second()));
+    let user_of = |key: &policy::ObjectKey| {
+        decisions
+            .iter()
+            .find(|d| d.namespace().as_deref() == Some(key.namespace.as_str()) && d.name_any() == key.name)
+            .and_then(|d| d.annotations().get(crate::api::AUDIT_USER_ANNOTATION).cloned())
+    };
+    let previous = customer.status.as_ref();
+    let desired = status::customer_status(
+        &customer.name_any(),
+        customer.metadata.generation,
+        previous,
+        &eval,
+        user_of,
+        &now,
+    );
+    let api: Api<CustomerAccount> = Api::all(ctx.client.clone());
+    let before = previous
+        .and_then(|p| p.decision.as_ref())
+        .map(|d| (d.state, d.restriction.clone()));
+    let after = desired.decision.as_ref().map(|d| (d.state, d.restriction.clone()));
+    if write_status(&api, &customer, previous, &desired).await? && before != after {
+        let condition = desired.conditions.iter().find(|c| c.type_ == "PurchaseRestricted");
+        let (reason, message) = condition
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default();
+        publish(&ctx, customer.as_ref(), EventType::Normal, &reason, message).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// PurchaseRestriction: Accepted and Effective, with the accepted content.
+async fn reconcile_decision(decision: Arc<PurchaseRestriction>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let now = ctx.now();
+    let key = policy::ObjectKey::new(&decision.namespace().unwrap_or_default(), &decision.name_any());
+    let (verdict, in_force) = match ctx.stores.customer(&decision.spec.customer) {
+        Some(customer) => {
+            let (eval, _) = ctx.stores.evaluate(&customer, policy::Timestamp(now.0.as_second()));
+            let in_force = eval.decisions.iter().find(|v| v.in_force).map(|v| v.key.clone());
+            match eval.decisions.into_iter().find(|v| v.key == key) {
+                Some(v) => (v, in_force),
+                None => return Ok(Action::await_change()),
+            }
+        }
+        None => {
+            let hierarchy = ctx.stores.hierarchy();
+            let issuer = policy::issuer_of(&hierarchy, &key.namespace)
+                .ok()
+                .map(|p| p.name.clone());
+            let rejection = policy::Rejection::Authority(policy::AuthorityDenied::UnknownCustomer {
+                customer: decision.spec.customer.clone(),
+            });
+            let verdict = policy::DecisionVerdict {
+                key: key.clone(),
+                issuer,
+                acceptance: policy::Acceptance::NotAccepted { rejection },
+                record: None,
+                in_force: false,
+                rejected_generation: decision.metadata.generation,
+            };
+            (verdict, None)
+        }
+    };
+    let previous = decision.status.as_ref();
+    let desired = status::decision_status(
+        decision.metadata.generation,
+        previous,
+        &verdict,
+        in_force.as_ref(),
+        &now,
+    );
+    let api: Api<PurchaseRestriction> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let was_accepted = previous
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Accepted"))
+        .map(|c| c.status.clone());
+    if write_status(&api, &decision, previous, &desired).await? {
+        let accepted = desired.conditions.iter().find(|c| c.type_ == "Accepted");
+        if let Some(c) = accepted.filter(|c| c.status == "False" && was_accepted.as_deref() != Some("False")) {
+            publish(
+                &ctx,
+                decision.as_ref(),
+                EventType::Warning,
+                &c.reason,
+                c.message.clone(),
+            )
+            .await;
+        }
+    }
+    Ok(Action::await_change())
+}
+
+/// ResellerDelegation: Accepted and Active.
+async fn reconcile_delegation(delegation: Arc<ResellerDelegation>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let now = ctx.now();
+    let hierarchy = ctx.stores.hierarchy();
+    let core = index::delegation(&delegation);
+    let verdict = policy::evaluate_delegation(&hierarchy, &core);
+    let generation = delegation.metadata.generation;
+    let prev = delegation
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let (reason, message) = match &verdict {
+        Ok(()) => (
+            "Accepted".to_string(),
+            format!(
+                "reseller \"{}\" now holds restriction authority over its customers (R3)",
+                core.reseller
+            ),
+        ),
+        Err(e) => (e.reason().to_string(), e.to_string()),
+    };
+    let desired = ResellerDelegationStatus {
+        observed_generation: generation,
+        conditions: vec![
+            status::condition(
+                prev,
+                "Accepted",
+                verdict.is_ok(),
+                &reason,
+                message.clone(),
+                generation,
+                &now,
+            ),
+            status::condition(
+                prev,
+                "Active",
+                verdict.is_ok(),
+                if verdict.is_ok() { "Active" } else { "NotAccepted" },
+                message,
+                generation,
+                &now,
+            ),
+        ],
+        distributor: policy::issuer_of(&hierarchy, &core.key.namespace)
+            .ok()
+            .map(|p| p.name.clone()),
+    };
+    let api: Api<ResellerDelegation> = Api::namespaced(ctx.client.clone(), &core.key.namespace);
+    write_status(&api, &delegation, delegation.status.as_ref(), &desired).await?;
+    Ok(Action::await_change())
+}
+
+/// Partner: Ready, and for resellers RestrictionDelegated.
+async fn reconcile_partner(partner: Arc<Partner>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let now = ctx.now();
+    let hierarchy = ctx.stores.hierarchy();
+    let generation = partner.metadata.generation;
+    let prev = partner
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let ns_exists = ctx.namespaces.get(&ObjectRef::new(&partner.spec.namespace)).is_some();
+    let distributor_ok = match (&partner.spec.role, &partner.spec.distributor) {
+        (PartnerRole::Reseller, Some(d)) => hierarchy
+            .partner(d)
+            .is_some_and(|p| p.role == policy::Role::Distributor),
+        _ => true,
+    };
+    let (ready, reason, message) = match (ns_exists, distributor_ok) {
+        (false, _) => (
+            false,
+            "NamespaceMissing",
+            format!(
+                "namespace \"{}\" does not exist; create it for this partner to act",
+                partner.spec.namespace
+            ),
+        ),
+        (true, false) => (
+            false,
+            "DistributorMissing",
+            format!(
+                "distributor \"{}\" has no Partner object with role Distributor",
+                partner.spec.distributor.clone().unwrap_or_default()
+            ),
+        ),
+        (true, true) => (
+            true,
+            "Ready",
+            format!("acts in namespace \"{}\"", partner.spec.namespace),
+        ),
+    };
+    let mut conditions = vec![status::condition(
+        prev, "Ready", ready, reason, message, generation, &now,
+    )];
+    let mut delegation = None;
+    if partner.spec.role == PartnerRole::Reseller {
+        let active = policy::active_delegation(&hierarchy, &partner.name_any());
+        delegation = active.map(|d| crate::api::ObjectReference {
+            namespace: d.key.namespace.clone(),
+            name: d.key.name.clone(),
+        });
+        let (reason, message) = match active {
+            Some(d) => (
+                "Delegated",
+                format!(
+                    "the distributor delegated restriction of this reseller's customers (ResellerDelegation {}); only this reseller may restrict them (R3)",
+                    d.key
+                ),
+            ),
+            None => (
+                "NotDelegated",
+                "the distributor holds restriction authority over this reseller's customers (R2)".to_string(),
+            ),
+        };
+        conditions.push(status::condition(
+            prev,
+            "RestrictionDelegated",
+            active.is_some(),
+            reason,
+            message,
+            generation,
+            &now,
+        ));
+    }
+    let desired = PartnerStatus {
+        observed_generation: generation,
+        conditions,
+        delegation,
+    };
+    let api: Api<Partner> = Api::all(ctx.client.clone());
+    write_status(&api, &partner, partner.status.as_ref(), &desired).await?;
+    Ok(Action::await_change())
+}
+
+/// A shared reflector store: one watch per kind, feeding a store and any number of
+/// subscribers (the controllers' triggers see a change only after the store has it).
+fn shared<K>() -> (Store<K>, reflector::store::Writer<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    reflector::store_shared(4096)
+}
+
+/// Checks that the CRDs are installed, with the command that installs them when not.
+pub async fn check_crds(client: &Client) -> Result<(), String> {
+    async fn probe<K>(client: &Client) -> Result<(), String>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    {
+        let api: Api<K> = Api::all(client.clone());
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(format!(
+                "the CustomResourceDefinition {}.{} is not installed; install the CRDs with: purchase-guard crds | kubectl apply -f -",
+                K::plural(&()),
+                K::group(&())
+            )),
+            Err(e) => Err(format!("cannot reach the Kubernetes API: {e}")),
+        }
+    }
+    probe::<Partner>(client).await?;
+    probe::<CustomerAccount>(client).await?;
+    probe::<ResellerDelegation>(client).await?;
+    probe::<PurchaseRestriction>(client).await
+}
+
+fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -> Vec<ObjectRef<K>> {
+    objs.into_iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect()
+}
+
+/// Runs every controller until `shutdown` resolves. `ready` is called once all caches synced.
+pub async fn run(
+    client: Client,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce() + Send + 'static,
+) -> Result<(), Error> {
+    let partners_api: Api<Partner> = Api::all(client.clone());
+    let customers_api: Api<CustomerAccount> = Api::all(client.clone());
+    let delegations_api: Api<ResellerDelegation> = Api::all(client.clone());
+    let decisions_api: Api<PurchaseRestriction> = Api::all(client.clone());
+    let namespaces_api: Api<Namespace> = Api::all(client.clone());
+
+    let (partners, partners_w) = shared();
+    let (customers, customers_w) = shared();
+    let (delegations, delegations_w) = shared();
+    let (decisions, decisions_w) = shared();
+    let (namespaces, namespaces_w) = shared();
+    // Stores made by `store_shared` always accept subscribers.
+    macro_rules! subscribe {
+        ($w:expr) => {
+            $w.subscribe().expect("shared stores can be subscribed to")
+        };
+    }
+    let stores = Stores {
+        partners: partners.clone(),
+        customers: customers.clone(),
+        delegations: delegations.clone(),
+        decisions: decisions.clone(),
+    };
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        stores: stores.clone(),
+        namespaces: namespaces.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        now: jiff::Timestamp::now,
+    });
+
+    let s = stores.clone();
+    let customers_ctrl = Controller::for_shared_stream(subscribe!(customers_w), customers.clone())
+        .watches_shared_stream(subscribe!(decisions_w), {
+            let s = s.clone();
+            move |d: Arc<PurchaseRestriction>| s.customer(&d.spec.customer).map(|c| ObjectRef::from_obj(c.as_ref()))
+        })
+        .watches_shared_stream(subscribe!(delegations_w), {
+            let s = s.clone();
+            move |d: Arc<ResellerDelegation>| refs(s.customers_of_reseller(&d.spec.reseller))
+        })
+        .watches_shared_stream(subscribe!(partners_w), {
+            let s = s.clone();
+            move |p: Arc<Partner>| refs(s.customers_of_partner(&p.name_any()))
+        })
+        .run(reconcile_customer, error_policy, ctx.clone());
+
+    let decisions_ctrl = Controller::for_shared_stream(subscribe!(decisions_w), decisions.clone())
+        .watches_shared_stream(subscribe!(customers_w), {
+            let s = s.clone();
+            move |c: Arc<CustomerAccount>| refs(s.decisions_of(&c.name_any()))
+        })
+        .watches_shared_stream(subscribe!(decisions_w), {
+            let s = s.clone();
+            move |d: Arc<PurchaseRestriction>| refs(s.decisions_of(&d.spec.customer))
+        })
+        .watches_shared_stream(subscribe!(delegations_w), {
+            let s = s.clone();
+            move |d: Arc<ResellerDelegation>| {
+                refs(
+                    s.customers_of_reseller(&d.spec.reseller)
+                        .iter()
+                        .flat_map(|c| s.decisions_of(&c.name_any())),
+                )
+            }
+        })
+        .watches_shared_stream(subscribe!(partners_w), {
+            let s = s.clone();
+            move |p: Arc<Partner>| {
+                let mut out: Vec<Arc<PurchaseRestriction>> = s
+                    .decisions
+                    .state()
+                    .into_iter()
+                    .filter(|d| d.namespace().as_deref() == Some(p.spec.namespace.as_str()))
+                    .collect();
+                out.extend(
+                    s.customers_of_partner(&p.name_any())
+                        .iter()
+                        .flat_map(|c| s.decisions_of(&c.name_any())),
+                );
+                refs(out)
+            }
+        })
+        .run(reconcile_decision, error_policy, ctx.clone());
+
+    let delegations_ctrl = Controller::for_shared_stream(subscribe!(delegations_w), delegations.clone())
+        .watches_shared_stream(subscribe!(delegations_w), {
+            let s = s.clone();
+            move |d: Arc<ResellerDelegation>| {
+                refs(
+                    s.delegations
+                        .state()
+                        .into_iter()
+                        .filter(|o| o.spec.reseller == d.spec.reseller),
+                )
+            }
+        })
+        .watches_shared_stream(subscribe!(partners_w), {
+            let s = s.clone();
+            move |_p: Arc<Partner>| refs(s.delegations.state())
+        })
+        .run(reconcile_delegation, error_policy, ctx.clone());
+
+    let partners_ctrl = Controller::for_shared_stream(subscribe!(partners_w), partners.clone())
+        .watches_shared_stream(subscribe!(namespaces_w), {
+            let s = s.clone();
+            move |ns: Arc<Namespace>| {
+                refs(
+                    s.partners
+                        .state()
+                        .into_iter()
+                        .filter(|p| p.spec.namespace == ns.name_any()),
+                )
+            }
+        })
+        .watches_shared_stream(subscribe!(delegations_w), {
+            let s = s.clone();
+            move |d: Arc<ResellerDelegation>| {
+                refs(
+                    s.partners
+                        .state()
+                        .into_iter()
+                        .filter(|p| p.name_any() == d.spec.reseller),
+                )
+            }
+        })
+        .watches_shared_stream(subscribe!(partners_w), {
+            let s = s.clone();
+            move |p: Arc<Partner>| {
+                refs(
+                    s.partners
+                        .state()
+                        .into_iter()
+                        .filter(|o| o.spec.distributor.as_deref() == Some(p.name_any().as_str())),
+                )
+            }
+        })
+        .run(reconcile_partner, error_policy, ctx.clone());
+
+    fn drive<K>(api: Api<K>, writer: reflector::store::Writer<K>) -> impl std::future::Future<Output = ()>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .reflect_shared(writer)
+            .for_each(|_| async {})
+    }
+    let reflectors = futures::future::join5(
+        drive(partners_api, partners_w),
+        drive(customers_api, customers_w),
+        drive(delegations_api, delegations_w),
+        drive(decisions_api, decisions_w),
+        drive(namespaces_api, namespaces_w),
+    );
+    let readiness = async move {
+        let _ = futures::future::join5(
+            partners.wait_until_ready(),
+            customers.wait_until_ready(),
+            delegations.wait_until_ready(),
+            decisions.wait_until_ready(),
+            namespaces.wait_until_ready(),
+        )
+        .await;
+        ready();
+        futures::future::pending::<()>().await
+    };
+    let controllers = futures::future::join4(
+        customers_ctrl.for_each(|_| async {}),
+        decisions_ctrl.for_each(|_| async {}),
+        delegations_ctrl.for_each(|_| async {}),
+        partners_ctrl.for_each(|_| async {}),
+    );
+    tokio::select! {
+        _ = shutdown => {}
+        _ = reflectors => {}
+        _ = controllers => {}
+        _ = readiness.fuse() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! From the policy core's verdicts to status objects: conditions, authority, the decision in
+//! force, history. Pure functions; `now` is a parameter.
+
+use crate::api::{
+    AcceptedDecision, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference,
+    PurchaseRestrictionStatus, StateTransition,
+};
+use crate::index::time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use purchase_guard_policy as policy;
+
+/// Most transitions kept in a customer's history.
+pub const HISTORY: usize = 10;
+
+/// A condition whose `lastTransitionTime` moves only when its status flips.
+pub fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" }.to_string();
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.into(),
+        status,
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    }
+}
+
+fn object_ref(key: &policy::ObjectKey) -> ObjectReference {
+    ObjectReference {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    }
+}
+
+fn role_word(role: policy::Role) -> &'static str {
+    match role {
+        policy::Role::Distributor => "Distributor",
+        policy::Role::Reseller => "Reseller",
+    }
+}
+
+/// The status of a customer from its evaluation.
+pub fn customer_status(
+    name: &str,
+    generation: Option<i64>,
+    previous: Option<&CustomerAccountStatus>,
+    eval: &policy::CustomerEvaluation,
+    user_of: impl Fn(&policy::ObjectKey) -> Option<String>,
+    now: &Time,
+) -> CustomerAccountStatus {
+    let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let authority = eval.authority.as_ref().ok().map(|h| AuthorityStatus {
+        partner: h.partner.clone(),
+        role: h.role.into(),
+        delegation: h.delegation.as_ref().map(object_ref),
+    });
+    let state = eval.effective.state;
+    let (restricted_reason, restricted_message, decision) = match &eval.effective.basis {
+        policy::Basis::NotInResellerModel => (
+            "NotInResellerModel".to_string(),
+            format!("customer \"{name}\" is not in the Reseller model, so no partner may restrict it (R2)"),
+            DecisionInForce {
+                restriction: None,
+                partner: None,
+                state: state.into(),
+                reason: "not in the Reseller model".into(),
+                since: None,
+            },
+        ),
+        policy::Basis::Default => {
+            let holder = eval
+                .authority
+                .as_ref()
+                .ok()
+                .map(|h| format!("; {} \"{}\" can lift it", h.role, h.partner));
+            let why = match &eval.authority {
+                Err(cause) => format!("; nobody can lift it yet: {cause}"),
+                Ok(_) => String::new(),
+            };
+            (
+                "DefaultOnAssociation".to_string(),
+                format!(
+                    "customer \"{name}\" is restricted from purchases by default since its association in the Reseller model (R1){}{}",
+                    holder.unwrap_or_default(),
+                    why
+                ),
+                DecisionInForce {
+                    restriction: None,
+                    partner: None,
+                    state: state.into(),
+                    reason: "restricted by default on association (R1)".into(),
+                    since: None,
+                },
+            )
+        }
+        policy::Basis::Decision {
+            key,
+            issuer,
+            role,
+            reason,
+            since,
+            by_holder,
+        } => {
+            let verb = if state.restricts_purchases() {
+                "Restricted"
+            } else {
+                "Unrestricted"
+            };
+            let standing = if *by_holder {
+                String::new()
+            } else {
+                format!(
+                    "; a standing decision: \"{}\" holds authority now and has not decided yet (R3)",
+                    eval.authority.as_ref().map(|h| h.partner.as_str()).unwrap_or("nobody")
+                )
+            };
+            (
+                format!("{verb}By{}", role_word(*role)),
+                format!(
+                    "{} by {role} \"{issuer}\" (PurchaseRestriction {key}): \"{reason}\"{standing}",
+                    if state.restricts_purchases() {
+                        "restricted from purchases"
+                    } else {
+                        "purchases allowed"
+                    }
+                ),
+                DecisionInForce {
+                    restriction: Some(object_ref(key)),
+                    partner: Some(issuer.clone()),
+                    state: state.into(),
+                    reason: reason.clone(),
+                    since: Some(time(*since)),
+                },
+            )
+        }
+    };
+    let frozen = state.freezes_resources();
+    let (frozen_reason, frozen_message) = match (&eval.effective.basis, frozen) {
+        (policy::Basis::Decision { issuer, role, .. }, true) => (
+            format!("FrozenBy{}", role_word(*role)),
+            format!("pay-per-use resources are frozen by {role} \"{issuer}\" (R8)"),
+        ),
+        _ => ("NotFrozen".to_string(), "resources are not frozen".to_string()),
+    };
+    let conditions = vec![
+        condition(
+            prev_conditions,
+            "PurchaseRestricted",
+            state.restricts_purchases(),
+            &restricted_reason,
+            restricted_message,
+            generation,
+            now,
+        ),
+        condition(
+            prev_conditions,
+            "ResourcesFrozen",
+            frozen,
+            &frozen_reason,
+            frozen_message,
+            generation,
+            now,
+        ),
+    ];
+
+    // History: a new entry when the state or the decision in force changes.
+    let mut history = previous.map(|p| p.history.clone()).unwrap_or_default();
+    let prev_decision = previous.and_then(|p| p.decision.as_ref());
+    let changed = prev_decision.is_none_or(|p| p.state != decision.state || p.restriction != decision.restriction);
+    if changed {
+        let user = match &eval.effective.basis {
+            policy::Basis::Decision { key, .. } => user_of(key),
+            _ => None,
+        };
+        history.push(StateTransition {
+            time: now.clone(),
+            partner: decision.partner.clone(),
+            state: decision.state,
+            reason: decision.reason.clone(),
+            user,
+        });
+        let excess = history.len().saturating_sub(HISTORY);
+        history.drain(..excess);
+    }
+    CustomerAccountStatus {
+        observed_generation: generation,
+        conditions,
+        authority,
+        decision: Some(decision),
+        history,
+    }
+}
+
+/// The status of one decision from its verdict.
+pub fn decision_status(
+    generation: Option<i64>,
+    previous: Option<&PurchaseRestrictionStatus>,
+    verdict: &policy::DecisionVerdict,
+    in_force_elsewhere: Option<&policy::ObjectKey>,
+    now: &Time,
+) -> PurchaseRestrictionStatus {
+    let prev = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    let current_accepted = verdict.current_generation_accepted(generation.unwrap_or(0));
+    let (accepted_reason, accepted_message) = match &verdict.acceptance {
+        policy::Acceptance::Accepted => (
+            "Accepted".to_string(),
+            "the issuer holds restriction authority over the customer".to_string(),
+        ),
+        policy::Acceptance::Standing { rejection } if current_accepted => (
+            "Accepted".to_string(),
+            format!("accepted when its issuer held authority; it stays a standing decision: {rejection}"),
+        ),
+        policy::Acceptance::Standing { rejection } => (
+            rejection.reason().to_string(),
+            format!("this change is not accepted and the earlier accepted content stays in force: {rejection}"),
+        ),
+        policy::Acceptance::NotAccepted { rejection } => (rejection.reason().to_string(), rejection.to_string()),
+    };
+    let (effective_reason, effective_message) = if verdict.in_force {
+        (
+            "InForce".to_string(),
+            "this decision is the one in force for the customer".to_string(),
+        )
+    } else if matches!(verdict.acceptance, policy::Acceptance::NotAccepted { .. }) {
+        (
+            "NotAccepted".to_string(),
+            "a decision that is not accepted is ignored".to_string(),
+        )
+    } else {
+        (
+            "Superseded".to_string(),
+            match in_force_elsewhere {
+                Some(k) => format!("PurchaseRestriction {k} is the decision in force"),
+                None => "another decision is in force".to_string(),
+            },
+        )
+    };
+    PurchaseRestrictionStatus {
+        observed_generation: generation,
+        conditions: vec![
+            condition(
+                prev,
+                "Accepted",
+                current_accepted,
+                &accepted_reason,
+                accepted_message,
+                generation,
+                now,
+            ),
+            condition(
+                prev,
+                "Effective",
+                verdict.in_force,
+                &effective_reason,
+                effective_message,
+                generation,
+                now,
+            ),
+        ],
+        issuer: verdict.issuer.clone(),
+        accepted: verdict.record.as_ref().map(|r| AcceptedDecision {
+            generation: r.generation,
+            state: r.state.into(),
+            reason: r.reason.clone(),
+            since: time(r.since),
+        }),
+        rejected_generation: verdict.rejected_generation,
+    }
+}

@@ -1,0 +1,152 @@
+//! The index layer: the reflector stores of the four kinds, turned into the policy core's plain
+//! data. Pure translation: every rule lives in the policy core.
+
+use crate::api::{AssociationModel, CustomerAccount, Partner, PartnerRole, PurchaseRestriction, ResellerDelegation};
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use purchase_guard_policy as policy;
+use std::sync::Arc;
+
+/// The in-memory stores the controllers and the webhooks read, fed by watches.
+#[derive(Clone)]
+pub struct Stores {
+    pub partners: Store<Partner>,
+    pub customers: Store<CustomerAccount>,
+    pub delegations: Store<ResellerDelegation>,
+    pub decisions: Store<PurchaseRestriction>,
+}
+
+/// Seconds of a Kubernetes time.
+pub fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> policy::Timestamp {
+    policy::Timestamp(t.0.as_second())
+}
+
+/// A Kubernetes time from seconds.
+pub fn time(t: policy::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        jiff::Timestamp::from_second(t.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+    )
+}
+
+pub fn partner(p: &Partner) -> policy::Partner {
+    policy::Partner {
+        name: p.name_any(),
+        role: match p.spec.role {
+            PartnerRole::Distributor => policy::Role::Distributor,
+            PartnerRole::Reseller => policy::Role::Reseller,
+        },
+        distributor: p.spec.distributor.clone(),
+        namespace: p.spec.namespace.clone(),
+    }
+}
+
+pub fn delegation(d: &ResellerDelegation) -> policy::Delegation {
+    policy::Delegation {
+        key: policy::ObjectKey::new(&d.namespace().unwrap_or_default(), &d.name_any()),
+        reseller: d.spec.reseller.clone(),
+        created: d.metadata.creation_timestamp.as_ref().map(seconds).unwrap_or_default(),
+    }
+}
+
+pub fn customer(c: &CustomerAccount) -> policy::Customer {
+    policy::Customer {
+        name: c.name_any(),
+        model: match c.spec.association_model {
+            AssociationModel::Reseller => policy::AssociationModel::Reseller,
+            AssociationModel::Referral | AssociationModel::Direct => policy::AssociationModel::Other,
+        },
+        reseller: c.spec.reseller.clone(),
+    }
+}
+
+pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
+    let status = d.status.as_ref();
+    policy::Decision {
+        key: policy::ObjectKey::new(&d.namespace().unwrap_or_default(), &d.name_any()),
+        customer: d.spec.customer.clone(),
+        state: d.spec.state.into(),
+        reason: d.spec.reason.clone(),
+        agreement_accepted: d.spec.agreement_accepted,
+        generation: d.metadata.generation.unwrap_or(0),
+        created: d.metadata.creation_timestamp.as_ref().map(seconds).unwrap_or_default(),
+        accepted: status
+            .and_then(|s| s.accepted.as_ref())
+            .map(|a| policy::AcceptedRecord {
+                generation: a.generation,
+                state: a.state.into(),
+                reason: a.reason.clone(),
+                since: seconds(&a.since),
+            }),
+        rejected_generation: status.and_then(|s| s.rejected_generation),
+    }
+}
+
+impl Stores {
+    /// The partner hierarchy: every partner and every delegation.
+    pub fn hierarchy(&self) -> policy::Hierarchy {
+        policy::Hierarchy {
+            partners: self.partners.state().iter().map(|p| partner(p)).collect(),
+            delegations: self.delegations.state().iter().map(|d| delegation(d)).collect(),
+        }
+    }
+
+    /// The decisions naming a customer, in a stable order.
+    pub fn decisions_of(&self, customer: &str) -> Vec<Arc<PurchaseRestriction>> {
+        let mut ds: Vec<Arc<PurchaseRestriction>> = self
+            .decisions
+            .state()
+            .into_iter()
+            .filter(|d| d.spec.customer == customer)
+            .collect();
+        ds.sort_by_key(|d| (d.namespace().unwrap_or_default(), d.name_any()));
+        ds
+    }
+
+    pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
+        self.customers.state().into_iter().find(|c| c.name_any() == name)
+    }
+
+    /// Evaluates a customer with the policy core: the hierarchy, its decisions, the time.
+    pub fn evaluate(
+        &self,
+        customer: &CustomerAccount,
+        now: policy::Timestamp,
+    ) -> (policy::CustomerEvaluation, Vec<Arc<PurchaseRestriction>>) {
+        let decisions = self.decisions_of(&customer.name_any());
+        let core: Vec<policy::Decision> = decisions.iter().map(|d| decision(d)).collect();
+        (
+            policy::evaluate_customer(&self.hierarchy(), &self::customer(customer), &core, now),
+            decisions,
+        )
+    }
+
+    /// The customers of a reseller.
+    pub fn customers_of_reseller(&self, reseller: &str) -> Vec<Arc<CustomerAccount>> {
+        self.customers
+            .state()
+            .into_iter()
+            .filter(|c| c.spec.reseller.as_deref() == Some(reseller))
+            .collect()
+    }
+
+    /// The customers a partner relates to: its own (a reseller) or its resellers' (a distributor).
+    pub fn customers_of_partner(&self, partner: &str) -> Vec<Arc<CustomerAccount>> {
+        let resellers: Vec<String> = self
+            .partners
+            .state()
+            .iter()
+            .filter(|p| p.spec.distributor.as_deref() == Some(partner))
+            .map(|p| p.name_any())
+            .collect();
+        self.customers
+            .state()
+            .into_iter()
+            .filter(|c| {
+                c.spec
+                    .reseller
+                    .as_deref()
+                    .is_some_and(|r| r == partner || resellers.iter().any(|x| x == r))
+            })
+            .collect()
+    }
+}

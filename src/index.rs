@@ -16,16 +16,21 @@ pub struct Stores {
     pub decisions: Store<PurchaseRestriction>,
 }
 
-/// Seconds of a Kubernetes time.
-pub fn seconds(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> policy::Timestamp {
-    policy::Timestamp(t.0.as_second())
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+
+/// The policy core's time (microseconds) of a Kubernetes time.
+pub fn seconds(t: &Time) -> policy::Timestamp {
+    policy::Timestamp(t.0.as_microsecond())
 }
 
-/// A Kubernetes time from seconds.
-pub fn time(t: policy::Timestamp) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
-    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        jiff::Timestamp::from_second(t.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH),
-    )
+/// The policy core's time of a Kubernetes micro time.
+pub fn micros(t: &MicroTime) -> policy::Timestamp {
+    policy::Timestamp(t.0.as_microsecond())
+}
+
+/// A Kubernetes micro time from the policy core's time.
+pub fn micro_time(t: policy::Timestamp) -> MicroTime {
+    MicroTime(jiff::Timestamp::from_microsecond(t.0).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
 }
 
 pub fn partner(p: &Partner) -> policy::Partner {
@@ -75,7 +80,7 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
                 generation: a.generation,
                 state: a.state.into(),
                 reason: a.reason.clone(),
-                since: seconds(&a.since),
+                since: micros(&a.since),
             }),
         rejected_generation: status.and_then(|s| s.rejected_generation),
     }

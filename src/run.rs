@@ -30,7 +30,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("cannot configure a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
         purchase_guard::controller::check_crds(&client).await?;
         tracing::info!("purchase-guard controllers starting");
-        purchase_guard::controller::run(client, crate::sandbox::shutdown_signal(), || {
+        purchase_guard::controller::run(client, Default::default(), crate::sandbox::shutdown_signal(), || {
             tracing::info!("caches synced")
         })
         .await?;

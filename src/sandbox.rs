@@ -62,6 +62,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(purchase_guard::controller::run(
             client,
+            Default::default(),
             async {
                 let _ = stopped.await;
             },

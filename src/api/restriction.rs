@@ -1,5 +1,5 @@
 use super::common::*;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,7 @@ pub struct AcceptedDecision {
     pub reason: String,
     /// When it was accepted. The newest accepted decision about a customer is the one in
     /// force; an accepted decision stays in force as a standing decision when authority moves.
-    pub since: Time,
+    pub since: MicroTime,
 }
 
 /// The observed state of a decision, written by the controller.

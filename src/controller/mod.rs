@@ -38,8 +38,43 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
 }
 
+/// Counters of the controllers (also the source of `/metrics`).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Completed reconciles per kind: customers, decisions, delegations, partners.
+    pub reconciles: [std::sync::atomic::AtomicU64; 4],
+    /// Failed reconciles per kind, same order.
+    pub errors: [std::sync::atomic::AtomicU64; 4],
+    /// Status writes.
+    pub status_writes: std::sync::atomic::AtomicU64,
+}
+
+/// The kinds, in the order of the metrics arrays.
+pub const KINDS: [&str; 4] = [
+    "CustomerAccount",
+    "PurchaseRestriction",
+    "ResellerDelegation",
+    "Partner",
+];
+
+impl Metrics {
+    pub fn reconciles_of(&self, kind: usize) -> u64 {
+        self.reconciles[kind].load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn count(&self, kind: usize, result: &Result<Action, Error>) {
+        let slot = if result.is_ok() {
+            &self.reconciles[kind]
+        } else {
+            &self.errors[kind]
+        };
+        slot.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// What every reconcile shares.
 pub struct Context {
+    pub metrics: Arc<Metrics>,
     pub client: Client,
     pub stores: Stores,
     pub namespaces: Store<Namespace>,
@@ -49,6 +84,13 @@ pub struct Context {
 }
 
 impl Context {
+    /// Now for the policy core (microseconds: decisions accepted within the same second stay
+    /// ordered).
+    fn now_micros(&self) -> policy::Timestamp {
+        policy::Timestamp((self.now)().as_microsecond())
+    }
+
+    /// Now for conditions and history (seconds, as Kubernetes writes times).
     fn now(&self) -> Time {
         Time((self.now)().round(jiff::Unit::Second).unwrap_or((self.now)()))
     }
@@ -64,18 +106,29 @@ where
         return Ok(false);
     }
     let mut status = serde_json::to_value(desired)?;
-    // A merge patch keeps fields it does not mention: clear the ones no longer set.
-    if let (Some(new), Some(old)) = (status.as_object_mut(), current.map(serde_json::to_value).transpose()?) {
-        if let Some(old) = old.as_object() {
-            for key in old.keys() {
-                new.entry(key.clone()).or_insert(serde_json::Value::Null);
-            }
-        }
+    // A merge patch keeps what it does not mention: clear, at every depth, what is no longer set.
+    if let Some(old) = current.map(serde_json::to_value).transpose()? {
+        clear_removed(&mut status, &old);
     }
     let patch = serde_json::json!({ "status": status });
     api.patch_status(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(true)
+}
+
+/// Adds `null` for every key of `old` that `new` lacks, recursing into objects present in
+/// both (lists are replaced whole by a merge patch).
+fn clear_removed(new: &mut serde_json::Value, old: &serde_json::Value) {
+    if let (Some(n), Some(o)) = (new.as_object_mut(), old.as_object()) {
+        for (key, old_value) in o {
+            match n.get_mut(key) {
+                None => {
+                    n.insert(key.clone(), serde_json::Value::Null);
+                }
+                Some(new_value) => clear_removed(new_value, old_value),
+            }
+        }
+    }
 }
 
 fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
@@ -97,9 +150,9 @@ async fn publish(ctx: &Context, obj: &impl Resource<DynamicType = ()>, type_: Ev
 }
 
 /// CustomerAccount: authority holder, decision in force, conditions, history.
-async fn reconcile_customer(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_customer_inner(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
-    let (eval, decisions) = ctx.stores.evaluate(&customer, policy::Timestamp(now.0.as_second()));
+    let (eval, decisions) = ctx.stores.evaluate(&customer, ctx.now_micros());
     let user_of = |key: &policy::ObjectKey| {
         decisions
             .iter()
@@ -131,12 +184,12 @@ async fn reconcile_customer(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -
 }
 
 /// PurchaseRestriction: Accepted and Effective, with the accepted content.
-async fn reconcile_decision(decision: Arc<PurchaseRestriction>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_decision_inner(decision: Arc<PurchaseRestriction>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
     let key = policy::ObjectKey::new(&decision.namespace().unwrap_or_default(), &decision.name_any());
     let (verdict, in_force) = match ctx.stores.customer(&decision.spec.customer) {
         Some(customer) => {
-            let (eval, _) = ctx.stores.evaluate(&customer, policy::Timestamp(now.0.as_second()));
+            let (eval, _) = ctx.stores.evaluate(&customer, ctx.now_micros());
             let in_force = eval.decisions.iter().find(|v| v.in_force).map(|v| v.key.clone());
             match eval.decisions.into_iter().find(|v| v.key == key) {
                 Some(v) => (v, in_force),
@@ -191,7 +244,7 @@ async fn reconcile_decision(decision: Arc<PurchaseRestriction>, ctx: Arc<Context
 }
 
 /// ResellerDelegation: Accepted and Active.
-async fn reconcile_delegation(delegation: Arc<ResellerDelegation>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_delegation_inner(delegation: Arc<ResellerDelegation>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
     let hierarchy = ctx.stores.hierarchy();
     let core = index::delegation(&delegation);
@@ -244,7 +297,7 @@ async fn reconcile_delegation(delegation: Arc<ResellerDelegation>, ctx: Arc<Cont
 }
 
 /// Partner: Ready, and for resellers RestrictionDelegated.
-async fn reconcile_partner(partner: Arc<Partner>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_partner_inner(partner: Arc<Partner>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
     let hierarchy = ctx.stores.hierarchy();
     let generation = partner.metadata.generation;
@@ -326,6 +379,20 @@ async fn reconcile_partner(partner: Arc<Partner>, ctx: Arc<Context>) -> Result<A
     Ok(Action::await_change())
 }
 
+macro_rules! counted {
+    ($name:ident, $inner:ident, $kind:ty, $slot:expr) => {
+        async fn $name(obj: Arc<$kind>, ctx: Arc<Context>) -> Result<Action, Error> {
+            let result = $inner(obj, ctx.clone()).await;
+            ctx.metrics.count($slot, &result);
+            result
+        }
+    };
+}
+counted!(reconcile_customer, reconcile_customer_inner, CustomerAccount, 0);
+counted!(reconcile_decision, reconcile_decision_inner, PurchaseRestriction, 1);
+counted!(reconcile_delegation, reconcile_delegation_inner, ResellerDelegation, 2);
+counted!(reconcile_partner, reconcile_partner_inner, Partner, 3);
+
 /// A shared reflector store: one watch per kind, feeding a store and any number of
 /// subscribers (the controllers' triggers see a change only after the store has it).
 fn shared<K>() -> (Store<K>, reflector::store::Writer<K>)
@@ -358,6 +425,27 @@ pub async fn check_crds(client: &Client) -> Result<(), String> {
     probe::<PurchaseRestriction>(client).await
 }
 
+type Gone<K> = tokio::sync::broadcast::Sender<Arc<K>>;
+
+fn gone<K: Clone>() -> Gone<K> {
+    tokio::sync::broadcast::channel(4096).0
+}
+
+/// The deleted objects of a kind, as a trigger stream.
+fn deletions<K: Send + Sync + 'static>(gone: &Gone<K>) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    futures::stream::unfold(gone.subscribe(), |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(obj) => return Some((obj, rx)),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "deletion triggers were dropped under load");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
 fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -> Vec<ObjectRef<K>> {
     objs.into_iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect()
 }
@@ -365,6 +453,7 @@ fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -
 /// Runs every controller until `shutdown` resolves. `ready` is called once all caches synced.
 pub async fn run(
     client: Client,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), Error> {
@@ -379,10 +468,22 @@ pub async fn run(
     let (delegations, delegations_w) = shared();
     let (decisions, decisions_w) = shared();
     let (namespaces, namespaces_w) = shared();
+    // Shared stores dispatch applied objects but not deletions; deletions are broadcast
+    // separately, after the store has dropped the object.
+    let (partners_gone, customers_gone, delegations_gone, decisions_gone, namespaces_gone) = (
+        gone::<Partner>(),
+        gone::<CustomerAccount>(),
+        gone::<ResellerDelegation>(),
+        gone::<PurchaseRestriction>(),
+        gone::<Namespace>(),
+    );
     // Stores made by `store_shared` always accept subscribers.
     macro_rules! subscribe {
-        ($w:expr) => {
-            $w.subscribe().expect("shared stores can be subscribed to")
+        ($w:expr, $gone:expr) => {
+            futures::stream::select(
+                $w.subscribe().expect("shared stores can be subscribed to"),
+                deletions(&$gone),
+            )
         };
     }
     let stores = Stores {
@@ -396,6 +497,7 @@ pub async fn run(
         instance: std::env::var("POD_NAME").ok(),
     };
     let ctx = Arc::new(Context {
+        metrics,
         client: client.clone(),
         stores: stores.clone(),
         namespaces: namespaces.clone(),
@@ -404,128 +506,152 @@ pub async fn run(
     });
 
     let s = stores.clone();
-    let customers_ctrl = Controller::for_shared_stream(subscribe!(customers_w), customers.clone())
-        .watches_shared_stream(subscribe!(decisions_w), {
-            let s = s.clone();
-            move |d: Arc<PurchaseRestriction>| s.customer(&d.spec.customer).map(|c| ObjectRef::from_obj(c.as_ref()))
-        })
-        .watches_shared_stream(subscribe!(delegations_w), {
-            let s = s.clone();
-            move |d: Arc<ResellerDelegation>| refs(s.customers_of_reseller(&d.spec.reseller))
-        })
-        .watches_shared_stream(subscribe!(partners_w), {
-            let s = s.clone();
-            move |p: Arc<Partner>| refs(s.customers_of_partner(&p.name_any()))
-        })
-        .run(reconcile_customer, error_policy, ctx.clone());
+    let customers_ctrl = Controller::for_shared_stream(
+        customers_w.subscribe().expect("shared stores can be subscribed to"),
+        customers.clone(),
+    )
+    .watches_shared_stream(subscribe!(decisions_w, decisions_gone), {
+        let s = s.clone();
+        move |d: Arc<PurchaseRestriction>| s.customer(&d.spec.customer).map(|c| ObjectRef::from_obj(c.as_ref()))
+    })
+    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+        let s = s.clone();
+        move |d: Arc<ResellerDelegation>| refs(s.customers_of_reseller(&d.spec.reseller))
+    })
+    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+        let s = s.clone();
+        move |p: Arc<Partner>| refs(s.customers_of_partner(&p.name_any()))
+    })
+    .run(reconcile_customer, error_policy, ctx.clone());
 
-    let decisions_ctrl = Controller::for_shared_stream(subscribe!(decisions_w), decisions.clone())
-        .watches_shared_stream(subscribe!(customers_w), {
-            let s = s.clone();
-            move |c: Arc<CustomerAccount>| refs(s.decisions_of(&c.name_any()))
-        })
-        .watches_shared_stream(subscribe!(decisions_w), {
-            let s = s.clone();
-            move |d: Arc<PurchaseRestriction>| refs(s.decisions_of(&d.spec.customer))
-        })
-        .watches_shared_stream(subscribe!(delegations_w), {
-            let s = s.clone();
-            move |d: Arc<ResellerDelegation>| {
-                refs(
-                    s.customers_of_reseller(&d.spec.reseller)
-                        .iter()
-                        .flat_map(|c| s.decisions_of(&c.name_any())),
-                )
-            }
-        })
-        .watches_shared_stream(subscribe!(partners_w), {
-            let s = s.clone();
-            move |p: Arc<Partner>| {
-                let mut out: Vec<Arc<PurchaseRestriction>> = s
-                    .decisions
+    let decisions_ctrl = Controller::for_shared_stream(
+        decisions_w.subscribe().expect("shared stores can be subscribed to"),
+        decisions.clone(),
+    )
+    .watches_shared_stream(subscribe!(customers_w, customers_gone), {
+        let s = s.clone();
+        move |c: Arc<CustomerAccount>| refs(s.decisions_of(&c.name_any()))
+    })
+    .watches_shared_stream(subscribe!(decisions_w, decisions_gone), {
+        let s = s.clone();
+        move |d: Arc<PurchaseRestriction>| refs(s.decisions_of(&d.spec.customer))
+    })
+    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+        let s = s.clone();
+        move |d: Arc<ResellerDelegation>| {
+            refs(
+                s.customers_of_reseller(&d.spec.reseller)
+                    .iter()
+                    .flat_map(|c| s.decisions_of(&c.name_any())),
+            )
+        }
+    })
+    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+        let s = s.clone();
+        move |p: Arc<Partner>| {
+            let mut out: Vec<Arc<PurchaseRestriction>> = s
+                .decisions
+                .state()
+                .into_iter()
+                .filter(|d| d.namespace().as_deref() == Some(p.spec.namespace.as_str()))
+                .collect();
+            out.extend(
+                s.customers_of_partner(&p.name_any())
+                    .iter()
+                    .flat_map(|c| s.decisions_of(&c.name_any())),
+            );
+            refs(out)
+        }
+    })
+    .run(reconcile_decision, error_policy, ctx.clone());
+
+    let delegations_ctrl = Controller::for_shared_stream(
+        delegations_w.subscribe().expect("shared stores can be subscribed to"),
+        delegations.clone(),
+    )
+    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+        let s = s.clone();
+        move |d: Arc<ResellerDelegation>| {
+            refs(
+                s.delegations
                     .state()
                     .into_iter()
-                    .filter(|d| d.namespace().as_deref() == Some(p.spec.namespace.as_str()))
-                    .collect();
-                out.extend(
-                    s.customers_of_partner(&p.name_any())
-                        .iter()
-                        .flat_map(|c| s.decisions_of(&c.name_any())),
-                );
-                refs(out)
-            }
-        })
-        .run(reconcile_decision, error_policy, ctx.clone());
+                    .filter(|o| o.spec.reseller == d.spec.reseller),
+            )
+        }
+    })
+    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+        let s = s.clone();
+        move |_p: Arc<Partner>| refs(s.delegations.state())
+    })
+    .run(reconcile_delegation, error_policy, ctx.clone());
 
-    let delegations_ctrl = Controller::for_shared_stream(subscribe!(delegations_w), delegations.clone())
-        .watches_shared_stream(subscribe!(delegations_w), {
-            let s = s.clone();
-            move |d: Arc<ResellerDelegation>| {
-                refs(
-                    s.delegations
-                        .state()
-                        .into_iter()
-                        .filter(|o| o.spec.reseller == d.spec.reseller),
-                )
-            }
-        })
-        .watches_shared_stream(subscribe!(partners_w), {
-            let s = s.clone();
-            move |_p: Arc<Partner>| refs(s.delegations.state())
-        })
-        .run(reconcile_delegation, error_policy, ctx.clone());
+    let partners_ctrl = Controller::for_shared_stream(
+        partners_w.subscribe().expect("shared stores can be subscribed to"),
+        partners.clone(),
+    )
+    .watches_shared_stream(subscribe!(namespaces_w, namespaces_gone), {
+        let s = s.clone();
+        move |ns: Arc<Namespace>| {
+            refs(
+                s.partners
+                    .state()
+                    .into_iter()
+                    .filter(|p| p.spec.namespace == ns.name_any()),
+            )
+        }
+    })
+    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+        let s = s.clone();
+        move |d: Arc<ResellerDelegation>| {
+            refs(
+                s.partners
+                    .state()
+                    .into_iter()
+                    .filter(|p| p.name_any() == d.spec.reseller),
+            )
+        }
+    })
+    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+        let s = s.clone();
+        move |p: Arc<Partner>| {
+            refs(
+                s.partners
+                    .state()
+                    .into_iter()
+                    .filter(|o| o.spec.distributor.as_deref() == Some(p.name_any().as_str())),
+            )
+        }
+    })
+    .run(reconcile_partner, error_policy, ctx.clone());
 
-    let partners_ctrl = Controller::for_shared_stream(subscribe!(partners_w), partners.clone())
-        .watches_shared_stream(subscribe!(namespaces_w), {
-            let s = s.clone();
-            move |ns: Arc<Namespace>| {
-                refs(
-                    s.partners
-                        .state()
-                        .into_iter()
-                        .filter(|p| p.spec.namespace == ns.name_any()),
-                )
-            }
-        })
-        .watches_shared_stream(subscribe!(delegations_w), {
-            let s = s.clone();
-            move |d: Arc<ResellerDelegation>| {
-                refs(
-                    s.partners
-                        .state()
-                        .into_iter()
-                        .filter(|p| p.name_any() == d.spec.reseller),
-                )
-            }
-        })
-        .watches_shared_stream(subscribe!(partners_w), {
-            let s = s.clone();
-            move |p: Arc<Partner>| {
-                refs(
-                    s.partners
-                        .state()
-                        .into_iter()
-                        .filter(|o| o.spec.distributor.as_deref() == Some(p.name_any().as_str())),
-                )
-            }
-        })
-        .run(reconcile_partner, error_policy, ctx.clone());
-
-    fn drive<K>(api: Api<K>, writer: reflector::store::Writer<K>) -> impl std::future::Future<Output = ()>
+    fn drive<K>(
+        api: Api<K>,
+        writer: reflector::store::Writer<K>,
+        gone: Gone<K>,
+    ) -> impl std::future::Future<Output = ()>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         watcher(api, watcher::Config::default())
             .default_backoff()
             .reflect_shared(writer)
-            .for_each(|_| async {})
+            .for_each(move |event| {
+                // After the reflector dropped the object from the store: mapped reconciles see
+                // the store without it.
+                if let Ok(watcher::Event::Delete(obj)) = event {
+                    // Nobody listening is fine.
+                    let _ = gone.send(Arc::new(obj));
+                }
+                async {}
+            })
     }
     let reflectors = futures::future::join5(
-        drive(partners_api, partners_w),
-        drive(customers_api, customers_w),
-        drive(delegations_api, delegations_w),
-        drive(decisions_api, decisions_w),
-        drive(namespaces_api, namespaces_w),
+        drive(partners_api, partners_w, partners_gone),
+        drive(customers_api, customers_w, customers_gone),
+        drive(delegations_api, delegations_w, delegations_gone),
+        drive(decisions_api, decisions_w, decisions_gone),
+        drive(namespaces_api, namespaces_w, namespaces_gone),
     );
     let readiness = async move {
         let _ = futures::future::join5(

@@ -5,7 +5,7 @@ use crate::api::{
     AcceptedDecision, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference,
     PurchaseRestrictionStatus, StateTransition,
 };
-use crate::index::time;
+use crate::index::micro_time;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use purchase_guard_policy as policy;
 
@@ -142,7 +142,7 @@ pub fn customer_status(
                     partner: Some(issuer.clone()),
                     state: state.into(),
                     reason: reason.clone(),
-                    since: Some(time(*since)),
+                    since: Some(micro_time(*since)),
                 },
             )
         }
@@ -275,7 +275,7 @@ pub fn decision_status(
             generation: r.generation,
             state: r.state.into(),
             reason: r.reason.clone(),
-            since: time(r.since),
+            since: micro_time(r.since),
         }),
         rejected_generation: verdict.rejected_generation,
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Seconds since the Unix epoch. The core never reads a clock: callers pass time in.
+/// Microseconds since the Unix epoch. The core never reads a clock: callers pass time in.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
 

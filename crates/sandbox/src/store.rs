@@ -84,6 +84,8 @@ pub struct Inner {
     /// The newest resourceVersion no longer in the history.
     compacted: u64,
     dirty: bool,
+    /// Writes per resource (`group/plural`), for tests that check a controller is quiet.
+    writes: std::collections::HashMap<String, u64>,
 }
 
 /// The store: objects, resourceVersions, watch history and live event fan-out.
@@ -114,6 +116,7 @@ impl Store {
                 history_capacity,
                 compacted: 1,
                 dirty: false,
+                writes: Default::default(),
             }),
             live,
             epoch: tokio::sync::watch::channel(0).0,
@@ -253,8 +256,14 @@ impl Inner {
         Some(object)
     }
 
+    /// How many writes (creates, updates, deletions) a resource (`group/plural`) has seen.
+    pub fn writes_of(&self, resource: &str) -> u64 {
+        self.writes.get(resource).copied().unwrap_or(0)
+    }
+
     fn record(&mut self, store: &Store, event: Event) {
         self.dirty = true;
+        *self.writes.entry(event.key.resource.clone()).or_default() += 1;
         if self.history.len() == self.history_capacity
             && let Some(old) = self.history.pop_front()
         {

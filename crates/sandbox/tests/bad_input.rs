@@ -36,7 +36,9 @@ async fn bad_requests_get_kube_apiserver_status_errors() {
     let sandbox = Sandbox::start(Config::default()).await.expect("starts");
     let cms = "/api/v1/namespaces/default/configmaps";
     let json_ct = "application/json";
-    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str, &str)> = vec![
+    // (method, path, content type, body, expected code, reason, part of the message)
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "POST",
             cms,

@@ -1,10 +1,38 @@
-//! `purchase-guard run`: the production entry point.
+//! `purchase-guard run`: the production entry point. Every setting is a flag with an
+//! environment-variable twin.
+
+use purchase_guard::controller::{self, Metrics};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Log format: text or json.
     #[arg(long, env = "PURCHASE_GUARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long, env = "PURCHASE_GUARD_HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    health_addr: SocketAddr,
+    /// Elect a leader on a Lease so that only one replica reconciles (true or false).
+    #[arg(long, env = "PURCHASE_GUARD_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    /// The name of the Lease.
+    #[arg(long, env = "PURCHASE_GUARD_LEASE_NAME", default_value = "purchase-guard")]
+    lease_name: String,
+    /// The namespace of the Lease (in a pod: its own namespace).
+    #[arg(long, env = "PURCHASE_GUARD_LEASE_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// How long a lease lasts without renewal, in seconds.
+    #[arg(long, env = "PURCHASE_GUARD_LEASE_DURATION", default_value_t = 15)]
+    lease_duration: u64,
+    /// How long before expiry the leader renews, in seconds.
+    #[arg(long, env = "PURCHASE_GUARD_LEASE_GRACE", default_value_t = 5)]
+    lease_grace: u64,
+    /// This replica's identity in the Lease (default: the pod name, else host and process).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 pub fn init_logging(format: &str) {
@@ -20,6 +48,48 @@ pub fn init_logging(format: &str) {
     }
 }
 
+/// Serves /healthz (the process is up), /readyz (caches synced) and /metrics (OpenMetrics).
+async fn serve_health(addr: SocketAddr, ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<(), String> {
+    use axum::http::{StatusCode, header};
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (--health-addr): {e}"))?;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    if ready.load(Ordering::SeqCst) {
+                        (StatusCode::OK, "ok")
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        );
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| format!("health server: {e}"))
+}
+
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     init_logging(&args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -28,13 +98,81 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("cannot configure a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
-        purchase_guard::controller::check_crds(&client).await?;
+        controller::check_crds(&client).await?;
+        let metrics = Arc::new(Metrics::default());
+        let ready = Arc::new(AtomicBool::new(false));
+        let health = tokio::spawn(serve_health(args.health_addr, ready.clone(), metrics.clone()));
+
+        let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_election);
+        let mut lease_task = None;
+        if args.leader_election {
+            let identity = args.identity.clone().unwrap_or_else(|| {
+                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "purchase-guard".into());
+                format!("{host}-{}", std::process::id())
+            });
+            let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+                .with_namespace(&args.lease_namespace)
+                .with_identity(&identity)
+                .with_duration(args.lease_duration)
+                .with_grace(args.lease_grace)
+                .with_field_manager("purchase-guard")
+                .build()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot set up leader election on Lease {}/{}: {e}",
+                        args.lease_namespace, args.lease_name
+                    )
+                })?;
+            let (mut channel, task) = manager.watch().await;
+            let metrics = metrics.clone();
+            let forward = tokio::spawn(async move {
+                loop {
+                    let leading = *channel.borrow_and_update();
+                    metrics.leader.set(i64::from(leading));
+                    if leader_tx.send(leading).is_err() {
+                        return channel;
+                    }
+                    if leading {
+                        tracing::info!(%identity, "leading: reconciling");
+                    } else {
+                        tracing::info!(%identity, "not the leader: caches only");
+                    }
+                    if channel.changed().await.is_err() {
+                        let _ = leader_tx.send(false);
+                        return channel;
+                    }
+                }
+            });
+            lease_task = Some((forward, task));
+        } else {
+            metrics.leader.set(1);
+        }
+
         tracing::info!("purchase-guard controllers starting");
-        purchase_guard::controller::run(client, Default::default(), crate::sandbox::shutdown_signal(), || {
-            tracing::info!("caches synced")
-        })
-        .await?;
+        let ready_flag = ready.clone();
+        let result = tokio::select! {
+            r = controller::run(client, metrics, leader_rx, crate::sandbox::shutdown_signal(), move || {
+                ready_flag.store(true, Ordering::SeqCst);
+                tracing::info!("caches synced");
+            }) => r.map_err(|e| e.to_string()),
+            h = health => Err(match h { Ok(Err(e)) => e, _ => "the health server stopped".to_string() }),
+        };
+        // Release the lease so that another replica takes over at once.
+        if let Some((forward, task)) = lease_task {
+            // Dropping the forwarder drops the lease channel, which stops the manager.
+            forward.abort();
+            let _ = forward.await;
+            match tokio::time::timeout(Duration::from_secs(5), task).await {
+                Ok(Ok(Ok(manager))) => {
+                    if let Err(e) = manager.release().await {
+                        tracing::warn!(error = %e, "cannot release the lease");
+                    }
+                }
+                _ => tracing::warn!("the lease manager did not stop in time"),
+            }
+        }
         tracing::info!("purchase-guard stopped");
-        Ok::<(), Box<dyn std::error::Error>>(())
+        result.map_err(|e| e.into())
     })
 }

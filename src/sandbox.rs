@@ -63,6 +63,8 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let task = tokio::spawn(purchase_guard::controller::run(
             client,
             Default::default(),
+            // A single replica: always the leader.
+            tokio::sync::watch::channel(true).1,
             async {
                 let _ = stopped.await;
             },

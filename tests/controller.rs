@@ -90,6 +90,7 @@ impl Env {
         self.task = Some(tokio::spawn(controller::run(
             client,
             metrics,
+            tokio::sync::watch::channel(true).1,
             async move {
                 let _ = stopped.await;
             },

@@ -38,43 +38,14 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
 }
 
-/// Counters of the controllers (also the source of `/metrics`).
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Completed reconciles per kind: customers, decisions, delegations, partners.
-    pub reconciles: [std::sync::atomic::AtomicU64; 4],
-    /// Failed reconciles per kind, same order.
-    pub errors: [std::sync::atomic::AtomicU64; 4],
-    /// Status writes.
-    pub status_writes: std::sync::atomic::AtomicU64,
-}
-
-/// The kinds, in the order of the metrics arrays.
-pub const KINDS: [&str; 4] = [
-    "CustomerAccount",
-    "PurchaseRestriction",
-    "ResellerDelegation",
-    "Partner",
-];
-
-impl Metrics {
-    pub fn reconciles_of(&self, kind: usize) -> u64 {
-        self.reconciles[kind].load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn count(&self, kind: usize, result: &Result<Action, Error>) {
-        let slot = if result.is_ok() {
-            &self.reconciles[kind]
-        } else {
-            &self.errors[kind]
-        };
-        slot.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
+pub mod metrics;
+pub use metrics::{KINDS, Metrics};
 
 /// What every reconcile shares.
 pub struct Context {
     pub metrics: Arc<Metrics>,
+    /// Whether this replica holds the lease; only the leader writes.
+    pub leader: tokio::sync::watch::Receiver<bool>,
     pub client: Client,
     pub stores: Stores,
     pub namespaces: Store<Namespace>,
@@ -99,7 +70,7 @@ impl Context {
 /// Patches an object's status when it differs from the computed one; returns whether it wrote.
 async fn write_status<K, S>(api: &Api<K>, obj: &K, current: Option<&S>, desired: &S) -> Result<bool, Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize + PartialEq,
 {
     if current == Some(desired) {
@@ -382,8 +353,22 @@ async fn reconcile_partner_inner(partner: Arc<Partner>, ctx: Arc<Context>) -> Re
 macro_rules! counted {
     ($name:ident, $inner:ident, $kind:ty, $slot:expr) => {
         async fn $name(obj: Arc<$kind>, ctx: Arc<Context>) -> Result<Action, Error> {
+            // Followers keep their caches warm but never write; they reconcile everything
+            // when they become the leader.
+            if !*ctx.leader.borrow() {
+                return Ok(Action::await_change());
+            }
+            let label = metrics::KindLabel { kind: KINDS[$slot] };
+            let started = std::time::Instant::now();
             let result = $inner(obj, ctx.clone()).await;
-            ctx.metrics.count($slot, &result);
+            ctx.metrics
+                .duration
+                .get_or_create(&label)
+                .observe(started.elapsed().as_secs_f64());
+            match &result {
+                Ok(_) => ctx.metrics.reconciles.get_or_create(&label).inc(),
+                Err(_) => ctx.metrics.errors.get_or_create(&label).inc(),
+            };
             result
         }
     };
@@ -454,6 +439,7 @@ fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
+    leader: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), Error> {
@@ -496,7 +482,20 @@ pub async fn run(
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
+    metrics.set_customer_store(customers.clone());
+    // Each time this replica becomes the leader, every object is reconciled.
+    let elected = || {
+        futures::stream::unfold(leader.clone(), |mut rx| async move {
+            loop {
+                rx.changed().await.ok()?;
+                if *rx.borrow_and_update() {
+                    return Some(((), rx));
+                }
+            }
+        })
+    };
     let ctx = Arc::new(Context {
+        leader: leader.clone(),
         metrics,
         client: client.clone(),
         stores: stores.clone(),
@@ -522,6 +521,7 @@ pub async fn run(
         let s = s.clone();
         move |p: Arc<Partner>| refs(s.customers_of_partner(&p.name_any()))
     })
+    .reconcile_all_on(elected())
     .run(reconcile_customer, error_policy, ctx.clone());
 
     let decisions_ctrl = Controller::for_shared_stream(
@@ -563,6 +563,7 @@ pub async fn run(
             refs(out)
         }
     })
+    .reconcile_all_on(elected())
     .run(reconcile_decision, error_policy, ctx.clone());
 
     let delegations_ctrl = Controller::for_shared_stream(
@@ -584,6 +585,7 @@ pub async fn run(
         let s = s.clone();
         move |_p: Arc<Partner>| refs(s.delegations.state())
     })
+    .reconcile_all_on(elected())
     .run(reconcile_delegation, error_policy, ctx.clone());
 
     let partners_ctrl = Controller::for_shared_stream(
@@ -623,6 +625,7 @@ pub async fn run(
             )
         }
     })
+    .reconcile_all_on(elected())
     .run(reconcile_partner, error_policy, ctx.clone());
 
     fn drive<K>(

@@ -1,0 +1,205 @@
+//! Two `purchase-guard run` processes against one sandbox: exactly one leader; after the
+//! leader is killed, the other takes over within the lease duration and the system converges.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, PostParams};
+use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
+use purchase_guard_sandbox::{Config, Sandbox};
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LEASE_SECONDS: u64 = 4;
+
+struct Replica {
+    child: Child,
+    identity: &'static str,
+    port: u16,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start(kubeconfig: &std::path::Path, identity: &'static str) -> Replica {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
+        .args([
+            "run",
+            "--identity",
+            identity,
+            "--health-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--lease-duration", &LEASE_SECONDS.to_string(), "--lease-grace", "1"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("purchase-guard runs");
+    Replica { child, identity, port }
+}
+
+async fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut body)
+        .await
+        .ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
+}
+
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn restricted(api: &Api<CustomerAccount>, name: &str) -> Option<String> {
+    api.get(name)
+        .await
+        .ok()?
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "PurchaseRestricted")
+        .map(|c| c.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_leader_and_failover_within_the_lease_duration() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in purchase_guard::crdgen::all() {
+        crds.create(&PostParams::default(), &crd).await.expect("CRD");
+    }
+    let kubeconfig = std::env::temp_dir().join(format!("pg-leader-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let mut replicas = vec![start(&kubeconfig, "replica-a"), start(&kubeconfig, "replica-b")];
+
+    // Exactly one leader: the lease holder, and the only replica whose leader gauge is 1.
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let holder = || async {
+        leases
+            .get("purchase-guard")
+            .await
+            .ok()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+    };
+    eventually("a replica holds the lease", Duration::from_secs(20), || async {
+        holder().await.is_some_and(|h| !h.is_empty())
+    })
+    .await;
+    let ports: Vec<u16> = replicas.iter().map(|r| r.port).collect();
+    eventually("both replicas report leadership", Duration::from_secs(20), || {
+        let ports = ports.clone();
+        async move {
+            let mut gauges = Vec::new();
+            for p in ports {
+                gauges.push(metric(p, "purchase_guard_leader").await);
+            }
+            let mut values: Vec<f64> = gauges.into_iter().flatten().collect();
+            values.sort_by(f64::total_cmp);
+            values == [0.0, 1.0]
+        }
+    })
+    .await;
+    let leader = holder().await.expect("a holder");
+
+    // The system works under the leader.
+    for ns in ["dist", "r1"] {
+        let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        api.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"),
+        )
+        .await
+        .expect("ns");
+    }
+    let partners: Api<Partner> = Api::all(client.clone());
+    for p in [
+        json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}}),
+        json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "r1"}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": "r1"}}),
+    ] {
+        partners
+            .create(&PostParams::default(), &serde_json::from_value(p).expect("partner"))
+            .await
+            .expect("partner");
+    }
+    let customers: Api<CustomerAccount> = Api::all(client.clone());
+    customers
+        .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount", "metadata": {"name": "c1"}, "spec": {"associationModel": "Reseller", "reseller": "r1"}})).expect("c"))
+        .await
+        .expect("customer");
+    eventually("c1 is restricted by default", Duration::from_secs(20), || async {
+        restricted(&customers, "c1").await.as_deref() == Some("True")
+    })
+    .await;
+
+    // Kill the leader without letting it release the lease.
+    let index = replicas
+        .iter()
+        .position(|r| r.identity == leader)
+        .expect("the leader is one of ours");
+    let killed = replicas.remove(index);
+    drop(killed);
+    let killed_at = Instant::now();
+
+    // A change while nobody leads is reconciled once the other replica takes over.
+    let decisions: Api<PurchaseRestriction> = Api::namespaced(client.clone(), "dist");
+    decisions
+        .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction", "metadata": {"name": "c1", "namespace": "dist"}, "spec": {"customer": "c1", "state": "Unrestricted", "reason": "paid"}})).expect("d"))
+        .await
+        .expect("decision");
+    let survivor = replicas[0].identity;
+    eventually(
+        "the survivor holds the lease",
+        Duration::from_secs(LEASE_SECONDS * 3),
+        || async { holder().await.as_deref() == Some(survivor) },
+    )
+    .await;
+    // The killed leader renewed at most a lease duration ago; the survivor notices the expiry
+    // at its next attempt, so the takeover is bounded by two lease durations.
+    let takeover = killed_at.elapsed();
+    eprintln!("takeover after the leader was killed: {takeover:?} (lease duration {LEASE_SECONDS}s)");
+    assert!(
+        takeover <= Duration::from_secs(LEASE_SECONDS * 2),
+        "takeover took {takeover:?}, lease duration {LEASE_SECONDS}s"
+    );
+    eventually(
+        "the system converges under the new leader",
+        Duration::from_secs(20),
+        || async { restricted(&customers, "c1").await.as_deref() == Some("False") },
+    )
+    .await;
+    drop(replicas);
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}

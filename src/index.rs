@@ -108,7 +108,7 @@ impl Stores {
     }
 
     pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
-        self.customers.state().into_iter().find(|c| c.name_any() == name)
+        self.customers.get(&kube::runtime::reflector::ObjectRef::new(name))
     }
 
     /// Evaluates a customer with the policy core: the hierarchy, its decisions, the time.

@@ -16,7 +16,7 @@ mod store;
 
 pub use server::{ApiServer, KUBERNETES_VERSION, MAX_BODY};
 pub use status::ApiError;
-pub use store::Store;
+pub use store::{Key, Store};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
 use purchase_guard_sandbox::{Config, Sandbox};
 use serde_json::{Value, json};
@@ -45,14 +45,21 @@ async fn raw_watch(addr: std::net::SocketAddr, path: String, tx: tokio::sync::mp
 }
 
 fn restricted_status(customer: &Value) -> Option<String> {
-    customer.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == "PurchaseRestricted")?["status"]
+    customer
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "PurchaseRestricted")?["status"]
         .as_str()
         .map(str::to_string)
 }
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let customers_n: usize = std::env::var("CONTROLLER_BENCH_CUSTOMERS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let customers_n: usize = std::env::var("CONTROLLER_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
     let (distributors, resellers) = (2usize, 50usize);
     let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
     let client = Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
@@ -65,12 +72,24 @@ async fn main() {
     let partners: Api<Partner> = Api::all(client.clone());
     for d in 0..distributors {
         let name = format!("dist-{d}");
-        namespaces.create(&pp, &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns")).await.expect("ns");
+        namespaces
+            .create(
+                &pp,
+                &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"),
+            )
+            .await
+            .expect("ns");
         partners.create(&pp, &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": {"role": "Distributor", "namespace": name}})).expect("p")).await.expect("partner");
     }
     for r in 0..resellers {
         let name = format!("reseller-{r}");
-        namespaces.create(&pp, &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns")).await.expect("ns");
+        namespaces
+            .create(
+                &pp,
+                &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"),
+            )
+            .await
+            .expect("ns");
         partners.create(&pp, &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": {"role": "Reseller", "distributor": format!("dist-{}", r % distributors), "namespace": name}})).expect("p")).await.expect("partner");
     }
     // Customers and one decision each, by their authority holder (the distributor).
@@ -88,7 +107,10 @@ async fn main() {
         }
     });
     stream.buffer_unordered(32).collect::<Vec<_>>().await;
-    println!("controller benchmark: {customers_n} customers, {distributors} distributors, {resellers} resellers, {customers_n} decisions (created in {:.1} s)", created.elapsed().as_secs_f64());
+    println!(
+        "controller benchmark: {customers_n} customers, {distributors} distributors, {resellers} resellers, {customers_n} decisions (created in {:.1} s)",
+        created.elapsed().as_secs_f64()
+    );
 
     // Cold start: the controller as the Deployment runs it, in its own process.
     let kubeconfig = std::env::temp_dir().join(format!("pg-bench-{}.kubeconfig", std::process::id()));
@@ -103,23 +125,43 @@ async fn main() {
     let converged = |sandbox: &Sandbox| {
         let inner = sandbox.server.store.lock();
         inner.list("purchaseguard.io/customeraccounts", None).all(|(_, c)| {
-            let i: usize = c["metadata"]["name"].as_str().and_then(|n| n.strip_prefix("c-")).and_then(|n| n.parse().ok()).unwrap_or(0);
+            let i: usize = c["metadata"]["name"]
+                .as_str()
+                .and_then(|n| n.strip_prefix("c-"))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
             restricted_status(c).as_deref() == Some(if i % 2 == 0 { "True" } else { "False" })
-        }) && inner.list("purchaseguard.io/purchaserestrictions", None).all(|(_, d)| d.pointer("/status/accepted").is_some())
+        }) && inner
+            .list("purchaseguard.io/purchaserestrictions", None)
+            .all(|(_, d)| d.pointer("/status/accepted").is_some())
     };
     while !converged(&sandbox) {
-        assert!(started.elapsed() < Duration::from_secs(600), "no convergence within 10 minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "no convergence within 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let convergence = started.elapsed();
-    println!("cold-start convergence: {:.2} s (target < 10 s)", convergence.as_secs_f64());
+    println!(
+        "cold-start convergence: {:.2} s (target < 10 s)",
+        convergence.as_secs_f64()
+    );
 
     // Flip latency next to the raw watch latency of the same writes.
     let rv = sandbox.server.store.lock().rv();
     let (dtx, mut decisions_rx) = tokio::sync::mpsc::unbounded_channel();
     let (ctx, mut customers_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(raw_watch(sandbox.addr, format!("/apis/purchaseguard.io/v1alpha1/purchaserestrictions?watch=true&resourceVersion={rv}"), dtx));
-    tokio::spawn(raw_watch(sandbox.addr, format!("/apis/purchaseguard.io/v1alpha1/customeraccounts?watch=true&resourceVersion={rv}"), ctx));
+    tokio::spawn(raw_watch(
+        sandbox.addr,
+        format!("/apis/purchaseguard.io/v1alpha1/purchaserestrictions?watch=true&resourceVersion={rv}"),
+        dtx,
+    ));
+    tokio::spawn(raw_watch(
+        sandbox.addr,
+        format!("/apis/purchaseguard.io/v1alpha1/customeraccounts?watch=true&resourceVersion={rv}"),
+        ctx,
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let samples = 300;
     let mut raw = Vec::new();
@@ -127,12 +169,29 @@ async fn main() {
     for s in 0..samples {
         let i = (s * 37) % customers_n;
         let dist = (i % resellers) % distributors;
-        let was_restricted = sandbox.server.store.lock().get(&purchase_guard_sandbox::Key::new("purchaseguard.io/customeraccounts", "", &format!("c-{i}"))).and_then(|c| restricted_status(c)) == Some("True".into());
-        let (state, expect) = if was_restricted { ("Unrestricted", "False") } else { ("Restricted", "True") };
+        let was_restricted = sandbox
+            .server
+            .store
+            .lock()
+            .get(&purchase_guard_sandbox::Key::new(
+                "purchaseguard.io/customeraccounts",
+                "",
+                &format!("c-{i}"),
+            ))
+            .and_then(|c| restricted_status(c))
+            == Some("True".into());
+        let (state, expect) = if was_restricted {
+            ("Unrestricted", "False")
+        } else {
+            ("Restricted", "True")
+        };
         let decisions: Api<PurchaseRestriction> = Api::namespaced(client.clone(), &format!("dist-{dist}"));
         let patch = json!({"spec": {"state": state, "reason": format!("flip {s}")}});
         let t0 = Instant::now();
-        decisions.patch(&format!("c-{i}"), &PatchParams::default(), &Patch::Merge(&patch)).await.expect("flip");
+        decisions
+            .patch(&format!("c-{i}"), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("flip");
         let name = format!("c-{i}");
         loop {
             let (at, v) = decisions_rx.recv().await.expect("decision events");
@@ -170,7 +229,11 @@ async fn main() {
     );
     let rss = std::fs::read_to_string(format!("/proc/{}/status", controller.id()))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()));
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        });
     match rss {
         Some(kib) => println!("controller peak RSS: {:.1} MiB (target < 100 MiB)", kib / 1024.0),
         None => println!("controller peak RSS: not readable on this system"),

@@ -107,6 +107,19 @@ impl Stores {
         ds
     }
 
+    /// The decisions naming any of `customers`, in one pass over the decisions.
+    pub fn decisions_of_customers<'a>(
+        &self,
+        customers: impl IntoIterator<Item = &'a Arc<CustomerAccount>>,
+    ) -> Vec<Arc<PurchaseRestriction>> {
+        let names: std::collections::HashSet<String> = customers.into_iter().map(|c| c.name_any()).collect();
+        self.decisions
+            .state()
+            .into_iter()
+            .filter(|d| names.contains(&d.spec.customer))
+            .collect()
+    }
+
     pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
         self.customers.get(&kube::runtime::reflector::ObjectRef::new(name))
     }

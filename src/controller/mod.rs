@@ -44,6 +44,8 @@ pub use metrics::{KINDS, Metrics};
 /// What every reconcile shares.
 pub struct Context {
     pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object, for exponential backoff.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Whether this replica holds the lease; only the leader writes.
     pub leader: tokio::sync::watch::Receiver<bool>,
     pub client: Client,
@@ -102,9 +104,22 @@ fn clear_removed(new: &mut serde_json::Value, old: &serde_json::Value) {
     }
 }
 
-fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+/// The delay before the `failures`-th retry: 1 s, doubling up to 256 s.
+pub fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
+}
+
+fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = format!("{}/{}", K::kind(&()), obj.object_ref(&()).name.unwrap_or_default());
+    let failures = {
+        let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let delay = backoff(failures);
+    tracing::warn!(%error, object = %key, failures, retry_in = ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 async fn publish(ctx: &Context, obj: &impl Resource<DynamicType = ()>, type_: EventType, reason: &str, note: String) {
@@ -359,6 +374,7 @@ macro_rules! counted {
                 return Ok(Action::await_change());
             }
             let label = metrics::KindLabel { kind: KINDS[$slot] };
+            let name = obj.name_any();
             let started = std::time::Instant::now();
             let result = $inner(obj, ctx.clone()).await;
             ctx.metrics
@@ -366,8 +382,17 @@ macro_rules! counted {
                 .get_or_create(&label)
                 .observe(started.elapsed().as_secs_f64());
             match &result {
-                Ok(_) => ctx.metrics.reconciles.get_or_create(&label).inc(),
-                Err(_) => ctx.metrics.errors.get_or_create(&label).inc(),
+                Ok(_) => {
+                    ctx.metrics.reconciles.get_or_create(&label).inc();
+                    let key = format!("{}/{}", KINDS[$slot], name);
+                    ctx.failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&key);
+                }
+                Err(_) => {
+                    ctx.metrics.errors.get_or_create(&label).inc();
+                }
             };
             result
         }
@@ -435,6 +460,12 @@ fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -
     objs.into_iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect()
 }
 
+/// Bounded concurrency: a cold start with thousands of objects queues reconciles instead of
+/// running them all at once (memory, and fairness to fresh changes).
+fn controller_config() -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(16)
+}
+
 /// Runs every controller until `shutdown` resolves. `ready` is called once all caches synced.
 pub async fn run(
     client: Client,
@@ -495,6 +526,7 @@ pub async fn run(
         })
     };
     let ctx = Arc::new(Context {
+        failures: Default::default(),
         leader: leader.clone(),
         metrics,
         client: client.clone(),
@@ -509,6 +541,7 @@ pub async fn run(
         customers_w.subscribe().expect("shared stores can be subscribed to"),
         customers.clone(),
     )
+    .with_config(controller_config())
     .watches_shared_stream(subscribe!(decisions_w, decisions_gone), {
         let s = s.clone();
         move |d: Arc<PurchaseRestriction>| s.customer(&d.spec.customer).map(|c| ObjectRef::from_obj(c.as_ref()))
@@ -528,6 +561,7 @@ pub async fn run(
         decisions_w.subscribe().expect("shared stores can be subscribed to"),
         decisions.clone(),
     )
+    .with_config(controller_config())
     .watches_shared_stream(subscribe!(customers_w, customers_gone), {
         let s = s.clone();
         move |c: Arc<CustomerAccount>| refs(s.decisions_of(&c.name_any()))
@@ -538,13 +572,7 @@ pub async fn run(
     })
     .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
         let s = s.clone();
-        move |d: Arc<ResellerDelegation>| {
-            refs(
-                s.customers_of_reseller(&d.spec.reseller)
-                    .iter()
-                    .flat_map(|c| s.decisions_of(&c.name_any())),
-            )
-        }
+        move |d: Arc<ResellerDelegation>| refs(s.decisions_of_customers(&s.customers_of_reseller(&d.spec.reseller)))
     })
     .watches_shared_stream(subscribe!(partners_w, partners_gone), {
         let s = s.clone();
@@ -555,11 +583,7 @@ pub async fn run(
                 .into_iter()
                 .filter(|d| d.namespace().as_deref() == Some(p.spec.namespace.as_str()))
                 .collect();
-            out.extend(
-                s.customers_of_partner(&p.name_any())
-                    .iter()
-                    .flat_map(|c| s.decisions_of(&c.name_any())),
-            );
+            out.extend(s.decisions_of_customers(&s.customers_of_partner(&p.name_any())));
             refs(out)
         }
     })
@@ -570,6 +594,7 @@ pub async fn run(
         delegations_w.subscribe().expect("shared stores can be subscribed to"),
         delegations.clone(),
     )
+    .with_config(controller_config())
     .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
         let s = s.clone();
         move |d: Arc<ResellerDelegation>| {
@@ -592,6 +617,7 @@ pub async fn run(
         partners_w.subscribe().expect("shared stores can be subscribed to"),
         partners.clone(),
     )
+    .with_config(controller_config())
     .watches_shared_stream(subscribe!(namespaces_w, namespaces_gone), {
         let s = s.clone();
         move |ns: Arc<Namespace>| {
@@ -681,4 +707,23 @@ pub async fn run(
         _ = readiness.fuse() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let delays: Vec<u64> = (1..=12).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 256, 256, 256]);
+    }
+
+    #[test]
+    fn clear_removed_nulls_fields_at_every_depth() {
+        let old = serde_json::json!({"a": 1, "b": {"c": 2, "d": 3}, "l": [1, 2]});
+        let mut new = serde_json::json!({"b": {"c": 5}, "l": [1]});
+        clear_removed(&mut new, &old);
+        assert_eq!(new, serde_json::json!({"a": null, "b": {"c": 5, "d": null}, "l": [1]}));
+    }
 }

@@ -3,8 +3,9 @@
 
 use crate::api::{AssociationModel, CustomerAccount, Partner, PartnerRole, PurchaseRestriction, ResellerDelegation};
 use kube::ResourceExt;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use purchase_guard_policy as policy;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The in-memory stores the controllers and the webhooks read, fed by watches.
@@ -14,6 +15,45 @@ pub struct Stores {
     pub customers: Store<CustomerAccount>,
     pub delegations: Store<ResellerDelegation>,
     pub decisions: Store<PurchaseRestriction>,
+    /// customer → its decisions, kept by the decisions' watch.
+    pub decisions_by_customer: Arc<DecisionIndex>,
+}
+
+/// The decisions of each customer. Updated from the watch events *before* the store, so that
+/// whoever is triggered by the store finds the entry; lookups go through the store, so an
+/// entry the store does not hold (yet, or any more) is skipped.
+#[derive(Debug, Default)]
+pub struct DecisionIndex(std::sync::RwLock<HashMap<String, HashSet<ObjectRef<PurchaseRestriction>>>>);
+
+impl DecisionIndex {
+    /// Follows one watch event.
+    pub fn observe(&self, event: &kube::runtime::watcher::Event<PurchaseRestriction>) {
+        use kube::runtime::watcher::Event;
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            Event::Apply(d) | Event::InitApply(d) => {
+                map.entry(d.spec.customer.clone())
+                    .or_default()
+                    .insert(ObjectRef::from_obj(d));
+            }
+            Event::Delete(d) => {
+                if let Some(set) = map.get_mut(&d.spec.customer) {
+                    set.remove(&ObjectRef::from_obj(d));
+                    if set.is_empty() {
+                        map.remove(&d.spec.customer);
+                    }
+                }
+            }
+            Event::Init | Event::InitDone => {}
+        }
+    }
+
+    fn refs(&self, customer: &str) -> Vec<ObjectRef<PurchaseRestriction>> {
+        let map = self.0.read().unwrap_or_else(|p| p.into_inner());
+        map.get(customer)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
 }
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
@@ -98,9 +138,10 @@ impl Stores {
     /// The decisions naming a customer, in a stable order.
     pub fn decisions_of(&self, customer: &str) -> Vec<Arc<PurchaseRestriction>> {
         let mut ds: Vec<Arc<PurchaseRestriction>> = self
-            .decisions
-            .state()
-            .into_iter()
+            .decisions_by_customer
+            .refs(customer)
+            .iter()
+            .filter_map(|r| self.decisions.get(r))
             .filter(|d| d.spec.customer == customer)
             .collect();
         ds.sort_by_key(|d| (d.namespace().unwrap_or_default(), d.name_any()));
@@ -121,7 +162,7 @@ impl Stores {
     }
 
     pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
-        self.customers.get(&kube::runtime::reflector::ObjectRef::new(name))
+        self.customers.get(&ObjectRef::new(name))
     }
 
     /// Evaluates a customer with the policy core: the hierarchy, its decisions, the time.

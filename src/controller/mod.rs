@@ -503,11 +503,13 @@ pub async fn run(
             )
         };
     }
+    let index = Arc::new(index::DecisionIndex::default());
     let stores = Stores {
         partners: partners.clone(),
         customers: customers.clone(),
         delegations: delegations.clone(),
         decisions: decisions.clone(),
+        decisions_by_customer: index.clone(),
     };
     let reporter = Reporter {
         controller: MANAGER.into(),
@@ -658,16 +660,23 @@ pub async fn run(
         api: Api<K>,
         writer: reflector::store::Writer<K>,
         gone: Gone<K>,
+        observe: impl Fn(&watcher::Event<K>) + Send + 'static,
     ) -> impl std::future::Future<Output = ()>
     where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     {
         watcher(api, watcher::Config::default())
             .default_backoff()
+            // Indexes follow the events before the store does.
+            .inspect(move |event| {
+                if let Ok(e) = event {
+                    observe(e)
+                }
+            })
             .reflect_shared(writer)
             .for_each(move |event| {
-                // After the reflector dropped the object from the store: mapped reconciles see
-                // the store without it.
+                // After the reflector dropped the object from the store: mapped reconciles
+                // see the store without it.
                 if let Ok(watcher::Event::Delete(obj)) = event {
                     // Nobody listening is fine.
                     let _ = gone.send(Arc::new(obj));
@@ -676,11 +685,11 @@ pub async fn run(
             })
     }
     let reflectors = futures::future::join5(
-        drive(partners_api, partners_w, partners_gone),
-        drive(customers_api, customers_w, customers_gone),
-        drive(delegations_api, delegations_w, delegations_gone),
-        drive(decisions_api, decisions_w, decisions_gone),
-        drive(namespaces_api, namespaces_w, namespaces_gone),
+        drive(partners_api, partners_w, partners_gone, |_| {}),
+        drive(customers_api, customers_w, customers_gone, |_| {}),
+        drive(delegations_api, delegations_w, delegations_gone, |_| {}),
+        drive(decisions_api, decisions_w, decisions_gone, move |e| index.observe(e)),
+        drive(namespaces_api, namespaces_w, namespaces_gone, |_| {}),
     );
     let readiness = async move {
         let _ = futures::future::join5(

@@ -130,12 +130,14 @@ pub fn customer_status(
             (
                 format!("{verb}By{}", role_word(*role)),
                 format!(
-                    "{} by {role} \"{issuer}\" (PurchaseRestriction {key}): \"{reason}\"{standing}",
+                    "{} by {role} \"{issuer}\" (PurchaseRestriction {key}, {}): \"{reason}\"{standing}",
                     if state.restricts_purchases() {
                         "restricted from purchases"
                     } else {
                         "purchases allowed"
-                    }
+                    },
+                    // R2: the distributor's own authority; R3: the reseller's, by delegation.
+                    if *role == policy::Role::Reseller { "R3" } else { "R2" }
                 ),
                 DecisionInForce {
                     restriction: Some(object_ref(key)),

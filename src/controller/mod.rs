@@ -667,6 +667,8 @@ pub async fn run(
     {
         watcher(api, watcher::Config::default())
             .default_backoff()
+            // The caches need no managed fields: dropping them saves memory.
+            .modify(|obj| obj.managed_fields_mut().clear())
             // Indexes follow the events before the store does.
             .inspect(move |event| {
                 if let Ok(e) = event {

@@ -102,7 +102,7 @@ async fn main() {
             let customers: Api<CustomerAccount> = Api::all(client.clone());
             customers.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount", "metadata": {"name": format!("c-{i}")}, "spec": {"associationModel": "Reseller", "reseller": format!("reseller-{reseller}")}})).expect("c")).await.expect("customer");
             let decisions: Api<PurchaseRestriction> = Api::namespaced(client, &format!("dist-{dist}"));
-            let state = if i % 2 == 0 { "Restricted" } else { "Unrestricted" };
+            let state = if i.is_multiple_of(2) { "Restricted" } else { "Unrestricted" };
             decisions.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction", "metadata": {"name": format!("c-{i}"), "namespace": format!("dist-{dist}")}, "spec": {"customer": format!("c-{i}"), "state": state, "reason": "benchmark"}})).expect("d")).await.expect("decision");
         }
     });
@@ -130,7 +130,7 @@ async fn main() {
                 .and_then(|n| n.strip_prefix("c-"))
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
-            restricted_status(c).as_deref() == Some(if i % 2 == 0 { "True" } else { "False" })
+            restricted_status(c).as_deref() == Some(if i.is_multiple_of(2) { "True" } else { "False" })
         }) && inner
             .list("purchaseguard.io/purchaserestrictions", None)
             .all(|(_, d)| d.pointer("/status/accepted").is_some())

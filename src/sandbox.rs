@@ -19,6 +19,10 @@ pub struct Args {
     /// Serve the Kubernetes API alone, without purchase-guard's CRDs and controllers.
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_API_ONLY")]
     api_only: bool,
+    /// Authorize requests with RBAC; `kubectl --as USER --as-group GROUP` picks the identity
+    /// (without --as, requests act as an administrator).
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_RBAC")]
+    rbac: bool,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
     state_file: Option<PathBuf>,
@@ -37,6 +41,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let sandbox = Sandbox::start(Config {
         port: args.port,
         state_file: args.state_file.clone(),
+        rbac: args.rbac,
         ..Config::default()
     })
     .await?;

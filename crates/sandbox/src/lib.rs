@@ -8,12 +8,14 @@ mod openapi;
 mod openapi_v2;
 mod patch;
 mod protobuf;
+mod rbac;
 mod registry;
 mod selectors;
 mod server;
 mod status;
 mod store;
 
+pub use rbac::UserInfo;
 pub use server::{ApiServer, KUBERNETES_VERSION, MAX_BODY};
 pub use status::ApiError;
 pub use store::{Key, Store};
@@ -34,6 +36,9 @@ pub struct Config {
     pub history: usize,
     /// How often watches that ask for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Authorize requests with RBAC (identities come from the `Impersonate-*` headers; requests
+    /// without them act as an administrator in `system:masters`).
+    pub rbac: bool,
 }
 
 impl Default for Config {
@@ -43,6 +48,7 @@ impl Default for Config {
             state_file: None,
             history: 100_000,
             bookmark_interval: Duration::from_secs(1),
+            rbac: false,
         }
     }
 }
@@ -113,6 +119,7 @@ impl Sandbox {
         }
         let mut server = ApiServer::new(store.clone());
         server.bookmark_interval = config.bookmark_interval;
+        server.rbac = config.rbac;
         let server = Arc::new(server);
         server.bootstrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))

@@ -98,6 +98,38 @@ impl LabelSelector {
     }
 }
 
+impl LabelSelector {
+    /// Matches a label selector given as an object (`matchLabels`, `matchExpressions`).
+    pub fn matches_object_selector(selector: &Value, labels: Option<&Value>) -> bool {
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        let match_labels = selector
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .is_none_or(|m| m.iter().all(|(k, v)| get(k) == v.as_str()));
+        let exprs = selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .is_none_or(|exprs| {
+                exprs.iter().all(|e| {
+                    let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+                    let values: Vec<&str> = e
+                        .get("values")
+                        .and_then(Value::as_array)
+                        .map(|v| v.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    match e.get("operator").and_then(Value::as_str) {
+                        Some("In") => get(key).is_some_and(|x| values.contains(&x)),
+                        Some("NotIn") => get(key).is_none_or(|x| !values.contains(&x)),
+                        Some("Exists") => get(key).is_some(),
+                        Some("DoesNotExist") => get(key).is_none(),
+                        _ => false,
+                    }
+                })
+            });
+        match_labels && exprs
+    }
+}
+
 /// A parsed field selector: only `metadata.name` and `metadata.namespace`, as for custom
 /// resources in kube-apiserver.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -31,6 +31,8 @@ pub struct ApiServer {
     validator: RwLock<CrdValidator>,
     /// How often watches send bookmarks when asked.
     pub bookmark_interval: Duration,
+    /// Whether RBAC authorizes requests (otherwise every identity may do everything).
+    pub rbac: bool,
 }
 
 type Query = HashMap<String, String>;
@@ -195,6 +197,7 @@ impl ApiServer {
             types: RwLock::new(builtins()),
             validator: RwLock::new(CrdValidator::new()),
             bookmark_interval: Duration::from_secs(1),
+            rbac: false,
         }
     }
 
@@ -552,6 +555,37 @@ impl ApiServer {
             .unwrap_or_default()
             .to_string();
         let watch = legacy_watch || truthy(q, "watch");
+        let user = crate::rbac::UserInfo::from_headers(headers);
+        let verb = match (method.clone(), &target.name) {
+            (Method::GET, None) if watch => "watch",
+            (Method::GET, None) => "list",
+            (Method::GET, Some(_)) => "get",
+            (Method::POST, _) => "create",
+            (Method::PUT, _) => "update",
+            (Method::PATCH, _) => "patch",
+            (Method::DELETE, None) => "deletecollection",
+            (Method::DELETE, Some(_)) => "delete",
+            _ => "",
+        };
+        let attributes = crate::rbac::Attributes {
+            verb: verb.to_string(),
+            group: target.rt.group.clone(),
+            resource: target.rt.plural.clone(),
+            subresource: target.subresource.clone().unwrap_or_default(),
+            namespace: target.namespace.clone().unwrap_or_default(),
+            name: target.name.clone().unwrap_or_default(),
+        };
+        // Every authenticated user may ask what it may do (kube-apiserver's system:basic-user).
+        let self_review = target.rt.plural == "selfsubjectaccessreviews";
+        if self.rbac
+            && !self_review
+            && !verb.is_empty()
+            && !crate::rbac::allowed(&self.store.lock(), &user, &attributes)
+        {
+            let mut e = ApiError::forbidden(crate::rbac::denial(&user, &attributes));
+            e.details = Some(json!({"name": attributes.name, "group": attributes.group, "kind": attributes.resource}));
+            return Err(e);
+        }
         let manager = field_manager(q, headers);
         let t = &target;
         match (method.clone(), &t.name) {
@@ -568,8 +602,27 @@ impl ApiServer {
             (Method::POST, None) => {
                 if t.rt.plural == "selfsubjectaccessreviews" {
                     let mut review = parse_body(headers, &body)?;
-                    review["status"] =
-                        json!({"allowed": true, "reason": "the sandbox runs without authorization checks"});
+                    let ra = review.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
+                    let field = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    let asked = crate::rbac::Attributes {
+                        verb: field("verb"),
+                        group: field("group"),
+                        resource: field("resource"),
+                        subresource: field("subresource"),
+                        namespace: field("namespace"),
+                        name: field("name"),
+                    };
+                    let allowed = !self.rbac || crate::rbac::allowed(&self.store.lock(), &user, &asked);
+                    review["status"] = if allowed {
+                        let reason = if self.rbac {
+                            "allowed by RBAC"
+                        } else {
+                            "the sandbox runs without RBAC (--rbac switches it on)"
+                        };
+                        json!({"allowed": true, "reason": reason})
+                    } else {
+                        json!({"allowed": false, "reason": crate::rbac::denial(&user, &asked)})
+                    };
                     return Ok(json_response(201, &review, &[]));
                 }
                 let obj = parse_body(headers, &body)?;

@@ -1,0 +1,206 @@
+//! Identities and RBAC, like kube-apiserver's RBAC authorizer: Roles, ClusterRoles (with
+//! aggregation), RoleBindings and ClusterRoleBindings evaluated for verb, API group, resource,
+//! subresource, namespace and resource name.
+
+use crate::selectors::LabelSelector;
+use crate::store::Inner;
+use serde_json::Value;
+
+/// Who makes a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    /// The identity of requests without impersonation: a cluster administrator.
+    pub fn admin() -> Self {
+        UserInfo {
+            name: "admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
+    }
+
+    /// The identity of a request: the admin, or whom the `Impersonate-*` headers name.
+    pub fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let Some(user) = headers.get("impersonate-user").and_then(|v| v.to_str().ok()) else {
+            return UserInfo::admin();
+        };
+        let mut groups: Vec<String> = headers
+            .get_all("impersonate-group")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_string)
+            .collect();
+        if !groups.iter().any(|g| g == "system:authenticated") {
+            groups.push("system:authenticated".into());
+        }
+        let uid = headers
+            .get("impersonate-uid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        UserInfo {
+            name: user.to_string(),
+            uid,
+            groups,
+        }
+    }
+}
+
+/// What a request asks to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attributes {
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+fn strings(v: Option<&Value>) -> Vec<&str> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+fn rule_allows(rule: &Value, a: &Attributes) -> bool {
+    let has = |field: &str, want: &str| strings(rule.get(field)).iter().any(|x| *x == "*" || *x == want);
+    let resource = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let resources = strings(rule.get("resources"));
+    let resource_ok = resources
+        .iter()
+        .any(|r| *r == "*" || *r == resource || (!a.subresource.is_empty() && *r == format!("*/{}", a.subresource)));
+    let names = strings(rule.get("resourceNames"));
+    has("verbs", &a.verb)
+        && has("apiGroups", &a.group)
+        && resource_ok
+        && (names.is_empty() || names.contains(&a.name.as_str()))
+}
+
+fn subject_matches(subject: &Value, user: &UserInfo) -> bool {
+    let name = subject.get("name").and_then(Value::as_str).unwrap_or_default();
+    match subject.get("kind").and_then(Value::as_str) {
+        Some("User") => name == user.name,
+        Some("Group") => user.groups.iter().any(|g| g == name),
+        Some("ServiceAccount") => {
+            let ns = subject.get("namespace").and_then(Value::as_str).unwrap_or_default();
+            user.name == format!("system:serviceaccount:{ns}:{name}")
+        }
+        _ => false,
+    }
+}
+
+/// The rules of a ClusterRole, aggregated from the ClusterRoles its aggregation rule selects.
+fn cluster_role_rules(inner: &Inner, name: &str) -> Vec<Value> {
+    let key = crate::store::Key::new("rbac.authorization.k8s.io/clusterroles", "", name);
+    let Some(role) = inner.get(&key) else { return vec![] };
+    let mut rules: Vec<Value> = role.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    if let Some(selectors) = role
+        .pointer("/aggregationRule/clusterRoleSelectors")
+        .and_then(Value::as_array)
+    {
+        for (_, other) in inner.list("rbac.authorization.k8s.io/clusterroles", None) {
+            let labels = other.pointer("/metadata/labels");
+            if selectors
+                .iter()
+                .any(|s| LabelSelector::matches_object_selector(s, labels))
+            {
+                rules.extend(
+                    other
+                        .get("rules")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+    }
+    rules
+}
+
+/// Whether `user` may do `a`. Members of `system:masters` may do everything.
+pub fn allowed(inner: &Inner, user: &UserInfo, a: &Attributes) -> bool {
+    if user.groups.iter().any(|g| g == "system:masters") {
+        return true;
+    }
+    let binds = |binding: &Value| {
+        binding
+            .get("subjects")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|s| subject_matches(s, user)))
+    };
+    for (_, binding) in inner.list("rbac.authorization.k8s.io/clusterrolebindings", None) {
+        if binds(binding)
+            && binding.pointer("/roleRef/kind").and_then(Value::as_str) == Some("ClusterRole")
+            && let Some(role) = binding.pointer("/roleRef/name").and_then(Value::as_str)
+            && cluster_role_rules(inner, role).iter().any(|r| rule_allows(r, a))
+        {
+            return true;
+        }
+    }
+    if a.namespace.is_empty() {
+        return false;
+    }
+    for (_, binding) in inner.list("rbac.authorization.k8s.io/rolebindings", Some(&a.namespace)) {
+        if !binds(binding) {
+            continue;
+        }
+        let role = binding
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let rules = match binding.pointer("/roleRef/kind").and_then(Value::as_str) {
+            Some("ClusterRole") => cluster_role_rules(inner, role),
+            Some("Role") => inner
+                .get(&crate::store::Key::new(
+                    "rbac.authorization.k8s.io/roles",
+                    &a.namespace,
+                    role,
+                ))
+                .and_then(|r| r.get("rules").and_then(Value::as_array).cloned())
+                .unwrap_or_default(),
+            _ => vec![],
+        };
+        if rules.iter().any(|r| rule_allows(r, a)) {
+            return true;
+        }
+    }
+    false
+}
+
+/// The message kube-apiserver's RBAC authorizer gives for a denial.
+pub fn denial(user: &UserInfo, a: &Attributes) -> String {
+    let resource = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let qualified = if a.group.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}.{}", a.resource, a.group)
+    };
+    let subject = if a.name.is_empty() {
+        qualified
+    } else {
+        format!("{qualified} \"{}\"", a.name)
+    };
+    let scope = if a.namespace.is_empty() {
+        "at the cluster scope".to_string()
+    } else {
+        format!("in the namespace \"{}\"", a.namespace)
+    };
+    format!(
+        "{subject} is forbidden: User \"{}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
+        user.name, a.verb, a.group
+    )
+}

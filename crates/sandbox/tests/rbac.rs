@@ -1,0 +1,141 @@
+//! `--rbac`: identities from kubectl's `--as`/`--as-group`, Roles and bindings evaluated like
+//! kube-apiserver's RBAC authorizer, the real 403 message, `kubectl auth can-i`.
+
+use purchase_guard_sandbox::{Config, Sandbox};
+use std::process::Command;
+
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_bindings_and_can_i() {
+    let sandbox = Sandbox::start(Config {
+        rbac: true,
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-rbac-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let ok = |args: &[&str]| {
+        let (ok, text) = kubectl(&kubeconfig, args);
+        assert!(ok, "{args:?}: {text}");
+        text
+    };
+    let fails = |args: &[&str]| {
+        let (ok, text) = kubectl(&kubeconfig, args);
+        assert!(!ok, "{args:?} succeeded: {text}");
+        text
+    };
+    // The administrator (no --as) sets things up.
+    for ns in ["team-a", "team-b"] {
+        ok(&["create", "namespace", ns]);
+    }
+    ok(&[
+        "create",
+        "role",
+        "editor",
+        "-n",
+        "team-a",
+        "--verb=create,get,list",
+        "--resource=configmaps",
+    ]);
+    ok(&[
+        "create",
+        "rolebinding",
+        "alice-editor",
+        "-n",
+        "team-a",
+        "--role=editor",
+        "--user=alice",
+    ]);
+
+    // A user bound to a Role in team-a can create there, and gets the real 403 in team-b.
+    ok(&[
+        "--as",
+        "alice",
+        "create",
+        "configmap",
+        "mine",
+        "-n",
+        "team-a",
+        "--from-literal=a=1",
+    ]);
+    let denied = fails(&[
+        "--as",
+        "alice",
+        "create",
+        "configmap",
+        "mine",
+        "-n",
+        "team-b",
+        "--from-literal=a=1",
+    ]);
+    assert!(
+        denied.contains(r#"configmaps is forbidden: User "alice" cannot create resource "configmaps" in API group "" in the namespace "team-b""#),
+        "{denied}"
+    );
+    let denied = fails(&["--as", "alice", "delete", "configmap", "mine", "-n", "team-a"]);
+    assert!(
+        denied.contains(r#"configmaps "mine" is forbidden: User "alice" cannot delete resource "configmaps""#),
+        "{denied}"
+    );
+    assert_eq!(
+        ok(&["--as", "alice", "auth", "can-i", "create", "configmaps", "-n", "team-a"]).trim(),
+        "yes"
+    );
+    let (allowed, answer) = kubectl(
+        &kubeconfig,
+        &["--as", "alice", "auth", "can-i", "create", "configmaps", "-n", "team-b"],
+    );
+    assert!(!allowed && answer.trim_start().starts_with("no"), "{answer}");
+
+    // Groups, ClusterRoleBindings, and aggregated ClusterRoles.
+    ok(&[
+        "create",
+        "clusterrole",
+        "ns-reader-base",
+        "--verb=get,list",
+        "--resource=namespaces",
+    ]);
+    ok(&[
+        "label",
+        "clusterrole",
+        "ns-reader-base",
+        "example.com/aggregate-to-viewer=true",
+    ]);
+    let aggregated = std::env::temp_dir().join(format!("pg-rbac-agg-{}.yaml", std::process::id()));
+    std::fs::write(
+        &aggregated,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: viewer\naggregationRule:\n  clusterRoleSelectors:\n  - matchLabels:\n      example.com/aggregate-to-viewer: \"true\"\nrules: []\n",
+    )
+    .expect("write");
+    ok(&["apply", "-f", aggregated.to_str().expect("utf-8")]);
+    ok(&[
+        "create",
+        "clusterrolebinding",
+        "auditors-view",
+        "--clusterrole=viewer",
+        "--group=auditors",
+    ]);
+    fails(&["--as", "bob", "get", "namespaces"]);
+    let listed = ok(&["--as", "bob", "--as-group", "auditors", "get", "namespaces"]);
+    assert!(listed.contains("team-a"), "{listed}");
+    let denied = fails(&["--as", "bob", "--as-group", "auditors", "delete", "namespace", "team-b"]);
+    assert!(denied.contains(r#"namespaces "team-b" is forbidden: User "bob" cannot delete resource "namespaces" in API group "" at the cluster scope"#), "{denied}");
+
+    let _ = std::fs::remove_file(&kubeconfig);
+    let _ = std::fs::remove_file(&aggregated);
+    sandbox.shutdown().await;
+}

@@ -456,6 +456,20 @@ fn deletions<K: Send + Sync + 'static>(gone: &Gone<K>) -> impl futures::Stream<I
     })
 }
 
+/// Passes an object only when its generation changed (or it is new): what depends on another
+/// object's spec need not run again when only that object's status changed.
+fn spec_changes<K: Resource + Send + Sync + 'static>(
+    stream: impl futures::Stream<Item = Arc<K>> + Send + 'static,
+) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
+    let mut seen: std::collections::HashMap<String, Option<i64>> = Default::default();
+    stream.filter(move |obj| {
+        let meta = obj.meta();
+        let key = meta.uid.clone().or_else(|| meta.name.clone()).unwrap_or_default();
+        let changed = seen.insert(key, meta.generation) != Some(meta.generation);
+        futures::future::ready(changed)
+    })
+}
+
 fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -> Vec<ObjectRef<K>> {
     objs.into_iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect()
 }
@@ -499,6 +513,15 @@ pub async fn run(
         ($w:expr, $gone:expr) => {
             futures::stream::select(
                 $w.subscribe().expect("shared stores can be subscribed to"),
+                deletions(&$gone),
+            )
+        };
+    }
+    // For triggers whose dependents read only the spec: status writes do not re-trigger.
+    macro_rules! subscribe_spec {
+        ($w:expr, $gone:expr) => {
+            futures::stream::select(
+                spec_changes($w.subscribe().expect("shared stores can be subscribed to")),
                 deletions(&$gone),
             )
         };
@@ -548,11 +571,11 @@ pub async fn run(
         let s = s.clone();
         move |d: Arc<PurchaseRestriction>| s.customer(&d.spec.customer).map(|c| ObjectRef::from_obj(c.as_ref()))
     })
-    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+    .watches_shared_stream(subscribe_spec!(delegations_w, delegations_gone), {
         let s = s.clone();
         move |d: Arc<ResellerDelegation>| refs(s.customers_of_reseller(&d.spec.reseller))
     })
-    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+    .watches_shared_stream(subscribe_spec!(partners_w, partners_gone), {
         let s = s.clone();
         move |p: Arc<Partner>| refs(s.customers_of_partner(&p.name_any()))
     })
@@ -564,7 +587,7 @@ pub async fn run(
         decisions.clone(),
     )
     .with_config(controller_config())
-    .watches_shared_stream(subscribe!(customers_w, customers_gone), {
+    .watches_shared_stream(subscribe_spec!(customers_w, customers_gone), {
         let s = s.clone();
         move |c: Arc<CustomerAccount>| refs(s.decisions_of(&c.name_any()))
     })
@@ -572,11 +595,11 @@ pub async fn run(
         let s = s.clone();
         move |d: Arc<PurchaseRestriction>| refs(s.decisions_of(&d.spec.customer))
     })
-    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+    .watches_shared_stream(subscribe_spec!(delegations_w, delegations_gone), {
         let s = s.clone();
         move |d: Arc<ResellerDelegation>| refs(s.decisions_of_customers(&s.customers_of_reseller(&d.spec.reseller)))
     })
-    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+    .watches_shared_stream(subscribe_spec!(partners_w, partners_gone), {
         let s = s.clone();
         move |p: Arc<Partner>| {
             let mut out: Vec<Arc<PurchaseRestriction>> = s
@@ -597,7 +620,7 @@ pub async fn run(
         delegations.clone(),
     )
     .with_config(controller_config())
-    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+    .watches_shared_stream(subscribe_spec!(delegations_w, delegations_gone), {
         let s = s.clone();
         move |d: Arc<ResellerDelegation>| {
             refs(
@@ -608,7 +631,7 @@ pub async fn run(
             )
         }
     })
-    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+    .watches_shared_stream(subscribe_spec!(partners_w, partners_gone), {
         let s = s.clone();
         move |_p: Arc<Partner>| refs(s.delegations.state())
     })
@@ -620,7 +643,7 @@ pub async fn run(
         partners.clone(),
     )
     .with_config(controller_config())
-    .watches_shared_stream(subscribe!(namespaces_w, namespaces_gone), {
+    .watches_shared_stream(subscribe_spec!(namespaces_w, namespaces_gone), {
         let s = s.clone();
         move |ns: Arc<Namespace>| {
             refs(
@@ -631,7 +654,7 @@ pub async fn run(
             )
         }
     })
-    .watches_shared_stream(subscribe!(delegations_w, delegations_gone), {
+    .watches_shared_stream(subscribe_spec!(delegations_w, delegations_gone), {
         let s = s.clone();
         move |d: Arc<ResellerDelegation>| {
             refs(
@@ -642,7 +665,7 @@ pub async fn run(
             )
         }
     })
-    .watches_shared_stream(subscribe!(partners_w, partners_gone), {
+    .watches_shared_stream(subscribe_spec!(partners_w, partners_gone), {
         let s = s.clone();
         move |p: Arc<Partner>| {
             refs(

@@ -4,6 +4,7 @@
 //! Run: `cargo bench -p purchase-guard-sandbox --bench throughput`
 //! (`SANDBOX_BENCH_OBJECTS` sets the object count, default 50000).
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use purchase_guard_sandbox::{Config, Sandbox};
@@ -208,6 +209,52 @@ async fn main() {
         ms(percentile(&delivered, 0.99)),
         ms(percentile(&write_rtt, 0.5)),
         ms(percentile(&write_rtt, 0.99))
+    );
+    // Custom resources: the CRDs' schema and CEL rules and the status subresource cost more
+    // per write than a ConfigMap.
+    let crd_api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    let crd_file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crds/purchaseguard.io_purchaserestrictions.yaml"
+    );
+    let crd = serde_yaml_ng::from_str(&std::fs::read_to_string(crd_file).expect("the CRD file")).expect("a CRD");
+    crd_api.create(&PostParams::default(), &crd).await.expect("CRD created");
+    let custom = 5_000usize;
+    let ar = kube::api::ApiResource {
+        group: "purchaseguard.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "purchaseguard.io/v1alpha1".into(),
+        kind: "PurchaseRestriction".into(),
+        plural: "purchaserestrictions".into(),
+    };
+    let t = Instant::now();
+    let creates = futures::stream::iter(0..custom).map(|i| {
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "bench-0", &ar);
+        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+            "metadata": {"name": format!("pr-{i}")},
+            "spec": {"customer": format!("c-{i}"), "state": "Restricted", "reason": "benchmark"}
+        }))
+        .expect("an object");
+        async move { api.create(&PostParams::default(), &obj).await.expect("create") }
+    });
+    creates.buffer_unordered(concurrency).collect::<Vec<_>>().await;
+    let cr_create = t.elapsed();
+    let t = Instant::now();
+    let patches = futures::stream::iter(0..custom).map(|i| {
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "bench-0", &ar);
+        let status = serde_json::json!({"status": {"observedGeneration": 1, "issuer": "bench",
+            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "m", "lastTransitionTime": "2026-11-26T00:00:00Z"}]}});
+        async move { api.patch_status(&format!("pr-{i}"), &PatchParams::default(), &Patch::Merge(&status)).await.expect("status") }
+    });
+    patches.buffer_unordered(concurrency).collect::<Vec<_>>().await;
+    let cr_status = t.elapsed();
+    println!(
+        "custom resources (PurchaseRestriction, CEL rules): create {:.0} objects/s, status merge patch {:.0} writes/s ({custom} each, {concurrency} concurrent clients; ConfigMap creates above: {:.0} objects/s)",
+        custom as f64 / cr_create.as_secs_f64(),
+        custom as f64 / cr_status.as_secs_f64(),
+        objects as f64 / create_elapsed.as_secs_f64()
     );
     if let Some(rss) = peak_rss_mib() {
         println!("peak RSS of the benchmark process (sandbox and clients): {rss:.0} MiB");

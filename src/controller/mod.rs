@@ -65,7 +65,8 @@ impl Context {
 
     /// Now for conditions and history (seconds, as Kubernetes writes times).
     fn now(&self) -> Time {
-        Time((self.now)().round(jiff::Unit::Second).unwrap_or((self.now)()))
+        let now = (self.now)();
+        Time(now.round(jiff::Unit::Second).unwrap_or(now))
     }
 }
 
@@ -109,8 +110,18 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
 }
 
+/// The key of an object in the failure counts: kind, namespace, name.
+fn failure_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.name_any()
+    )
+}
+
 fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!("{}/{}", K::kind(&()), obj.object_ref(&()).name.unwrap_or_default());
+    let key = failure_key(obj.as_ref());
     let failures = {
         let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
         let n = failures.entry(key.clone()).or_insert(0);
@@ -182,24 +193,10 @@ async fn reconcile_decision_inner(decision: Arc<PurchaseRestriction>, ctx: Arc<C
                 None => return Ok(Action::await_change()),
             }
         }
-        None => {
-            let hierarchy = ctx.stores.hierarchy();
-            let issuer = policy::issuer_of(&hierarchy, &key.namespace)
-                .ok()
-                .map(|p| p.name.clone());
-            let rejection = policy::Rejection::Authority(policy::AuthorityDenied::UnknownCustomer {
-                customer: decision.spec.customer.clone(),
-            });
-            let verdict = policy::DecisionVerdict {
-                key: key.clone(),
-                issuer,
-                acceptance: policy::Acceptance::NotAccepted { rejection },
-                record: None,
-                in_force: false,
-                rejected_generation: decision.metadata.generation,
-            };
-            (verdict, None)
-        }
+        None => (
+            policy::verdict_without_customer(&ctx.stores.hierarchy(), &index::decision(&decision)),
+            None,
+        ),
     };
     let previous = decision.status.as_ref();
     let desired = status::decision_status(
@@ -374,7 +371,7 @@ macro_rules! counted {
                 return Ok(Action::await_change());
             }
             let label = metrics::KindLabel { kind: KINDS[$slot] };
-            let name = obj.name_any();
+            let failure_key_of = failure_key(obj.as_ref());
             let started = std::time::Instant::now();
             let result = $inner(obj, ctx.clone()).await;
             ctx.metrics
@@ -384,7 +381,7 @@ macro_rules! counted {
             match &result {
                 Ok(_) => {
                     ctx.metrics.reconciles.get_or_create(&label).inc();
-                    let key = format!("{}/{}", KINDS[$slot], name);
+                    let key = failure_key_of;
                     ctx.failures
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

@@ -310,3 +310,22 @@ fn recorded_now(decision: &Decision) -> bool {
         .as_ref()
         .is_some_and(|r| r.generation == decision.generation)
 }
+
+/// The verdict on a decision naming a customer that has no `CustomerAccount`: not accepted
+/// (UnknownCustomer), with its issuer when one acts in its namespace.
+pub fn verdict_without_customer(hierarchy: &Hierarchy, decision: &Decision) -> DecisionVerdict {
+    DecisionVerdict {
+        key: decision.key.clone(),
+        issuer: crate::authority::issuer_of(hierarchy, &decision.key.namespace)
+            .ok()
+            .map(|p| p.name.clone()),
+        acceptance: Acceptance::NotAccepted {
+            rejection: Rejection::Authority(AuthorityDenied::UnknownCustomer {
+                customer: decision.customer.clone(),
+            }),
+        },
+        record: None,
+        in_force: false,
+        rejected_generation: Some(decision.generation),
+    }
+}

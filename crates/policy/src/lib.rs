@@ -26,6 +26,9 @@ pub use classify::{
     BILLING_MODE_LABEL, ClassifyRules, RequestOperation, billing_mode_of, classify_request, classify_update,
 };
 pub use decision::{ContentError, DecisionContent, check_content};
-pub use effective::{Acceptance, Basis, CustomerEvaluation, DecisionVerdict, Effective, Rejection, evaluate_customer};
+pub use effective::{
+    Acceptance, Basis, CustomerEvaluation, DecisionVerdict, Effective, Rejection, evaluate_customer,
+    verdict_without_customer,
+};
 pub use impact::{BillingMode, ImpactMatrix, MatrixError, ModeImpact, Operation};
 pub use model::*;

@@ -1041,6 +1041,27 @@ impl ApiServer {
         out
     }
 
+    /// The end of an update or patch: managed fields for an updater, the commit, and what
+    /// follows a write. Errors as `commit_update`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_update(
+        &self,
+        rt: &ResourceType,
+        key: &Key,
+        old: &Value,
+        mut new: Value,
+        updater: Option<&str>,
+        subresource: Option<&str>,
+        dry: bool,
+    ) -> Result<Value, Option<ApiError>> {
+        if let Some(manager) = updater {
+            meta::record_update(Some(old), &mut new, manager, &rt.api_version(), subresource);
+        }
+        let stored = self.commit_update(rt, key, old, new, dry)?;
+        self.after_write(rt, key);
+        Ok(stored)
+    }
+
     /// Stores an updated object if `old` is still current. Returns Err(None) when the
     /// object changed in between (retry), Err(Some(e)) on other errors.
     fn commit_update(
@@ -1109,19 +1130,9 @@ impl ApiServer {
             return Err(ApiError::conflict(&rt.group, &rt.plural, name));
         }
         let merged = self.merge_update(rt, t.subresource.as_deref(), &old, &obj);
-        let (mut merged, warnings) = self.validate_custom(rt, &merged, Some(&old), q)?;
-        meta::record_update(
-            Some(&old),
-            &mut merged,
-            manager,
-            &rt.api_version(),
-            t.subresource.as_deref(),
-        );
-        match self.commit_update(rt, &key, &old, merged, dry) {
-            Ok(v) => {
-                self.after_write(rt, &key);
-                Ok((v, warnings))
-            }
+        let (merged, warnings) = self.validate_custom(rt, &merged, Some(&old), q)?;
+        match self.finish_update(rt, &key, &old, merged, Some(manager), t.subresource.as_deref(), dry) {
+            Ok(v) => Ok((v, warnings)),
             Err(Some(e)) => Err(e),
             Err(None) => Err(ApiError::conflict(&rt.group, &rt.plural, name)),
         }
@@ -1236,21 +1247,11 @@ impl ApiServer {
             } else {
                 self.merge_update(rt, t.subresource.as_deref(), &old, &candidate)
             };
-            let (mut merged, warnings) = self.validate_custom(rt, &merged, Some(&old), q)?;
-            if kind != PatchType::Apply {
-                meta::record_update(
-                    Some(&old),
-                    &mut merged,
-                    manager,
-                    &rt.api_version(),
-                    t.subresource.as_deref(),
-                );
-            }
-            match self.commit_update(rt, &key, &old, merged, dry) {
-                Ok(v) => {
-                    self.after_write(rt, &key);
-                    return Ok((v, 200, warnings));
-                }
+            let (merged, warnings) = self.validate_custom(rt, &merged, Some(&old), q)?;
+            // Apply recorded its own managed fields; the other patches are updates.
+            let updater = (kind != PatchType::Apply).then_some(manager);
+            match self.finish_update(rt, &key, &old, merged, updater, t.subresource.as_deref(), dry) {
+                Ok(v) => return Ok((v, 200, warnings)),
                 Err(Some(e)) => return Err(e),
                 Err(None) => continue,
             }

@@ -9,3 +9,4 @@ pub mod api;
 pub mod controller;
 pub mod crdgen;
 pub mod index;
+pub mod webhook;

@@ -23,9 +23,32 @@ pub struct Args {
     /// (without --as, requests act as an administrator).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_RBAC")]
     rbac: bool,
+    /// Reach the Service NAMESPACE/NAME at HOST:PORT when a webhook configuration names it
+    /// (repeatable). The webhook's certificate must still be valid for NAME.NAMESPACE.svc.
+    #[arg(long = "service-endpoint", value_name = "NAMESPACE/NAME=HOST:PORT", value_parser = parse_service_endpoint)]
+    service_endpoints: Vec<(String, String)>,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
     state_file: Option<PathBuf>,
+}
+
+/// Parses `NAMESPACE/NAME=HOST:PORT`.
+fn parse_service_endpoint(s: &str) -> Result<(String, String), String> {
+    let shape = "expected NAMESPACE/NAME=HOST:PORT, e.g. purchase-guard/purchase-guard-webhook=127.0.0.1:8443";
+    let (service, endpoint) = s.split_once('=').ok_or_else(|| format!("{s:?}: {shape}"))?;
+    let (ns, name) = service.split_once('/').ok_or_else(|| format!("{s:?}: {shape}"))?;
+    for (what, v) in [("namespace", ns), ("name", name)] {
+        if let Some(problem) = purchase_guard_crd_validation::validate_dns1123_label(v).first() {
+            return Err(format!("{s:?}: the Service {what} {v:?} is invalid: {problem}"));
+        }
+    }
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(|| format!("{s:?}: {shape}"))?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!(
+            "{s:?}: the endpoint {endpoint:?} needs a host and a port from 1 to 65535; {shape}"
+        ));
+    }
+    Ok((format!("{ns}/{name}"), endpoint.to_string()))
 }
 
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -42,6 +65,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         port: args.port,
         state_file: args.state_file.clone(),
         rbac: args.rbac,
+        service_endpoints: args.service_endpoints.iter().cloned().collect(),
         ..Config::default()
     })
     .await?;

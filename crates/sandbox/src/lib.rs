@@ -3,6 +3,7 @@
 //!
 //! What is faithful to kube-apiserver and what is simplified is listed in `docs/sandbox.md`.
 
+mod admission;
 mod meta;
 mod openapi;
 mod openapi_v2;
@@ -39,6 +40,9 @@ pub struct Config {
     /// Authorize requests with RBAC (identities come from the `Impersonate-*` headers; requests
     /// without them act as an administrator in `system:masters`).
     pub rbac: bool,
+    /// Where webhooks given as a Service reference are reached: `NAMESPACE/NAME` to
+    /// `HOST:PORT` (nothing runs inside the sandbox, so Services have no endpoints of their own).
+    pub service_endpoints: std::collections::HashMap<String, String>,
 }
 
 impl Default for Config {
@@ -49,6 +53,7 @@ impl Default for Config {
             history: 100_000,
             bookmark_interval: Duration::from_secs(1),
             rbac: false,
+            service_endpoints: Default::default(),
         }
     }
 }
@@ -120,6 +125,7 @@ impl Sandbox {
         let mut server = ApiServer::new(store.clone());
         server.bookmark_interval = config.bookmark_interval;
         server.rbac = config.rbac;
+        server.admission.service_endpoints = config.service_endpoints.clone();
         let server = Arc::new(server);
         server.bootstrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))

@@ -1,7 +1,9 @@
 //! The HTTP API: routing, discovery, CRUD, patch, watch and Table output.
 
+use crate::admission::{Admission, Phase, Request as AdmissionRequest};
 use crate::meta::{self, human_duration, meta_mut, now, parse_time, str_field};
 use crate::patch::{self, PatchType};
+use crate::rbac::UserInfo;
 use crate::registry::{ResourceType, builtins};
 use crate::selectors::{FieldSelector, LabelSelector, json_path};
 use crate::status::ApiError;
@@ -33,6 +35,8 @@ pub struct ApiServer {
     pub bookmark_interval: Duration,
     /// Whether RBAC authorizes requests (otherwise every identity may do everything).
     pub rbac: bool,
+    /// Admission webhooks and the service mapping that reaches them.
+    pub admission: Admission,
 }
 
 type Query = HashMap<String, String>;
@@ -198,6 +202,7 @@ impl ApiServer {
             validator: RwLock::new(CrdValidator::new()),
             bookmark_interval: Duration::from_secs(1),
             rbac: false,
+            admission: Admission::default(),
         }
     }
 
@@ -271,7 +276,7 @@ impl ApiServer {
                 name: Some(name.clone()),
                 subresource: None,
             };
-            self.update(&t, &name, obj, &q, manager).map(|(v, _)| v)
+            self.update(&t, &name, obj, &q, manager, None).map(|(v, _)| v)
         } else {
             self.create(&rt, namespace, obj, &q, manager)
         }
@@ -287,7 +292,18 @@ impl ApiServer {
         };
         let query = parse_query(parts.uri.query());
         let path = parts.uri.path().to_string();
-        match self.route(&parts.method, &path, &query, &parts.headers, body) {
+        // Writes that may call webhooks run where blocking on the call is allowed.
+        let result = if parts.method != Method::GET && crate::admission::configured(&self.store) {
+            let server = self.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                crate::admission::blocking_section(|| server.route(&parts.method, &path, &query, &parts.headers, body))
+            })
+            .await;
+            joined.unwrap_or_else(|e| Err(ApiError::internal(format!("the request handler failed: {e}"))))
+        } else {
+            self.route(&parts.method, &path, &query, &parts.headers, body)
+        };
+        match result {
             Ok(r) => r,
             Err(e) => error_response(&e),
         }
@@ -626,12 +642,13 @@ impl ApiServer {
                     return Ok(json_response(201, &review, &[]));
                 }
                 let obj = parse_body(headers, &body)?;
-                let (created, warnings) = self.create_checked(&t.rt, t.namespace.as_deref(), obj, q, &manager)?;
+                let (created, warnings) =
+                    self.create_checked(&t.rt, t.namespace.as_deref(), obj, q, &manager, Some(&user))?;
                 Ok(json_response(201, &created, &warnings))
             }
             (Method::PUT, Some(name)) => {
                 let obj = parse_body(headers, &body)?;
-                let (updated, warnings) = self.update(t, name, obj, q, &manager)?;
+                let (updated, warnings) = self.update(t, name, obj, q, &manager, Some(&user))?;
                 Ok(json_response(200, &updated, &warnings))
             }
             (Method::PATCH, Some(name)) => {
@@ -642,7 +659,7 @@ impl ApiServer {
                 let kind = PatchType::from_content_type(ct).ok_or_else(|| {
                     ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct})"))
                 })?;
-                let (patched, code, warnings) = self.patch(t, name, kind, headers, &body, q, &manager)?;
+                let (patched, code, warnings) = self.patch(t, name, kind, &body, q, &manager, Some(&user))?;
                 Ok(json_response(code, &patched, &warnings))
             }
             (Method::DELETE, Some(name)) => {
@@ -651,10 +668,10 @@ impl ApiServer {
                 } else {
                     parse_body(headers, &body)?
                 };
-                let deleted = self.delete(&t.rt, t.namespace.as_deref(), name, &options, q)?;
+                let deleted = self.delete(&t.rt, t.namespace.as_deref(), name, &options, q, Some(&user))?;
                 Ok(json_response(200, &deleted, &[]))
             }
-            (Method::DELETE, None) => self.delete_collection(t, q),
+            (Method::DELETE, None) => self.delete_collection(t, q, &user),
             _ => Err(ApiError::method_not_allowed()),
         }
     }
@@ -895,9 +912,12 @@ impl ApiServer {
         q: &Query,
         manager: &str,
     ) -> Result<Value, ApiError> {
-        self.create_checked(rt, namespace, obj, q, manager).map(|(v, _)| v)
+        self.create_checked(rt, namespace, obj, q, manager, None)
+            .map(|(v, _)| v)
     }
 
+    /// Creates an object; `user` is the requester, whose request passes admission webhooks
+    /// (`None`: the sandbox's own writes, which do not).
     fn create_checked(
         &self,
         rt: &ResourceType,
@@ -905,6 +925,7 @@ impl ApiServer {
         mut obj: Value,
         q: &Query,
         manager: &str,
+        user: Option<&UserInfo>,
     ) -> Result<(Value, Vec<String>), ApiError> {
         self.check_identity(rt, namespace, &obj)?;
         let dry = dry_run(q)?;
@@ -940,6 +961,21 @@ impl ApiServer {
                 o.remove("status");
             }
         }
+        let mut admission_warnings = Vec::new();
+        let request = user.map(|user| AdmissionRequest {
+            rt,
+            subresource: None,
+            operation: "CREATE",
+            name: &name,
+            namespace,
+            old: None,
+            dry_run: dry,
+            options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager}),
+            user,
+        });
+        if let Some(request) = &request {
+            obj = self.mutate(request, obj, &mut admission_warnings)?;
+        }
         if let Some(m) = meta_mut(&mut obj) {
             m.insert("name".into(), json!(name));
             if rt.namespaced {
@@ -964,7 +1000,11 @@ impl ApiServer {
             obj["status"] = json!({"phase": "Active"});
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
         }
-        let (mut obj, warnings) = self.validate_custom(rt, &obj, None, q)?;
+        let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, q)?;
+        if let Some(request) = &request {
+            self.validate_admission(request, &obj, &mut warnings)?;
+        }
+        warnings.splice(0..0, admission_warnings);
         meta::record_update(None, &mut obj, manager, &rt.api_version(), None);
         let key = Self::key(rt, namespace, &name);
         let mut inner = self.store.lock();
@@ -1041,6 +1081,74 @@ impl ApiServer {
         out
     }
 
+    /// Runs mutating webhooks on a new object (CREATE or UPDATE).
+    fn mutate(&self, request: &AdmissionRequest, object: Value, warnings: &mut Vec<String>) -> Result<Value, ApiError> {
+        let mut slot = Some(object);
+        self.admission
+            .admit(&self.store, Phase::Mutating, request, &mut slot, warnings)?;
+        slot.ok_or_else(|| ApiError::internal("a mutating webhook removed the object"))
+    }
+
+    /// Runs validating webhooks on the object about to be stored.
+    fn validate_admission(
+        &self,
+        request: &AdmissionRequest,
+        object: &Value,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), ApiError> {
+        let mut slot = Some(object.clone());
+        self.admission
+            .admit(&self.store, Phase::Validating, request, &mut slot, warnings)
+    }
+
+    /// An update's admission, in kube-apiserver's order: mutating webhooks on the requested
+    /// object, the server's update rules (status, metadata, generation), schema validation,
+    /// then validating webhooks. Returns the object to store and the warnings.
+    #[allow(clippy::too_many_arguments)]
+    fn admit_update(
+        &self,
+        t: &Target,
+        name: &str,
+        old: &Value,
+        candidate: Value,
+        q: &Query,
+        options: Value,
+        user: Option<&UserInfo>,
+        keep_managed: bool,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let rt = &t.rt;
+        let mut admission_warnings = Vec::new();
+        let dry = dry_run(q)?;
+        let request = user.map(|user| AdmissionRequest {
+            rt,
+            subresource: t.subresource.as_deref(),
+            operation: "UPDATE",
+            name,
+            namespace: t.namespace.as_deref(),
+            old: Some(old),
+            dry_run: dry,
+            options,
+            user,
+        });
+        let candidate = match &request {
+            Some(r) => self.mutate(r, candidate, &mut admission_warnings)?,
+            None => candidate,
+        };
+        let mut merged = self.merge_update(rt, t.subresource.as_deref(), old, &candidate);
+        if keep_managed
+            && let Some(mf) = candidate.pointer("/metadata/managedFields").cloned()
+            && let Some(meta) = meta_mut(&mut merged)
+        {
+            meta.insert("managedFields".into(), mf);
+        }
+        let (merged, mut warnings) = self.validate_custom(rt, &merged, Some(old), q)?;
+        if let Some(r) = &request {
+            self.validate_admission(r, &merged, &mut warnings)?;
+        }
+        warnings.splice(0..0, admission_warnings);
+        Ok((merged, warnings))
+    }
+
     /// The end of an update or patch: managed fields for an updater, the commit, and what
     /// follows a write. Errors as `commit_update`.
     #[allow(clippy::too_many_arguments)]
@@ -1111,6 +1219,7 @@ impl ApiServer {
         obj: Value,
         q: &Query,
         manager: &str,
+        user: Option<&UserInfo>,
     ) -> Result<(Value, Vec<String>), ApiError> {
         let rt = &t.rt;
         self.check_identity(rt, t.namespace.as_deref(), &obj)?;
@@ -1129,8 +1238,8 @@ impl ApiServer {
         if requested_rv.as_deref().is_some_and(|r| r != rv_of(&old).to_string()) {
             return Err(ApiError::conflict(&rt.group, &rt.plural, name));
         }
-        let merged = self.merge_update(rt, t.subresource.as_deref(), &old, &obj);
-        let (merged, warnings) = self.validate_custom(rt, &merged, Some(&old), q)?;
+        let options = json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager});
+        let (merged, warnings) = self.admit_update(t, name, &old, obj, q, options, user, false)?;
         match self.finish_update(rt, &key, &old, merged, Some(manager), t.subresource.as_deref(), dry) {
             Ok(v) => Ok((v, warnings)),
             Err(Some(e)) => Err(e),
@@ -1144,10 +1253,10 @@ impl ApiServer {
         t: &Target,
         name: &str,
         kind: PatchType,
-        headers: &HeaderMap,
         body: &Bytes,
         q: &Query,
         manager: &str,
+        user: Option<&UserInfo>,
     ) -> Result<(Value, u16, Vec<String>), ApiError> {
         let rt = &t.rt;
         let patch_doc: Value = if kind == PatchType::Apply {
@@ -1156,7 +1265,6 @@ impl ApiServer {
         } else {
             serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?
         };
-        let _ = headers;
         let dry = dry_run(q)?;
         let key = Self::key(rt, t.namespace.as_deref(), name);
         for _attempt in 0..16 {
@@ -1170,7 +1278,7 @@ impl ApiServer {
                     if let Some(m) = meta_mut(&mut obj) {
                         m.insert("name".into(), json!(name));
                     }
-                    let created = self.create_checked(rt, t.namespace.as_deref(), obj, q, manager)?;
+                    let created = self.create_checked(rt, t.namespace.as_deref(), obj, q, manager, user)?;
                     let mut with_apply = created.0.clone();
                     meta::set_managed(&mut with_apply, vec![]);
                     let applied = meta::server_side_apply(None, &with_apply, manager, &rt.api_version(), None, true)
@@ -1235,19 +1343,10 @@ impl ApiServer {
             if str_field(&candidate, "/metadata/resourceVersion").is_some_and(|r| r != rv_of(&old).to_string()) {
                 return Err(ApiError::conflict(&rt.group, &rt.plural, name));
             }
-            let merged = if kind == PatchType::Apply {
-                // Apply already produced the full object; status and metadata rules still hold.
-                let mut m = self.merge_update(rt, t.subresource.as_deref(), &old, &candidate);
-                if let Some(mf) = candidate.pointer("/metadata/managedFields").cloned()
-                    && let Some(meta) = meta_mut(&mut m)
-                {
-                    meta.insert("managedFields".into(), mf);
-                }
-                m
-            } else {
-                self.merge_update(rt, t.subresource.as_deref(), &old, &candidate)
-            };
-            let (merged, warnings) = self.validate_custom(rt, &merged, Some(&old), q)?;
+            let options = json!({"kind": "PatchOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager});
+            // Apply already recorded its own managed fields.
+            let keep_managed = kind == PatchType::Apply;
+            let (merged, warnings) = self.admit_update(t, name, &old, candidate, q, options, user, keep_managed)?;
             // Apply recorded its own managed fields; the other patches are updates.
             let updater = (kind != PatchType::Apply).then_some(manager);
             match self.finish_update(rt, &key, &old, merged, updater, t.subresource.as_deref(), dry) {
@@ -1266,6 +1365,7 @@ impl ApiServer {
         name: &str,
         options: &Value,
         q: &Query,
+        user: Option<&UserInfo>,
     ) -> Result<Value, ApiError> {
         let dry = dry_run(q)?
             || options
@@ -1279,11 +1379,43 @@ impl ApiServer {
             .or(q.get("propagationPolicy").map(String::as_str))
             .unwrap_or("Background")
             .to_string();
-        let mut inner = self.store.lock();
-        let old = inner
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+        let mut reviewed = None;
+        let (mut inner, old) = loop {
+            let inner = self.store.lock();
+            let old = inner
+                .get(&key)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let Some(user) = user else { break (inner, old) };
+            // Webhooks run without the store lock; the object must not change meanwhile.
+            if reviewed.as_ref().is_some_and(|r: &Arc<Value>| rv_of(r) == rv_of(&old)) {
+                break (inner, old);
+            }
+            drop(inner);
+            let mut delete_options = options.clone();
+            if let Some(o) = delete_options.as_object_mut() {
+                o.insert("kind".into(), json!("DeleteOptions"));
+                o.insert("apiVersion".into(), json!("meta.k8s.io/v1"));
+            }
+            let request = AdmissionRequest {
+                rt,
+                subresource: None,
+                operation: "DELETE",
+                name,
+                namespace,
+                old: Some(&old),
+                dry_run: dry,
+                options: delete_options,
+                user,
+            };
+            let mut ignored = Vec::new();
+            let mut none = None;
+            self.admission
+                .admit(&self.store, Phase::Mutating, &request, &mut none, &mut ignored)?;
+            self.admission
+                .admit(&self.store, Phase::Validating, &request, &mut none, &mut ignored)?;
+            reviewed = Some(old);
+        };
         if let Some(expected) = options
             .pointer("/preconditions/resourceVersion")
             .and_then(Value::as_str)
@@ -1342,7 +1474,7 @@ impl ApiServer {
             .unwrap_or_else(|| (*stored).clone()))
     }
 
-    fn delete_collection(&self, t: &Target, q: &Query) -> Result<Response, ApiError> {
+    fn delete_collection(&self, t: &Target, q: &Query, user: &UserInfo) -> Result<Response, ApiError> {
         let (labels, fields) = self.selectors(&t.rt, q)?;
         let names: Vec<(String, String)> = {
             let inner = self.store.lock();
@@ -1355,7 +1487,7 @@ impl ApiServer {
         let mut items = Vec::new();
         for (ns, name) in names {
             let ns = if t.rt.namespaced { Some(ns.as_str()) } else { None };
-            if let Ok(v) = self.delete(&t.rt, ns, &name, &json!({}), q) {
+            if let Ok(v) = self.delete(&t.rt, ns, &name, &json!({}), q, Some(user)) {
                 items.push(v);
             }
         }

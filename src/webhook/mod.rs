@@ -1,0 +1,3 @@
+//! purchase-guard's admission webhooks and the HTTPS server that carries them.
+
+pub mod tls;

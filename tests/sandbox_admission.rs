@@ -1,0 +1,428 @@
+//! The sandbox calls admission webhooks as kube-apiserver does, shown with the real kubectl
+//! and a small HTTPS webhook defined here: allow, deny, mutation, warnings, selectors,
+//! failurePolicy, dry run, DELETE reviews, broken webhooks, configuration changes.
+
+use axum::{Json, Router, extract::State, routing::post};
+use base64::Engine;
+use purchase_guard::webhook::tls;
+use purchase_guard_sandbox::{Config, Sandbox};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Reviews = Arc<Mutex<Vec<Value>>>;
+
+fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writes stdin");
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().expect("kubectl ends");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn labels(review: &Value) -> Value {
+    review
+        .pointer("/request/object/metadata/labels")
+        .cloned()
+        .unwrap_or(json!({}))
+}
+
+fn respond(review: &Value, response: Value) -> Json<Value> {
+    let mut r = response;
+    r["uid"] = review.pointer("/request/uid").cloned().unwrap_or(Value::Null);
+    Json(json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": r}))
+}
+
+async fn validate(State(reviews): State<Reviews>, Json(review): Json<Value>) -> Json<Value> {
+    reviews.lock().unwrap().push(review.clone());
+    let l = labels(&review);
+    if l.get("deny").is_some() {
+        return respond(
+            &review,
+            json!({"allowed": false, "status": {"code": 403, "reason": "Forbidden", "message": "configmaps labelled deny are refused"}}),
+        );
+    }
+    if l.get("warn").is_some() {
+        return respond(
+            &review,
+            json!({"allowed": true, "warnings": ["the test webhook warns about this configmap"]}),
+        );
+    }
+    respond(&review, json!({"allowed": true}))
+}
+
+async fn mutate(State(reviews): State<Reviews>, Json(review): Json<Value>) -> Json<Value> {
+    reviews.lock().unwrap().push(review.clone());
+    let has_labels = review.pointer("/request/object/metadata/labels").is_some();
+    let ops = if has_labels {
+        json!([{"op": "add", "path": "/metadata/labels/mutated", "value": "true"}])
+    } else {
+        json!([{"op": "add", "path": "/metadata/labels", "value": {"mutated": "true"}}])
+    };
+    let patch = base64::engine::general_purpose::STANDARD.encode(ops.to_string());
+    respond(
+        &review,
+        json!({"allowed": true, "patchType": "JSONPatch", "patch": patch}),
+    )
+}
+
+async fn bad_json() -> &'static str {
+    "{this is not json"
+}
+
+async fn wrong_uid(Json(_review): Json<Value>) -> Json<Value> {
+    Json(
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": "not-the-request-uid", "allowed": true}}),
+    )
+}
+
+async fn slow(Json(review): Json<Value>) -> Json<Value> {
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    respond(&review, json!({"allowed": true}))
+}
+
+struct Webhook {
+    port: u16,
+    ca: tls::Pair,
+    reviews: Reviews,
+}
+
+async fn start_webhook() -> Webhook {
+    let ca = tls::new_authority("test webhook CA", Duration::from_secs(3600)).expect("CA");
+    let mut names = tls::service_dns_names("test-webhook", "webhooks");
+    names.push("localhost".into());
+    let serving = tls::issue(&ca, &names, Duration::from_secs(3600)).expect("serving certificate");
+    let cert = tls::ServingCert::new(
+        tls::certified_key(serving.cert.as_bytes(), serving.key.as_bytes(), "test").expect("key pair"),
+    );
+    let reviews: Reviews = Arc::default();
+    let app = Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .route("/bad-json", post(bad_json))
+        .route("/wrong-uid", post(wrong_uid))
+        .route("/slow", post(slow))
+        .with_state(reviews.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(tls::serve(listener, cert.server_config(), app, std::future::pending()));
+    Webhook { port, ca, reviews }
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// A webhook entry reaching the test webhook through the Service mapping.
+fn service_hook(name: &str, path: &str, ca: &str, extra: &str) -> String {
+    format!(
+        r#"- name: {name}
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  clientConfig:
+    caBundle: {ca}
+    service: {{namespace: webhooks, name: test-webhook, path: {path}, port: 443}}
+{extra}"#,
+        ca = b64(ca)
+    )
+}
+
+fn rules(ops: &str) -> String {
+    format!(
+        "  rules:\n  - operations: [{ops}]\n    apiGroups: [\"\"]\n    apiVersions: [\"v1\"]\n    resources: [\"configmaps\"]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_called_like_kube_apiserver() {
+    let webhook = start_webhook().await;
+    let sandbox = Sandbox::start(Config {
+        service_endpoints: [(
+            "webhooks/test-webhook".to_string(),
+            format!("127.0.0.1:{}", webhook.port),
+        )]
+        .into(),
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-admission-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let run = |args: &[&str], stdin: Option<&str>| kubectl(&kubeconfig, args, stdin);
+    let ok = |args: &[&str]| {
+        let (ok, text) = run(args, None);
+        assert!(ok, "{args:?}: {text}");
+        text
+    };
+    let apply = |yaml: &str| {
+        let (ok, text) = run(&["apply", "-f", "-"], Some(yaml));
+        assert!(ok, "apply: {text}\n{yaml}");
+    };
+    let reviews = webhook.reviews.clone();
+    let last_review = |op: &str, name: &str| -> Value {
+        reviews
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| {
+                r.pointer("/request/operation") == Some(&json!(op)) && r.pointer("/request/name") == Some(&json!(name))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no {op} review of {name}"))
+    };
+
+    let namespaces = [
+        ("guarded", "admission: \"on\""),
+        ("free", "other: label"),
+        ("unreach-fail", "case: unreach-fail"),
+        ("unreach-ignore", "case: unreach-ignore"),
+        ("bad-json", "case: bad-json"),
+        ("wrong-uid", "case: wrong-uid"),
+        ("wrong-ca", "case: wrong-ca"),
+        ("slow", "case: slow"),
+        ("side-effects", "case: side-effects"),
+    ];
+    for (ns, label) in namespaces {
+        apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n  labels:\n    {label}\n"
+        ));
+    }
+    let ca = &webhook.ca.cert;
+    let other_ca = tls::new_authority("another CA", Duration::from_secs(3600))
+        .expect("CA")
+        .cert;
+    let url = |path: &str| format!("https://localhost:{}{path}", webhook.port);
+    let url_hook = |name: &str, url: String, ca: &str, case: &str, extra: &str| {
+        format!(
+            "- name: {name}\n  admissionReviewVersions: [\"v1\"]\n  sideEffects: None\n  clientConfig:\n    caBundle: {}\n    url: {url}\n  namespaceSelector:\n    matchLabels: {{case: {case}}}\n{}{extra}",
+            b64(ca),
+            rules("\"CREATE\"")
+        )
+    };
+    apply(&format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: test-validating\nwebhooks:\n{}{}  namespaceSelector:\n    matchLabels: {{admission: \"on\"}}\n  objectSelector:\n    matchExpressions: [{{key: skip-webhook, operator: DoesNotExist}}]\n  failurePolicy: Fail\n{}{}{}{}{}{}",
+        service_hook("validate.test.example.com", "/validate", ca, ""),
+        rules("\"CREATE\", \"UPDATE\", \"DELETE\""),
+        url_hook(
+            "unreachable-fail.test.example.com",
+            "https://localhost:1/validate".into(),
+            ca,
+            "unreach-fail",
+            "  failurePolicy: Fail\n"
+        ),
+        url_hook(
+            "unreachable-ignore.test.example.com",
+            "https://localhost:1/validate".into(),
+            ca,
+            "unreach-ignore",
+            "  failurePolicy: Ignore\n"
+        ),
+        url_hook("bad-json.test.example.com", url("/bad-json"), ca, "bad-json", ""),
+        url_hook("wrong-uid.test.example.com", url("/wrong-uid"), ca, "wrong-uid", ""),
+        url_hook("wrong-ca.test.example.com", url("/validate"), &other_ca, "wrong-ca", ""),
+        url_hook(
+            "slow.test.example.com",
+            url("/slow"),
+            ca,
+            "slow",
+            "  timeoutSeconds: 1\n"
+        ),
+    ));
+    apply(&format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: test-side-effects\nwebhooks:\n{}{}  namespaceSelector:\n    matchLabels: {{case: side-effects}}\n",
+        service_hook("side-effects.test.example.com", "/validate", ca, "")
+            .replace("sideEffects: None", "sideEffects: Some"),
+        rules("\"CREATE\""),
+    ));
+    apply(&format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: test-mutating\nwebhooks:\n{}{}  namespaceSelector:\n    matchLabels: {{admission: \"on\"}}\n",
+        service_hook("mutate.test.example.com", "/mutate", ca, ""),
+        rules("\"CREATE\""),
+    ));
+
+    // Allowed, mutated, and the review carries who asked.
+    ok(&[
+        "--as",
+        "alice",
+        "--as-group",
+        "team-a",
+        "create",
+        "configmap",
+        "plain",
+        "-n",
+        "guarded",
+        "--from-literal=a=1",
+    ]);
+    let got = ok(&[
+        "get",
+        "configmap",
+        "plain",
+        "-n",
+        "guarded",
+        "-o",
+        "jsonpath={.metadata.labels.mutated}",
+    ]);
+    assert_eq!(got, "true", "the mutating webhook's JSON patch is applied");
+    let created = last_review("CREATE", "plain");
+    assert_eq!(created.pointer("/request/userInfo/username"), Some(&json!("alice")));
+    let groups = created.pointer("/request/userInfo/groups").cloned().unwrap_or_default();
+    assert!(
+        groups.as_array().is_some_and(|g| g.contains(&json!("team-a"))),
+        "{groups}"
+    );
+    assert_eq!(created.pointer("/request/namespace"), Some(&json!("guarded")));
+    assert_eq!(created.pointer("/request/kind/kind"), Some(&json!("ConfigMap")));
+    assert_eq!(
+        created.pointer("/request/resource/resource"),
+        Some(&json!("configmaps"))
+    );
+    assert_eq!(created.pointer("/request/dryRun"), Some(&json!(false)));
+    assert_eq!(created.pointer("/request/options/kind"), Some(&json!("CreateOptions")));
+    // Validating webhooks see the mutated object: mutating webhooks run first.
+    assert_eq!(
+        created.pointer("/request/object/metadata/labels/mutated"),
+        Some(&json!("true")),
+        "{created}"
+    );
+
+    let configmap = |ns: &str, name: &str, labels: &[&str]| {
+        let labels: String = labels.iter().map(|l| format!("    {l}: \"yes\"\n")).collect();
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels:\n    any: \"yes\"\n{labels}data:\n  a: \"1\"\n"
+        )
+    };
+    let create = |ns: &str, name: &str, labels: &[&str], extra: &[&str]| {
+        let mut args = vec!["create", "-f", "-"];
+        args.extend_from_slice(extra);
+        run(&args, Some(&configmap(ns, name, labels)))
+    };
+
+    // Denied, with kube-apiserver's wording reaching kubectl.
+    let (created_ok, text) = create("guarded", "refused", &["deny"], &[]);
+    assert!(!created_ok, "{text}");
+    assert!(
+        text.contains(
+            r#"admission webhook "validate.test.example.com" denied the request: configmaps labelled deny are refused"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("(Forbidden)"),
+        "the webhook's status reason reaches kubectl: {text}"
+    );
+
+    // Warnings are printed by kubectl.
+    let (created_ok, text) = create("guarded", "warned", &["warn"], &[]);
+    assert!(created_ok, "{text}");
+    assert!(
+        text.contains("Warning: the test webhook warns about this configmap"),
+        "{text}"
+    );
+
+    // The namespaceSelector and the objectSelector scope the webhook.
+    let (created_ok, text) = create("free", "refused", &["deny"], &[]);
+    assert!(created_ok, "outside the selected namespaces: {text}");
+    let (created_ok, text) = create("guarded", "skipped", &["deny", "skip-webhook"], &[]);
+    assert!(created_ok, "excluded by the objectSelector: {text}");
+
+    // An UPDATE carries the old object.
+    ok(&["label", "configmap", "plain", "-n", "guarded", "extra=1"]);
+    let updated = last_review("UPDATE", "plain");
+    assert_eq!(updated.pointer("/request/oldObject/metadata/labels/extra"), None);
+    assert_eq!(
+        updated.pointer("/request/object/metadata/labels/extra"),
+        Some(&json!("1"))
+    );
+
+    // A DELETE review carries the old object and no object.
+    ok(&["delete", "configmap", "plain", "-n", "guarded"]);
+    let deleted = last_review("DELETE", "plain");
+    assert_eq!(
+        deleted.pointer("/request/oldObject/metadata/name"),
+        Some(&json!("plain"))
+    );
+    assert_eq!(deleted.pointer("/request/object"), Some(&Value::Null));
+    assert_eq!(deleted.pointer("/request/options/kind"), Some(&json!("DeleteOptions")));
+
+    // Dry run: reaches a webhook with sideEffects None, is refused by one with side effects.
+    let (created_ok, text) = create("guarded", "dry", &[], &["--dry-run=server"]);
+    assert!(created_ok, "{text}");
+    assert_eq!(
+        last_review("CREATE", "dry").pointer("/request/dryRun"),
+        Some(&json!(true))
+    );
+    let (created_ok, text) = create("side-effects", "dry", &[], &["--dry-run=server"]);
+    assert!(!created_ok, "{text}");
+    assert!(
+        text.contains(r#"admission webhook "side-effects.test.example.com" does not support dry run"#),
+        "{text}"
+    );
+    let (created_ok, text) = create("side-effects", "real", &[], &[]);
+    assert!(created_ok, "without dry run the webhook is called: {text}");
+
+    // failurePolicy against an unreachable webhook.
+    let (created_ok, text) = create("unreach-fail", "x", &[], &[]);
+    assert!(!created_ok, "{text}");
+    assert!(
+        text.contains(r#"Internal error occurred: failed calling webhook "unreachable-fail.test.example.com": failed to call webhook: Post "https://localhost:1/validate?timeout=10s""#),
+        "{text}"
+    );
+    let (created_ok, text) = create("unreach-ignore", "x", &[], &[]);
+    assert!(created_ok, "failurePolicy Ignore: {text}");
+
+    // Broken webhooks: the message says which webhook and why.
+    for (ns, why) in [
+        ("bad-json", "received invalid webhook response"),
+        ("wrong-uid", r#"expected response.uid="#),
+        ("wrong-ca", "certificate"),
+        ("slow", "context deadline exceeded"),
+    ] {
+        let (created_ok, text) = create(ns, "x", &[], &[]);
+        assert!(!created_ok, "{ns}: {text}");
+        assert!(
+            text.contains(&format!(r#"failed calling webhook "{ns}.test.example.com""#)) && text.contains(why),
+            "{ns}: {text}"
+        );
+    }
+
+    // Configuration changes take effect at once.
+    ok(&["delete", "validatingwebhookconfiguration", "test-validating"]);
+    let (created_ok, text) = create("guarded", "refused", &["deny"], &[]);
+    assert!(created_ok, "the validating webhook is gone: {text}");
+    let got = ok(&[
+        "get",
+        "configmap",
+        "refused",
+        "-n",
+        "guarded",
+        "-o",
+        "jsonpath={.metadata.labels.mutated}",
+    ]);
+    assert_eq!(got, "true", "the mutating webhook still runs");
+
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_file(&kubeconfig);
+}

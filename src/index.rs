@@ -17,6 +17,8 @@ pub struct Stores {
     pub decisions: Store<PurchaseRestriction>,
     /// customer → its decisions, kept by the decisions' watch.
     pub decisions_by_customer: Arc<DecisionIndex>,
+    /// The customers claiming each namespace (spec.namespaces).
+    pub customers_by_namespace: Arc<NamespaceIndex>,
 }
 
 /// The decisions of each customer. Updated from the watch events *before* the store, so that
@@ -51,6 +53,55 @@ impl DecisionIndex {
     fn refs(&self, customer: &str) -> Vec<ObjectRef<PurchaseRestriction>> {
         let map = self.0.read().unwrap_or_else(|p| p.into_inner());
         map.get(customer)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The customers claiming each namespace, fed like `DecisionIndex`: from watch events before
+/// the store, with lookups checked against the store.
+#[derive(Debug, Default)]
+pub struct NamespaceIndex(std::sync::RwLock<NamespaceMaps>);
+
+#[derive(Debug, Default)]
+struct NamespaceMaps {
+    by_namespace: HashMap<String, HashSet<String>>,
+    of_customer: HashMap<String, Vec<String>>,
+}
+
+impl NamespaceIndex {
+    /// Follows one watch event.
+    pub fn observe(&self, event: &kube::runtime::watcher::Event<CustomerAccount>) {
+        use kube::runtime::watcher::Event;
+        let mut maps = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let forget = |maps: &mut NamespaceMaps, name: &str| {
+            for ns in maps.of_customer.remove(name).unwrap_or_default() {
+                if let Some(set) = maps.by_namespace.get_mut(&ns) {
+                    set.remove(name);
+                    if set.is_empty() {
+                        maps.by_namespace.remove(&ns);
+                    }
+                }
+            }
+        };
+        match event {
+            Event::Apply(c) | Event::InitApply(c) => {
+                let name = c.name_any();
+                forget(&mut maps, &name);
+                for ns in &c.spec.namespaces {
+                    maps.by_namespace.entry(ns.clone()).or_default().insert(name.clone());
+                }
+                maps.of_customer.insert(name, c.spec.namespaces.clone());
+            }
+            Event::Delete(c) => forget(&mut maps, &c.name_any()),
+            Event::Init | Event::InitDone => {}
+        }
+    }
+
+    fn candidates(&self, namespace: &str) -> Vec<String> {
+        let maps = self.0.read().unwrap_or_else(|p| p.into_inner());
+        maps.by_namespace
+            .get(namespace)
             .map(|s| s.iter().cloned().collect())
             .unwrap_or_default()
     }
@@ -159,6 +210,19 @@ impl Stores {
             .into_iter()
             .filter(|d| names.contains(&d.spec.customer))
             .collect()
+    }
+
+    /// The customers whose spec.namespaces list `namespace` (normally at most one), sorted.
+    pub fn customers_in_namespace(&self, namespace: &str) -> Vec<Arc<CustomerAccount>> {
+        let mut found: Vec<Arc<CustomerAccount>> = self
+            .customers_by_namespace
+            .candidates(namespace)
+            .iter()
+            .filter_map(|name| self.customer(name))
+            .filter(|c| c.spec.namespaces.iter().any(|n| n == namespace))
+            .collect();
+        found.sort_by_key(|c| c.name_any());
+        found
     }
 
     pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {

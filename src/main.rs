@@ -22,9 +22,9 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Run the controllers against the cluster of the current kube context (in-cluster in a
-    /// pod).
-    Run(run::Args),
+    /// Run the controllers and the admission webhooks against the cluster of the current kube
+    /// context (in-cluster in a pod).
+    Run(Box<run::Args>),
     /// Run a local Kubernetes API server (no cluster needed) and write a kubeconfig for it.
     Sandbox(sandbox::Args),
 }
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds { dir } => crds(dir),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Sandbox(args) => sandbox::run(args),
     };
     match result {

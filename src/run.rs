@@ -2,7 +2,11 @@
 //! environment-variable twin.
 
 use purchase_guard::controller::{self, Metrics};
+use purchase_guard::webhook::handlers::{Enforcement, Guarded, Settings, Webhooks};
+use purchase_guard::webhook::{self, Certificates, certs::SelfManaged};
+use purchase_guard_policy as policy;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -33,6 +37,150 @@ pub struct Args {
     /// This replica's identity in the Lease (default: the pod name, else host and process).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    #[command(flatten)]
+    webhooks: WebhookArgs,
+}
+
+/// The admission webhooks' settings.
+#[derive(clap::Args)]
+pub struct WebhookArgs {
+    /// Where the HTTPS admission server listens (on every replica).
+    #[arg(long, env = "PURCHASE_GUARD_WEBHOOK_ADDR", default_value = "0.0.0.0:8443")]
+    webhook_addr: SocketAddr,
+    /// The serving certificate (PEM), reloaded when it changes; with --tls-key-file. Without
+    /// both, certificates are self-managed in --cert-secret.
+    #[arg(
+        long,
+        env = "PURCHASE_GUARD_TLS_CERT_FILE",
+        value_name = "PATH",
+        requires = "tls_key_file"
+    )]
+    tls_cert_file: Option<PathBuf>,
+    /// The serving certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "PURCHASE_GUARD_TLS_KEY_FILE",
+        value_name = "PATH",
+        requires = "tls_cert_file"
+    )]
+    tls_key_file: Option<PathBuf>,
+    /// Self-managed certificates: the Secret holding the CA and the serving certificate.
+    #[arg(
+        long,
+        env = "PURCHASE_GUARD_CERT_SECRET",
+        default_value = "purchase-guard-webhook-tls"
+    )]
+    cert_secret: String,
+    /// The namespace of that Secret and of the webhook Service (in a pod: its own namespace;
+    /// default: --lease-namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    cert_namespace: Option<String>,
+    /// The webhook Service; the certificate is valid for its in-cluster DNS names.
+    #[arg(
+        long,
+        env = "PURCHASE_GUARD_WEBHOOK_SERVICE",
+        default_value = "purchase-guard-webhook"
+    )]
+    webhook_service: String,
+    /// A Validating/MutatingWebhookConfiguration whose caBundle is kept current (repeatable
+    /// or comma-separated).
+    #[arg(
+        long = "webhook-configuration",
+        env = "PURCHASE_GUARD_WEBHOOK_CONFIGURATIONS",
+        value_delimiter = ',',
+        default_value = "purchase-guard"
+    )]
+    webhook_configurations: Vec<String>,
+    /// Validity of self-managed serving certificates (renewed with a third left), e.g. 8760h.
+    #[arg(long, env = "PURCHASE_GUARD_CERT_VALIDITY", default_value = "8760h", value_parser = parse_duration)]
+    cert_validity: Duration,
+    /// Validity of the self-managed CA, e.g. 87600h.
+    #[arg(long, env = "PURCHASE_GUARD_CA_VALIDITY", default_value = "87600h", value_parser = parse_duration)]
+    ca_validity: Duration,
+    /// How often the Secret and the caBundles are checked, e.g. 1m.
+    #[arg(long, env = "PURCHASE_GUARD_CERT_CHECK_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    cert_check_interval: Duration,
+    /// A resource the purchase webhook guards, GROUP/VERSION/RESOURCE (repeatable or
+    /// comma-separated; the core group is empty: /v1/services).
+    #[arg(
+        long = "guarded-resource",
+        env = "PURCHASE_GUARD_GUARDED_RESOURCES",
+        value_delimiter = ',',
+        default_value = "compute.example.com/v1/virtualmachines,apps/v1/deployments"
+    )]
+    guarded: Vec<Guarded>,
+    /// The billing mode of resources without the purchaseguard.io/billing-mode label.
+    #[arg(long, env = "PURCHASE_GUARD_DEFAULT_BILLING_MODE", default_value = "pay-per-use", value_parser = parse_billing_mode)]
+    default_billing_mode: policy::BillingMode,
+    /// What the purchase webhook does with a request it would refuse.
+    #[arg(long, env = "PURCHASE_GUARD_ENFORCEMENT", value_enum, default_value_t = Enforcement::Deny)]
+    enforcement: Enforcement,
+    /// A YAML or JSON file with the impact matrix (which operations a restriction blocks per
+    /// billing mode); default: the matrix of the product documentation.
+    #[arg(long, env = "PURCHASE_GUARD_IMPACT_MATRIX", value_name = "PATH")]
+    impact_matrix: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration such as 90s, 15m or 8760h: {e}"))?;
+    Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?}: the duration must be positive"))
+}
+
+fn parse_billing_mode(s: &str) -> Result<policy::BillingMode, String> {
+    policy::BillingMode::parse(s)
+}
+
+impl WebhookArgs {
+    fn settings(&self) -> Result<Settings, String> {
+        let matrix = match &self.impact_matrix {
+            None => policy::ImpactMatrix::default(),
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| format!("--impact-matrix {}: {e}", path.display()))?;
+                let matrix: policy::ImpactMatrix =
+                    serde_yaml_ng::from_str(&text).map_err(|e| format!("--impact-matrix {}: {e}", path.display()))?;
+                matrix
+                    .validate()
+                    .map_err(|e| format!("--impact-matrix {}: {e}", path.display()))?;
+                matrix
+            }
+        };
+        Ok(Settings {
+            guarded: self.guarded.clone(),
+            classify: policy::ClassifyRules {
+                default_billing_mode: self.default_billing_mode,
+                ..Default::default()
+            },
+            matrix,
+            enforcement: self.enforcement,
+        })
+    }
+
+    fn certificates(&self, default_namespace: &str) -> Certificates {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Certificates::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => Certificates::SelfManaged(SelfManaged {
+                namespace: self
+                    .cert_namespace
+                    .clone()
+                    .unwrap_or_else(|| default_namespace.to_string()),
+                secret: self.cert_secret.clone(),
+                service: self.webhook_service.clone(),
+                configurations: self.webhook_configurations.clone(),
+                validity: self.cert_validity,
+                ca_validity: self.ca_validity,
+                check_every: self.cert_check_interval,
+            }),
+        }
+    }
 }
 
 pub fn init_logging(format: &str) {
@@ -99,7 +247,18 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .await
             .map_err(|e| format!("cannot configure a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
         controller::check_crds(&client).await?;
+        let settings = args.webhooks.settings()?;
         let metrics = Arc::new(Metrics::default());
+        let webhooks = Arc::new(Webhooks::new(settings));
+        let webhook_server = webhook::start(
+            client.clone(),
+            args.webhooks.webhook_addr,
+            args.webhooks.certificates(&args.lease_namespace),
+            webhooks.clone(),
+            metrics.clone(),
+            crate::sandbox::shutdown_signal(),
+        )
+        .await?;
         let ready = Arc::new(AtomicBool::new(false));
         let health = tokio::spawn(serve_health(args.health_addr, ready.clone(), metrics.clone()));
 
@@ -152,12 +311,14 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("purchase-guard controllers starting");
         let ready_flag = ready.clone();
         let result = tokio::select! {
-            r = controller::run(client, metrics, leader_rx, crate::sandbox::shutdown_signal(), move || {
+            r = controller::run(client, metrics, leader_rx, crate::sandbox::shutdown_signal(), move |stores| {
+                webhooks.set_stores(stores);
                 ready_flag.store(true, Ordering::SeqCst);
                 tracing::info!("caches synced");
             }) => r.map_err(|e| e.to_string()),
             h = health => Err(match h { Ok(Err(e)) => e, _ => "the health server stopped".to_string() }),
         };
+        webhook_server.abort();
         // Release the lease so that another replica takes over at once.
         if let Some((forward, task)) = lease_task {
             // Dropping the forwarder drops the lease channel, which stops the manager.

@@ -97,7 +97,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             async {
                 let _ = stopped.await;
             },
-            || {},
+            |_| {},
         ));
         Some((stop, task))
     };

@@ -94,7 +94,7 @@ impl Env {
             async move {
                 let _ = stopped.await;
             },
-            || {},
+            |_| {},
         )));
         self.stop = Some(stop);
     }

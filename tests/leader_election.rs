@@ -1,6 +1,9 @@
 //! Two `purchase-guard run` processes against one sandbox: exactly one leader; after the
 //! leader is killed, the other takes over within the lease duration and the system converges.
 
+mod support;
+use support::free_port;
+
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
@@ -26,13 +29,6 @@ impl Drop for Replica {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn start(kubeconfig: &std::path::Path, identity: &'static str) -> Replica {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
@@ -42,6 +38,8 @@ fn start(kubeconfig: &std::path::Path, identity: &'static str) -> Replica {
             identity,
             "--health-addr",
             &format!("127.0.0.1:{port}"),
+            "--webhook-addr",
+            &format!("127.0.0.1:{}", free_port()),
         ])
         .args(["--lease-duration", &LEASE_SECONDS.to_string(), "--lease-grace", "1"])
         .env("KUBECONFIG", kubeconfig)

@@ -2,45 +2,18 @@
 //! and a small HTTPS webhook defined here: allow, deny, mutation, warnings, selectors,
 //! failurePolicy, dry run, DELETE reviews, broken webhooks, configuration changes.
 
+mod support;
+use support::kubectl;
+
 use axum::{Json, Router, extract::State, routing::post};
 use base64::Engine;
 use purchase_guard::webhook::tls;
 use purchase_guard_sandbox::{Config, Sandbox};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Reviews = Arc<Mutex<Vec<Value>>>;
-
-fn kubectl(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String) {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("writes stdin");
-    } else {
-        drop(child.stdin.take());
-    }
-    let out = child.wait_with_output().expect("kubectl ends");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
 
 fn labels(review: &Value) -> Value {
     review

@@ -20,6 +20,19 @@ pub struct StateLabel {
     pub state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    pub webhook: &'static str,
+    pub operation: String,
+    pub outcome: &'static str,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    pub webhook: &'static str,
+}
+
 /// The kinds, in the order the reconcilers use.
 pub const KINDS: [&str; 4] = [
     "CustomerAccount",
@@ -37,6 +50,10 @@ pub struct Metrics {
     pub status_writes: Family<KindLabel, Counter>,
     customers: Family<StateLabel, Gauge>,
     pub leader: Gauge,
+    /// Admission reviews by webhook, operation, outcome (allowed, denied, warned, error) and
+    /// reason.
+    pub admissions: Family<AdmissionLabels, Counter>,
+    pub admission_duration: Family<WebhookLabel, Histogram>,
     customer_store: OnceLock<Store<CustomerAccount>>,
 }
 
@@ -57,6 +74,20 @@ impl Default for Metrics {
         let status_writes = Family::<KindLabel, Counter>::default();
         let customers = Family::<StateLabel, Gauge>::default();
         let leader = Gauge::default();
+        let admissions = Family::<AdmissionLabels, Counter>::default();
+        let admission_duration = Family::<WebhookLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.00001, 2.0, 20))
+        });
+        registry.register(
+            "admissions",
+            "Admission reviews by webhook, operation, outcome and reason",
+            admissions.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to judge an admission review, per webhook",
+            admission_duration.clone(),
+        );
         registry.register("reconciles", "Completed reconciles per kind", reconciles.clone());
         registry.register("reconcile_errors", "Failed reconciles per kind", errors.clone());
         registry.register(
@@ -75,6 +106,8 @@ impl Default for Metrics {
             status_writes,
             customers,
             leader,
+            admissions,
+            admission_duration,
             customer_store: OnceLock::new(),
         }
     }

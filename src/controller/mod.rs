@@ -477,13 +477,14 @@ fn controller_config() -> kube::runtime::controller::Config {
     kube::runtime::controller::Config::default().concurrency(16)
 }
 
-/// Runs every controller until `shutdown` resolves. `ready` is called once all caches synced.
+/// Runs every controller until `shutdown` resolves. `ready` is called once all caches synced,
+/// with the caches (the admission webhooks read them).
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
     leader: tokio::sync::watch::Receiver<bool>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ready: impl FnOnce() + Send + 'static,
+    ready: impl FnOnce(Stores) + Send + 'static,
 ) -> Result<(), Error> {
     let partners_api: Api<Partner> = Api::all(client.clone());
     let customers_api: Api<CustomerAccount> = Api::all(client.clone());
@@ -524,13 +525,16 @@ pub async fn run(
         };
     }
     let index = Arc::new(index::DecisionIndex::default());
+    let namespace_index = Arc::new(index::NamespaceIndex::default());
     let stores = Stores {
         partners: partners.clone(),
         customers: customers.clone(),
         delegations: delegations.clone(),
         decisions: decisions.clone(),
         decisions_by_customer: index.clone(),
+        customers_by_namespace: namespace_index.clone(),
     };
+    let ready_stores = stores.clone();
     let reporter = Reporter {
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -708,7 +712,9 @@ pub async fn run(
     }
     let reflectors = futures::future::join5(
         drive(partners_api, partners_w, partners_gone, |_| {}),
-        drive(customers_api, customers_w, customers_gone, |_| {}),
+        drive(customers_api, customers_w, customers_gone, move |e| {
+            namespace_index.observe(e)
+        }),
         drive(delegations_api, delegations_w, delegations_gone, |_| {}),
         drive(decisions_api, decisions_w, decisions_gone, move |e| index.observe(e)),
         drive(namespaces_api, namespaces_w, namespaces_gone, |_| {}),
@@ -722,7 +728,7 @@ pub async fn run(
             namespaces.wait_until_ready(),
         )
         .await;
-        ready();
+        ready(ready_stores);
         futures::future::pending::<()>().await
     };
     let controllers = futures::future::join4(

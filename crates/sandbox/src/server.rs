@@ -997,6 +997,8 @@ impl ApiServer {
             m.insert("generation".into(), json!(1));
         }
         if rt.plural == "namespaces" {
+            // kube-apiserver labels every namespace with its name, for namespace selectors.
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             obj["status"] = json!({"phase": "Active"});
             obj["spec"] = json!({"finalizers": ["kubernetes"]});
         }

@@ -1,0 +1,182 @@
+//! The AdmissionReview envelope: parsing a request body and writing a response, with a clear
+//! answer for every malformed input and never a panic.
+
+use serde_json::{Value, json};
+
+/// The AdmissionReview version served.
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+
+/// What a webhook decided.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    pub allowed: bool,
+    /// HTTP-like code reported in `status.code` of a denial.
+    pub code: u16,
+    /// A CamelCase reason: the metric label, and `status.reason` of a denial.
+    pub reason: &'static str,
+    pub message: String,
+    pub warnings: Vec<String>,
+    /// A JSON patch (mutating webhooks).
+    pub patch: Option<Value>,
+}
+
+impl Outcome {
+    pub fn allow(reason: &'static str) -> Self {
+        Outcome {
+            allowed: true,
+            code: 200,
+            reason,
+            message: String::new(),
+            warnings: vec![],
+            patch: None,
+        }
+    }
+
+    pub fn deny(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Outcome {
+            allowed: false,
+            code,
+            reason,
+            message: message.into(),
+            warnings: vec![],
+            patch: None,
+        }
+    }
+}
+
+/// A parsed AdmissionReview request: the fields the webhooks read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub uid: String,
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub resource: String,
+    pub sub_resource: Option<String>,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub operation: String,
+    pub username: String,
+    pub object: Option<Value>,
+    pub old_object: Option<Value>,
+    pub dry_run: bool,
+}
+
+/// Why a body cannot be answered with an AdmissionReview (the HTTP request is unusable).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unusable(pub String);
+
+/// A body that is an AdmissionReview with a uid, but not one the webhook can judge: answered
+/// with a denial that says why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Malformed {
+    pub uid: String,
+    pub message: String,
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+fn present(v: Option<&Value>) -> Option<Value> {
+    v.filter(|x| !x.is_null()).cloned()
+}
+
+/// Parses a request body.
+pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
+    let review: Value =
+        serde_json::from_slice(body).map_err(|e| Unusable(format!("the body is not a JSON AdmissionReview: {e}")))?;
+    if !review.is_object() {
+        return Err(Unusable("the body must be a JSON object (an AdmissionReview)".into()));
+    }
+    let uid = match str_at(&review, "/request/uid") {
+        Some(uid) if !uid.is_empty() => uid.to_string(),
+        _ => {
+            return Err(Unusable(
+                "request.uid is missing: the body is not an AdmissionReview request".into(),
+            ));
+        }
+    };
+    let malformed = |message: String| {
+        Ok(Err(Malformed {
+            uid: uid.clone(),
+            message,
+        }))
+    };
+    let api_version = str_at(&review, "/apiVersion").unwrap_or_default();
+    let kind = str_at(&review, "/kind").unwrap_or_default();
+    if api_version != API_VERSION || kind != "AdmissionReview" {
+        return malformed(format!(
+            "expected apiVersion {API_VERSION} and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}"
+        ));
+    }
+    let request = review.get("request").unwrap_or(&Value::Null);
+    let field = |name: &str| -> Result<String, String> {
+        str_at(request, name)
+            .map(str::to_string)
+            .ok_or_else(|| format!("request{} is missing or not a string", name.replace('/', ".")))
+    };
+    let parsed = (|| -> Result<Request, String> {
+        let operation = field("/operation")?;
+        if !matches!(operation.as_str(), "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
+            return Err(format!(
+                "request.operation {operation:?} is not one of CREATE, UPDATE, DELETE, CONNECT"
+            ));
+        }
+        let object = present(request.get("object"));
+        let old_object = present(request.get("oldObject"));
+        match operation.as_str() {
+            "CREATE" | "UPDATE" if object.as_ref().is_none_or(|o| !o.is_object()) => {
+                return Err(format!("request.object is missing for {operation}"));
+            }
+            "UPDATE" | "DELETE" if old_object.as_ref().is_some_and(|o| !o.is_object()) => {
+                return Err(format!("request.oldObject is not an object for {operation}"));
+            }
+            _ => {}
+        }
+        Ok(Request {
+            uid: uid.clone(),
+            group: str_at(request, "/kind/group").unwrap_or_default().to_string(),
+            version: field("/kind/version")?,
+            kind: field("/kind/kind")?,
+            resource: field("/resource/resource")?,
+            sub_resource: str_at(request, "/subResource")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            name: str_at(request, "/name").unwrap_or_default().to_string(),
+            namespace: str_at(request, "/namespace")
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            operation,
+            username: str_at(request, "/userInfo/username").unwrap_or_default().to_string(),
+            object,
+            old_object,
+            dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
+        })
+    })();
+    match parsed {
+        Ok(r) => Ok(Ok(r)),
+        Err(message) => malformed(message),
+    }
+}
+
+/// The response AdmissionReview for `uid`.
+pub fn respond(uid: &str, outcome: &Outcome) -> Value {
+    let mut response = json!({"uid": uid, "allowed": outcome.allowed});
+    if !outcome.allowed {
+        response["status"] = json!({
+            "code": outcome.code,
+            "reason": outcome.reason,
+            "message": outcome.message,
+        });
+    }
+    if !outcome.warnings.is_empty() {
+        response["warnings"] = json!(outcome.warnings);
+    }
+    if let Some(patch) = &outcome.patch {
+        use base64::Engine;
+        response["patchType"] = json!("JSONPatch");
+        response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
+    }
+    json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response})
+}

@@ -1,0 +1,237 @@
+//! 100,000+ random and mutated AdmissionReviews through every webhook: never a panic, and
+//! every reply is a well-formed AdmissionReview answering the request's uid, or a 400 with a
+//! reason when the body is unusable.
+
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::Event;
+use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use purchase_guard::controller::Metrics;
+use purchase_guard::index::Stores;
+use purchase_guard::webhook::handlers::{Enforcement, Settings, Webhooks};
+use purchase_guard::webhook::server::{Which, review_body};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// xorshift64*: deterministic, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn store_of<K>(objects: Vec<K>) -> Store<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
+{
+    let (reader, mut writer) = reflector::store::<K>();
+    writer.apply_watcher_event(&Event::Init);
+    for o in objects {
+        writer.apply_watcher_event(&Event::InitApply(o));
+    }
+    writer.apply_watcher_event(&Event::InitDone);
+    reader
+}
+
+fn from<K: serde::de::DeserializeOwned>(v: Value) -> K {
+    serde_json::from_value(v).expect("a valid fixture")
+}
+
+fn stores() -> Stores {
+    let partners = vec![
+        from::<Partner>(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}})),
+        from::<Partner>(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "res"}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": "res"}})),
+    ];
+    let customers = vec![from::<CustomerAccount>(json!({
+        "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
+        "metadata": {"name": "acme", "generation": 1},
+        "spec": {"associationModel": "Reseller", "reseller": "res", "namespaces": ["acme"]},
+        "status": {"observedGeneration": 1, "conditions": [], "decision": {"state": "Restricted", "reason": "R1 default"}}
+    }))];
+    let decisions = vec![from::<PurchaseRestriction>(json!({
+        "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+        "metadata": {"name": "acme", "namespace": "dist", "generation": 1},
+        "spec": {"customer": "acme", "state": "Restricted", "reason": "overdue"}
+    }))];
+    let index = Arc::new(purchase_guard::index::DecisionIndex::default());
+    for d in &decisions {
+        index.observe(&Event::Apply(d.clone()));
+    }
+    let namespaces = Arc::new(purchase_guard::index::NamespaceIndex::default());
+    for c in &customers {
+        namespaces.observe(&Event::Apply(c.clone()));
+    }
+    Stores {
+        partners: store_of(partners),
+        customers: store_of(customers),
+        delegations: store_of::<ResellerDelegation>(vec![]),
+        decisions: store_of(decisions),
+        decisions_by_customer: index,
+        customers_by_namespace: namespaces,
+    }
+}
+
+/// Well-formed reviews the mutations start from.
+fn seeds() -> Vec<Value> {
+    let review = |kind: Value, resource: Value, ns: &str, op: &str, object: Value, old: Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u-1", "kind": kind, "resource": resource, "requestKind": kind, "requestResource": resource,
+            "name": "x", "namespace": ns, "operation": op, "userInfo": {"username": "alice", "groups": ["g"]},
+            "object": object, "oldObject": old, "dryRun": false, "options": {}
+        }})
+    };
+    let pr_kind = json!({"group": "purchaseguard.io", "version": "v1alpha1", "kind": "PurchaseRestriction"});
+    let pr_res = json!({"group": "purchaseguard.io", "version": "v1alpha1", "resource": "purchaserestrictions"});
+    let pr = json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction", "metadata": {"name": "x", "namespace": "dist", "annotations": {"a": "b"}}, "spec": {"customer": "acme", "state": "Restricted", "reason": "late"}});
+    let del_kind = json!({"group": "purchaseguard.io", "version": "v1alpha1", "kind": "ResellerDelegation"});
+    let del_res = json!({"group": "purchaseguard.io", "version": "v1alpha1", "resource": "resellerdelegations"});
+    let del = json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "ResellerDelegation", "metadata": {"name": "d", "namespace": "dist"}, "spec": {"reseller": "res"}});
+    let vm_kind = json!({"group": "compute.example.com", "version": "v1", "kind": "VirtualMachine"});
+    let vm_res = json!({"group": "compute.example.com", "version": "v1", "resource": "virtualmachines"});
+    let vm = json!({"apiVersion": "compute.example.com/v1", "kind": "VirtualMachine", "metadata": {"name": "x", "namespace": "acme", "labels": {"purchaseguard.io/billing-mode": "yearly-monthly"}}, "spec": {"cpus": 2, "subscription": {"renewedUntil": "2027-01-01"}}});
+    let mut vm2 = vm.clone();
+    vm2["spec"]["cpus"] = json!(4);
+    vec![
+        review(pr_kind.clone(), pr_res.clone(), "dist", "CREATE", pr.clone(), Value::Null),
+        review(pr_kind.clone(), pr_res.clone(), "dist", "UPDATE", pr.clone(), pr.clone()),
+        review(pr_kind, pr_res, "dist", "DELETE", Value::Null, pr),
+        review(del_kind.clone(), del_res.clone(), "dist", "CREATE", del.clone(), Value::Null),
+        review(del_kind, del_res, "dist", "DELETE", Value::Null, del),
+        review(vm_kind.clone(), vm_res.clone(), "acme", "CREATE", vm.clone(), Value::Null),
+        review(vm_kind.clone(), vm_res.clone(), "acme", "UPDATE", vm2, vm.clone()),
+        review(vm_kind, vm_res, "acme", "DELETE", Value::Null, vm),
+    ]
+}
+
+fn random_value(rng: &mut Rng, depth: usize) -> Value {
+    match rng.below(if depth > 3 { 6 } else { 8 }) {
+        0 => Value::Null,
+        1 => json!(rng.below(2) == 0),
+        2 => json!(rng.next() as i64),
+        3 => json!((rng.next() % 1000) as f64 / 7.0),
+        4 => json!(rng.pick(&["", "CREATE", "UPDATE", "DELETE", "acme", "dist", "Restricted", "RestrictedAndFrozen", "Unrestricted", "pay-per-use", "spot", "yearly-monthly", "\u{0}", "é", "purchaseguard.io", "v1alpha1"]).to_string()),
+        5 => json!("x".repeat(rng.below(300))),
+        6 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth + 1)).collect()),
+        _ => {
+            let keys = ["apiVersion", "kind", "request", "uid", "object", "oldObject", "spec", "metadata", "labels", "state", "reason", "customer", "namespace", "operation", "subResource", "annotations", "status"];
+            Value::Object((0..rng.below(5)).map(|_| (rng.pick(&keys).to_string(), random_value(rng, depth + 1))).collect())
+        }
+    }
+}
+
+/// Replaces or removes a random node of `v`.
+fn mutate(rng: &mut Rng, v: &mut Value, depth: usize) {
+    let descend = depth < 6 && rng.below(4) != 0;
+    match v {
+        Value::Object(map) if descend && !map.is_empty() => {
+            let keys: Vec<String> = map.keys().cloned().collect();
+            let key = rng.pick(&keys).clone();
+            match rng.below(6) {
+                0 => {
+                    map.remove(&key);
+                }
+                1 => {
+                    map.insert(key, random_value(rng, depth));
+                }
+                _ => {
+                    if let Some(child) = map.get_mut(&key) {
+                        mutate(rng, child, depth + 1);
+                    }
+                }
+            }
+        }
+        Value::Array(items) if descend && !items.is_empty() => {
+            let i = rng.below(items.len());
+            mutate(rng, &mut items[i], depth + 1);
+        }
+        _ => *v = random_value(rng, depth),
+    }
+}
+
+fn check_reply(which: Which, body: &[u8], status: u16, reply: &[u8]) {
+    let sent: Option<Value> = serde_json::from_slice(body).ok();
+    match status {
+        200 => {
+            let review: Value = serde_json::from_slice(reply).expect("a 200 reply is JSON");
+            assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
+            assert_eq!(review["kind"], "AdmissionReview");
+            let uid = sent.as_ref().and_then(|s| s.pointer("/request/uid")).cloned();
+            assert_eq!(review.pointer("/response/uid").cloned(), uid, "{which:?}");
+            let allowed = review.pointer("/response/allowed").and_then(Value::as_bool);
+            assert!(allowed.is_some(), "{review}");
+            if allowed == Some(false) {
+                let message = review.pointer("/response/status/message").and_then(Value::as_str);
+                assert!(message.is_some_and(|m| !m.is_empty()), "a denial says why: {review}");
+            }
+        }
+        400 => assert!(!reply.is_empty(), "a 400 says why"),
+        other => panic!("unexpected status {other}"),
+    }
+}
+
+#[test]
+fn random_and_mutated_reviews_never_panic() {
+    let metrics = Metrics::default();
+    let unsynced = Webhooks::new(Settings::default());
+    let synced = Webhooks::new(Settings {
+        enforcement: Enforcement::Warn,
+        ..Settings::default()
+    });
+    synced.set_stores(stores());
+    let seeds = seeds();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut judged = 0usize;
+    let total = 120_000;
+    for i in 0..total {
+        let body: Vec<u8> = match i % 10 {
+            // Raw bytes.
+            0 => (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+            // Random JSON.
+            1 => random_value(&mut rng, 0).to_string().into_bytes(),
+            // Truncated valid reviews.
+            2 => {
+                let s = rng.pick(&seeds).to_string();
+                s.as_bytes()[..rng.below(s.len())].to_vec()
+            }
+            // Mutated reviews, one to four mutations.
+            _ => {
+                let mut v = rng.pick(&seeds).clone();
+                for _ in 0..=rng.below(2) {
+                    // Mostly inside the objects, so that many reach the webhooks' logic.
+                    let target = *rng.pick(&["/request/object", "/request/oldObject", "/request", ""]);
+                    match v.pointer_mut(target) {
+                        Some(node) => mutate(&mut rng, node, 1),
+                        None => mutate(&mut rng, &mut v, 0),
+                    }
+                }
+                v.to_string().into_bytes()
+            }
+        };
+        let which = *rng.pick(&Which::ALL);
+        let webhooks = if rng.below(4) == 0 { &unsynced } else { &synced };
+        let reply = review_body(webhooks, &metrics, which, &body);
+        check_reply(which, &body, reply.status, &reply.body);
+        judged += usize::from(reply.status == 200 && !String::from_utf8_lossy(&reply.body).contains("MalformedReview"));
+    }
+    // The unmutated seeds are judged too, and the mutations reach the webhooks' logic.
+    for seed in &seeds {
+        for which in Which::ALL {
+            let body = seed.to_string();
+            let reply = review_body(&synced, &metrics, which, body.as_bytes());
+            assert_eq!(reply.status, 200, "{seed}");
+            check_reply(which, body.as_bytes(), reply.status, &reply.body);
+        }
+    }
+    assert!(judged > total / 4, "only {judged} of {total} bodies reached a webhook");
+    eprintln!("{judged} of {total} bodies reached a webhook's logic");
+}

@@ -107,7 +107,11 @@ impl SelfManaged {
 
     /// What to store next: unchanged when current, a renewed serving certificate, or a new CA.
     fn next(&self, current: Option<&Material>, now: SystemTime) -> Result<Option<Material>, tls::TlsError> {
-        let serving_ok = |m: &Material| remaining(&m.serving.cert, now).is_some_and(|(left, total)| left > total / 3);
+        // Renewal with a third of the configured validity left (certificates are backdated a
+        // little, so their own window is longer than the validity).
+        let serving_ok = |m: &Material| {
+            remaining(&m.serving.cert, now).is_some_and(|(left, total)| left > total.min(self.validity) / 3)
+        };
         let ca_ok = |m: &Material| remaining(&m.ca.cert, now).is_some_and(|(left, _)| left > self.validity);
         match current {
             Some(m) if serving_ok(m) && ca_ok(m) => Ok(None),

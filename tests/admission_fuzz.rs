@@ -49,8 +49,12 @@ fn from<K: serde::de::DeserializeOwned>(v: Value) -> K {
 
 fn stores() -> Stores {
     let partners = vec![
-        from::<Partner>(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}})),
-        from::<Partner>(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "res"}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": "res"}})),
+        from::<Partner>(
+            json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}}),
+        ),
+        from::<Partner>(
+            json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "res"}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": "res"}}),
+        ),
     ];
     let customers = vec![from::<CustomerAccount>(json!({
         "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
@@ -102,12 +106,40 @@ fn seeds() -> Vec<Value> {
     let mut vm2 = vm.clone();
     vm2["spec"]["cpus"] = json!(4);
     vec![
-        review(pr_kind.clone(), pr_res.clone(), "dist", "CREATE", pr.clone(), Value::Null),
-        review(pr_kind.clone(), pr_res.clone(), "dist", "UPDATE", pr.clone(), pr.clone()),
+        review(
+            pr_kind.clone(),
+            pr_res.clone(),
+            "dist",
+            "CREATE",
+            pr.clone(),
+            Value::Null,
+        ),
+        review(
+            pr_kind.clone(),
+            pr_res.clone(),
+            "dist",
+            "UPDATE",
+            pr.clone(),
+            pr.clone(),
+        ),
         review(pr_kind, pr_res, "dist", "DELETE", Value::Null, pr),
-        review(del_kind.clone(), del_res.clone(), "dist", "CREATE", del.clone(), Value::Null),
+        review(
+            del_kind.clone(),
+            del_res.clone(),
+            "dist",
+            "CREATE",
+            del.clone(),
+            Value::Null,
+        ),
         review(del_kind, del_res, "dist", "DELETE", Value::Null, del),
-        review(vm_kind.clone(), vm_res.clone(), "acme", "CREATE", vm.clone(), Value::Null),
+        review(
+            vm_kind.clone(),
+            vm_res.clone(),
+            "acme",
+            "CREATE",
+            vm.clone(),
+            Value::Null,
+        ),
         review(vm_kind.clone(), vm_res.clone(), "acme", "UPDATE", vm2, vm.clone()),
         review(vm_kind, vm_res, "acme", "DELETE", Value::Null, vm),
     ]
@@ -119,12 +151,54 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
         1 => json!(rng.below(2) == 0),
         2 => json!(rng.next() as i64),
         3 => json!((rng.next() % 1000) as f64 / 7.0),
-        4 => json!(rng.pick(&["", "CREATE", "UPDATE", "DELETE", "acme", "dist", "Restricted", "RestrictedAndFrozen", "Unrestricted", "pay-per-use", "spot", "yearly-monthly", "\u{0}", "é", "purchaseguard.io", "v1alpha1"]).to_string()),
+        4 => json!(
+            rng.pick(&[
+                "",
+                "CREATE",
+                "UPDATE",
+                "DELETE",
+                "acme",
+                "dist",
+                "Restricted",
+                "RestrictedAndFrozen",
+                "Unrestricted",
+                "pay-per-use",
+                "spot",
+                "yearly-monthly",
+                "\u{0}",
+                "é",
+                "purchaseguard.io",
+                "v1alpha1"
+            ])
+            .to_string()
+        ),
         5 => json!("x".repeat(rng.below(300))),
         6 => Value::Array((0..rng.below(4)).map(|_| random_value(rng, depth + 1)).collect()),
         _ => {
-            let keys = ["apiVersion", "kind", "request", "uid", "object", "oldObject", "spec", "metadata", "labels", "state", "reason", "customer", "namespace", "operation", "subResource", "annotations", "status"];
-            Value::Object((0..rng.below(5)).map(|_| (rng.pick(&keys).to_string(), random_value(rng, depth + 1))).collect())
+            let keys = [
+                "apiVersion",
+                "kind",
+                "request",
+                "uid",
+                "object",
+                "oldObject",
+                "spec",
+                "metadata",
+                "labels",
+                "state",
+                "reason",
+                "customer",
+                "namespace",
+                "operation",
+                "subResource",
+                "annotations",
+                "status",
+            ];
+            Value::Object(
+                (0..rng.below(5))
+                    .map(|_| (rng.pick(&keys).to_string(), random_value(rng, depth + 1)))
+                    .collect(),
+            )
         }
     }
 }

@@ -309,3 +309,65 @@ fn random_and_mutated_reviews_never_panic() {
     assert!(judged > total / 4, "only {judged} of {total} bodies reached a webhook");
     eprintln!("{judged} of {total} bodies reached a webhook's logic");
 }
+
+fn purchase(namespace: &str, operation: &str, sub_resource: Option<&str>) -> Vec<u8> {
+    let vm = json!({"apiVersion": "compute.example.com/v1", "kind": "VirtualMachine", "metadata": {"name": "x", "namespace": namespace}, "spec": {"cpus": 2}});
+    let mut request = json!({
+        "uid": "u-2",
+        "kind": {"group": "compute.example.com", "version": "v1", "kind": "VirtualMachine"},
+        "resource": {"group": "compute.example.com", "version": "v1", "resource": "virtualmachines"},
+        "name": "x", "namespace": namespace, "operation": operation,
+        "userInfo": {"username": "tenant"}, "object": vm, "oldObject": if operation == "CREATE" { Value::Null } else { vm.clone() }
+    });
+    if let Some(s) = sub_resource {
+        request["subResource"] = json!(s);
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request})
+        .to_string()
+        .into_bytes()
+}
+
+fn response(webhooks: &Webhooks, body: &[u8]) -> Value {
+    let reply = review_body(webhooks, &Metrics::default(), Which::Purchases, body);
+    assert_eq!(reply.status, 200);
+    serde_json::from_slice::<Value>(&reply.body).expect("JSON")["response"].clone()
+}
+
+#[test]
+fn purchases_fail_closed_while_the_state_is_unknown() {
+    // Caches not synced: refused, saying so.
+    let unsynced = Webhooks::new(Settings::default());
+    let r = response(&unsynced, &purchase("acme", "CREATE", None));
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap_or_default().contains("caches are not synced"), "{r}");
+
+    // A customer whose status lags its spec (observedGeneration behind generation): refused.
+    let mut stores = stores();
+    let stale: CustomerAccount = from(json!({
+        "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
+        "metadata": {"name": "stale", "generation": 3},
+        "spec": {"associationModel": "Reseller", "reseller": "res", "namespaces": ["stale"]},
+        "status": {"observedGeneration": 2, "conditions": [], "decision": {"state": "Unrestricted", "reason": "paid"}}
+    }));
+    let missing: CustomerAccount = from(json!({
+        "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
+        "metadata": {"name": "new", "generation": 1},
+        "spec": {"associationModel": "Reseller", "reseller": "res", "namespaces": ["new"]}
+    }));
+    stores.customers = store_of(vec![stale.clone(), missing.clone()]);
+    stores.customers_by_namespace.observe(&Event::Apply(stale));
+    stores.customers_by_namespace.observe(&Event::Apply(missing));
+    let synced = Webhooks::new(Settings::default());
+    synced.set_stores(stores);
+    let r = response(&synced, &purchase("stale", "CREATE", None));
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap_or_default().contains("status is stale"), "{r}");
+    let r = response(&synced, &purchase("new", "CREATE", None));
+    assert_eq!(r["allowed"], false);
+    assert!(r["status"]["message"].as_str().unwrap_or_default().contains("not written its status"), "{r}");
+
+    // What passes anyway: deletion, status-only updates, namespaces of no customer.
+    assert_eq!(response(&synced, &purchase("stale", "DELETE", None))["allowed"], true);
+    assert_eq!(response(&synced, &purchase("stale", "UPDATE", Some("status")))["allowed"], true);
+    assert_eq!(response(&synced, &purchase("elsewhere", "CREATE", None))["allowed"], true);
+}

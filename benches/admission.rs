@@ -92,7 +92,11 @@ async fn allow_all(body: Bytes) -> axum::response::Response {
     let v: Value = serde_json::from_slice(&body).unwrap_or_default();
     let uid = v.pointer("/request/uid").cloned().unwrap_or(Value::Null);
     let out = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": {"uid": uid, "allowed": true}});
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], out.to_string()).into_response()
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out.to_string(),
+    )
+        .into_response()
 }
 
 async fn serve(app: Router, pair: &tls::Pair) -> u16 {
@@ -116,7 +120,9 @@ async fn worker(port: u16, ca: String, until: Instant, offset: usize) -> Vec<Dur
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
     tcp.set_nodelay(true).expect("nodelay");
     let stream = connector
         .connect(ServerName::try_from("localhost").expect("name"), tcp)
@@ -180,10 +186,18 @@ fn main() {
         let purchase_port = serve(server::router(webhooks, Arc::new(Metrics::default())), &pair).await;
         let baseline_port = serve(Router::new().route("/validate/purchases", post(allow_all)), &pair).await;
         // Half the reviews are for restricted customers: check the webhook judges them.
-        let denied = worker(purchase_port, ca.cert.clone(), Instant::now() + Duration::from_millis(200), 0).await;
+        let denied = worker(
+            purchase_port,
+            ca.cert.clone(),
+            Instant::now() + Duration::from_millis(200),
+            0,
+        )
+        .await;
         assert!(!denied.is_empty());
         println!("purchase webhook vs allow-all HTTPS baseline, {CUSTOMERS} customers loaded, {seconds} s per step");
-        println!("concurrency | webhook reviews/s | p50 ms | p99 ms | baseline reviews/s | p50 ms | p99 ms | p99 ratio");
+        println!(
+            "concurrency | webhook reviews/s | p50 ms | p99 ms | baseline reviews/s | p50 ms | p99 ms | p99 ratio"
+        );
         for concurrency in [1, 4, 16, 64] {
             let (b_rate, b50, b99) = measure(baseline_port, &ca.cert, concurrency, seconds).await;
             let (w_rate, w50, w99) = measure(purchase_port, &ca.cert, concurrency, seconds).await;

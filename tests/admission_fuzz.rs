@@ -339,7 +339,13 @@ fn purchases_fail_closed_while_the_state_is_unknown() {
     let unsynced = Webhooks::new(Settings::default());
     let r = response(&unsynced, &purchase("acme", "CREATE", None));
     assert_eq!(r["allowed"], false);
-    assert!(r["status"]["message"].as_str().unwrap_or_default().contains("caches are not synced"), "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("caches are not synced"),
+        "{r}"
+    );
 
     // A customer whose status lags its spec (observedGeneration behind generation): refused.
     let mut stores = stores();
@@ -361,13 +367,31 @@ fn purchases_fail_closed_while_the_state_is_unknown() {
     synced.set_stores(stores);
     let r = response(&synced, &purchase("stale", "CREATE", None));
     assert_eq!(r["allowed"], false);
-    assert!(r["status"]["message"].as_str().unwrap_or_default().contains("status is stale"), "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("status is stale"),
+        "{r}"
+    );
     let r = response(&synced, &purchase("new", "CREATE", None));
     assert_eq!(r["allowed"], false);
-    assert!(r["status"]["message"].as_str().unwrap_or_default().contains("not written its status"), "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not written its status"),
+        "{r}"
+    );
 
     // What passes anyway: deletion, status-only updates, namespaces of no customer.
     assert_eq!(response(&synced, &purchase("stale", "DELETE", None))["allowed"], true);
-    assert_eq!(response(&synced, &purchase("stale", "UPDATE", Some("status")))["allowed"], true);
-    assert_eq!(response(&synced, &purchase("elsewhere", "CREATE", None))["allowed"], true);
+    assert_eq!(
+        response(&synced, &purchase("stale", "UPDATE", Some("status")))["allowed"],
+        true
+    );
+    assert_eq!(
+        response(&synced, &purchase("elsewhere", "CREATE", None))["allowed"],
+        true
+    );
 }

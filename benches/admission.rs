@@ -9,36 +9,20 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
 use http_body_util::{BodyExt, Full};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::Event;
-use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use purchase_guard::api::{CustomerAccount, Partner};
 use purchase_guard::controller::Metrics;
-use purchase_guard::index::{DecisionIndex, NamespaceIndex, Stores};
+use purchase_guard::index::Stores;
 use purchase_guard::webhook::handlers::{Settings, Webhooks};
 use purchase_guard::webhook::{server, tls};
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CUSTOMERS: usize = 10_000;
 
-fn store_of<K>(objects: Vec<K>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-{
-    let (reader, mut writer) = reflector::store::<K>();
-    writer.apply_watcher_event(&Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&Event::InitApply(o));
-    }
-    writer.apply_watcher_event(&Event::InitDone);
-    reader
-}
-
 fn loaded_stores() -> Stores {
-    let from = |v: Value| v;
-    let mut partners = vec![serde_json::from_value::<Partner>(from(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}}))).expect("partner")];
+    let mut partners = vec![serde_json::from_value::<Partner>(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}})).expect("partner")];
     for r in 0..50 {
         partners.push(serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": format!("res-{r}")}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": format!("res-{r}")}})).expect("partner"));
     }
@@ -55,18 +39,7 @@ fn loaded_stores() -> Stores {
             .expect("customer")
         })
         .collect();
-    let namespaces = Arc::new(NamespaceIndex::default());
-    for c in &customers {
-        namespaces.observe(&Event::Apply(c.clone()));
-    }
-    Stores {
-        partners: store_of(partners),
-        customers: store_of(customers),
-        delegations: store_of::<ResellerDelegation>(vec![]),
-        decisions: store_of::<PurchaseRestriction>(vec![]),
-        decisions_by_customer: Arc::new(DecisionIndex::default()),
-        customers_by_namespace: namespaces,
-    }
+    Stores::from_objects(partners, customers, vec![], vec![])
 }
 
 fn review(i: usize) -> Vec<u8> {
@@ -110,16 +83,7 @@ async fn serve(app: Router, pair: &tls::Pair) -> u16 {
 
 /// One keep-alive HTTPS connection sending reviews back to back until `until`.
 async fn worker(port: u16, ca: String, until: Instant, offset: usize) -> Vec<Duration> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-        roots.add(c.expect("PEM")).expect("CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(tls::client_config(&ca).expect("a CA bundle"));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");

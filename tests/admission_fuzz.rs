@@ -2,15 +2,12 @@
 //! every reply is a well-formed AdmissionReview answering the request's uid, or a 400 with a
 //! reason when the body is unusable.
 
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::Event;
-use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
 use purchase_guard::controller::Metrics;
 use purchase_guard::index::Stores;
 use purchase_guard::webhook::handlers::{Enforcement, Settings, Webhooks};
 use purchase_guard::webhook::server::{Which, review_body};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -30,24 +27,13 @@ impl Rng {
     }
 }
 
-fn store_of<K>(objects: Vec<K>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + 'static,
-{
-    let (reader, mut writer) = reflector::store::<K>();
-    writer.apply_watcher_event(&Event::Init);
-    for o in objects {
-        writer.apply_watcher_event(&Event::InitApply(o));
-    }
-    writer.apply_watcher_event(&Event::InitDone);
-    reader
-}
-
 fn from<K: serde::de::DeserializeOwned>(v: Value) -> K {
     serde_json::from_value(v).expect("a valid fixture")
 }
 
-fn stores() -> Stores {
+/// Partners, customers and decisions of the fixture, with `customers` instead of the fixture's
+/// own when given.
+fn stores_with(customers: Option<Vec<CustomerAccount>>) -> Stores {
     let partners = vec![
         from::<Partner>(
             json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}}),
@@ -56,33 +42,18 @@ fn stores() -> Stores {
             json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "res"}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": "res"}}),
         ),
     ];
-    let customers = vec![from::<CustomerAccount>(json!({
+    let customers = customers.unwrap_or_else(|| vec![from::<CustomerAccount>(json!({
         "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
         "metadata": {"name": "acme", "generation": 1},
         "spec": {"associationModel": "Reseller", "reseller": "res", "namespaces": ["acme"]},
         "status": {"observedGeneration": 1, "conditions": [], "decision": {"state": "Restricted", "reason": "R1 default"}}
-    }))];
+    }))]);
     let decisions = vec![from::<PurchaseRestriction>(json!({
         "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
         "metadata": {"name": "acme", "namespace": "dist", "generation": 1},
         "spec": {"customer": "acme", "state": "Restricted", "reason": "overdue"}
     }))];
-    let index = Arc::new(purchase_guard::index::DecisionIndex::default());
-    for d in &decisions {
-        index.observe(&Event::Apply(d.clone()));
-    }
-    let namespaces = Arc::new(purchase_guard::index::NamespaceIndex::default());
-    for c in &customers {
-        namespaces.observe(&Event::Apply(c.clone()));
-    }
-    Stores {
-        partners: store_of(partners),
-        customers: store_of(customers),
-        delegations: store_of::<ResellerDelegation>(vec![]),
-        decisions: store_of(decisions),
-        decisions_by_customer: index,
-        customers_by_namespace: namespaces,
-    }
+    Stores::from_objects(partners, customers, vec![], decisions)
 }
 
 /// Well-formed reviews the mutations start from.
@@ -261,7 +232,7 @@ fn random_and_mutated_reviews_never_panic() {
         enforcement: Enforcement::Warn,
         ..Settings::default()
     });
-    synced.set_stores(stores());
+    synced.set_stores(stores_with(None));
     let seeds = seeds();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut judged = 0usize;
@@ -348,7 +319,6 @@ fn purchases_fail_closed_while_the_state_is_unknown() {
     );
 
     // A customer whose status lags its spec (observedGeneration behind generation): refused.
-    let mut stores = stores();
     let stale: CustomerAccount = from(json!({
         "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
         "metadata": {"name": "stale", "generation": 3},
@@ -360,11 +330,8 @@ fn purchases_fail_closed_while_the_state_is_unknown() {
         "metadata": {"name": "new", "generation": 1},
         "spec": {"associationModel": "Reseller", "reseller": "res", "namespaces": ["new"]}
     }));
-    stores.customers = store_of(vec![stale.clone(), missing.clone()]);
-    stores.customers_by_namespace.observe(&Event::Apply(stale));
-    stores.customers_by_namespace.observe(&Event::Apply(missing));
     let synced = Webhooks::new(Settings::default());
-    synced.set_stores(stores);
+    synced.set_stores(stores_with(Some(vec![stale, missing])));
     let r = response(&synced, &purchase("stale", "CREATE", None));
     assert_eq!(r["allowed"], false);
     assert!(

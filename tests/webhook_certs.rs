@@ -3,16 +3,14 @@
 //! switch, and the served certificate following the Secret.
 
 mod support;
-use support::{free_port, kubectl};
+use support::{Run, free_port, kubectl, webhook_sandbox};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use purchase_guard_sandbox::{Config, Sandbox};
+use purchase_guard::webhook::tls;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CONFIGURATION: &str = r#"
@@ -37,16 +35,7 @@ webhooks:
 
 /// The certificate the webhook serves, verified against `ca` for the Service's name.
 async fn served_leaf(port: u16, ca: &str) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-        roots.add(cert.expect("PEM")).expect("a CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(tls::client_config(ca).expect("a CA bundle"));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
@@ -70,18 +59,7 @@ fn deployment(name: &str) -> Deployment {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewal_without_failed_admissions() {
     let webhook_port = free_port();
-    let sandbox = Sandbox::start(Config {
-        service_endpoints: [(
-            "purchase-guard/purchase-guard-webhook".to_string(),
-            format!("127.0.0.1:{webhook_port}"),
-        )]
-        .into(),
-        ..Config::default()
-    })
-    .await
-    .expect("sandbox");
-    let kubeconfig = std::env::temp_dir().join(format!("pg-certs-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (sandbox, kubeconfig) = webhook_sandbox(false, webhook_port, "certs").await;
     let ok = |args: &[&str], stdin: Option<&str>| {
         let (ok, text) = kubectl(&kubeconfig, args, stdin);
         assert!(ok, "{args:?}: {text}");
@@ -93,24 +71,11 @@ async fn renewal_without_failed_admissions() {
     ok(&["apply", "-f", "-"], Some(CONFIGURATION));
 
     // Serving certificates valid for 6 s: renewed when 2 s are left.
-    let health = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
-        .args([
-            "run",
-            "--leader-election",
-            "false",
-            "--cert-namespace",
-            "purchase-guard",
-        ])
-        .args(["--health-addr", &format!("127.0.0.1:{health}")])
-        .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
-        .args(["--cert-validity", "6s", "--cert-check-interval", "250ms"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("purchase-guard runs");
+    let process = Run::start(
+        &kubeconfig,
+        webhook_port,
+        &["--cert-validity", "6s", "--cert-check-interval", "250ms"],
+    );
 
     let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("URL"))).expect("client");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "purchase-guard");
@@ -198,8 +163,7 @@ async fn renewal_without_failed_admissions() {
         "{admitted} admissions across {} serving certificates, none failed",
         seen.len()
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(process);
     sandbox.shutdown().await;
     let _ = std::fs::remove_file(&kubeconfig);
 }

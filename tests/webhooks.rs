@@ -3,23 +3,9 @@
 //! and partner operators act with the real kubectl (`--as`).
 
 mod support;
-use support::free_port;
-use support::kubectl;
+use support::{Run, free_port, kubectl, webhook_sandbox};
 
-use purchase_guard_sandbox::{Config, Sandbox};
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const WEBHOOK_CONFIGURATIONS: &str = r#"
 apiVersion: admissionregistration.k8s.io/v1
@@ -167,60 +153,17 @@ impl Env {
         );
     }
 
-    fn start_run(&self, extra: &[&str]) -> Process {
-        let health = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
-            .args([
-                "run",
-                "--leader-election",
-                "false",
-                "--cert-namespace",
-                "purchase-guard",
-            ])
-            .args(["--health-addr", &format!("127.0.0.1:{health}")])
-            .args(["--webhook-addr", &format!("127.0.0.1:{}", self.webhook_port)])
-            .args(["--cert-check-interval", "1s"])
-            .args(extra)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("purchase-guard runs");
-        let process = Process(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = std::net::TcpStream::connect(("127.0.0.1", health)).is_ok_and(|mut s| {
-                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
-                let mut out = String::new();
-                let _ = std::io::Read::read_to_string(&mut s, &mut out);
-                out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
-            });
-            if ready {
-                return process;
-            }
-            assert!(Instant::now() < deadline, "purchase-guard run did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn start_run(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["--cert-check-interval", "1s"];
+        args.extend_from_slice(extra);
+        Run::start(&self.kubeconfig, self.webhook_port, &args).wait_ready()
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_and_purchases_through_the_webhooks() {
     let webhook_port = free_port();
-    let sandbox = Sandbox::start(Config {
-        rbac: true,
-        service_endpoints: [(
-            "purchase-guard/purchase-guard-webhook".to_string(),
-            format!("127.0.0.1:{webhook_port}"),
-        )]
-        .into(),
-        ..Config::default()
-    })
-    .await
-    .expect("sandbox");
-    let kubeconfig = std::env::temp_dir().join(format!("pg-webhooks-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (sandbox, kubeconfig) = webhook_sandbox(true, webhook_port, "webhooks").await;
     let env = Env {
         kubeconfig: kubeconfig.clone(),
         webhook_port,

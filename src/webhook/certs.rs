@@ -85,12 +85,13 @@ impl SelfManaged {
 
     fn read(&self, secret: &Secret) -> Option<Material> {
         let data = secret.data.as_ref()?;
+        let bundle = text(data, CA_CERT)?;
         let material = Material {
-            bundle: text(data, CA_CERT)?,
             ca: Pair {
-                cert: valid_blocks(&text(data, CA_CERT)?, SystemTime::now()).first()?.clone(),
+                cert: valid_blocks(&bundle, SystemTime::now()).first()?.clone(),
                 key: text(data, CA_KEY)?,
             },
+            bundle,
             serving: Pair {
                 cert: text(data, TLS_CERT)?,
                 key: text(data, TLS_KEY)?,

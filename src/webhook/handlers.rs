@@ -33,16 +33,6 @@ pub enum Enforcement {
     Dryrun,
 }
 
-impl Enforcement {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Enforcement::Deny => "deny",
-            Enforcement::Warn => "warn",
-            Enforcement::Dryrun => "dryrun",
-        }
-    }
-}
-
 /// A guarded resource: `group/version/resource` (`apps/v1/deployments`; the core group is
 /// empty: `/v1/services`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -134,24 +124,13 @@ impl Webhooks {
         let _ = self.stores.set(stores);
     }
 
-    pub fn synced(&self) -> bool {
-        self.stores.get().is_some()
-    }
-
     // ---- decisions -----------------------------------------------------------------------
 
     /// The decision webhook: PurchaseRestriction and ResellerDelegation, CREATE, UPDATE and
     /// DELETE.
     pub fn decisions(&self, req: &Request) -> Outcome {
         if req.group != GROUP || !matches!(req.kind.as_str(), "PurchaseRestriction" | "ResellerDelegation") {
-            return Outcome::deny(
-                400,
-                "UnexpectedKind",
-                format!(
-                    "this webhook judges PurchaseRestriction and ResellerDelegation of {GROUP}, not {}/{} {}; check the webhook configuration's rules",
-                    req.group, req.version, req.kind
-                ),
-            );
+            return unexpected_kind(req, "judges PurchaseRestriction and ResellerDelegation");
         }
         if req.sub_resource.is_some() {
             return Outcome::allow("Subresource");
@@ -297,14 +276,7 @@ impl Webhooks {
     /// other updates keep the previous stamp.
     pub fn audit(&self, req: &Request) -> Outcome {
         if req.group != GROUP || req.kind != "PurchaseRestriction" {
-            return Outcome::deny(
-                400,
-                "UnexpectedKind",
-                format!(
-                    "this webhook stamps PurchaseRestriction of {GROUP}, not {}/{} {}; check the webhook configuration's rules",
-                    req.group, req.version, req.kind
-                ),
-            );
+            return unexpected_kind(req, "stamps PurchaseRestriction");
         }
         let Some(object) = req.object.as_ref().filter(|_| req.sub_resource.is_none()) else {
             return Outcome::allow("NothingToStamp");
@@ -465,6 +437,18 @@ impl Webhooks {
             },
         }
     }
+}
+
+/// The denial of a kind a webhook is not meant for (a webhook configuration's rules are wrong).
+fn unexpected_kind(req: &Request, handles: &str) -> Outcome {
+    Outcome::deny(
+        400,
+        "UnexpectedKind",
+        format!(
+            "this webhook {handles} of {GROUP}, not {}/{} {}; check the webhook configuration's rules",
+            req.group, req.version, req.kind
+        ),
+    )
 }
 
 /// What the customer's status says, or why it cannot be trusted.

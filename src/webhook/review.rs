@@ -78,13 +78,14 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
-fn present(v: Option<&Value>) -> Option<Value> {
-    v.filter(|x| !x.is_null()).cloned()
+/// Moves a field out of the request (no copy of the objects); null counts as absent.
+fn take(request: &mut Value, key: &str) -> Option<Value> {
+    request.get_mut(key).map(Value::take).filter(|v| !v.is_null())
 }
 
 /// Parses a request body.
 pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
-    let review: Value =
+    let mut review: Value =
         serde_json::from_slice(body).map_err(|e| Unusable(format!("the body is not a JSON AdmissionReview: {e}")))?;
     if !review.is_object() {
         return Err(Unusable("the body must be a JSON object (an AdmissionReview)".into()));
@@ -110,7 +111,10 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
             "expected apiVersion {API_VERSION} and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}"
         ));
     }
-    let request = review.get("request").unwrap_or(&Value::Null);
+    let mut request = review.get_mut("request").map(Value::take).unwrap_or(Value::Null);
+    let object = take(&mut request, "object");
+    let old_object = take(&mut request, "oldObject");
+    let request = &request;
     let field = |name: &str| -> Result<String, String> {
         str_at(request, name)
             .map(str::to_string)
@@ -123,8 +127,6 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
                 "request.operation {operation:?} is not one of CREATE, UPDATE, DELETE, CONNECT"
             ));
         }
-        let object = present(request.get("object"));
-        let old_object = present(request.get("oldObject"));
         match operation.as_str() {
             "CREATE" | "UPDATE" if object.as_ref().is_none_or(|o| !o.is_object()) => {
                 return Err(format!("request.object is missing for {operation}"));

@@ -100,6 +100,31 @@ impl ResolvesServerCert for ServingCert {
     }
 }
 
+/// A TLS client that trusts only the CAs of a PEM bundle (to check what a webhook serves).
+pub fn client_config(ca_bundle: &str) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let invalid = |reason: String| TlsError::Invalid {
+        what: "CA bundle".into(),
+        reason,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_bundle.as_bytes()) {
+        roots
+            .add(cert.map_err(|e| invalid(e.to_string()))?)
+            .map_err(|e| invalid(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate {
+            what: "CA bundle".into(),
+        });
+    }
+    let config = rustls::ClientConfig::builder_with_provider(rustls_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
 /// Serves `app` over TLS on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,

@@ -38,3 +38,85 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, 
         ),
     )
 }
+
+/// The Service the webhook configurations of the tests name.
+pub const WEBHOOK_SERVICE: &str = "purchase-guard/purchase-guard-webhook";
+
+/// A sandbox that reaches [`WEBHOOK_SERVICE`] at 127.0.0.1:`webhook_port`, and a kubeconfig
+/// for it named after `test`.
+pub async fn webhook_sandbox(
+    rbac: bool,
+    webhook_port: u16,
+    test: &str,
+) -> (purchase_guard_sandbox::Sandbox, std::path::PathBuf) {
+    let sandbox = purchase_guard_sandbox::Sandbox::start(purchase_guard_sandbox::Config {
+        rbac,
+        service_endpoints: [(WEBHOOK_SERVICE.to_string(), format!("127.0.0.1:{webhook_port}"))].into(),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-{test}-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    (sandbox, kubeconfig)
+}
+
+/// A `purchase-guard run` process, killed when dropped.
+pub struct Run {
+    child: std::process::Child,
+    health_port: u16,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Run {
+    /// A single replica serving webhooks on 127.0.0.1:`webhook_port`, its certificate Secret
+    /// in namespace purchase-guard; `extra` arguments follow.
+    pub fn start(kubeconfig: &Path, webhook_port: u16, extra: &[&str]) -> Run {
+        let health_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
+            .args([
+                "run",
+                "--leader-election",
+                "false",
+                "--cert-namespace",
+                "purchase-guard",
+            ])
+            .args(["--health-addr", &format!("127.0.0.1:{health_port}")])
+            .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("purchase-guard runs");
+        Run { child, health_port }
+    }
+
+    /// Waits until /readyz answers 200 (caches synced).
+    pub fn wait_ready(self) -> Run {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", self.health_port)).is_ok_and(|mut s| {
+                let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
+                let mut out = String::new();
+                let _ = std::io::Read::read_to_string(&mut s, &mut out);
+                out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
+            });
+            if ready {
+                return self;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "purchase-guard run did not become ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const VALIDATING: &str = "admissionregistration.k8s.io/validatingwebhookconfigurations";
@@ -123,7 +123,11 @@ fn webhook_matches(store: &Store, hook: &Value, req: &Request, object: Option<&V
     if req.rt.group == "admissionregistration.k8s.io" {
         return false;
     }
-    let rules = hook.get("rules").and_then(Value::as_array).cloned().unwrap_or_default();
+    let rules = hook
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     if !rules.iter().any(|r| rule_matches(r, req)) {
         return false;
     }
@@ -182,6 +186,13 @@ fn status_reason(reason: &str) -> &'static str {
     KNOWN.iter().find(|k| **k == reason).copied().unwrap_or("")
 }
 
+/// The error of a failed call under failurePolicy Fail, worded as kube-apiserver words it.
+fn call_failed(name: &str, why: &str) -> ApiError {
+    ApiError::internal(format!(
+        "Internal error occurred: failed calling webhook {name:?}: {why}"
+    ))
+}
+
 /// Why a call failed (failurePolicy decides what follows).
 struct CallFailure(String);
 
@@ -215,19 +226,19 @@ impl Admission {
             Phase::Validating => VALIDATING,
         };
         // Configurations in name order, webhooks in their order, as kube-apiserver sorts them.
-        let configs: Vec<(String, Value)> = store
+        let configs: Vec<(String, Arc<Value>)> = store
             .lock()
             .list(resource, None)
-            .map(|(k, v)| (k.name.clone(), (**v).clone()))
+            .map(|(k, v)| (k.name.clone(), v.clone()))
             .collect();
         for (config, value) in configs {
             let hooks = value
                 .get("webhooks")
                 .and_then(Value::as_array)
-                .cloned()
+                .map(Vec::as_slice)
                 .unwrap_or_default();
             for hook in hooks {
-                if !webhook_matches(store, &hook, req, object.as_ref()) {
+                if !webhook_matches(store, hook, req, object.as_ref()) {
                     continue;
                 }
                 let name = hook.get("name").and_then(Value::as_str).unwrap_or(&config).to_string();
@@ -240,16 +251,12 @@ impl Admission {
                     }
                 }
                 let ignore = hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore");
-                match self.call(&hook, &name, req, object.as_ref()) {
+                match self.call(hook, &name, req, object.as_ref()) {
                     Ok(response) => self.apply_response(phase, &name, &response, object, warnings)?,
                     Err(CallFailure(why)) if ignore => {
                         tracing::warn!(webhook = %name, error = %why, "webhook failed; failurePolicy Ignore lets the request through");
                     }
-                    Err(CallFailure(why)) => {
-                        return Err(ApiError::internal(format!(
-                            "Internal error occurred: failed calling webhook {name:?}: {why}"
-                        )));
-                    }
+                    Err(CallFailure(why)) => return Err(call_failed(&name, &why)),
                 }
             }
         }
@@ -290,11 +297,7 @@ impl Admission {
         if phase == Phase::Mutating
             && let Some(patch) = response.get("patch").and_then(Value::as_str)
         {
-            let internal = |why: String| {
-                ApiError::internal(format!(
-                    "Internal error occurred: failed calling webhook {name:?}: {why}"
-                ))
-            };
+            let internal = |why: String| call_failed(name, &why);
             if response.get("patchType").and_then(Value::as_str) != Some("JSONPatch") {
                 return Err(internal(format!(
                     "unsupported patch type {:?}",

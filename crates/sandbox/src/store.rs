@@ -274,8 +274,11 @@ impl Inner {
         let _ = store.live.send(event);
     }
 
-    /// Forgets all history up to now: watches from older resourceVersions get 410 Gone.
+    /// Forgets all history up to now: a watch resuming from any resourceVersion handed out so
+    /// far gets 410 Gone, including the current one (which bookmarks carry), so every client
+    /// that resumes must list again. The resourceVersion moves past the forgotten ones.
     pub fn compact(&mut self) {
+        self.rv += 1;
         self.compacted = self.rv;
         self.history.clear();
     }

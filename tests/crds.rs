@@ -13,27 +13,30 @@ fn crd_json() -> Vec<Value> {
         .collect()
 }
 
+/// `crds/` and the chart's `crds/` (which Helm installs) hold exactly the generated CRDs.
 #[test]
-fn crds_directory_matches_generated_output() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
-    let mut expected_files: Vec<String> = Vec::new();
-    for crd in crdgen::all() {
-        let name = crdgen::file_name(&crd);
-        let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_else(|e| panic!("crds/{name}: {e}"));
-        let generated = crdgen::to_yaml(&crd).expect("CRD renders as YAML");
-        assert!(
-            on_disk == generated,
-            "crds/{name} differs from the generated CRD; regenerate with: cargo run -- crds --dir crds"
-        );
-        expected_files.push(name);
+fn crds_directories_match_generated_output() {
+    for relative in ["crds", "charts/purchase-guard/crds"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+        let mut expected_files: Vec<String> = Vec::new();
+        for crd in crdgen::all() {
+            let name = crdgen::file_name(&crd);
+            let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_else(|e| panic!("{relative}/{name}: {e}"));
+            let generated = crdgen::to_yaml(&crd).expect("CRD renders as YAML");
+            assert!(
+                on_disk == generated,
+                "{relative}/{name} differs from the generated CRD; regenerate with: cargo run -- crds --dir {relative}"
+            );
+            expected_files.push(name);
+        }
+        let mut present: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{relative}/: {e}"))
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        present.sort();
+        expected_files.sort();
+        assert_eq!(present, expected_files, "{relative}/ holds exactly the generated CRDs");
     }
-    let mut present: Vec<String> = std::fs::read_dir(&dir)
-        .expect("crds/ exists")
-        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect();
-    present.sort();
-    expected_files.sort();
-    assert_eq!(present, expected_files, "crds/ holds exactly the generated CRDs");
 }
 
 #[test]

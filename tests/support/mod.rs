@@ -79,19 +79,31 @@ impl Run {
     /// in namespace purchase-guard; `extra` arguments follow.
     pub fn start(kubeconfig: &Path, webhook_port: u16, extra: &[&str]) -> Run {
         let health_port = free_port();
+        let mut args: Vec<String> = [
+            "run",
+            "--leader-election",
+            "false",
+            "--cert-namespace",
+            "purchase-guard",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        args.push(format!("--health-addr=127.0.0.1:{health_port}"));
+        args.push(format!("--webhook-addr=127.0.0.1:{webhook_port}"));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Run::spawn(kubeconfig, &args, health_port, "purchase-guard-test")
+    }
+
+    /// `purchase-guard ARGS` as the pod `pod_name` would run it; `health_port` is where its
+    /// --health-addr listens.
+    pub fn spawn(kubeconfig: &Path, args: &[String], health_port: u16, pod_name: &str) -> Run {
         let child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
-            .args([
-                "run",
-                "--leader-election",
-                "false",
-                "--cert-namespace",
-                "purchase-guard",
-            ])
-            .args(["--health-addr", &format!("127.0.0.1:{health_port}")])
-            .args(["--webhook-addr", &format!("127.0.0.1:{webhook_port}")])
-            .args(extra)
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "warn")
+            .env("POD_NAME", pod_name)
+            .env("POD_NAMESPACE", "purchase-guard")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

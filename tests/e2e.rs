@@ -1,0 +1,618 @@
+//! The end-to-end suite: the whole story with kubectl as partner operators (`--as`).
+//!
+//! By default it runs on the sandbox with RBAC: the chart is rendered with the real Helm engine
+//! (`hack/render-chart.py`), its CRDs, RBAC and webhook configurations are applied, and two
+//! real `purchase-guard` processes run with the Deployment's arguments, as the chart's
+//! ServiceAccount (impersonated through their kubeconfig), reached through the sandbox's
+//! Service mapping. With `E2E_KUBECONFIG` set, the same scenarios run against that cluster,
+//! where `hack/kind-e2e.sh` installed the chart; see docs/testing.md.
+
+mod support;
+use support::{Run, free_port, kubectl, webhook_sandbox};
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const NAMESPACE: &str = "purchase-guard";
+const RELEASE: &str = "purchase-guard";
+
+/// Customers' own rights on their billable resources (not part of the chart).
+const TENANT_ROLE: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: e2e-tenant
+rules:
+- apiGroups: ["compute.example.com"]
+  resources: ["virtualmachines"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+"#;
+
+fn binding(namespace: &str, role: &str, user: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n---\n"
+    )
+}
+
+fn restriction(namespace: &str, customer: &str, state: &str, reason: &str) -> String {
+    let agreement = if state == "RestrictedAndFrozen" {
+        "\n  agreementAccepted: true"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: purchaseguard.io/v1alpha1\nkind: PurchaseRestriction\nmetadata:\n  name: {customer}\n  namespace: {namespace}\nspec:\n  customer: {customer}\n  state: {state}\n  reason: {reason}{agreement}\n"
+    )
+}
+
+fn vm(namespace: &str, name: &str, mode: &str, cpus: u32) -> String {
+    format!(
+        "apiVersion: compute.example.com/v1\nkind: VirtualMachine\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels:\n    purchaseguard.io/billing-mode: {mode}\nspec:\n  displayName: {name}\n  flavor: c6.large\n  cpus: {cpus}\n  memoryGiB: 4\n  image: debian-12\n  subscription:\n    periodMonths: 12\n    autoRenew: false\n    renewedUntil: \"2027-06-30\"\n"
+    )
+}
+
+/// Where the suite runs.
+enum Platform {
+    /// The sandbox with the chart's manifests; the replicas run here as the Deployment's pods
+    /// would.
+    Sandbox {
+        sandbox: purchase_guard_sandbox::Sandbox,
+        /// The kubeconfig of the replicas: the chart's ServiceAccount, impersonated.
+        controller_kubeconfig: PathBuf,
+        /// The Deployment's arguments.
+        args: Vec<String>,
+        /// Replica 0 serves the webhook Service; replica 1 listens elsewhere.
+        webhook_ports: [u16; 2],
+        replicas: [Option<(String, Run)>; 2],
+        started: usize,
+    },
+    /// A cluster where `hack/kind-e2e.sh` (or the user) installed the chart.
+    Cluster,
+}
+
+struct Env {
+    kubeconfig: PathBuf,
+    platform: Platform,
+}
+
+/// The values the suite renders and installs the chart with: a short lease, so that failover
+/// is quick.
+const E2E_VALUES: &str = r#"{"leaderElection": {"leaseDurationSeconds": 4, "renewGraceSeconds": 1}}"#;
+
+/// The chart rendered by the real Helm engine: (CRDs, other manifests) as YAML documents.
+fn rendered_chart() -> Vec<Value> {
+    let out = Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/render-chart.py"))
+        .args(["--namespace", NAMESPACE, "--release", RELEASE, "--set-json", E2E_VALUES])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "rendering the chart failed (it needs: python3 -m pip install helm-python-sdk): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    text.split("\n---\n")
+        .map(|doc| serde_yaml_ng::from_str(doc).expect("a rendered manifest"))
+        .collect()
+}
+
+/// The sandbox kubeconfig, acting as the chart's ServiceAccount.
+fn as_service_account(kubeconfig: &Path) -> PathBuf {
+    let admin = std::fs::read_to_string(kubeconfig).expect("kubeconfig");
+    let account = format!(
+        "  user:\n    as: system:serviceaccount:{NAMESPACE}:{RELEASE}\n    as-groups:\n    - system:serviceaccounts\n    - system:serviceaccounts:{NAMESPACE}\n"
+    );
+    assert!(admin.contains("  user: {}\n"), "the sandbox kubeconfig's user entry");
+    let path = kubeconfig.with_extension("controller.kubeconfig");
+    std::fs::write(&path, admin.replace("  user: {}\n", &account)).expect("writes");
+    path
+}
+
+impl Env {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+        kubectl(&self.kubeconfig, args, stdin)
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let (ok, text) = self.run(args, stdin);
+        assert!(ok, "kubectl {args:?} failed: {text}");
+        text
+    }
+
+    /// `kubectl --as USER apply -f -`, returning success and output.
+    fn apply_as(&self, user: &str, yaml: &str) -> (bool, String) {
+        self.run(&["--as", user, "apply", "-f", "-"], Some(yaml))
+    }
+
+    fn denied(&self, user: &str, yaml: &str, expected: &[&str]) -> String {
+        let (ok, text) = self.apply_as(user, yaml);
+        assert!(!ok, "{user} was allowed:\n{yaml}\n{text}");
+        for e in expected {
+            assert!(text.contains(e), "the denial lacks {e:?}: {text}");
+        }
+        text
+    }
+
+    fn allowed(&self, user: &str, yaml: &str) -> String {
+        let (ok, text) = self.apply_as(user, yaml);
+        assert!(ok, "{user} was refused:\n{yaml}\n{text}");
+        text
+    }
+
+    fn wait_for(&self, resource: &str, jsonpath: &str) {
+        self.ok(
+            &["wait", resource, &format!("--for=jsonpath={jsonpath}"), "--timeout=60s"],
+            None,
+        );
+    }
+
+    fn lease_holder(&self) -> String {
+        let (_, holder) = self.run(
+            &[
+                "get",
+                "lease",
+                RELEASE,
+                "-n",
+                NAMESPACE,
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+            ],
+            None,
+        );
+        holder.trim().to_string()
+    }
+
+    fn wait_lease_holder(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let holder = self.lease_holder();
+            if !holder.is_empty() && ok(&holder) {
+                return holder;
+            }
+            assert!(Instant::now() < deadline, "{what}: the lease holder is {holder:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts replica `i` of the sandbox platform (as a new pod would), with `replace` applied
+    /// to the Deployment's arguments.
+    fn start_replica(&mut self, i: usize, replace: Option<(&str, &str)>) {
+        let Platform::Sandbox {
+            controller_kubeconfig,
+            args,
+            webhook_ports,
+            replicas,
+            started,
+            ..
+        } = &mut self.platform
+        else {
+            return;
+        };
+        let health = free_port();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.starts_with("--health-addr=") {
+                    format!("--health-addr=127.0.0.1:{health}")
+                } else if a.starts_with("--webhook-addr=") {
+                    format!("--webhook-addr=127.0.0.1:{}", webhook_ports[i])
+                } else if let Some((from, to)) = replace.filter(|(from, _)| a == from) {
+                    let _ = from;
+                    to.to_string()
+                } else {
+                    a.clone()
+                }
+            })
+            .collect();
+        *started += 1;
+        let pod = format!("{RELEASE}-pod-{}", *started);
+        replicas[i] = None;
+        let run = Run::spawn(controller_kubeconfig, &args, health, &pod).wait_ready();
+        replicas[i] = Some((pod, run));
+    }
+
+    /// Stops every replica and starts them again (a rollout restart).
+    fn restart(&mut self, replace: Option<(&str, &str)>) {
+        match &mut self.platform {
+            Platform::Sandbox { replicas, .. } => {
+                *replicas = [None, None];
+                self.start_replica(0, replace);
+                self.start_replica(1, replace);
+            }
+            Platform::Cluster => {
+                assert!(
+                    replace.is_none(),
+                    "argument changes are made by helm upgrade on a cluster"
+                );
+                self.ok(
+                    &["rollout", "restart", &format!("deployment/{RELEASE}"), "-n", NAMESPACE],
+                    None,
+                );
+                self.ok(
+                    &[
+                        "rollout",
+                        "status",
+                        &format!("deployment/{RELEASE}"),
+                        "-n",
+                        NAMESPACE,
+                        "--timeout=180s",
+                    ],
+                    None,
+                );
+            }
+        }
+    }
+
+    /// Whether `pod` is a running replica (a killed leader's lease outlives it).
+    fn is_running(&self, pod: &str) -> bool {
+        match &self.platform {
+            Platform::Sandbox { replicas, .. } => replicas.iter().flatten().any(|(name, _)| name == pod),
+            Platform::Cluster => {
+                self.run(
+                    &["get", "pod", pod, "-n", NAMESPACE, "-o", "jsonpath={.status.phase}"],
+                    None,
+                )
+                .1
+                .trim()
+                    == "Running"
+            }
+        }
+    }
+
+    /// Kills the leader without letting it release the lease; returns (old, new) holders once
+    /// another replica leads, and a replacement for the killed one is running.
+    fn kill_leader(&mut self) -> (String, String) {
+        let leader = self.wait_lease_holder("a running replica leads", |h| self.is_running(h));
+        match &mut self.platform {
+            Platform::Sandbox { replicas, .. } => {
+                let index = replicas
+                    .iter()
+                    .position(|r| r.as_ref().is_some_and(|(pod, _)| *pod == leader))
+                    .expect("the leader is one of the replicas");
+                // Run's drop sends SIGKILL: the lease is not released.
+                replicas[index] = None;
+                let next = self.wait_lease_holder("the other replica takes over", |h| h != leader);
+                assert!(self.is_running(&next), "the new leader {next} is a running replica");
+                self.start_replica(index, None);
+                (leader, next)
+            }
+            Platform::Cluster => {
+                self.ok(
+                    &[
+                        "delete",
+                        "pod",
+                        &leader,
+                        "-n",
+                        NAMESPACE,
+                        "--grace-period=0",
+                        "--force",
+                        "--wait=false",
+                    ],
+                    None,
+                );
+                let next = self.wait_lease_holder("another pod takes over", |h| h != leader);
+                self.ok(
+                    &[
+                        "rollout",
+                        "status",
+                        &format!("deployment/{RELEASE}"),
+                        "-n",
+                        NAMESPACE,
+                        "--timeout=180s",
+                    ],
+                    None,
+                );
+                (leader, next)
+            }
+        }
+    }
+}
+
+/// The sandbox platform: the chart's manifests applied and two replicas running.
+async fn sandbox_platform() -> Env {
+    let webhook_ports = [free_port(), free_port()];
+    let (sandbox, kubeconfig) = webhook_sandbox(true, webhook_ports[0], "e2e").await;
+    let documents = rendered_chart();
+    let mut env = Env {
+        kubeconfig: kubeconfig.clone(),
+        platform: Platform::Cluster,
+    };
+    env.ok(&["create", "namespace", NAMESPACE], None);
+    let crds: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "CustomResourceDefinition")
+        .collect();
+    assert_eq!(crds.len(), 4, "the chart's CRDs");
+    let all: String = documents
+        .iter()
+        .map(|d| serde_yaml_ng::to_string(d).expect("YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    env.ok(&["apply", "-f", "-"], Some(&all));
+    env.ok(
+        &["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"],
+        None,
+    );
+    let deployment = documents
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("the chart's Deployment");
+    let args: Vec<String> = deployment
+        .pointer("/spec/template/spec/containers/0/args")
+        .and_then(Value::as_array)
+        .expect("the container's args")
+        .iter()
+        .map(|a| a.as_str().expect("a string argument").to_string())
+        .collect();
+    env.platform = Platform::Sandbox {
+        sandbox,
+        controller_kubeconfig: as_service_account(&kubeconfig),
+        args,
+        webhook_ports,
+        replicas: [None, None],
+        started: 0,
+    };
+    env.start_replica(0, None);
+    env.start_replica(1, None);
+    env
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_story() {
+    let mut env = match std::env::var_os("E2E_KUBECONFIG") {
+        Some(path) => Env {
+            kubeconfig: PathBuf::from(path),
+            platform: Platform::Cluster,
+        },
+        None => sandbox_platform().await,
+    };
+    let root = env!("CARGO_MANIFEST_DIR");
+    let example = |f: &str| format!("{root}/examples/{f}");
+
+    // The platform admin sets up partners, customers and their resources (no --as).
+    env.ok(&["apply", "-f", &example("billable-crd")], None);
+    env.ok(
+        &["wait", "--for=condition=established", "crd", "--all", "--timeout=60s"],
+        None,
+    );
+    for f in ["00-namespaces.yaml", "01-partners.yaml", "03-customers.yaml"] {
+        env.ok(&["apply", "-f", &example(f)], None);
+    }
+    env.ok(&["apply", "-f", "-"], Some(TENANT_ROLE));
+    let mut bindings = String::new();
+    for (ns, role, user) in [
+        ("dist-emea", "purchaseguard-distributor", "dist-op"),
+        ("reseller-alpha", "purchaseguard-reseller", "alpha-op"),
+        ("reseller-beta", "purchaseguard-reseller", "beta-op"),
+    ] {
+        bindings.push_str(&binding(ns, role, user));
+    }
+    for ns in ["globex", "initech", "acme-prod", "acme-dev"] {
+        bindings.push_str(&binding(ns, "e2e-tenant", "tenant"));
+    }
+    env.ok(&["apply", "-f", "-"], Some(&bindings));
+    // Resources bought before any restriction applies (in the sandbox the webhooks already
+    // run; the admin's purchases in a restricted namespace are refused like anyone's, so
+    // these are created while globex is still unrestricted by an explicit decision).
+    env.allowed(
+        "dist-op",
+        &restriction("dist-emea", "globex", "Unrestricted", "New customer, credit checked"),
+    );
+    env.wait_for("customeraccount/globex", "{.status.decision.state}=Unrestricted");
+    env.ok(&["apply", "-f", "-"], Some(&vm("globex", "db-1", "yearly-monthly", 2)));
+    env.ok(&["apply", "-f", "-"], Some(&vm("globex", "batch-7", "spot", 8)));
+
+    // The webhook configurations carry a CA bundle (written by purchase-guard, or cert-manager).
+    for resource in [
+        format!("validatingwebhookconfiguration/{RELEASE}"),
+        format!("mutatingwebhookconfiguration/{RELEASE}"),
+    ] {
+        env.wait_for(&resource, "{.webhooks[0].clientConfig.caBundle}");
+    }
+
+    // R1: a Reseller-model customer without a decision is restricted by default; its new
+    // resources are refused.
+    env.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
+    env.denied(
+        "tenant",
+        &vm("initech", "new-vm", "pay-per-use", 2),
+        &[
+            r#"admission webhook "purchases.purchaseguard.io" denied the request"#,
+            "R7",
+            "\"initech\"",
+            "R1",
+        ],
+    );
+
+    // The distributor restricts globex with a reason; the audit stamp records who did it.
+    env.allowed(
+        "dist-op",
+        &restriction(
+            "dist-emea",
+            "globex",
+            "Restricted",
+            "Invoice INV-2026-0934 overdue by 45 days",
+        ),
+    );
+    let stamped = env.ok(
+        &[
+            "get",
+            "purchaserestriction",
+            "globex",
+            "-n",
+            "dist-emea",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+        None,
+    );
+    assert!(
+        stamped.contains(r#""purchaseguard.io/changed-by":"dist-op""#),
+        "{stamped}"
+    );
+    assert!(stamped.contains("purchaseguard.io/changed-at"), "{stamped}");
+    env.wait_for("customeraccount/globex", "{.status.decision.partner}=dist-emea");
+
+    // A new pay-per-use resource: denied, naming customer, rule, partner and reason.
+    env.denied(
+        "tenant",
+        &vm("globex", "new-vm", "pay-per-use", 2),
+        &[
+            "R7",
+            "customer \"globex\"",
+            "dist-emea",
+            "Invoice INV-2026-0934 overdue by 45 days",
+        ],
+    );
+    // Rename passes; renewal, specification change and billing-mode change of a
+    // yearly/monthly resource are refused; deletion passes.
+    env.ok(
+        &[
+            "--as",
+            "tenant",
+            "patch",
+            "virtualmachine",
+            "db-1",
+            "-n",
+            "globex",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"displayName":"Database (renamed)"}}"#,
+        ],
+        None,
+    );
+    for (what, patch) in [
+        ("renewal", r#"{"spec":{"subscription":{"renewedUntil":"2028-06-30"}}}"#),
+        ("specification change", r#"{"spec":{"cpus":16}}"#),
+        (
+            "billing-mode change",
+            r#"{"metadata":{"labels":{"purchaseguard.io/billing-mode":"pay-per-use"}}}"#,
+        ),
+    ] {
+        let (ok, text) = env.run(
+            &[
+                "--as",
+                "tenant",
+                "patch",
+                "virtualmachine",
+                "db-1",
+                "-n",
+                "globex",
+                "--type=merge",
+                "-p",
+                patch,
+            ],
+            None,
+        );
+        assert!(!ok, "{what} was allowed: {text}");
+        assert!(text.contains("R7") && text.contains("globex"), "{what}: {text}");
+    }
+    env.ok(
+        &["--as", "tenant", "delete", "virtualmachine", "batch-7", "-n", "globex"],
+        None,
+    );
+
+    // After the distributor unrestricts, the same apply succeeds.
+    env.allowed(
+        "dist-op",
+        &restriction("dist-emea", "globex", "Unrestricted", "Invoice INV-2026-0934 paid"),
+    );
+    env.wait_for("customeraccount/globex", "{.status.decision.state}=Unrestricted");
+    env.allowed("tenant", &vm("globex", "new-vm", "pay-per-use", 2));
+
+    // R2: a reseller without delegation cannot act; a partner outside the hierarchy cannot.
+    env.denied(
+        "alpha-op",
+        &restriction("reseller-alpha", "acme", "Restricted", "Card declined"),
+        &[
+            r#"admission webhook "decisions.purchaseguard.io" denied the request"#,
+            "R2",
+            "dist-emea",
+        ],
+    );
+    env.denied(
+        "beta-op",
+        &restriction("reseller-beta", "acme", "Restricted", "Card declined"),
+        &["R2", "neither the reseller"],
+    );
+    // R3: once the distributor delegates, only the reseller may act.
+    env.allowed(
+        "dist-op",
+        &std::fs::read_to_string(example("04-delegation.yaml")).expect("example"),
+    );
+    env.wait_for("customeraccount/acme", "{.status.authority.partner}=reseller-alpha");
+    env.denied(
+        "dist-op",
+        &restriction("dist-emea", "acme", "Restricted", "Card declined"),
+        &[
+            "R3",
+            r#"distributor "dist-emea" delegated restriction of reseller "reseller-alpha"'s customers"#,
+            "revoke the ResellerDelegation",
+        ],
+    );
+    env.allowed(
+        "alpha-op",
+        &restriction("reseller-alpha", "acme", "Restricted", "Card declined on renewal"),
+    );
+    env.wait_for("customeraccount/acme", "{.status.decision.partner}=reseller-alpha");
+    env.denied(
+        "tenant",
+        &vm("acme-dev", "extra", "pay-per-use", 2),
+        &["customer \"acme\"", "reseller-alpha", "Card declined on renewal"],
+    );
+
+    // A restart of every replica loses nothing: statuses and decisions hold, the webhooks
+    // judge the same way.
+    env.restart(None);
+    env.wait_for("customeraccount/acme", "{.status.decision.partner}=reseller-alpha");
+    env.wait_for("customeraccount/globex", "{.status.decision.state}=Unrestricted");
+    env.denied(
+        "tenant",
+        &vm("acme-dev", "extra", "pay-per-use", 2),
+        &["customer \"acme\"", "Card declined on renewal"],
+    );
+
+    // Leader failover: the leader dies without releasing the lease; the other replica takes
+    // over and reconciles the next decision.
+    let (old, new) = env.kill_leader();
+    assert_ne!(old, new);
+    env.allowed(
+        "dist-op",
+        &restriction("dist-emea", "globex", "Restricted", "Invoice INV-2026-1201 overdue"),
+    );
+    env.wait_for(
+        "customeraccount/globex",
+        "{.status.decision.reason}=Invoice INV-2026-1201 overdue",
+    );
+    env.denied(
+        "tenant",
+        &vm("globex", "after-failover", "pay-per-use", 2),
+        &["customer \"globex\"", "Invoice INV-2026-1201 overdue"],
+    );
+
+    if let Platform::Sandbox { .. } = env.platform {
+        // Warn mode (on a cluster it is a helm upgrade): allowed, and kubectl prints the warning.
+        env.restart(Some(("--enforcement=deny", "--enforcement=warn")));
+        let text = env.allowed("tenant", &vm("acme-dev", "extra", "pay-per-use", 2));
+        assert!(
+            text.contains("Warning: purchase-guard (enforcement: warn) would deny this") && text.contains("acme"),
+            "{text}"
+        );
+    }
+    let kubeconfig = env.kubeconfig.clone();
+    if let Platform::Sandbox {
+        sandbox,
+        replicas,
+        controller_kubeconfig,
+        ..
+    } = env.platform
+    {
+        drop(replicas);
+        sandbox.shutdown().await;
+        let _ = std::fs::remove_file(&kubeconfig);
+        let _ = std::fs::remove_file(&controller_kubeconfig);
+    }
+}

@@ -58,7 +58,7 @@ enum Platform {
     /// The sandbox with the chart's manifests; the replicas run here as the Deployment's pods
     /// would.
     Sandbox {
-        sandbox: purchase_guard_sandbox::Sandbox,
+        sandbox: Box<purchase_guard_sandbox::Sandbox>,
         /// The kubeconfig of the replicas: the chart's ServiceAccount, impersonated.
         controller_kubeconfig: PathBuf,
         /// The Deployment's arguments.
@@ -231,19 +231,24 @@ impl Env {
                     &["rollout", "restart", &format!("deployment/{RELEASE}"), "-n", NAMESPACE],
                     None,
                 );
-                self.ok(
-                    &[
-                        "rollout",
-                        "status",
-                        &format!("deployment/{RELEASE}"),
-                        "-n",
-                        NAMESPACE,
-                        "--timeout=180s",
-                    ],
-                    None,
-                );
+                self.rollout_status();
             }
         }
+    }
+
+    /// Waits until the cluster's Deployment has rolled out.
+    fn rollout_status(&self) {
+        self.ok(
+            &[
+                "rollout",
+                "status",
+                &format!("deployment/{RELEASE}"),
+                "-n",
+                NAMESPACE,
+                "--timeout=180s",
+            ],
+            None,
+        );
     }
 
     /// Whether `pod` is a running replica (a killed leader's lease outlives it).
@@ -294,17 +299,7 @@ impl Env {
                     None,
                 );
                 let next = self.wait_lease_holder("another pod takes over", |h| h != leader);
-                self.ok(
-                    &[
-                        "rollout",
-                        "status",
-                        &format!("deployment/{RELEASE}"),
-                        "-n",
-                        NAMESPACE,
-                        "--timeout=180s",
-                    ],
-                    None,
-                );
+                self.rollout_status();
                 (leader, next)
             }
         }
@@ -348,7 +343,7 @@ async fn sandbox_platform() -> Env {
         .map(|a| a.as_str().expect("a string argument").to_string())
         .collect();
     env.platform = Platform::Sandbox {
-        sandbox,
+        sandbox: Box::new(sandbox),
         controller_kubeconfig: as_service_account(&kubeconfig),
         args,
         webhook_ports,

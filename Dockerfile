@@ -12,6 +12,7 @@ RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.r
     && cargo build --release --locked --bin purchase-guard \
     && rm -rf src benches
 COPY src src
+COPY examples examples
 COPY benches benches
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked --bin purchase-guard \

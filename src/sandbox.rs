@@ -1,7 +1,12 @@
 //! `purchase-guard sandbox`: the local API server, for trying purchase-guard without a cluster.
 
+use purchase_guard::webhook::handlers::{Settings, Webhooks};
+use purchase_guard::webhook::{self, Certificates, ServiceRef, tls};
 use purchase_guard_sandbox::{Config, Sandbox};
+use serde::Deserialize;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +21,8 @@ pub struct Args {
     /// The port on 127.0.0.1 (0 picks a free one).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_PORT", default_value_t = 6443)]
     port: u16,
-    /// Serve the Kubernetes API alone, without purchase-guard's CRDs and controllers.
+    /// Serve the Kubernetes API alone, without purchase-guard's CRDs, controllers, webhooks
+    /// and examples.
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_API_ONLY")]
     api_only: bool,
     /// Authorize requests with RBAC; `kubectl --as USER --as-group GROUP` picks the identity
@@ -27,6 +33,9 @@ pub struct Args {
     /// (repeatable). The webhook's certificate must still be valid for NAME.NAMESPACE.svc.
     #[arg(long = "service-endpoint", value_name = "NAMESPACE/NAME=HOST:PORT", value_parser = parse_service_endpoint)]
     service_endpoints: Vec<(String, String)>,
+    /// Start without the examples (partners, customers, resources, a delegation, decisions).
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_WITHOUT_EXAMPLES")]
+    without_examples: bool,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
     state_file: Option<PathBuf>,
@@ -51,6 +60,60 @@ fn parse_service_endpoint(s: &str) -> Result<(String, String), String> {
     Ok((format!("{ns}/{name}"), endpoint.to_string()))
 }
 
+/// The examples installed at start-up, in order (the billable CRD first).
+const EXAMPLES: [(&str, &str); 7] = [
+    (
+        "examples/billable-crd/virtualmachines.compute.example.com.yaml",
+        include_str!("../examples/billable-crd/virtualmachines.compute.example.com.yaml"),
+    ),
+    (
+        "examples/00-namespaces.yaml",
+        include_str!("../examples/00-namespaces.yaml"),
+    ),
+    (
+        "examples/01-partners.yaml",
+        include_str!("../examples/01-partners.yaml"),
+    ),
+    (
+        "examples/02-virtualmachines.yaml",
+        include_str!("../examples/02-virtualmachines.yaml"),
+    ),
+    (
+        "examples/03-customers.yaml",
+        include_str!("../examples/03-customers.yaml"),
+    ),
+    (
+        "examples/04-delegation.yaml",
+        include_str!("../examples/04-delegation.yaml"),
+    ),
+    (
+        "examples/05-restrictions.yaml",
+        include_str!("../examples/05-restrictions.yaml"),
+    ),
+];
+
+/// Where the in-process webhooks are said to live (the Service the configurations name).
+const WEBHOOK_NAMESPACE: &str = "purchase-guard";
+const WEBHOOK_SERVICE: &str = "purchase-guard-webhook";
+
+fn install_examples(sandbox: &Sandbox) -> Result<usize, Box<dyn std::error::Error>> {
+    let mut count = 0;
+    for (file, text) in EXAMPLES {
+        for doc in serde_yaml_ng::Deserializer::from_str(text) {
+            let value = serde_json::Value::deserialize(doc).map_err(|e| format!("{file}: {e}"))?;
+            if value.is_null() {
+                continue;
+            }
+            sandbox
+                .server
+                .apply_object(value, "purchase-guard-sandbox")
+                .map_err(|e| format!("{file}: {e}"))?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -61,11 +124,20 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    // The in-process webhooks listen on a free port that the Service mapping points at.
+    let webhook_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut service_endpoints: std::collections::HashMap<String, String> =
+        args.service_endpoints.iter().cloned().collect();
+    if !args.api_only {
+        service_endpoints
+            .entry(format!("{WEBHOOK_NAMESPACE}/{WEBHOOK_SERVICE}"))
+            .or_insert(format!("127.0.0.1:{webhook_port}"));
+    }
     let sandbox = Sandbox::start(Config {
         port: args.port,
         state_file: args.state_file.clone(),
         rbac: args.rbac,
-        service_endpoints: args.service_endpoints.iter().cloned().collect(),
+        service_endpoints,
         ..Config::default()
     })
     .await?;
@@ -83,7 +155,47 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             )?;
         }
     }
+    let mut examples = 0;
+    if !args.api_only && !args.without_examples {
+        examples = install_examples(&sandbox)?;
+    }
     sandbox.write_kubeconfig(&args.kubeconfig)?;
+    let webhooks = Arc::new(Webhooks::new(Settings::default()));
+    if !args.api_only {
+        let ca = tls::new_authority("purchase-guard sandbox CA", Duration::from_secs(10 * 365 * 24 * 3600))?;
+        let serving = tls::issue(
+            &ca,
+            &tls::service_dns_names(WEBHOOK_SERVICE, WEBHOOK_NAMESPACE),
+            Duration::from_secs(365 * 24 * 3600),
+        )?;
+        let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse()?))?;
+        webhook::start(
+            client,
+            ([127, 0, 0, 1], webhook_port).into(),
+            Certificates::InMemory(serving),
+            webhooks.clone(),
+            Default::default(),
+            shutdown_signal(),
+        )
+        .await?;
+        sandbox.server.apply_object(
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": WEBHOOK_NAMESPACE}}),
+            "purchase-guard-sandbox",
+        )?;
+        let service = ServiceRef {
+            namespace: WEBHOOK_NAMESPACE,
+            name: WEBHOOK_SERVICE,
+        };
+        for config in webhook::configurations(
+            "purchase-guard",
+            &service,
+            Some(&ca.cert),
+            &webhooks.settings.guarded,
+            &["kube-system", WEBHOOK_NAMESPACE],
+        ) {
+            sandbox.server.apply_object(config, "purchase-guard-sandbox")?;
+        }
+    }
     let controllers = if args.api_only {
         None
     } else {
@@ -97,7 +209,10 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             async {
                 let _ = stopped.await;
             },
-            |_| {},
+            {
+                let webhooks = webhooks.clone();
+                move |stores| webhooks.set_stores(stores)
+            },
         ));
         Some((stop, task))
     };
@@ -110,20 +225,45 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => println!("objects persist in {}", path.display()),
         None => println!("objects live in memory (--state-file PATH keeps them across restarts)"),
     }
+    let kubeconfig = args.kubeconfig.display();
     if args.api_only {
         println!("API only: install the CRDs with `purchase-guard crds | kubectl apply -f -`");
+        println!("\nkubeconfig written to {kubeconfig}; try:\n");
+        println!("  export KUBECONFIG={kubeconfig}");
+        println!("  kubectl get namespaces");
     } else {
+        println!("purchase-guard runs in it: CRDs, controllers and admission webhooks (enforcement: deny)");
+        if examples > 0 {
+            println!("the examples are installed ({examples} objects from examples/)");
+        }
+        println!("\nkubeconfig written to {kubeconfig}; try:\n");
+        println!("  export KUBECONFIG={kubeconfig}");
+        if examples == 0 {
+            println!("  kubectl apply -f examples/billable-crd/ && kubectl apply -f examples/");
+        }
+        println!("  kubectl get purchaseguard -A              # authority, decisions, accepted, effective");
+        println!("  kubectl get customeraccount acme -o yaml  # conditions, decision in force, history");
+        println!("  # acme is restricted by reseller-alpha: a new pay-per-use VM is refused (R7)");
+        println!("  kubectl -n acme-dev create -f - <<'EOF'");
         println!(
-            "purchase-guard's CRDs are installed and its controllers run (the admission webhooks are not part of the sandbox yet)"
+            "  {{\"apiVersion\": \"compute.example.com/v1\", \"kind\": \"VirtualMachine\", \"metadata\": {{\"name\": \"vm-2\", \"labels\": {{\"purchaseguard.io/billing-mode\": \"pay-per-use\"}}}}, \"spec\": {{\"displayName\": \"more\", \"flavor\": \"c6.large\", \"cpus\": 2, \"memoryGiB\": 4, \"image\": \"debian-12\"}}}}"
         );
+        println!("  EOF");
+        println!("  # renaming is allowed, renewing a yearly/monthly VM is not");
+        println!(
+            "  kubectl -n acme-prod patch virtualmachine web-1 --type=merge -p '{{\"spec\":{{\"displayName\":\"Web\"}}}}'"
+        );
+        println!(
+            "  kubectl -n acme-prod patch virtualmachine web-1 --type=merge -p '{{\"spec\":{{\"subscription\":{{\"renewedUntil\":\"2028-06-30\"}}}}}}'"
+        );
+        println!("  # R3: dist-emea delegated to reseller-alpha, so it may not decide for acme");
+        println!("  kubectl -n dist-emea create -f - <<'EOF'");
+        println!(
+            "  {{\"apiVersion\": \"purchaseguard.io/v1alpha1\", \"kind\": \"PurchaseRestriction\", \"metadata\": {{\"name\": \"acme\"}}, \"spec\": {{\"customer\": \"acme\", \"state\": \"Unrestricted\", \"reason\": \"paid\"}}}}"
+        );
+        println!("  EOF");
+        println!("  kubectl explain purchaserestriction.spec");
     }
-    let kubeconfig = args.kubeconfig.display();
-    println!("\nkubeconfig written to {kubeconfig}; try:\n");
-    println!("  export KUBECONFIG={kubeconfig}");
-    println!("  kubectl get namespaces");
-    println!("  kubectl apply -f examples/billable-crd/ && kubectl apply -f examples/");
-    println!("  kubectl get purchaseguard -A");
-    println!("  kubectl explain purchaserestriction.spec");
     println!("\nCtrl-C stops it.");
     shutdown_signal().await;
     println!("shutting down");

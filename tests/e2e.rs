@@ -331,6 +331,28 @@ async fn sandbox_platform() -> Env {
         &["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"],
         None,
     );
+    // `purchase-guard sandbox` installs the same webhook configurations as the chart.
+    let built = purchase_guard::webhook::configurations(
+        RELEASE,
+        &purchase_guard::webhook::ServiceRef {
+            namespace: NAMESPACE,
+            name: "purchase-guard-webhook",
+        },
+        None,
+        &purchase_guard::webhook::handlers::default_guarded(),
+        &["kube-system", NAMESPACE],
+    );
+    for config in &built {
+        let rendered = documents
+            .iter()
+            .find(|d| d["kind"] == config["kind"])
+            .expect("the chart renders it");
+        assert_eq!(
+            rendered["webhooks"], config["webhooks"],
+            "{} differs from the chart's",
+            config["kind"]
+        );
+    }
     let deployment = documents
         .iter()
         .find(|d| d["kind"] == "Deployment")

@@ -162,14 +162,30 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
     }
 }
 
+/// The Kubernetes StatusReason of an HTTP code.
+fn status_reason(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        422 => "Invalid",
+        503 => "ServiceUnavailable",
+        _ => "InternalError",
+    }
+}
+
 /// The response AdmissionReview for `uid`.
 pub fn respond(uid: &str, outcome: &Outcome) -> Value {
     let mut response = json!({"uid": uid, "allowed": outcome.allowed});
     if !outcome.allowed {
+        // status.reason is a Kubernetes StatusReason (kubectl prints it); the webhook's own
+        // reason goes into the details.
         response["status"] = json!({
             "code": outcome.code,
-            "reason": outcome.reason,
+            "reason": status_reason(outcome.code),
             "message": outcome.message,
+            "details": {"causes": [{"reason": outcome.reason}]},
         });
     }
     if !outcome.warnings.is_empty() {

@@ -241,13 +241,14 @@ async fn serve_health(addr: SocketAddr, ready: Arc<AtomicBool>, metrics: Arc<Met
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     init_logging(&args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Settings first: a bad flag or file is reported before anything connects.
+    let settings = args.webhooks.settings()?;
     runtime.block_on(async {
         // The kube context as kubectl uses it (KUBECONFIG, ~/.kube/config), or in-cluster.
         let client = kube::Client::try_default()
             .await
             .map_err(|e| format!("cannot configure a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
         controller::check_crds(&client).await?;
-        let settings = args.webhooks.settings()?;
         let metrics = Arc::new(Metrics::default());
         let webhooks = Arc::new(Webhooks::new(settings));
         let webhook_server = webhook::start(

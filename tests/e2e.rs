@@ -472,6 +472,30 @@ async fn the_whole_story() {
     );
     assert!(stamped.contains("purchaseguard.io/changed-at"), "{stamped}");
     env.wait_for("customeraccount/globex", "{.status.decision.partner}=dist-emea");
+    // The customer's history and its event name who made the change.
+    env.wait_for("customeraccount/globex", "{.status.history[-1:].user}=dist-op");
+    // The event follows the status write.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = env.ok(
+            &[
+                "get",
+                "events.events.k8s.io",
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}",
+            ],
+            None,
+        );
+        if events
+            .lines()
+            .any(|e| e.contains("globex") && e.contains("changed by \"dist-op\""))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event names dist-op: {events}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // A new pay-per-use resource: denied, naming customer, rule, partner and reason.
     env.denied(

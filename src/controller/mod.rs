@@ -172,9 +172,18 @@ async fn reconcile_customer_inner(customer: Arc<CustomerAccount>, ctx: Arc<Conte
     let after = desired.decision.as_ref().map(|d| (d.state, d.restriction.clone()));
     if write_status(&api, &customer, previous, &desired).await? && before != after {
         let condition = desired.conditions.iter().find(|c| c.type_ == "PurchaseRestricted");
-        let (reason, message) = condition
+        let (reason, mut message) = condition
             .map(|c| (c.reason.clone(), c.message.clone()))
             .unwrap_or_default();
+        // Who made the change, as the audit stamp recorded it.
+        let user = desired
+            .decision
+            .as_ref()
+            .and_then(|d| d.restriction.as_ref())
+            .and_then(|r| user_of(&policy::ObjectKey::new(&r.namespace, &r.name)));
+        if let Some(user) = user {
+            message.push_str(&format!(" (changed by \"{user}\")"));
+        }
         publish(&ctx, customer.as_ref(), EventType::Normal, &reason, message).await;
     }
     Ok(Action::await_change())

@@ -13,7 +13,8 @@ pub enum RestrictionSource {
     /// A partner's decision.
     Decision {
         partner: String,
-        role: Role,
+        /// The partner's role; `None` when it has no `Partner` object any more.
+        role: Option<Role>,
         reason: String,
     },
 }
@@ -72,8 +73,19 @@ pub fn decide_purchase(
         CustomerState::Known { state, .. } if !state.restricts_purchases() => Verdict::Allow,
         CustomerState::Known { state, source } => {
             let by = match source {
-                Some(RestrictionSource::Decision { partner, role, reason }) => {
+                Some(RestrictionSource::Decision {
+                    partner,
+                    role: Some(role),
+                    reason,
+                }) => {
                     format!("by {role} \"{partner}\" (reason: \"{reason}\")")
+                }
+                Some(RestrictionSource::Decision {
+                    partner,
+                    role: None,
+                    reason,
+                }) => {
+                    format!("by partner \"{partner}\" (reason: \"{reason}\")")
                 }
                 Some(RestrictionSource::Default { holder: Some(holder) }) => format!(
                     "by default since its association in the Reseller model (R1); only \"{holder}\" can lift it"
@@ -104,5 +116,70 @@ pub fn decide_purchase(
                 describe(&blocked)
             ),
         },
+    }
+}
+
+/// The decision in force as the controller recorded it in the customer's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedDecision<'a> {
+    pub state: RestrictionState,
+    /// The partner whose decision is in force; `None` for the R1 default.
+    pub partner: Option<&'a str>,
+    /// Whether a PurchaseRestriction is in force (not the R1 default or the association
+    /// model).
+    pub by_restriction: bool,
+    pub reason: &'a str,
+}
+
+/// A customer's status as the controller recorded it, in plain data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedStatus<'a> {
+    /// The customer's `metadata.generation`.
+    pub generation: i64,
+    /// The generation the status describes.
+    pub observed_generation: Option<i64>,
+    /// The partner holding authority, when one does.
+    pub authority: Option<&'a str>,
+    pub decision: Option<RecordedDecision<'a>>,
+}
+
+/// What admission may trust of a customer's recorded status: unknown while there is none or
+/// it is behind the customer's generation (fail closed); unrestricted when no decision is
+/// recorded (not in the Reseller model, or nobody can hold authority). `role_of` gives a
+/// partner's role, `None` when the partner is unknown.
+pub fn recorded_state(status: Option<&RecordedStatus<'_>>, role_of: impl Fn(&str) -> Option<Role>) -> CustomerState {
+    let unknown = |why: String| CustomerState::Unknown { why };
+    let Some(status) = status else {
+        return unknown("the controller has not written its status yet".into());
+    };
+    match status.observed_generation {
+        Some(observed) if observed >= status.generation => {}
+        observed => {
+            return unknown(format!(
+                "its status is stale: observedGeneration {} is behind generation {}",
+                observed.map_or("unset".to_string(), |o| o.to_string()),
+                status.generation
+            ));
+        }
+    }
+    let Some(decision) = &status.decision else {
+        return CustomerState::Known {
+            state: RestrictionState::Unrestricted,
+            source: None,
+        };
+    };
+    let source = match (decision.by_restriction, decision.partner) {
+        (true, Some(partner)) => RestrictionSource::Decision {
+            partner: partner.to_string(),
+            role: role_of(partner),
+            reason: decision.reason.to_string(),
+        },
+        _ => RestrictionSource::Default {
+            holder: status.authority.map(str::to_string),
+        },
+    };
+    CustomerState::Known {
+        state: decision.state,
+        source: Some(source),
     }
 }

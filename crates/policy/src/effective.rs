@@ -233,11 +233,8 @@ fn judge(
     let issuer = standing.issuer.name.clone();
 
     // At most one decision per (partner, customer): the oldest wins.
-    if let Some(older) = all
-        .iter()
-        .filter(|d| d.key.namespace == decision.key.namespace && d.customer == decision.customer)
-        .min_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)))
-        .filter(|oldest| oldest.key != decision.key)
+    if let Some(older) = crate::changes::counting_decision(all, &decision.key.namespace, &decision.customer)
+        .filter(|counting| counting.key != decision.key)
     {
         return not_accepted(Some(issuer), Rejection::Duplicate { of: older.key.clone() });
     }

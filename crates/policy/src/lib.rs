@@ -7,20 +7,31 @@
 //! - [`decision`]: the content rules of one decision (R4, R6).
 //! - [`impact`]: the R7 impact matrix, as data.
 //! - [`classify`]: what a request does to a billable resource (purchase, rename, renew...).
-//! - [`admission`]: allow or deny an operation on a customer's billable resource.
+//! - [`admission`]: allow or deny an operation on a customer's billable resource, from the
+//!   customer's recorded status.
+//! - [`changes`]: may a decision be created, changed or withdrawn (admission of R2..R6).
+//! - [`partner`]: whether a partner can act.
 
 pub mod admission;
 pub mod authority;
+pub mod changes;
 pub mod classify;
 pub mod decision;
 pub mod effective;
 pub mod impact;
 pub mod model;
+pub mod partner;
 
-pub use admission::{CustomerState, RestrictionSource, Verdict, decide_purchase};
+pub use admission::{
+    CustomerState, RecordedDecision, RecordedStatus, RestrictionSource, Verdict, decide_purchase, recorded_state,
+};
 pub use authority::{
     AuthorityDenied, AuthorityHolder, DelegationRejection, IssuerError, NoAuthority, active_delegation,
     authority_holder, check_issuer_authority, evaluate_delegation, issuer_of,
+};
+pub use changes::{
+    CLEANUP_USERS, DecisionWrite, Withdrawal, WithdrawalAllowed, WithdrawalDenied, WithdrawnFrom, WriteAllowed,
+    WriteDenied, check_decision_write, check_withdrawal, counting_decision, is_cleanup_user,
 };
 pub use classify::{
     BILLING_MODE_LABEL, ClassifyRules, RequestOperation, billing_mode_of, classify_request, classify_update,
@@ -32,3 +43,4 @@ pub use effective::{
 };
 pub use impact::{BillingMode, ImpactMatrix, MatrixError, ModeImpact, Operation};
 pub use model::*;
+pub use partner::{PartnerNotReady, partner_readiness};

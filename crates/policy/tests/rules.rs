@@ -4,49 +4,8 @@ use purchase_guard_policy::*;
 use serde_json::json;
 use std::collections::BTreeSet;
 
-fn hierarchy(delegate_r1: bool) -> Hierarchy {
-    let mut h = Hierarchy {
-        partners: vec![
-            Partner::distributor("dist-a", "ns-dist-a"),
-            Partner::distributor("dist-b", "ns-dist-b"),
-            Partner::reseller("r1", "dist-a", "ns-r1"),
-            Partner::reseller("r2", "dist-a", "ns-r2"),
-            Partner::reseller("r3", "dist-b", "ns-r3"),
-        ],
-        delegations: vec![],
-    };
-    if delegate_r1 {
-        h.delegations.push(delegation("ns-dist-a", "delegate-r1", "r1", 10));
-    }
-    h
-}
-
-fn delegation(namespace: &str, name: &str, reseller: &str, created: i64) -> Delegation {
-    Delegation {
-        key: ObjectKey::new(namespace, name),
-        reseller: reseller.into(),
-        created: Timestamp(created),
-    }
-}
-
-fn decision(namespace: &str, customer: &str, state: RestrictionState, accepted_at: Option<i64>) -> Decision {
-    Decision {
-        key: ObjectKey::new(namespace, customer),
-        customer: customer.into(),
-        state,
-        reason: format!("{state} by {namespace}"),
-        agreement_accepted: true,
-        generation: 1,
-        created: Timestamp(accepted_at.unwrap_or(100)),
-        accepted: accepted_at.map(|t| AcceptedRecord {
-            generation: 1,
-            state,
-            reason: format!("{state} by {namespace}"),
-            since: Timestamp(t),
-        }),
-        rejected_generation: None,
-    }
-}
+mod fixtures;
+use fixtures::{decision, delegation, hierarchy};
 
 use RestrictionState::{Restricted, RestrictedAndFrozen, Unrestricted};
 
@@ -366,7 +325,7 @@ fn r7_impact_matrix() {
         state: Restricted,
         source: Some(RestrictionSource::Decision {
             partner: "dist-a".into(),
-            role: Role::Distributor,
+            role: Some(Role::Distributor),
             reason: "invoice 42 overdue".into(),
         }),
     };

@@ -1,0 +1,218 @@
+//! Changes of restriction at admission: creating or changing a decision, and withdrawing one
+//! (R2, R3, R4, R6). The controller judges the same rules after the fact in [`crate::effective`];
+//! these functions say whether a request may go ahead at all.
+
+use crate::authority::{AuthorityDenied, AuthorityHolder, check_issuer_authority};
+use crate::decision::{ContentError, DecisionContent, check_content};
+use crate::model::{Customer, Decision, Hierarchy, ObjectKey};
+use std::fmt;
+
+/// Identities whose deletions are cleanup (namespace deletion, garbage collection), not
+/// decisions: kube-controller-manager's namespace controller and garbage collector.
+pub const CLEANUP_USERS: [&str; 2] = [
+    "system:serviceaccount:kube-system:namespace-controller",
+    "system:serviceaccount:kube-system:generic-garbage-collector",
+];
+
+/// Whether `user` is one of the [`CLEANUP_USERS`].
+pub fn is_cleanup_user(user: &str) -> bool {
+    CLEANUP_USERS.contains(&user)
+}
+
+/// R2 (at most one decision per partner and customer): of the decisions an issuer (the
+/// partner acting in `namespace`) made about `customer`, the one that counts is the oldest, by
+/// creation time and then key. The others are duplicates.
+pub fn counting_decision<'a>(
+    decisions: impl IntoIterator<Item = &'a Decision>,
+    namespace: &str,
+    customer: &str,
+) -> Option<&'a Decision> {
+    decisions
+        .into_iter()
+        .filter(|d| d.key.namespace == namespace && d.customer == customer)
+        .min_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)))
+}
+
+/// A decision as a request would write it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionWrite<'a> {
+    pub key: ObjectKey,
+    pub customer: &'a str,
+    pub content: DecisionContent<'a>,
+}
+
+/// Why a decision may be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteAllowed {
+    /// The operator-written fields are unchanged (metadata, labels, annotations).
+    SpecUnchanged,
+    /// The issuer holds authority over the customer.
+    Authorized(AuthorityHolder),
+}
+
+/// Why a decision may not be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteDenied {
+    /// The content breaks R4 or R6.
+    Content(Vec<ContentError>),
+    /// The issuer holds no authority over the customer (R2, R3).
+    Authority(AuthorityDenied),
+    /// The issuer already has a decision about this customer.
+    Duplicate { customer: String, existing: ObjectKey },
+}
+
+impl WriteDenied {
+    /// A CamelCase reason for admission responses and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WriteDenied::Content(_) => "Invalid",
+            WriteDenied::Authority(denied) => denied.reason(),
+            WriteDenied::Duplicate { .. } => "DuplicateDecision",
+        }
+    }
+
+    /// The rule the denial enforces.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            WriteDenied::Content(errors) if errors.iter().all(|e| *e == ContentError::AgreementNotAccepted) => "R6",
+            WriteDenied::Content(_) => "R4",
+            WriteDenied::Authority(denied) => denied.rule(),
+            WriteDenied::Duplicate { .. } => "R2",
+        }
+    }
+}
+
+impl fmt::Display for WriteDenied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteDenied::Content(errors) => {
+                let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                f.write_str(&text.join("; "))
+            }
+            WriteDenied::Authority(denied) => denied.fmt(f),
+            WriteDenied::Duplicate { customer, existing } => write!(
+                f,
+                "R2: this partner already has a decision for customer \"{customer}\" (PurchaseRestriction {existing}); change that one instead of creating another"
+            ),
+        }
+    }
+}
+
+/// May this decision be created (`old` is `None`) or changed from `old`? The content rules
+/// (R4, R6), the issuer's authority over the customer (R2, R3) and, on creation, at most one
+/// decision per partner and customer. `existing` are the decisions already naming the
+/// customer; a new decision is always the newest, so any other decision of the same issuer
+/// about the customer is the one that counts.
+pub fn check_decision_write(
+    hierarchy: &Hierarchy,
+    customer: Option<&Customer>,
+    old: Option<&DecisionWrite<'_>>,
+    new: &DecisionWrite<'_>,
+    existing: &[Decision],
+) -> Result<WriteAllowed, WriteDenied> {
+    if let Some(old) = old
+        && old.customer == new.customer
+        && old.content == new.content
+    {
+        return Ok(WriteAllowed::SpecUnchanged);
+    }
+    let errors = check_content(old.map(|o| &o.content), &new.content);
+    if !errors.is_empty() {
+        return Err(WriteDenied::Content(errors));
+    }
+    let holder = check_issuer_authority(hierarchy, &new.key.namespace, new.customer, customer)
+        .map_err(WriteDenied::Authority)?;
+    if old.is_none() {
+        let others = existing.iter().filter(|d| d.key != new.key);
+        if let Some(counting) = counting_decision(others, &new.key.namespace, new.customer) {
+            return Err(WriteDenied::Duplicate {
+                customer: new.customer.to_string(),
+                existing: counting.key.clone(),
+            });
+        }
+    }
+    Ok(WriteAllowed::Authorized(holder))
+}
+
+/// What admission knows of the decision a request withdraws.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal<'a> {
+    /// The user deleting it.
+    pub user: &'a str,
+    pub key: ObjectKey,
+    pub customer: &'a str,
+}
+
+/// The customer a withdrawn decision names, as admission knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithdrawnFrom<'a> {
+    pub customer: &'a Customer,
+    /// The decision in force for the customer, as its status records it.
+    pub in_force: Option<&'a ObjectKey>,
+}
+
+/// Why a decision may be withdrawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithdrawalAllowed {
+    /// Namespace deletion or garbage collection.
+    Cleanup,
+    /// The customer has no `CustomerAccount` any more.
+    CustomerGone,
+    /// The decision is not the one in force: withdrawing it changes nothing.
+    NotInForce,
+    /// The issuer holds authority over the customer.
+    Authorized,
+}
+
+impl WithdrawalAllowed {
+    pub fn reason(self) -> &'static str {
+        match self {
+            WithdrawalAllowed::Cleanup => "Cleanup",
+            WithdrawalAllowed::CustomerGone => "CustomerGone",
+            WithdrawalAllowed::NotInForce => "NotInForce",
+            WithdrawalAllowed::Authorized => "Authorized",
+        }
+    }
+}
+
+/// Why withdrawing the decision in force is refused: it is a change of restriction by a
+/// partner without authority (R2, R3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WithdrawalDenied(pub AuthorityDenied);
+
+impl fmt::Display for WithdrawalDenied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "withdrawing the decision in force is a change of restriction: {}",
+            self.0
+        )
+    }
+}
+
+/// May this decision be deleted? Cleanup always may; a decision that is not in force (or
+/// whose customer is gone) changes nothing; withdrawing the decision in force needs the same
+/// authority as changing it.
+pub fn check_withdrawal(
+    hierarchy: &Hierarchy,
+    withdrawal: &Withdrawal<'_>,
+    customer: Option<&WithdrawnFrom<'_>>,
+) -> Result<WithdrawalAllowed, WithdrawalDenied> {
+    if is_cleanup_user(withdrawal.user) {
+        return Ok(WithdrawalAllowed::Cleanup);
+    }
+    let Some(customer) = customer else {
+        return Ok(WithdrawalAllowed::CustomerGone);
+    };
+    if customer.in_force != Some(&withdrawal.key) {
+        return Ok(WithdrawalAllowed::NotInForce);
+    }
+    check_issuer_authority(
+        hierarchy,
+        &withdrawal.key.namespace,
+        withdrawal.customer,
+        Some(customer.customer),
+    )
+    .map(|_| WithdrawalAllowed::Authorized)
+    .map_err(WithdrawalDenied)
+}

@@ -1,0 +1,256 @@
+//! The admission checks on changes of restriction (R2-R4, R6), partner readiness, and what
+//! admission trusts of a customer's recorded status (R7).
+
+use purchase_guard_policy::*;
+
+mod fixtures;
+use fixtures::{decision, hierarchy};
+
+use RestrictionState::{Restricted, RestrictedAndFrozen, Unrestricted};
+
+fn write<'a>(
+    namespace: &str,
+    name: &str,
+    customer: &'a str,
+    state: RestrictionState,
+    reason: &'a str,
+) -> DecisionWrite<'a> {
+    DecisionWrite {
+        key: ObjectKey::new(namespace, name),
+        customer,
+        content: DecisionContent {
+            state,
+            reason,
+            agreement_accepted: false,
+        },
+    }
+}
+
+#[test]
+fn r2_r3_only_the_holder_may_create_or_change_a_decision() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let new = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    let allowed = check_decision_write(&hierarchy(false), Some(&c1), None, &new, &[]);
+    assert!(matches!(allowed, Ok(WriteAllowed::Authorized(h)) if h.partner == "dist-a"));
+
+    // Once dist-a delegated to r1, dist-a may not create and r1 may.
+    let denied = check_decision_write(&hierarchy(true), Some(&c1), None, &new, &[]).unwrap_err();
+    assert_eq!(denied.reason(), "AuthorityDelegated");
+    assert_eq!(denied.rule(), "R3");
+    let by_reseller = write("ns-r1", "c1", "c1", Restricted, "overdue");
+    assert!(check_decision_write(&hierarchy(true), Some(&c1), None, &by_reseller, &[]).is_ok());
+
+    // A change by a party without authority is refused like a creation.
+    let old = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    let changed = write("ns-dist-a", "c1", "c1", Unrestricted, "paid");
+    let denied = check_decision_write(&hierarchy(true), Some(&c1), Some(&old), &changed, &[]).unwrap_err();
+    assert_eq!(denied.reason(), "AuthorityDelegated");
+
+    // An unknown customer cannot be restricted.
+    let ghost = write("ns-dist-a", "ghost", "ghost", Restricted, "overdue");
+    let denied = check_decision_write(&hierarchy(false), None, None, &ghost, &[]).unwrap_err();
+    assert_eq!(denied.reason(), "UnknownCustomer");
+}
+
+#[test]
+fn unchanged_operator_fields_are_not_judged_again() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let old = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    let same = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    // Even without authority (dist-a delegated): a metadata-only edit is not a decision.
+    assert_eq!(
+        check_decision_write(&hierarchy(true), Some(&c1), Some(&old), &same, &[]),
+        Ok(WriteAllowed::SpecUnchanged)
+    );
+}
+
+#[test]
+fn r4_r6_content_is_checked_before_authority() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let blank = write("ns-r2", "c1", "c1", Restricted, "  ");
+    let denied = check_decision_write(&hierarchy(false), Some(&c1), None, &blank, &[]).unwrap_err();
+    assert_eq!((denied.reason(), denied.rule()), ("Invalid", "R4"));
+    assert!(
+        denied.to_string().starts_with("spec.reason: Required value"),
+        "{denied}"
+    );
+
+    let frozen = write("ns-dist-a", "c1", "c1", RestrictedAndFrozen, "fraud");
+    let denied = check_decision_write(&hierarchy(false), Some(&c1), None, &frozen, &[]).unwrap_err();
+    assert_eq!(denied.rule(), "R6");
+
+    let old = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    let same_reason = write("ns-dist-a", "c1", "c1", Unrestricted, "overdue");
+    let denied = check_decision_write(&hierarchy(false), Some(&c1), Some(&old), &same_reason, &[]).unwrap_err();
+    assert!(denied.to_string().contains("needs a new reason"), "{denied}");
+}
+
+#[test]
+fn r2_one_decision_per_partner_and_customer() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let existing = [decision("ns-dist-a", "c1", Restricted, Some(10))];
+    let second = write("ns-dist-a", "another", "c1", Unrestricted, "paid");
+    let denied = check_decision_write(&hierarchy(false), Some(&c1), None, &second, &existing).unwrap_err();
+    assert_eq!(denied.reason(), "DuplicateDecision");
+    assert!(
+        denied.to_string().contains("PurchaseRestriction ns-dist-a/c1"),
+        "{denied}"
+    );
+
+    // Changing the one that exists is not a duplicate, nor is re-creating the same name.
+    let old = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    let change = write("ns-dist-a", "c1", "c1", Unrestricted, "paid");
+    assert!(check_decision_write(&hierarchy(false), Some(&c1), Some(&old), &change, &existing).is_ok());
+    let same_name = write("ns-dist-a", "c1", "c1", Unrestricted, "paid");
+    assert!(check_decision_write(&hierarchy(false), Some(&c1), None, &same_name, &existing).is_ok());
+
+    // The controller applies the same rule: the oldest of an issuer's decisions counts.
+    let mut newer = decision("ns-dist-a", "c1", Unrestricted, Some(20));
+    newer.key.name = "newer".into();
+    let all = [newer.clone(), existing[0].clone()];
+    let counting = counting_decision(&all, "ns-dist-a", "c1").map(|d| d.key.clone());
+    assert_eq!(counting, Some(ObjectKey::new("ns-dist-a", "c1")));
+    assert_eq!(counting_decision(&all, "ns-r1", "c1"), None);
+}
+
+#[test]
+fn r2_r3_withdrawing_the_decision_in_force_needs_authority() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let key = ObjectKey::new("ns-dist-a", "c1");
+    let by = |user| Withdrawal {
+        user,
+        key: key.clone(),
+        customer: "c1",
+    };
+    let in_force = WithdrawnFrom {
+        customer: &c1,
+        in_force: Some(&key),
+    };
+    let other = ObjectKey::new("ns-r1", "c1");
+    let not_in_force = WithdrawnFrom {
+        customer: &c1,
+        in_force: Some(&other),
+    };
+    let h = hierarchy(true);
+    let denied = check_withdrawal(&h, &by("alice"), Some(&in_force)).unwrap_err();
+    assert_eq!(denied.0.reason(), "AuthorityDelegated");
+    assert!(
+        denied.to_string().starts_with("withdrawing the decision in force"),
+        "{denied}"
+    );
+    assert_eq!(
+        check_withdrawal(&hierarchy(false), &by("alice"), Some(&in_force)),
+        Ok(WithdrawalAllowed::Authorized)
+    );
+    assert_eq!(
+        check_withdrawal(&h, &by("alice"), Some(&not_in_force)),
+        Ok(WithdrawalAllowed::NotInForce)
+    );
+    assert_eq!(
+        check_withdrawal(&h, &by("alice"), None),
+        Ok(WithdrawalAllowed::CustomerGone)
+    );
+    for user in CLEANUP_USERS {
+        assert_eq!(
+            check_withdrawal(&h, &by(user), Some(&in_force)),
+            Ok(WithdrawalAllowed::Cleanup)
+        );
+    }
+}
+
+#[test]
+fn a_reseller_needs_a_known_distributor_and_every_partner_its_namespace() {
+    let h = hierarchy(false);
+    let r1 = h.partner("r1").cloned().unwrap();
+    assert_eq!(partner_readiness(&h, &r1, true), Ok(()));
+    let missing = partner_readiness(&h, &r1, false).unwrap_err();
+    assert_eq!(missing.reason(), "NamespaceMissing");
+    assert!(missing.to_string().contains("\"ns-r1\""), "{missing}");
+
+    let orphan = Partner::reseller("r9", "dist-z", "ns-r9");
+    let no_distributor = partner_readiness(&h, &orphan, true).unwrap_err();
+    assert_eq!(no_distributor.reason(), "DistributorMissing");
+    // A reseller whose "distributor" is another reseller is not ready either.
+    let odd = Partner::reseller("r8", "r1", "ns-r8");
+    assert_eq!(
+        partner_readiness(&h, &odd, true).unwrap_err().reason(),
+        "DistributorMissing"
+    );
+    let dist = h.partner("dist-a").cloned().unwrap();
+    assert_eq!(partner_readiness(&h, &dist, true), Ok(()));
+}
+
+#[test]
+fn r7_admission_trusts_only_a_current_recorded_status() {
+    let roles = |p: &str| (p == "dist-a").then_some(Role::Distributor);
+    assert!(matches!(recorded_state(None, roles), CustomerState::Unknown { .. }));
+    let stale = RecordedStatus {
+        generation: 3,
+        observed_generation: Some(2),
+        authority: Some("dist-a"),
+        decision: None,
+    };
+    match recorded_state(Some(&stale), roles) {
+        CustomerState::Unknown { why } => assert!(why.contains("observedGeneration 2 is behind generation 3"), "{why}"),
+        other => panic!("a stale status is not trusted: {other:?}"),
+    }
+    let unrestricted = RecordedStatus {
+        observed_generation: Some(3),
+        ..stale.clone()
+    };
+    assert_eq!(
+        recorded_state(Some(&unrestricted), roles),
+        CustomerState::Known {
+            state: Unrestricted,
+            source: None
+        }
+    );
+    let by = |partner: &'static str| RecordedStatus {
+        decision: Some(RecordedDecision {
+            state: Restricted,
+            partner: Some(partner),
+            by_restriction: true,
+            reason: "overdue",
+        }),
+        ..unrestricted.clone()
+    };
+    let known = recorded_state(Some(&by("dist-a")), roles);
+    assert_eq!(
+        known,
+        CustomerState::Known {
+            state: Restricted,
+            source: Some(RestrictionSource::Decision {
+                partner: "dist-a".into(),
+                role: Some(Role::Distributor),
+                reason: "overdue".into()
+            })
+        }
+    );
+    // A partner that is gone is not given a role it may not have had.
+    let gone = recorded_state(Some(&by("gone")), roles);
+    let matrix = ImpactMatrix::default();
+    let purchase = std::collections::BTreeSet::from([Operation::Purchase]);
+    match decide_purchase(&matrix, "c1", &gone, BillingMode::PayPerUse, &purchase) {
+        Verdict::Deny { message, .. } => assert!(message.contains("by partner \"gone\""), "{message}"),
+        Verdict::Allow => panic!("a restricted customer may not purchase"),
+    }
+    // The R1 default names the holder.
+    let default = RecordedStatus {
+        decision: Some(RecordedDecision {
+            state: Restricted,
+            partner: None,
+            by_restriction: false,
+            reason: "R1",
+        }),
+        ..unrestricted
+    };
+    assert_eq!(
+        recorded_state(Some(&default), roles),
+        CustomerState::Known {
+            state: Restricted,
+            source: Some(RestrictionSource::Default {
+                holder: Some("dist-a".into())
+            })
+        }
+    );
+}

@@ -1,0 +1,111 @@
+//! Discovery: the version, API groups and resource lists, and the OpenAPI documents.
+
+use super::*;
+
+impl ApiServer {
+    pub(super) fn version(&self) -> Value {
+        json!({
+            "major": KUBERNETES_VERSION.0, "minor": KUBERNETES_VERSION.1,
+            "gitVersion": format!("v{}.{}.0-purchase-guard-sandbox", KUBERNETES_VERSION.0, KUBERNETES_VERSION.1),
+            "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+            "goVersion": "n/a", "compiler": "rustc", "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH)
+        })
+    }
+
+    pub(super) fn group_list(&self) -> Value {
+        let mut groups: Vec<Value> = Vec::new();
+        for (g, v) in self.group_versions() {
+            if g.is_empty() {
+                continue;
+            }
+            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            match groups.iter_mut().find(|x| x["name"] == g) {
+                Some(existing) => {
+                    if let Some(vs) = existing["versions"].as_array_mut() {
+                        vs.push(gv)
+                    }
+                }
+                None => groups.push(json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})),
+            }
+        }
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+    }
+
+    pub(super) fn resource_list(&self, group: &str, version: &str) -> Value {
+        let mut resources = Vec::new();
+        for t in self.types().iter().filter(|t| t.group == group && t.version == version) {
+            let mut r = json!({
+                "name": t.plural, "singularName": t.singular, "namespaced": t.namespaced,
+                "kind": t.kind, "verbs": t.verbs,
+            });
+            if !t.short_names.is_empty() {
+                r["shortNames"] = json!(t.short_names);
+            }
+            if !t.categories.is_empty() {
+                r["categories"] = json!(t.categories);
+            }
+            resources.push(r);
+            if t.has_status {
+                resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"]}));
+            }
+        }
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
+    }
+
+    pub(super) fn openapi_index(&self) -> Value {
+        let mut paths = serde_json::Map::new();
+        for (g, v) in self.group_versions() {
+            let key = if g.is_empty() {
+                format!("api/{v}")
+            } else {
+                format!("apis/{g}/{v}")
+            };
+            let hash = format!("{:016X}", self.store.lock().rv());
+            paths.insert(
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}),
+            );
+        }
+        json!({"paths": paths})
+    }
+
+    pub(super) fn openapi_gv(&self, gv: &str) -> Option<Value> {
+        let (group, version) = match gv.split('/').collect::<Vec<_>>().as_slice() {
+            ["api", v] => (String::new(), v.to_string()),
+            ["apis", g, v] => (g.to_string(), v.to_string()),
+            _ => return None,
+        };
+        let types: Vec<ResourceType> = self
+            .types()
+            .iter()
+            .filter(|t| t.group == group && t.version == version)
+            .cloned()
+            .collect();
+        if types.is_empty() {
+            return None;
+        }
+        let crd_schemas: HashMap<String, Value> = {
+            let inner = self.store.lock();
+            types
+                .iter()
+                .filter(|t| t.custom)
+                .filter_map(|t| {
+                    let crd = inner.get(&Key::new(
+                        "apiextensions.k8s.io/customresourcedefinitions",
+                        "",
+                        &format!("{}.{}", t.plural, t.group),
+                    ))?;
+                    let versions = crd.pointer("/spec/versions")?.as_array()?;
+                    let v = versions.iter().find(|v| v["name"] == version.as_str())?;
+                    Some((t.kind.clone(), v.pointer("/schema/openAPIV3Schema")?.clone()))
+                })
+                .collect()
+        };
+        Some(crate::openapi::document(&types, &crd_schemas))
+    }
+}

@@ -1,0 +1,166 @@
+//! The HTTP API: the server state and its own writes; one file per part of a request's life.
+
+mod delete;
+mod discovery;
+mod http;
+mod lifecycle;
+mod read;
+mod routes;
+mod update;
+mod watch;
+mod write;
+
+use http::*;
+
+use crate::admission::{Admission, Phase, Request as AdmissionRequest};
+use crate::meta::{self, human_duration, meta_mut, now, parse_time, str_field};
+use crate::patch::{self, PatchType};
+use crate::rbac::UserInfo;
+use crate::registry::{ResourceType, builtins};
+use crate::selectors::{FieldSelector, LabelSelector, json_path};
+use crate::status::ApiError;
+use crate::store::{Key, Store, WatchStartError};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use purchase_guard_crd_validation::{
+    CrdValidator, FieldValidation, Rejected, validate_dns1123_label, validate_dns1123_subdomain,
+};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The largest request body accepted, as kube-apiserver's limit.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The Kubernetes version the sandbox reports.
+pub const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
+
+/// The API server state.
+pub struct ApiServer {
+    pub store: Arc<Store>,
+    types: RwLock<Vec<ResourceType>>,
+    validator: RwLock<CrdValidator>,
+    /// How often watches send bookmarks when asked.
+    pub bookmark_interval: Duration,
+    /// Whether RBAC authorizes requests (otherwise every identity may do everything).
+    pub rbac: bool,
+    /// Admission webhooks and the service mapping that reaches them.
+    pub admission: Admission,
+}
+
+type Query = HashMap<String, String>;
+
+/// The axum handler.
+pub async fn handler(State(server): State<Arc<ApiServer>>, req: Request) -> Response {
+    server.handle(req).await
+}
+
+impl ApiServer {
+    pub fn new(store: Arc<Store>) -> Self {
+        ApiServer {
+            store,
+            types: RwLock::new(builtins()),
+            validator: RwLock::new(CrdValidator::new()),
+            bookmark_interval: Duration::from_secs(1),
+            rbac: false,
+            admission: Admission::default(),
+        }
+    }
+
+    fn types(&self) -> std::sync::RwLockReadGuard<'_, Vec<ResourceType>> {
+        self.types.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn find(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
+        self.types()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+            .cloned()
+    }
+
+    fn group_versions(&self) -> Vec<(String, String)> {
+        let mut gvs: Vec<(String, String)> = Vec::new();
+        for t in self.types().iter() {
+            let gv = (t.group.clone(), t.version.clone());
+            if !gvs.contains(&gv) {
+                gvs.push(gv);
+            }
+        }
+        gvs
+    }
+
+    /// Creates the namespaces every cluster has, if missing.
+    pub fn bootstrap(&self) {
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let exists = self.store.lock().get(&Key::new("/namespaces", "", ns)).is_some();
+            if !exists {
+                let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+                if let Some(rt) = self.find("", "v1", "namespaces") {
+                    let _ = self.create(&rt, None, obj, &Query::new(), "sandbox");
+                }
+            }
+        }
+        // Serve the CRDs that are stored (after a restart from a state file).
+        let crds: Vec<Value> = {
+            let inner = self.store.lock();
+            inner
+                .list("apiextensions.k8s.io/customresourcedefinitions", None)
+                .map(|(_, v)| (**v).clone())
+                .collect()
+        };
+        for crd in crds {
+            self.serve_crd(&crd);
+        }
+    }
+
+    /// Creates or replaces an object of any served kind, found by its apiVersion and kind
+    /// (the sandbox's own writes, such as installing examples; no admission webhooks).
+    pub fn apply_object(&self, obj: Value, manager: &str) -> Result<Value, ApiError> {
+        let api_version = str_field(&obj, "/apiVersion").unwrap_or_default();
+        let kind = str_field(&obj, "/kind").unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let rt = self
+            .types()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("no resource of kind {kind:?} is served at {api_version:?}"))
+            })?;
+        let namespace = str_field(&obj, "/metadata/namespace").map(str::to_string);
+        self.apply_builtin(&rt.group, &rt.version, &rt.plural, namespace.as_deref(), obj, manager)
+    }
+
+    /// Creates an object, or replaces an existing one's content (for callers inside the
+    /// process, such as installing CRDs at start-up).
+    pub fn apply_builtin(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        obj: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
+        let rt = self
+            .find(group, version, plural)
+            .ok_or_else(|| ApiError::not_found(group, plural, ""))?;
+        let name = str_field(&obj, "/metadata/name").unwrap_or_default().to_string();
+        let exists = self.store.lock().get(&Self::key(&rt, namespace, &name)).is_some();
+        let q = Query::new();
+        if exists {
+            let t = Target {
+                rt: rt.clone(),
+                namespace: namespace.map(str::to_string),
+                name: Some(name.clone()),
+                subresource: None,
+            };
+            self.update(&t, &name, obj, &q, manager, None).map(|(v, _)| v)
+        } else {
+            self.create(&rt, namespace, obj, &q, manager)
+        }
+    }
+}

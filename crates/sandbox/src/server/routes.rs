@@ -1,0 +1,289 @@
+//! Routing: from a method and a path to discovery, OpenAPI or a resource request.
+
+use super::*;
+
+impl ApiServer {
+    pub async fn handle(self: Arc<Self>, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let body = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(_) => return error_response(&ApiError::too_large(MAX_BODY)),
+        };
+        let query = parse_query(parts.uri.query());
+        let path = parts.uri.path().to_string();
+        // Writes that may call webhooks run where blocking on the call is allowed.
+        let result = if parts.method != Method::GET && crate::admission::configured(&self.store) {
+            let server = self.clone();
+            let joined = tokio::task::spawn_blocking(move || {
+                crate::admission::blocking_section(|| server.route(&parts.method, &path, &query, &parts.headers, body))
+            })
+            .await;
+            joined.unwrap_or_else(|e| Err(ApiError::internal(format!("the request handler failed: {e}"))))
+        } else {
+            self.route(&parts.method, &path, &query, &parts.headers, body)
+        };
+        match result {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    }
+
+    pub(super) fn route(
+        self: &Arc<Self>,
+        method: &Method,
+        path: &str,
+        q: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let get_only = |r: Value| -> Result<Response, ApiError> {
+            if method == Method::GET {
+                Ok(json_response(200, &r, &[]))
+            } else {
+                Err(ApiError::method_not_allowed())
+            }
+        };
+        match segs.as_slice() {
+            ["version"] => get_only(self.version()),
+            ["healthz"] | ["livez"] | ["readyz"] => Ok(Response::new(Body::from("ok"))),
+            ["api"] => get_only(
+                json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
+            ),
+            ["api", "v1"] => get_only(self.resource_list("", "v1")),
+            ["apis"] => get_only(self.group_list()),
+            ["apis", group] => {
+                let g = self.group_list();
+                let found = g["groups"]
+                    .as_array()
+                    .and_then(|gs| gs.iter().find(|x| x["name"] == *group).cloned());
+                match found {
+                    Some(mut g) => {
+                        g["kind"] = json!("APIGroup");
+                        g["apiVersion"] = json!("v1");
+                        get_only(g)
+                    }
+                    None => Err(ApiError::new(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    )),
+                }
+            }
+            ["apis", group, version] => {
+                if self.group_versions().iter().any(|(g, v)| g == group && v == version) {
+                    get_only(self.resource_list(group, version))
+                } else {
+                    Err(ApiError::new(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    ))
+                }
+            }
+            ["openapi", "v3"] => get_only(self.openapi_index()),
+            ["openapi", "v2"] if method == Method::GET => {
+                let docs: Vec<Value> = self
+                    .group_versions()
+                    .iter()
+                    .filter_map(|(g, v)| {
+                        self.openapi_gv(&if g.is_empty() {
+                            format!("api/{v}")
+                        } else {
+                            format!("apis/{g}/{v}")
+                        })
+                    })
+                    .collect();
+                let doc = crate::openapi_v2::merge(&docs);
+                let accept = headers
+                    .get(header::ACCEPT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                if accept.contains("protobuf") {
+                    Ok(Response::builder()
+                        .header(
+                            header::CONTENT_TYPE,
+                            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                        )
+                        .body(Body::from(crate::openapi_v2::encode(&doc)))
+                        .unwrap_or_default())
+                } else {
+                    Ok(json_response(200, &doc, &[]))
+                }
+            }
+            ["openapi", "v3", rest @ ..] => {
+                let gv = rest.join("/");
+                match self.openapi_gv(&gv) {
+                    Some(doc) => get_only(doc),
+                    None => Err(ApiError::new(404, "NotFound", format!("openapi: {gv} not found"))),
+                }
+            }
+            ["api", "v1", rest @ ..] => self.resource_request(method, "", "v1", rest, q, headers, body),
+            ["apis", group, version, rest @ ..] => {
+                self.resource_request(method, group, version, rest, q, headers, body)
+            }
+            _ => Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            )),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn resource_request(
+        self: &Arc<Self>,
+        method: &Method,
+        group: &str,
+        version: &str,
+        rest: &[&str],
+        q: &Query,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Response, ApiError> {
+        let (legacy_watch, rest) = match rest {
+            ["watch", r @ ..] => (true, r),
+            r => (false, r),
+        };
+        let not_found = || ApiError::new(404, "NotFound", "the server could not find the requested resource");
+        let lookup = |plural: &str| self.find(group, version, plural);
+        let target = match rest {
+            ["namespaces", ns, plural, tail @ ..] if lookup(plural).is_some_and(|t| t.namespaced) => {
+                let rt = lookup(plural).ok_or_else(not_found)?;
+                Target {
+                    rt,
+                    namespace: Some(ns.to_string()),
+                    name: tail.first().map(|s| s.to_string()),
+                    subresource: tail.get(1).map(|s| s.to_string()),
+                }
+            }
+            [plural, tail @ ..] => {
+                let rt = lookup(plural).ok_or_else(not_found)?;
+                if rt.namespaced && !tail.is_empty() {
+                    return Err(not_found());
+                }
+                Target {
+                    rt,
+                    namespace: None,
+                    name: tail.first().map(|s| s.to_string()),
+                    subresource: tail.get(1).map(|s| s.to_string()),
+                }
+            }
+            [] => return Err(not_found()),
+        };
+        if let Some(sub) = &target.subresource
+            && !(sub == "status" && target.rt.has_status)
+        {
+            return Err(not_found());
+        }
+        let accept = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let watch = legacy_watch || truthy(q, "watch");
+        let user = crate::rbac::UserInfo::from_headers(headers);
+        let verb = match (method.clone(), &target.name) {
+            (Method::GET, None) if watch => "watch",
+            (Method::GET, None) => "list",
+            (Method::GET, Some(_)) => "get",
+            (Method::POST, _) => "create",
+            (Method::PUT, _) => "update",
+            (Method::PATCH, _) => "patch",
+            (Method::DELETE, None) => "deletecollection",
+            (Method::DELETE, Some(_)) => "delete",
+            _ => "",
+        };
+        let attributes = crate::rbac::Attributes {
+            verb: verb.to_string(),
+            group: target.rt.group.clone(),
+            resource: target.rt.plural.clone(),
+            subresource: target.subresource.clone().unwrap_or_default(),
+            namespace: target.namespace.clone().unwrap_or_default(),
+            name: target.name.clone().unwrap_or_default(),
+        };
+        // Every authenticated user may ask what it may do (kube-apiserver's system:basic-user).
+        let self_review = target.rt.plural == "selfsubjectaccessreviews";
+        if self.rbac
+            && !self_review
+            && !verb.is_empty()
+            && !crate::rbac::allowed(&self.store.lock(), &user, &attributes)
+        {
+            let mut e = ApiError::forbidden(crate::rbac::denial(&user, &attributes));
+            e.details = Some(json!({"name": attributes.name, "group": attributes.group, "kind": attributes.resource}));
+            return Err(e);
+        }
+        let manager = field_manager(q, headers);
+        let t = &target;
+        match (method.clone(), &t.name) {
+            (Method::GET, None) if watch => self.watch(t, q),
+            (Method::GET, None) => self.list(t, q, &accept),
+            (Method::GET, Some(name)) => {
+                let obj = self.get(&t.rt, t.namespace.as_deref(), name)?;
+                if accept.contains("as=Table") {
+                    Ok(json_response(200, &self.table(&t.rt, &[obj.as_ref().clone()], q), &[]))
+                } else {
+                    Ok(json_response(200, &obj, &[]))
+                }
+            }
+            (Method::POST, None) => {
+                if t.rt.plural == "selfsubjectaccessreviews" {
+                    let mut review = parse_body(headers, &body)?;
+                    let ra = review.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
+                    let field = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                    let asked = crate::rbac::Attributes {
+                        verb: field("verb"),
+                        group: field("group"),
+                        resource: field("resource"),
+                        subresource: field("subresource"),
+                        namespace: field("namespace"),
+                        name: field("name"),
+                    };
+                    let allowed = !self.rbac || crate::rbac::allowed(&self.store.lock(), &user, &asked);
+                    review["status"] = if allowed {
+                        let reason = if self.rbac {
+                            "allowed by RBAC"
+                        } else {
+                            "the sandbox runs without RBAC (--rbac switches it on)"
+                        };
+                        json!({"allowed": true, "reason": reason})
+                    } else {
+                        json!({"allowed": false, "reason": crate::rbac::denial(&user, &asked)})
+                    };
+                    return Ok(json_response(201, &review, &[]));
+                }
+                let obj = parse_body(headers, &body)?;
+                let (created, warnings) =
+                    self.create_checked(&t.rt, t.namespace.as_deref(), obj, q, &manager, Some(&user))?;
+                Ok(json_response(201, &created, &warnings))
+            }
+            (Method::PUT, Some(name)) => {
+                let obj = parse_body(headers, &body)?;
+                let (updated, warnings) = self.update(t, name, obj, q, &manager, Some(&user))?;
+                Ok(json_response(200, &updated, &warnings))
+            }
+            (Method::PATCH, Some(name)) => {
+                let ct = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let kind = PatchType::from_content_type(ct).ok_or_else(|| {
+                    ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct})"))
+                })?;
+                let (patched, code, warnings) = self.patch(t, name, kind, &body, q, &manager, Some(&user))?;
+                Ok(json_response(code, &patched, &warnings))
+            }
+            (Method::DELETE, Some(name)) => {
+                let options = if body.is_empty() {
+                    json!({})
+                } else {
+                    parse_body(headers, &body)?
+                };
+                let deleted = self.delete(&t.rt, t.namespace.as_deref(), name, &options, q, Some(&user))?;
+                Ok(json_response(200, &deleted, &[]))
+            }
+            (Method::DELETE, None) => self.delete_collection(t, q, &user),
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    }
+}

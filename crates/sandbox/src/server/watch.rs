@@ -1,0 +1,105 @@
+//! Watches: events from a resourceVersion, bookmarks, and the 410 Gone of a compacted history.
+
+use super::*;
+
+impl ApiServer {
+    pub(super) fn watch(self: &Arc<Self>, t: &Target, q: &Query) -> Result<Response, ApiError> {
+        let (labels, fields) = self.selectors(&t.rt, q)?;
+        let resource = t.rt.group_resource();
+        let namespace = t.namespace.clone();
+        let filter_key = {
+            let resource = resource.clone();
+            let namespace = namespace.clone();
+            move |k: &Key| k.resource == resource && namespace.as_ref().is_none_or(|ns| &k.namespace == ns)
+        };
+        let send_initial = truthy(q, "sendInitialEvents");
+        let from = match q.get("resourceVersion").map(String::as_str) {
+            None | Some("") | Some("0") => None,
+            Some(rv) => Some(
+                rv.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resource version: {rv}")))?,
+            ),
+        };
+        let bookmarks = truthy(q, "allowWatchBookmarks");
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let rt = t.rt.clone();
+        let start = if send_initial { None } else { from };
+        let store = self.store.clone();
+        let interval = self.bookmark_interval;
+        let mut epoch = self.store.watch_epoch();
+        let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1024);
+        tokio::spawn(async move {
+            let line = |v: Value| Ok(Bytes::from(format!("{v}\n")));
+            store.watches_allowed().await;
+            let (past, initial, mut rx, start_rv) = match store.watch_from(start, &filter_key) {
+                Ok(s) => s,
+                Err(WatchStartError::Expired { requested, oldest }) => {
+                    // Like kube-apiserver: the stream carries one ERROR event with 410 Expired.
+                    let status =
+                        ApiError::gone(format!("too old resource version: {requested} ({oldest})")).to_status();
+                    let _ = tx.send(line(json!({"type": "ERROR", "object": status}))).await;
+                    return;
+                }
+            };
+            let matches = |o: &Value| labels.matches(o) && fields.matches(o);
+            let mut last_rv = start_rv;
+            for (_, obj) in initial {
+                if matches(&obj) && tx.send(line(json!({"type": "ADDED", "object": *obj}))).await.is_err() {
+                    return;
+                }
+            }
+            if send_initial {
+                let bm = json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": start_rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}}});
+                if tx.send(line(bm)).await.is_err() {
+                    return;
+                }
+            }
+            for e in past {
+                last_rv = e.rv;
+                if matches(&e.object)
+                    && tx
+                        .send(line(json!({"type": e.kind.as_str(), "object": *e.object})))
+                        .await
+                        .is_err()
+                {
+                    return;
+                }
+            }
+            let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(sleep_until) => return,
+                    _ = ticker.tick(), if bookmarks => {
+                        let bm = json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}}});
+                        if tx.send(line(bm)).await.is_err() { return; }
+                    }
+                    _ = tx.closed() => return,
+                    _ = epoch.changed() => return,
+                    received = rx.recv() => match received {
+                        Ok(e) => {
+                            if e.rv <= last_rv { continue; }
+                            last_rv = e.rv;
+                            if !filter_key(&e.key) || !matches(&e.object) { continue; }
+                            if tx.send(Ok(Bytes::from(e.line.to_string()))).await.is_err() { return; }
+                        }
+                        // A watcher that falls behind is closed; the client resumes from its
+                        // last resourceVersion.
+                        Err(_) => return,
+                    }
+                }
+            }
+        });
+        let stream = tokio_stream_from(body_rx);
+        Ok(Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::TRANSFER_ENCODING, "chunked")
+            .body(Body::from_stream(stream))
+            .unwrap_or_default())
+    }
+}

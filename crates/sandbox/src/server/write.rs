@@ -1,0 +1,244 @@
+//! Creation: identity, name and namespace checks, CRD schema and CEL validation, admission.
+
+use super::*;
+
+impl ApiServer {
+    /// Validates a custom resource against its CRD, returning the defaulted, pruned object.
+    pub(super) fn validate_custom(
+        &self,
+        rt: &ResourceType,
+        obj: &Value,
+        old: Option<&Value>,
+        q: &Query,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        if !rt.custom {
+            return Ok((obj.clone(), vec![]));
+        }
+        let mode = field_validation(q)?;
+        let validator = self.validator.read().unwrap_or_else(|p| p.into_inner());
+        match validator.validate(obj, old, mode) {
+            Ok(v) => Ok((v.object, v.warnings)),
+            Err(Rejected::Invalid(invalid)) => {
+                let causes = invalid
+                    .causes
+                    .iter()
+                    .map(|c| {
+                        let text = c.to_string();
+                        let message = text.strip_prefix(&format!("{}: ", c.path)).unwrap_or(&text).to_string();
+                        json!({"reason": c.kind.cause_reason(), "message": message, "field": c.path})
+                    })
+                    .collect();
+                Err(ApiError::invalid(
+                    &rt.group,
+                    &rt.kind,
+                    &invalid.name,
+                    invalid.to_string(),
+                    causes,
+                ))
+            }
+            Err(e @ Rejected::StrictDecoding { .. }) => Err(ApiError::bad_request(e.to_string())),
+            Err(e @ Rejected::UnknownKind { .. }) => Err(ApiError::internal(e.to_string())),
+        }
+    }
+
+    pub(super) fn check_identity(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<(), ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the body must be a JSON or YAML object"));
+        }
+        let api_version = str_field(obj, "/apiVersion").unwrap_or_default();
+        let kind = str_field(obj, "/kind").unwrap_or_default();
+        if api_version != rt.api_version() && !api_version.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({api_version}) does not match the expected API version ({})",
+                rt.api_version()
+            )));
+        }
+        if kind != rt.kind && !kind.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                rt.kind
+            )));
+        }
+        if rt.namespaced
+            && let (Some(body_ns), Some(url_ns)) = (str_field(obj, "/metadata/namespace"), namespace)
+            && body_ns != url_ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_name(&self, rt: &ResourceType, name: &str) -> Result<(), ApiError> {
+        let problems = if rt.plural == "namespaces" {
+            validate_dns1123_label(name)
+        } else {
+            validate_dns1123_subdomain(name)
+        };
+        if let Some(p) = problems.into_iter().next() {
+            let cause = format!("metadata.name: Invalid value: {name:?}: {p}");
+            return Err(ApiError::invalid(
+                &rt.group,
+                &rt.kind,
+                name,
+                format!("{} \"{name}\" is invalid: {cause}", rt.kind),
+                vec![
+                    json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: {name:?}: {p}"), "field": "metadata.name"}),
+                ],
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_namespace(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let ns = namespace.ok_or_else(|| ApiError::bad_request("a namespace is required for this resource"))?;
+        let inner = self.store.lock();
+        match inner.get(&Key::new("/namespaces", "", ns)) {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => Err(ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                ApiError::qualified(&rt.group, &rt.plural),
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Creates an object (the POST handler and internal callers).
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: Value,
+        q: &Query,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
+        self.create_checked(rt, namespace, obj, q, manager, None)
+            .map(|(v, _)| v)
+    }
+
+    /// Creates an object; `user` is the requester, whose request passes admission webhooks
+    /// (`None`: the sandbox's own writes, which do not).
+    pub(super) fn create_checked(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        mut obj: Value,
+        q: &Query,
+        manager: &str,
+        user: Option<&UserInfo>,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        self.check_identity(rt, namespace, &obj)?;
+        let dry = dry_run(q)?;
+        let name = match str_field(&obj, "/metadata/name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => match str_field(&obj, "/metadata/generateName") {
+                Some(prefix) => format!("{prefix}{}", random_suffix()),
+                None => {
+                    return Err(ApiError::invalid(
+                        &rt.group,
+                        &rt.kind,
+                        "",
+                        format!(
+                            "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                            rt.kind
+                        ),
+                        vec![
+                            json!({"reason": "FieldValueRequired", "message": "Required value: name or generateName is required", "field": "metadata.name"}),
+                        ],
+                    ));
+                }
+            },
+        };
+        self.check_name(rt, &name)?;
+        self.check_namespace(rt, namespace, &name)?;
+        {
+            let o = obj
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("the body must be an object"))?;
+            o.insert("apiVersion".into(), json!(rt.api_version()));
+            o.insert("kind".into(), json!(rt.kind));
+            if rt.has_status && rt.custom {
+                o.remove("status");
+            }
+        }
+        let mut admission_warnings = Vec::new();
+        let request = user.map(|user| AdmissionRequest {
+            rt,
+            subresource: None,
+            operation: "CREATE",
+            name: &name,
+            namespace,
+            old: None,
+            dry_run: dry,
+            options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager}),
+            user,
+        });
+        if let Some(request) = &request {
+            obj = self.mutate(request, obj, &mut admission_warnings)?;
+        }
+        if let Some(m) = meta_mut(&mut obj) {
+            m.insert("name".into(), json!(name));
+            if rt.namespaced {
+                m.insert("namespace".into(), json!(namespace.unwrap_or_default()));
+            } else {
+                m.remove("namespace");
+            }
+            for server_set in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "managedFields",
+                "selfLink",
+            ] {
+                m.remove(server_set);
+            }
+            m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+            m.insert("creationTimestamp".into(), json!(now()));
+            m.insert("generation".into(), json!(1));
+        }
+        if rt.plural == "namespaces" {
+            // kube-apiserver labels every namespace with its name, for namespace selectors.
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            obj["status"] = json!({"phase": "Active"});
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+        }
+        let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, q)?;
+        if let Some(request) = &request {
+            self.validate_admission(request, &obj, &mut warnings)?;
+        }
+        warnings.splice(0..0, admission_warnings);
+        meta::record_update(None, &mut obj, manager, &rt.api_version(), None);
+        let key = Self::key(rt, namespace, &name);
+        let mut inner = self.store.lock();
+        if inner.get(&key).is_some() {
+            return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
+        }
+        if dry {
+            return Ok((obj, warnings));
+        }
+        let rv = inner.next_rv();
+        if let Some(m) = meta_mut(&mut obj) {
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
+        let stored = inner.put(&self.store, key, obj);
+        drop(inner);
+        if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
+            self.establish_crd(&name);
+        }
+        Ok(((*stored).clone(), warnings))
+    }
+}

@@ -9,13 +9,13 @@ COPY Cargo.toml Cargo.lock ./
 COPY crates crates
 RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && for b in controller admission; do echo 'fn main() {}' > benches/$b.rs; done \
-    && cargo build --release --locked --bin purchase-guard \
+    && cargo build --release --locked --no-default-features --bin purchase-guard \
     && rm -rf src benches
+# Without the default `sandbox` feature: the image carries neither the sandbox nor the examples.
 COPY src src
-COPY examples examples
 COPY benches benches
 RUN touch src/main.rs src/lib.rs \
-    && cargo build --release --locked --bin purchase-guard \
+    && cargo build --release --locked --no-default-features --bin purchase-guard \
     && strip target/release/purchase-guard
 
 # glibc and libgcc only (the binary links them dynamically); no shell, no package manager.

@@ -1,12 +1,19 @@
 //! purchase-guard: restricts purchases of partner customers in Kubernetes.
 //!
-//! - [`api`]: the custom resources (group `purchaseguard.io`, version `v1alpha1`).
-//! - [`crdgen`]: the CustomResourceDefinitions generated from them.
+//! The layers, each depending only on those below it:
 //!
-//! The rules themselves live in the `purchase-guard-policy` crate, the pure policy core.
+//! - [`api`]: the custom resources (group `purchaseguard.io`, version `v1alpha1`), and
+//!   [`crdgen`]: the CustomResourceDefinitions generated from them.
+//! - the rules: the `purchase-guard-policy` crate, the pure policy core (no I/O, no clock).
+//! - [`index`]: the watched objects and the indexes over them, translated into the core's
+//!   types.
+//! - [`controller`]: the reconcilers writing status conditions and events.
+//! - [`webhook`]: the admission webhooks, reading the index; they never call the API server.
+//! - [`runtime`]: the process: one start path, leader election, health, metrics, logging.
 
 pub mod api;
 pub mod controller;
 pub mod crdgen;
 pub mod index;
+pub mod runtime;
 pub mod webhook;

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod run;
+#[cfg(feature = "sandbox")]
 mod sandbox;
 
 /// purchase-guard: restrict purchases of partner customers in Kubernetes.
@@ -26,6 +27,7 @@ enum Command {
     /// context (in-cluster in a pod).
     Run(Box<run::Args>),
     /// Run a local Kubernetes API server (no cluster needed) and write a kubeconfig for it.
+    #[cfg(feature = "sandbox")]
     Sandbox(sandbox::Args),
 }
 
@@ -34,27 +36,30 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crds { dir } => crds(dir),
         Command::Run(args) => run::run(*args),
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("purchase-guard: {e}");
+            // The whole chain: "what was being done: why it failed".
+            eprintln!("purchase-guard: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn crds(dir: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
+fn crds(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    use anyhow::Context as _;
     use purchase_guard::crdgen;
     match dir {
         None => print!("{}", crdgen::all_yaml()?),
         Some(dir) => {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             for crd in crdgen::all() {
                 let path = dir.join(crdgen::file_name(&crd));
                 std::fs::write(&path, crdgen::to_yaml(&crd)?)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    .with_context(|| format!("cannot write {}", path.display()))?;
             }
         }
     }

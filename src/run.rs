@@ -1,14 +1,12 @@
 //! `purchase-guard run`: the production entry point. Every setting is a flag with an
 //! environment-variable twin.
 
-use purchase_guard::controller::{self, Metrics};
-use purchase_guard::webhook::handlers::{Enforcement, Guarded, Settings, Webhooks};
-use purchase_guard::webhook::{self, Certificates, certs::SelfManaged};
+use anyhow::Context as _;
+use purchase_guard::runtime::{self, leader::LeaseOptions, logging};
+use purchase_guard::webhook::{Certificates, Enforcement, Guarded, Settings, certs::SelfManaged};
 use purchase_guard_policy as policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -136,17 +134,14 @@ fn parse_billing_mode(s: &str) -> Result<policy::BillingMode, String> {
 }
 
 impl WebhookArgs {
-    fn settings(&self) -> Result<Settings, String> {
+    fn settings(&self) -> anyhow::Result<Settings> {
         let matrix = match &self.impact_matrix {
             None => policy::ImpactMatrix::default(),
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| format!("--impact-matrix {}: {e}", path.display()))?;
-                let matrix: policy::ImpactMatrix =
-                    serde_yaml_ng::from_str(&text).map_err(|e| format!("--impact-matrix {}: {e}", path.display()))?;
-                matrix
-                    .validate()
-                    .map_err(|e| format!("--impact-matrix {}: {e}", path.display()))?;
+                let what = || format!("--impact-matrix {}", path.display());
+                let text = std::fs::read_to_string(path).with_context(what)?;
+                let matrix: policy::ImpactMatrix = serde_yaml_ng::from_str(&text).with_context(what)?;
+                matrix.validate().map_err(anyhow::Error::msg).with_context(what)?;
                 matrix
             }
         };
@@ -183,63 +178,10 @@ impl WebhookArgs {
     }
 }
 
-pub fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_runtime=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Serves /healthz (the process is up), /readyz (caches synced) and /metrics (OpenMetrics).
-async fn serve_health(addr: SocketAddr, ready: Arc<AtomicBool>, metrics: Arc<Metrics>) -> Result<(), String> {
-    use axum::http::{StatusCode, header};
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} (--health-addr): {e}"))?;
-    let app = axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready.load(Ordering::SeqCst) {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
-                    }
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        metrics.encode(),
-                    )
-                }
-            }),
-        );
-    axum::serve(listener, app)
-        .await
-        .map_err(|e| format!("health server: {e}"))
-}
-
-pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    init_logging(&args.log_format);
+/// Runs purchase-guard against the cluster of the current kube context.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let format = args.log_format.parse().map_err(anyhow::Error::msg)?;
+    logging::init(format, "info,kube_runtime=warn");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // Settings first: a bad flag or file is reported before anything connects.
     let settings = args.webhooks.settings()?;
@@ -247,94 +189,29 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         // The kube context as kubectl uses it (KUBECONFIG, ~/.kube/config), or in-cluster.
         let client = kube::Client::try_default()
             .await
-            .map_err(|e| format!("cannot configure a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
-        controller::check_crds(&client).await?;
-        let metrics = Arc::new(Metrics::default());
-        let webhooks = Arc::new(Webhooks::new(settings));
-        let webhook_server = webhook::start(
-            client.clone(),
-            args.webhooks.webhook_addr,
-            args.webhooks.certificates(&args.lease_namespace),
-            webhooks.clone(),
-            metrics.clone(),
-            crate::sandbox::shutdown_signal(),
-        )
-        .await?;
-        let ready = Arc::new(AtomicBool::new(false));
-        let health = tokio::spawn(serve_health(args.health_addr, ready.clone(), metrics.clone()));
-
-        let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_election);
-        let mut lease_task = None;
-        if args.leader_election {
-            let identity = args.identity.clone().unwrap_or_else(|| {
+            .context("cannot configure a Kubernetes client (KUBECONFIG or in-cluster)")?;
+        let lease = args.leader_election.then(|| LeaseOptions {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            identity: args.identity.clone().unwrap_or_else(|| {
                 let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "purchase-guard".into());
                 format!("{host}-{}", std::process::id())
-            });
-            let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-                .with_namespace(&args.lease_namespace)
-                .with_identity(&identity)
-                .with_duration(args.lease_duration)
-                .with_grace(args.lease_grace)
-                .with_field_manager("purchase-guard")
-                .build()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "cannot set up leader election on Lease {}/{}: {e}",
-                        args.lease_namespace, args.lease_name
-                    )
-                })?;
-            let (mut channel, task) = manager.watch().await;
-            let metrics = metrics.clone();
-            let forward = tokio::spawn(async move {
-                loop {
-                    let leading = *channel.borrow_and_update();
-                    metrics.leader.set(i64::from(leading));
-                    if leader_tx.send(leading).is_err() {
-                        return channel;
-                    }
-                    if leading {
-                        tracing::info!(%identity, "leading: reconciling");
-                    } else {
-                        tracing::info!(%identity, "not the leader: caches only");
-                    }
-                    if channel.changed().await.is_err() {
-                        let _ = leader_tx.send(false);
-                        return channel;
-                    }
-                }
-            });
-            lease_task = Some((forward, task));
-        } else {
-            metrics.leader.set(1);
-        }
-
-        tracing::info!("purchase-guard controllers starting");
-        let ready_flag = ready.clone();
-        let result = tokio::select! {
-            r = controller::run(client, metrics, leader_rx, crate::sandbox::shutdown_signal(), move |stores| {
-                webhooks.set_stores(stores);
-                ready_flag.store(true, Ordering::SeqCst);
-                tracing::info!("caches synced");
-            }) => r.map_err(|e| e.to_string()),
-            h = health => Err(match h { Ok(Err(e)) => e, _ => "the health server stopped".to_string() }),
-        };
-        webhook_server.abort();
-        // Release the lease so that another replica takes over at once.
-        if let Some((forward, task)) = lease_task {
-            // Dropping the forwarder drops the lease channel, which stops the manager.
-            forward.abort();
-            let _ = forward.await;
-            match tokio::time::timeout(Duration::from_secs(5), task).await {
-                Ok(Ok(Ok(manager))) => {
-                    if let Err(e) = manager.release().await {
-                        tracing::warn!(error = %e, "cannot release the lease");
-                    }
-                }
-                _ => tracing::warn!("the lease manager did not stop in time"),
-            }
-        }
-        tracing::info!("purchase-guard stopped");
-        result.map_err(|e| e.into())
+            }),
+            duration: args.lease_duration,
+            grace: args.lease_grace,
+        });
+        let running = runtime::start(
+            client,
+            runtime::Options {
+                settings,
+                webhook_addr: args.webhooks.webhook_addr,
+                certificates: args.webhooks.certificates(&args.lease_namespace),
+                health_addr: Some(args.health_addr),
+                lease,
+            },
+        )
+        .await?;
+        running.run(runtime::shutdown::signal()).await?;
+        Ok(())
     })
 }

@@ -1,11 +1,11 @@
 //! `purchase-guard sandbox`: the local API server, for trying purchase-guard without a cluster.
 
-use purchase_guard::webhook::handlers::{Settings, Webhooks};
-use purchase_guard::webhook::{self, Certificates, ServiceRef, tls};
+use anyhow::Context as _;
+use purchase_guard::runtime::{self, logging};
+use purchase_guard::webhook::{self, Certificates, ServiceRef, Settings, tls};
 use purchase_guard_sandbox::{Config, Sandbox};
 use serde::Deserialize;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
@@ -96,34 +96,33 @@ const EXAMPLES: [(&str, &str); 7] = [
 const WEBHOOK_NAMESPACE: &str = "purchase-guard";
 const WEBHOOK_SERVICE: &str = "purchase-guard-webhook";
 
-fn install_examples(sandbox: &Sandbox) -> Result<usize, Box<dyn std::error::Error>> {
+fn install_examples(sandbox: &Sandbox) -> anyhow::Result<usize> {
     let mut count = 0;
     for (file, text) in EXAMPLES {
         for doc in serde_yaml_ng::Deserializer::from_str(text) {
-            let value = serde_json::Value::deserialize(doc).map_err(|e| format!("{file}: {e}"))?;
+            let value = serde_json::Value::deserialize(doc).context(file)?;
             if value.is_null() {
                 continue;
             }
             sandbox
                 .server
                 .apply_object(value, "purchase-guard-sandbox")
-                .map_err(|e| format!("{file}: {e}"))?;
+                .context(file)?;
             count += 1;
         }
     }
     Ok(count)
 }
 
-pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+/// Runs the sandbox until Ctrl-C or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    // Errors only unless RUST_LOG asks: the sandbox prints what to try on standard output.
+    logging::init(logging::LogFormat::Text, "error");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(serve(args))
 }
 
-async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(args: Args) -> anyhow::Result<()> {
     // The in-process webhooks listen on a free port that the Service mapping points at.
     let webhook_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let mut service_endpoints: std::collections::HashMap<String, String> =
@@ -160,8 +159,11 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         examples = install_examples(&sandbox)?;
     }
     sandbox.write_kubeconfig(&args.kubeconfig)?;
-    let webhooks = Arc::new(Webhooks::new(Settings::default()));
-    if !args.api_only {
+    let settings = Settings::default();
+    let guarded = settings.guarded.clone();
+    let controllers = if args.api_only {
+        None
+    } else {
         let ca = tls::new_authority("purchase-guard sandbox CA", Duration::from_secs(10 * 365 * 24 * 3600))?;
         let serving = tls::issue(
             &ca,
@@ -169,13 +171,16 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             Duration::from_secs(365 * 24 * 3600),
         )?;
         let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse()?))?;
-        webhook::start(
+        // The same start path as `purchase-guard run`: one replica, always the leader.
+        let running = runtime::start(
             client,
-            ([127, 0, 0, 1], webhook_port).into(),
-            Certificates::InMemory(serving),
-            webhooks.clone(),
-            Default::default(),
-            shutdown_signal(),
+            runtime::Options {
+                settings,
+                webhook_addr: ([127, 0, 0, 1], webhook_port).into(),
+                certificates: Certificates::InMemory(serving),
+                health_addr: None,
+                lease: None,
+            },
         )
         .await?;
         sandbox.server.apply_object(
@@ -190,30 +195,15 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "purchase-guard",
             &service,
             Some(&ca.cert),
-            &webhooks.settings.guarded,
+            &guarded,
             &["kube-system", WEBHOOK_NAMESPACE],
         ) {
             sandbox.server.apply_object(config, "purchase-guard-sandbox")?;
         }
-    }
-    let controllers = if args.api_only {
-        None
-    } else {
-        let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse()?))?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(purchase_guard::controller::run(
-            client,
-            Default::default(),
-            // A single replica: always the leader.
-            tokio::sync::watch::channel(true).1,
-            async {
-                let _ = stopped.await;
-            },
-            {
-                let webhooks = webhooks.clone();
-                move |stores| webhooks.set_stores(stores)
-            },
-        ));
+        let task = tokio::spawn(running.run(async {
+            let _ = stopped.await;
+        }));
         Some((stop, task))
     };
     let (major, minor) = purchase_guard_sandbox::KUBERNETES_VERSION;
@@ -265,34 +255,16 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("  kubectl explain purchaserestriction.spec");
     }
     println!("\nCtrl-C stops it.");
-    shutdown_signal().await;
+    runtime::shutdown::signal().await;
     println!("shutting down");
     if let Some((stop, task)) = controllers {
         let _ = stop.send(());
-        let _ = task.await;
+        match task.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "purchase-guard stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "purchase-guard's task failed"),
+            Ok(Ok(())) => {}
+        }
     }
     sandbox.shutdown().await;
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

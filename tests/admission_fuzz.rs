@@ -3,10 +3,10 @@
 //! reason when the body is unusable.
 
 use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
-use purchase_guard::controller::Metrics;
 use purchase_guard::index::Stores;
-use purchase_guard::webhook::handlers::{Enforcement, Settings, Webhooks};
+use purchase_guard::webhook::Metrics;
 use purchase_guard::webhook::server::{Which, review_body};
+use purchase_guard::webhook::{Enforcement, Settings, Webhooks};
 use serde_json::{Value, json};
 
 /// xorshift64*: deterministic, so a failure reproduces.

@@ -7,7 +7,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use purchase_guard::api::*;
-use purchase_guard::controller::{self, Metrics};
+use purchase_guard::controller::{self, Kind, Metrics};
 use purchase_guard_sandbox::{Config, Sandbox};
 use serde_json::json;
 use std::future::Future;
@@ -375,7 +375,7 @@ async fn the_rules_hold_in_status_conditions() {
         .iter()
         .map(|c| serde_json::to_string(&c.status).unwrap_or_default())
         .collect();
-    let before: Vec<u64> = (0..4).map(|k| env.metrics.reconciles_of(k)).collect();
+    let before: Vec<u64> = Kind::ALL.iter().map(|&k| env.metrics.reconciles_of(k)).collect();
     env.sandbox.server.store.pause_watches();
     env.sandbox.server.store.close_watches();
     env.sandbox.server.store.lock().compact();
@@ -385,7 +385,12 @@ async fn the_rules_hold_in_status_conditions() {
     eventually("every object is reconciled again after the relist", || {
         let metrics = metrics.clone();
         let before = before.clone();
-        async move { (0..4).all(|k| metrics.reconciles_of(k) >= before[k] + expected[k]) }
+        async move {
+            Kind::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, &k)| metrics.reconciles_of(k) >= before[i] + expected[i])
+        }
     })
     .await;
     let snapshot_after: Vec<String> = env

@@ -339,7 +339,7 @@ async fn sandbox_platform() -> Env {
             name: "purchase-guard-webhook",
         },
         None,
-        &purchase_guard::webhook::handlers::default_guarded(),
+        &purchase_guard::webhook::default_guarded(),
         &["kube-system", NAMESPACE],
     );
     for config in &built {

@@ -1,4 +1,6 @@
-//! The controllers' metrics, in OpenMetrics form (prometheus-client).
+//! The controllers' metrics, registered in the process's registry by [`Metrics::register`]:
+//! reconciles, failures and durations per kind, status writes per kind and outcome, the
+//! customers by effective state, and whether this replica leads.
 
 use crate::api::{CustomerAccount, RestrictionState};
 use kube::runtime::reflector::Store;
@@ -8,146 +10,223 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
+use std::time::Instant;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
-    pub kind: &'static str,
+/// The kinds the controllers reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    CustomerAccount,
+    PurchaseRestriction,
+    ResellerDelegation,
+    Partner,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabel {
-    pub state: &'static str,
-}
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::CustomerAccount,
+        Kind::PurchaseRestriction,
+        Kind::ResellerDelegation,
+        Kind::Partner,
+    ];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AdmissionLabels {
-    pub webhook: &'static str,
-    pub operation: String,
-    pub outcome: &'static str,
-    pub reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct WebhookLabel {
-    pub webhook: &'static str,
-}
-
-/// The kinds, in the order the reconcilers use.
-pub const KINDS: [&str; 4] = [
-    "CustomerAccount",
-    "PurchaseRestriction",
-    "ResellerDelegation",
-    "Partner",
-];
-
-/// Counters, histograms and gauges of the controllers.
-pub struct Metrics {
-    registry: Mutex<Registry>,
-    pub reconciles: Family<KindLabel, Counter>,
-    pub errors: Family<KindLabel, Counter>,
-    pub duration: Family<KindLabel, Histogram>,
-    pub status_writes: Family<KindLabel, Counter>,
-    customers: Family<StateLabel, Gauge>,
-    pub leader: Gauge,
-    /// Admission reviews by webhook, operation, outcome (allowed, denied, warned, error) and
-    /// reason.
-    pub admissions: Family<AdmissionLabels, Counter>,
-    pub admission_duration: Family<WebhookLabel, Histogram>,
-    customer_store: OnceLock<Store<CustomerAccount>>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics").finish_non_exhaustive()
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::with_prefix("purchase_guard");
-        let reconciles = Family::<KindLabel, Counter>::default();
-        let errors = Family::<KindLabel, Counter>::default();
-        let duration = Family::<KindLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 14))
-        });
-        let status_writes = Family::<KindLabel, Counter>::default();
-        let customers = Family::<StateLabel, Gauge>::default();
-        let leader = Gauge::default();
-        let admissions = Family::<AdmissionLabels, Counter>::default();
-        let admission_duration = Family::<WebhookLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.00001, 2.0, 20))
-        });
-        registry.register(
-            "admissions",
-            "Admission reviews by webhook, operation, outcome and reason",
-            admissions.clone(),
-        );
-        registry.register(
-            "admission_duration_seconds",
-            "Time to judge an admission review, per webhook",
-            admission_duration.clone(),
-        );
-        registry.register("reconciles", "Completed reconciles per kind", reconciles.clone());
-        registry.register("reconcile_errors", "Failed reconciles per kind", errors.clone());
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration per kind",
-            duration.clone(),
-        );
-        registry.register("status_writes", "Status writes per kind", status_writes.clone());
-        registry.register("customers", "Customers by effective state", customers.clone());
-        registry.register("leader", "1 when this replica holds the leader lease", leader.clone());
-        Metrics {
-            registry: Mutex::new(registry),
-            reconciles,
-            errors,
-            duration,
-            status_writes,
-            customers,
-            leader,
-            admissions,
-            admission_duration,
-            customer_store: OnceLock::new(),
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::CustomerAccount => "CustomerAccount",
+            Kind::PurchaseRestriction => "PurchaseRestriction",
+            Kind::ResellerDelegation => "ResellerDelegation",
+            Kind::Partner => "Partner",
         }
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WriteLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+/// What became of a status write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Written,
+    Failed,
+    TimedOut,
+}
+
+impl WriteOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            WriteOutcome::Written => "written",
+            WriteOutcome::Failed => "failed",
+            WriteOutcome::TimedOut => "timeout",
+        }
+    }
+}
+
+/// Counters, histograms and gauges of the controllers.
+#[derive(Debug)]
+pub struct Metrics {
+    reconciles: Family<KindLabel, Counter>,
+    failures: Family<KindLabel, Counter>,
+    duration: Family<KindLabel, Histogram>,
+    status_writes: Family<WriteLabels, Counter>,
+    customers: Family<StateLabel, Gauge>,
+    leader: Gauge,
+    customer_store: OnceLock<Store<CustomerAccount>>,
+}
+
+impl Default for Metrics {
+    /// Metrics that are counted but not exposed (tests, benchmarks).
+    fn default() -> Self {
+        Metrics::register(&mut Registry::default())
+    }
+}
+
+/// Measures one reconcile: counted as completed or failed, with its duration, when dropped.
+pub struct ReconcileTimer<'a> {
+    metrics: &'a Metrics,
+    kind: Kind,
+    started: Instant,
+    failed: bool,
+}
+
+impl ReconcileTimer<'_> {
+    pub fn failed(&mut self) {
+        self.failed = true;
+    }
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        let label = KindLabel { kind: self.kind.name() };
+        self.metrics
+            .duration
+            .get_or_create(&label)
+            .observe(self.started.elapsed().as_secs_f64());
+        let counter = if self.failed {
+            &self.metrics.failures
+        } else {
+            &self.metrics.reconciles
+        };
+        counter.get_or_create(&label).inc();
+    }
+}
+
 impl Metrics {
-    /// Completed reconciles of a kind (index into [`KINDS`]).
-    pub fn reconciles_of(&self, kind: usize) -> u64 {
-        self.reconciles.get_or_create(&KindLabel { kind: KINDS[kind] }).get()
+    /// Creates the controllers' metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Metrics {
+            reconciles: Family::default(),
+            failures: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))),
+            status_writes: Family::default(),
+            customers: Family::default(),
+            leader: Gauge::default(),
+            customer_store: OnceLock::new(),
+        };
+        registry.register(
+            "reconciles",
+            "Completed reconciles per kind",
+            metrics.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles per kind",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Reconcile duration per kind",
+            metrics.duration.clone(),
+        );
+        registry.register(
+            "status_writes",
+            "Status writes per kind and outcome (written, failed, timeout)",
+            metrics.status_writes.clone(),
+        );
+        registry.register("customers", "Customers by effective state", metrics.customers.clone());
+        registry.register(
+            "leader",
+            "1 when this replica holds the leader lease",
+            metrics.leader.clone(),
+        );
+        metrics
+    }
+
+    /// Starts measuring a reconcile of `kind`.
+    pub fn reconcile(&self, kind: Kind) -> ReconcileTimer<'_> {
+        ReconcileTimer {
+            metrics: self,
+            kind,
+            started: Instant::now(),
+            failed: false,
+        }
+    }
+
+    /// Completed reconciles of a kind.
+    pub fn reconciles_of(&self, kind: Kind) -> u64 {
+        self.reconciles.get_or_create(&KindLabel { kind: kind.name() }).get()
+    }
+
+    /// Status writes of a kind with an outcome.
+    pub fn status_writes_of(&self, kind: Kind, outcome: WriteOutcome) -> u64 {
+        self.status_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.name(),
+                outcome: outcome.label(),
+            })
+            .get()
+    }
+
+    pub(crate) fn status_write(&self, kind: Kind, outcome: WriteOutcome) {
+        self.status_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.name(),
+                outcome: outcome.label(),
+            })
+            .inc();
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     pub(crate) fn set_customer_store(&self, store: Store<CustomerAccount>) {
         let _ = self.customer_store.set(store);
     }
 
-    /// The OpenMetrics text, with the customers-by-state gauge computed from the cache.
-    pub fn encode(self: &Arc<Self>) -> String {
-        if let Some(store) = self.customer_store.get() {
-            let mut counts = [0i64; 4];
-            for c in store.state() {
-                let idx = match c.status.as_ref().and_then(|s| s.decision.as_ref()).map(|d| d.state) {
-                    Some(RestrictionState::Restricted) => 0,
-                    Some(RestrictionState::RestrictedAndFrozen) => 1,
-                    Some(RestrictionState::Unrestricted) => 2,
-                    None => 3,
-                };
-                counts[idx] += 1;
-            }
-            for (state, n) in ["Restricted", "RestrictedAndFrozen", "Unrestricted", "Unknown"]
-                .into_iter()
-                .zip(counts)
-            {
-                self.customers.get_or_create(&StateLabel { state }).set(n);
-            }
+    /// Recomputes the customers-by-state gauge from the cache (before each scrape).
+    pub fn refresh(&self) {
+        let Some(store) = self.customer_store.get() else {
+            return;
+        };
+        let mut counts = [0i64; 4];
+        for c in store.state() {
+            let idx = match c.status.as_ref().and_then(|s| s.decision.as_ref()).map(|d| d.state) {
+                Some(RestrictionState::Restricted) => 0,
+                Some(RestrictionState::RestrictedAndFrozen) => 1,
+                Some(RestrictionState::Unrestricted) => 2,
+                None => 3,
+            };
+            counts[idx] += 1;
         }
-        let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
-            out.clear();
+        for (state, n) in ["Restricted", "RestrictedAndFrozen", "Unrestricted", "Unknown"]
+            .into_iter()
+            .zip(counts)
+        {
+            self.customers.get_or_create(&StateLabel { state }).set(n);
         }
-        out
     }
 }

@@ -2,10 +2,10 @@
 //! force, history. Pure functions; `now` is a parameter.
 
 use crate::api::{
-    AcceptedDecision, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference,
-    PurchaseRestrictionStatus, StateTransition,
+    AcceptedDecision, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference, PartnerStatus,
+    PurchaseRestrictionStatus, ResellerDelegationStatus, StateTransition,
 };
-use crate::index::micro_time;
+use crate::index::convert::micro_time;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use purchase_guard_policy as policy;
 
@@ -282,3 +282,98 @@ pub fn decision_status(
         rejected_generation: verdict.rejected_generation,
     }
 }
+
+/// The status of a delegation from its verdict: `Accepted` and `Active`, and the distributor
+/// that issued it (when a partner acts in its namespace).
+pub fn delegation_status(
+    generation: Option<i64>,
+    previous: Option<&ResellerDelegationStatus>,
+    reseller: &str,
+    verdict: &Result<(), policy::DelegationRejection>,
+    distributor: Option<String>,
+    now: &Time,
+) -> ResellerDelegationStatus {
+    let prev = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let (reason, message) = match verdict {
+        Ok(()) => (
+            "Accepted".to_string(),
+            format!("reseller \"{reseller}\" now holds restriction authority over its customers (R3)"),
+        ),
+        Err(e) => (e.reason().to_string(), e.to_string()),
+    };
+    let ok = verdict.is_ok();
+    ResellerDelegationStatus {
+        observed_generation: generation,
+        conditions: vec![
+            condition(prev, "Accepted", ok, &reason, message.clone(), generation, now),
+            condition(
+                prev,
+                "Active",
+                ok,
+                if ok { "Active" } else { "NotAccepted" },
+                message,
+                generation,
+                now,
+            ),
+        ],
+        distributor,
+    }
+}
+
+/// The status of a partner: `Ready` from its readiness, and for a reseller
+/// `RestrictionDelegated` from the delegation in force for it (`delegation`).
+pub fn partner_status(
+    generation: Option<i64>,
+    previous: Option<&PartnerStatus>,
+    namespace: &str,
+    readiness: &Result<(), policy::PartnerNotReady>,
+    reseller: bool,
+    delegation: Option<&policy::ObjectKey>,
+    now: &Time,
+) -> PartnerStatus {
+    let prev = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let (reason, message) = match readiness {
+        Ok(()) => ("Ready", format!("acts in namespace \"{namespace}\"")),
+        Err(e) => (e.reason(), e.to_string()),
+    };
+    let mut conditions = vec![condition(
+        prev,
+        "Ready",
+        readiness.is_ok(),
+        reason,
+        message,
+        generation,
+        now,
+    )];
+    if reseller {
+        let (reason, message) = match delegation {
+            Some(key) => (
+                "Delegated",
+                format!(
+                    "the distributor delegated restriction of this reseller's customers (ResellerDelegation {key}); only this reseller may restrict them (R3)"
+                ),
+            ),
+            None => (
+                "NotDelegated",
+                "the distributor holds restriction authority over this reseller's customers (R2)".to_string(),
+            ),
+        };
+        conditions.push(condition(
+            prev,
+            "RestrictionDelegated",
+            delegation.is_some(),
+            reason,
+            message,
+            generation,
+            now,
+        ));
+    }
+    PartnerStatus {
+        observed_generation: generation,
+        conditions,
+        delegation: delegation.filter(|_| reseller).map(object_ref),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! The AdmissionReview envelope: parsing a request body and writing a response, with a clear
 //! answer for every malformed input and never a panic.
 
+use crate::api::GROUP;
 use serde_json::{Value, json};
 
 /// The AdmissionReview version served.
@@ -14,6 +15,8 @@ pub struct Outcome {
     pub code: u16,
     /// A CamelCase reason: the metric label, and `status.reason` of a denial.
     pub reason: &'static str,
+    /// The rule (R1..R9) a denial enforces; empty for denials of malformed requests.
+    pub rule: &'static str,
     pub message: String,
     pub warnings: Vec<String>,
     /// A JSON patch (mutating webhooks).
@@ -26,6 +29,7 @@ impl Outcome {
             allowed: true,
             code: 200,
             reason,
+            rule: "",
             message: String::new(),
             warnings: vec![],
             patch: None,
@@ -37,10 +41,17 @@ impl Outcome {
             allowed: false,
             code,
             reason,
+            rule: "",
             message: message.into(),
             warnings: vec![],
             patch: None,
         }
+    }
+
+    /// Names the rule a denial enforces (logged with every denial).
+    pub fn rule(mut self, rule: &'static str) -> Self {
+        self.rule = rule;
+        self
     }
 }
 
@@ -197,4 +208,37 @@ pub fn respond(uid: &str, outcome: &Outcome) -> Value {
         response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
     }
     json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response})
+}
+
+/// The denial of a kind a webhook is not meant for (a webhook configuration's rules are wrong).
+pub(crate) fn unexpected_kind(req: &Request, handles: &str) -> Outcome {
+    Outcome::deny(
+        400,
+        "UnexpectedKind",
+        format!(
+            "this webhook {handles} of {GROUP}, not {}/{} {}; check the webhook configuration's rules",
+            req.group, req.version, req.kind
+        ),
+    )
+}
+
+/// Reads the object of a request as a purchase-guard kind; a denial naming the field if not.
+pub(crate) fn parse_object<K: serde::de::DeserializeOwned + kube::Resource<DynamicType = ()>>(
+    object: Option<&Value>,
+    namespace: &str,
+) -> Result<K, Outcome> {
+    let Some(object) = object else {
+        return Err(Outcome::deny(400, "NoObject", "request.object is missing"));
+    };
+    let mut parsed: K = serde_json::from_value(object.clone()).map_err(|e| {
+        Outcome::deny(
+            422,
+            "Invalid",
+            format!("the {} in request.object does not decode: {e}", K::kind(&())),
+        )
+    })?;
+    if parsed.meta().namespace.is_none() {
+        parsed.meta_mut().namespace = Some(namespace.to_string());
+    }
+    Ok(parsed)
 }

@@ -1,8 +1,9 @@
-//! The admission HTTP routes: one path per webhook, a body limit, metrics.
+//! The admission routes: one path per webhook, a body limit, metrics, a span per review and a
+//! log line per denial.
 
-use super::handlers::Webhooks;
+use super::Webhooks;
+use super::metrics::Metrics;
 use super::review::{self, Outcome};
-use crate::controller::metrics::{AdmissionLabels, Metrics, WebhookLabel};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -55,24 +56,10 @@ pub struct Reply {
 /// Judges one request body with one webhook and records metrics. Never panics.
 pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &[u8]) -> Reply {
     let started = Instant::now();
-    let record = |operation: &str, outcome: &'static str, reason: &'static str| {
-        metrics
-            .admissions
-            .get_or_create(&AdmissionLabels {
-                webhook: which.name(),
-                operation: operation.to_string(),
-                outcome,
-                reason,
-            })
-            .inc();
-        metrics
-            .admission_duration
-            .get_or_create(&WebhookLabel { webhook: which.name() })
-            .observe(started.elapsed().as_secs_f64());
-    };
     let (uid, operation, outcome) = match review::parse(body) {
         Err(review::Unusable(why)) => {
-            record("", "error", "UnusableRequest");
+            metrics.record(which.name(), "", "error", "UnusableRequest", started.elapsed());
+            tracing::info!(webhook = which.name(), reason = "UnusableRequest", %why, "admission request refused");
             return Reply {
                 status: 400,
                 body: why.into_bytes(),
@@ -84,11 +71,31 @@ pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &
             Outcome::deny(400, "MalformedReview", malformed.message),
         ),
         Ok(Ok(request)) => {
+            let span = tracing::info_span!(
+                "admission",
+                webhook = which.name(),
+                kind = %request.kind,
+                namespace = request.namespace.as_deref().unwrap_or(""),
+                name = %request.name,
+                operation = %request.operation,
+                outcome = tracing::field::Empty,
+            );
+            let _entered = span.enter();
             let outcome = match which {
                 Which::Decisions => webhooks.decisions(&request),
                 Which::Audit => webhooks.audit(&request),
                 Which::Purchases => webhooks.purchases(&request),
             };
+            span.record("outcome", outcome.reason);
+            if !outcome.allowed {
+                tracing::info!(
+                    rule = outcome.rule,
+                    reason = outcome.reason,
+                    user = %request.username,
+                    message = %outcome.message,
+                    "admission denied"
+                );
+            }
             (request.uid, request.operation, outcome)
         }
     };
@@ -97,7 +104,7 @@ pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &
         (true, false) => "warned",
         (true, true) => "allowed",
     };
-    record(&operation, label, outcome.reason);
+    metrics.record(which.name(), &operation, label, outcome.reason, started.elapsed());
     Reply {
         status: 200,
         body: review::respond(&uid, &outcome).to_string().into_bytes(),

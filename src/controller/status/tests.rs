@@ -1,0 +1,218 @@
+//! The pure status computation: conditions, the decision in force, history, and the statuses
+//! of decisions, delegations and partners.
+
+use super::*;
+use policy::{Customer, Hierarchy, Partner, RestrictionState, Timestamp};
+
+fn time(seconds: i64) -> Time {
+    Time(jiff::Timestamp::from_second(seconds).expect("a valid time"))
+}
+
+fn hierarchy() -> Hierarchy {
+    Hierarchy {
+        partners: vec![
+            Partner::distributor("dist-a", "ns-dist-a"),
+            Partner::reseller("r1", "dist-a", "ns-r1"),
+        ],
+        delegations: vec![],
+    }
+}
+
+fn decision(state: RestrictionState, reason: &str) -> policy::Decision {
+    policy::Decision {
+        key: policy::ObjectKey::new("ns-dist-a", "c1"),
+        customer: "c1".into(),
+        state,
+        reason: reason.into(),
+        agreement_accepted: true,
+        generation: 1,
+        created: Timestamp(10),
+        accepted: None,
+        rejected_generation: None,
+    }
+}
+
+fn condition_of<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+    conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("condition {type_} is written"))
+}
+
+#[test]
+fn last_transition_time_moves_only_when_the_status_flips() {
+    let first = condition(&[], "Ready", true, "Ready", "ok".into(), Some(1), &time(100));
+    assert_eq!(first.last_transition_time, time(100));
+    let same = condition(
+        std::slice::from_ref(&first),
+        "Ready",
+        true,
+        "Other",
+        "still ok".into(),
+        Some(2),
+        &time(200),
+    );
+    assert_eq!(same.last_transition_time, time(100), "same status: time kept");
+    assert_eq!((same.reason.as_str(), same.observed_generation), ("Other", Some(2)));
+    let flipped = condition(&[same], "Ready", false, "Broken", "no".into(), Some(2), &time(300));
+    assert_eq!(
+        (flipped.status.as_str(), flipped.last_transition_time.clone()),
+        ("False", time(300))
+    );
+}
+
+#[test]
+fn r1_a_new_customer_is_restricted_by_default_and_says_who_can_lift_it() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let eval = policy::evaluate_customer(&hierarchy(), &c1, &[], Timestamp(0));
+    let status = customer_status("c1", Some(1), None, &eval, |_| None, &time(100));
+    let restricted = condition_of(&status.conditions, "PurchaseRestricted");
+    assert_eq!(
+        (restricted.status.as_str(), restricted.reason.as_str()),
+        ("True", "DefaultOnAssociation")
+    );
+    assert!(
+        restricted.message.contains("distributor \"dist-a\" can lift it"),
+        "{}",
+        restricted.message
+    );
+    assert_eq!(condition_of(&status.conditions, "ResourcesFrozen").status, "False");
+    assert_eq!(status.authority.as_ref().map(|a| a.partner.as_str()), Some("dist-a"));
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(status.history.len(), 1, "the first state is recorded");
+}
+
+#[test]
+fn a_decision_in_force_is_recorded_with_its_user_and_history_grows_only_on_change() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let frozen = decision(RestrictionState::RestrictedAndFrozen, "fraud");
+    let eval = policy::evaluate_customer(&hierarchy(), &c1, std::slice::from_ref(&frozen), Timestamp(50));
+    let user = |k: &policy::ObjectKey| (k.name == "c1").then(|| "alice".to_string());
+    let first = customer_status("c1", Some(1), None, &eval, user, &time(100));
+    assert_eq!(
+        condition_of(&first.conditions, "PurchaseRestricted").reason,
+        "RestrictedByDistributor"
+    );
+    assert_eq!(
+        condition_of(&first.conditions, "ResourcesFrozen").reason,
+        "FrozenByDistributor"
+    );
+    let in_force = first.decision.as_ref().expect("a decision in force");
+    assert_eq!(in_force.partner.as_deref(), Some("dist-a"));
+    assert_eq!(in_force.reason, "fraud");
+    assert_eq!(first.history.last().and_then(|h| h.user.as_deref()), Some("alice"));
+
+    // The same evaluation again: nothing new in the history, nothing moves.
+    let again = customer_status("c1", Some(1), Some(&first), &eval, user, &time(200));
+    assert_eq!(again, first);
+}
+
+#[test]
+fn history_keeps_the_last_ten_changes() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let mut status: Option<CustomerAccountStatus> = None;
+    for i in 0..15 {
+        let state = if i % 2 == 0 {
+            RestrictionState::Restricted
+        } else {
+            RestrictionState::Unrestricted
+        };
+        let mut d = decision(state, &format!("reason {i}"));
+        d.generation = i + 1;
+        let eval = policy::evaluate_customer(&hierarchy(), &c1, &[d], Timestamp(100 + i));
+        status = Some(customer_status(
+            "c1",
+            Some(1),
+            status.as_ref(),
+            &eval,
+            |_| None,
+            &time(100 + i),
+        ));
+    }
+    let history = status.expect("a status").history;
+    assert_eq!(history.len(), HISTORY);
+    assert_eq!(history.last().map(|h| h.reason.as_str()), Some("reason 14"));
+}
+
+#[test]
+fn a_decision_without_authority_is_not_accepted_nor_effective() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let mut by_reseller = decision(RestrictionState::Unrestricted, "paid");
+    by_reseller.key = policy::ObjectKey::new("ns-r1", "c1");
+    let eval = policy::evaluate_customer(&hierarchy(), &c1, &[by_reseller], Timestamp(50));
+    let status = decision_status(Some(1), None, &eval.decisions[0], None, &time(100));
+    let accepted = condition_of(&status.conditions, "Accepted");
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "NotDelegated")
+    );
+    assert_eq!(condition_of(&status.conditions, "Effective").reason, "NotAccepted");
+    assert_eq!(status.accepted, None, "nothing is recorded as accepted");
+    assert_eq!(status.rejected_generation, Some(1));
+}
+
+#[test]
+fn an_accepted_decision_records_its_content() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let eval = policy::evaluate_customer(
+        &hierarchy(),
+        &c1,
+        &[decision(RestrictionState::Restricted, "overdue")],
+        Timestamp(1_000_000),
+    );
+    let status = decision_status(Some(1), None, &eval.decisions[0], None, &time(100));
+    assert_eq!(condition_of(&status.conditions, "Accepted").status, "True");
+    assert_eq!(condition_of(&status.conditions, "Effective").reason, "InForce");
+    let accepted = status.accepted.expect("recorded");
+    assert_eq!((accepted.generation, accepted.reason.as_str()), (1, "overdue"));
+    assert_eq!(status.issuer.as_deref(), Some("dist-a"));
+}
+
+#[test]
+fn delegation_status_says_why_it_is_not_accepted() {
+    let ok = delegation_status(Some(1), None, "r1", &Ok(()), Some("dist-a".into()), &time(100));
+    assert_eq!(condition_of(&ok.conditions, "Active").status, "True");
+    assert!(
+        condition_of(&ok.conditions, "Accepted")
+            .message
+            .contains("reseller \"r1\"")
+    );
+    let rejected = Err(policy::DelegationRejection::IssuerNotADistributor { issuer: "r1".into() });
+    let refused = delegation_status(Some(1), None, "r2", &rejected, Some("r1".into()), &time(100));
+    let accepted = condition_of(&refused.conditions, "Accepted");
+    assert_eq!(
+        (accepted.status.as_str(), accepted.reason.as_str()),
+        ("False", "IssuerNotADistributor")
+    );
+    assert_eq!(condition_of(&refused.conditions, "Active").reason, "NotAccepted");
+}
+
+#[test]
+fn partner_status_reports_readiness_and_delegation() {
+    let key = policy::ObjectKey::new("ns-dist-a", "d1");
+    let reseller = partner_status(Some(1), None, "ns-r1", &Ok(()), true, Some(&key), &time(100));
+    assert_eq!(
+        condition_of(&reseller.conditions, "Ready").message,
+        "acts in namespace \"ns-r1\""
+    );
+    assert_eq!(
+        condition_of(&reseller.conditions, "RestrictionDelegated").reason,
+        "Delegated"
+    );
+    assert_eq!(reseller.delegation.as_ref().map(|d| d.name.as_str()), Some("d1"));
+
+    let missing = Err(policy::PartnerNotReady::NamespaceMissing {
+        namespace: "ns-x".into(),
+    });
+    let distributor = partner_status(Some(1), None, "ns-x", &missing, false, None, &time(100));
+    assert_eq!(
+        condition_of(&distributor.conditions, "Ready").reason,
+        "NamespaceMissing"
+    );
+    assert_eq!(
+        distributor.conditions.len(),
+        1,
+        "no RestrictionDelegated for a distributor"
+    );
+    assert_eq!(distributor.delegation, None);
+}

@@ -1,0 +1,128 @@
+//! The index layer: the reflector stores of the four kinds and the indexes over them, read by
+//! the controllers and the webhooks; translated into the policy core's plain data by
+//! [`convert`]. Pure translation: every rule lives in the policy core.
+
+mod by_customer;
+mod by_namespace;
+pub mod convert;
+mod fixtures;
+
+pub use by_customer::DecisionIndex;
+pub use by_namespace::NamespaceIndex;
+pub use convert::{customer, decision, delegation, micro_time, micros, partner, seconds};
+
+use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use purchase_guard_policy as policy;
+use std::sync::Arc;
+
+/// The in-memory stores the controllers and the webhooks read, fed by watches.
+#[derive(Clone)]
+pub struct Stores {
+    pub partners: Store<Partner>,
+    pub customers: Store<CustomerAccount>,
+    pub delegations: Store<ResellerDelegation>,
+    pub decisions: Store<PurchaseRestriction>,
+    /// customer → its decisions, kept by the decisions' watch.
+    pub decisions_by_customer: Arc<DecisionIndex>,
+    /// The customers claiming each namespace (spec.namespaces).
+    pub customers_by_namespace: Arc<NamespaceIndex>,
+}
+
+impl Stores {
+    /// The partner hierarchy: every partner and every delegation.
+    pub fn hierarchy(&self) -> policy::Hierarchy {
+        policy::Hierarchy {
+            partners: self.partners.state().iter().map(|p| partner(p)).collect(),
+            delegations: self.delegations.state().iter().map(|d| delegation(d)).collect(),
+        }
+    }
+
+    /// The decisions naming a customer, in a stable order.
+    pub fn decisions_of(&self, customer: &str) -> Vec<Arc<PurchaseRestriction>> {
+        let mut ds: Vec<Arc<PurchaseRestriction>> = self
+            .decisions_by_customer
+            .refs(customer)
+            .iter()
+            .filter_map(|r| self.decisions.get(r))
+            .filter(|d| d.spec.customer == customer)
+            .collect();
+        ds.sort_by_key(|d| (d.namespace().unwrap_or_default(), d.name_any()));
+        ds
+    }
+
+    /// The decisions naming any of `customers`, in one pass over the decisions.
+    pub fn decisions_of_customers<'a>(
+        &self,
+        customers: impl IntoIterator<Item = &'a Arc<CustomerAccount>>,
+    ) -> Vec<Arc<PurchaseRestriction>> {
+        let names: std::collections::HashSet<String> = customers.into_iter().map(|c| c.name_any()).collect();
+        self.decisions
+            .state()
+            .into_iter()
+            .filter(|d| names.contains(&d.spec.customer))
+            .collect()
+    }
+
+    /// The customers whose spec.namespaces list `namespace` (normally at most one), sorted.
+    pub fn customers_in_namespace(&self, namespace: &str) -> Vec<Arc<CustomerAccount>> {
+        let mut found: Vec<Arc<CustomerAccount>> = self
+            .customers_by_namespace
+            .candidates(namespace)
+            .iter()
+            .filter_map(|name| self.customer(name))
+            .filter(|c| c.spec.namespaces.iter().any(|n| n == namespace))
+            .collect();
+        found.sort_by_key(|c| c.name_any());
+        found
+    }
+
+    pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
+        self.customers.get(&ObjectRef::new(name))
+    }
+
+    /// Evaluates a customer with the policy core: the hierarchy, its decisions, the time.
+    pub fn evaluate(
+        &self,
+        customer: &CustomerAccount,
+        now: policy::Timestamp,
+    ) -> (policy::CustomerEvaluation, Vec<Arc<PurchaseRestriction>>) {
+        let decisions = self.decisions_of(&customer.name_any());
+        let core: Vec<policy::Decision> = decisions.iter().map(|d| decision(d)).collect();
+        (
+            policy::evaluate_customer(&self.hierarchy(), &self::customer(customer), &core, now),
+            decisions,
+        )
+    }
+
+    /// The customers of a reseller.
+    pub fn customers_of_reseller(&self, reseller: &str) -> Vec<Arc<CustomerAccount>> {
+        self.customers
+            .state()
+            .into_iter()
+            .filter(|c| c.spec.reseller.as_deref() == Some(reseller))
+            .collect()
+    }
+
+    /// The customers a partner relates to: its own (a reseller) or its resellers' (a distributor).
+    pub fn customers_of_partner(&self, partner: &str) -> Vec<Arc<CustomerAccount>> {
+        let resellers: Vec<String> = self
+            .partners
+            .state()
+            .iter()
+            .filter(|p| p.spec.distributor.as_deref() == Some(partner))
+            .map(|p| p.name_any())
+            .collect();
+        self.customers
+            .state()
+            .into_iter()
+            .filter(|c| {
+                c.spec
+                    .reseller
+                    .as_deref()
+                    .is_some_and(|r| r == partner || resellers.iter().any(|x| x == r))
+            })
+            .collect()
+    }
+}

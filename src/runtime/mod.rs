@@ -1,0 +1,175 @@
+//! The process around the controllers and the webhooks: one start path for `purchase-guard
+//! run` and `purchase-guard sandbox`. [`start`] checks the CRDs and binds the admission and
+//! health servers; [`Running::run`] runs leader election and the controllers until shutdown,
+//! then stops the servers and releases the lease.
+//!
+//! - [`shutdown`]: the stop signal; [`logging`]: text or JSON logs; [`health`]: probes and
+//!   metrics; [`leader`]: leader election.
+
+pub mod health;
+pub mod leader;
+pub mod logging;
+pub mod shutdown;
+
+use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use crate::controller;
+use crate::webhook::{self, Certificates, Settings, Webhooks};
+use health::Telemetry;
+use kube::{Client, Resource};
+use leader::{Election, LeaseOptions};
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What to start.
+pub struct Options {
+    pub settings: Settings,
+    /// Where the HTTPS admission server listens.
+    pub webhook_addr: SocketAddr,
+    pub certificates: Certificates,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served, if anywhere.
+    pub health_addr: Option<SocketAddr>,
+    /// Leader election; `None`: this process always leads.
+    pub lease: Option<LeaseOptions>,
+}
+
+/// Why purchase-guard cannot start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "the CustomResourceDefinition {plural}.{group} is not installed; install the CRDs with: purchase-guard crds | kubectl apply -f -"
+    )]
+    CrdMissing { plural: String, group: String },
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Unreachable(kube::Error),
+    #[error(transparent)]
+    Webhooks(#[from] webhook::StartError),
+    #[error("cannot listen on {addr} (--health-addr): {source}")]
+    Health { addr: SocketAddr, source: std::io::Error },
+    #[error("the health server stopped: {0}")]
+    HealthStopped(String),
+    #[error(transparent)]
+    Lease(#[from] leader::LeaseError),
+    #[error(transparent)]
+    Controller(#[from] controller::Error),
+}
+
+/// Checks that the CRDs are installed, with the command that installs them when not.
+pub async fn check_crds(client: &Client) -> Result<(), Error> {
+    async fn probe<K>(client: &Client) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + Debug,
+    {
+        let api: kube::Api<K> = kube::Api::all(client.clone());
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(Error::CrdMissing {
+                plural: K::plural(&()).into_owned(),
+                group: K::group(&()).into_owned(),
+            }),
+            Err(e) => Err(Error::Unreachable(e)),
+        }
+    }
+    probe::<Partner>(client).await?;
+    probe::<CustomerAccount>(client).await?;
+    probe::<ResellerDelegation>(client).await?;
+    probe::<PurchaseRestriction>(client).await
+}
+
+/// purchase-guard started: its servers listen; [`Running::run`] starts the controllers.
+pub struct Running {
+    client: Client,
+    webhooks: Arc<Webhooks>,
+    telemetry: Arc<Telemetry>,
+    ready: Arc<AtomicBool>,
+    lease: Option<LeaseOptions>,
+    webhook_server: tokio::task::JoinHandle<()>,
+    health_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Checks the CRDs, then binds the admission server (and the health server): a bad address
+/// or certificate is reported before anything runs.
+pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
+    check_crds(&client).await?;
+    let telemetry = Arc::new(Telemetry::default());
+    let webhooks = Arc::new(Webhooks::new(options.settings));
+    let webhook_server = webhook::start(
+        client.clone(),
+        options.webhook_addr,
+        options.certificates,
+        webhooks.clone(),
+        telemetry.admission.clone(),
+        shutdown::signal(),
+    )
+    .await?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let health_server = match options.health_addr {
+        None => None,
+        Some(addr) => {
+            let serve = health::bind(addr, ready.clone(), telemetry.clone())
+                .await
+                .map_err(|source| Error::Health { addr, source })?;
+            Some(tokio::spawn(serve))
+        }
+    };
+    Ok(Running {
+        client,
+        webhooks,
+        telemetry,
+        ready,
+        lease: options.lease,
+        webhook_server,
+        health_server,
+    })
+}
+
+impl Running {
+    /// The webhooks, with the settings they judge by.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
+    }
+
+    /// Runs leader election and the controllers until `shutdown` resolves (or a server stops),
+    /// then stops the admission server and releases the lease.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let metrics = self.telemetry.controller.clone();
+        let election = match &self.lease {
+            Some(lease) => Election::join(self.client.clone(), lease, metrics.clone()).await?,
+            None => Election::always(&metrics),
+        };
+        tracing::info!("purchase-guard controllers starting");
+        let webhooks = self.webhooks.clone();
+        let ready = self.ready.clone();
+        let controllers = controller::run(
+            self.client.clone(),
+            metrics,
+            election.leading.clone(),
+            shutdown,
+            move |stores| {
+                webhooks.set_stores(stores);
+                ready.store(true, Ordering::SeqCst);
+                tracing::info!("caches synced");
+            },
+        );
+        let health_server = self.health_server;
+        let health = async move {
+            match health_server {
+                Some(task) => match task.await {
+                    Ok(Err(e)) => Error::HealthStopped(e.to_string()),
+                    Ok(Ok(())) => Error::HealthStopped("it returned".into()),
+                    Err(e) => Error::HealthStopped(e.to_string()),
+                },
+                None => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            r = controllers => r.map_err(Error::from),
+            e = health => Err(e),
+        };
+        self.webhook_server.abort();
+        election.leave().await;
+        tracing::info!("purchase-guard stopped");
+        result
+    }
+}

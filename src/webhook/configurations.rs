@@ -1,0 +1,78 @@
+//! The ValidatingWebhookConfiguration and MutatingWebhookConfiguration of the webhooks, as the
+//! Helm chart renders them (tests/e2e.rs compares the two).
+
+use super::Guarded;
+
+/// Where the webhook configurations send reviews: the webhook Service.
+pub struct ServiceRef<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+/// The ValidatingWebhookConfiguration and MutatingWebhookConfiguration named `name`, as the
+/// Helm chart renders them (tests/e2e.rs compares the two): the decision and purchase webhooks,
+/// and the audit stamp. `ca_bundle` is the PEM the API server trusts (none: injected later).
+pub fn configurations(
+    name: &str,
+    service: &ServiceRef,
+    ca_bundle: Option<&str>,
+    guarded: &[Guarded],
+    excluded_namespaces: &[&str],
+) -> [serde_json::Value; 2] {
+    use base64::Engine;
+    use serde_json::json;
+    let client_config = |path: &str| {
+        let mut c =
+            json!({"service": {"namespace": service.namespace, "name": service.name, "path": path, "port": 443}});
+        if let Some(pem) = ca_bundle {
+            c["caBundle"] = json!(base64::engine::general_purpose::STANDARD.encode(pem));
+        }
+        c
+    };
+    let hook = |webhook: &str, path: &str| {
+        json!({
+            "name": webhook,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 5,
+            "clientConfig": client_config(path),
+        })
+    };
+    let mut decisions = hook("decisions.purchaseguard.io", "/validate/decisions");
+    decisions["rules"] = json!([{
+        "operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [crate::api::GROUP],
+        "apiVersions": [crate::api::VERSION], "resources": ["purchaserestrictions", "resellerdelegations"],
+        "scope": "Namespaced",
+    }]);
+    let mut webhooks = vec![decisions];
+    if !guarded.is_empty() {
+        let mut purchases = hook("purchases.purchaseguard.io", "/validate/purchases");
+        purchases["matchPolicy"] = json!("Exact");
+        purchases["namespaceSelector"] = json!({"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded_namespaces,
+        }]});
+        purchases["rules"] = guarded
+            .iter()
+            .map(|g| {
+                json!({
+                    "operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [g.group],
+                    "apiVersions": [g.version], "resources": [g.resource], "scope": "Namespaced",
+                })
+            })
+            .collect();
+        webhooks.push(purchases);
+    }
+    let mut audit = hook("audit.purchaseguard.io", "/mutate/audit");
+    audit["reinvocationPolicy"] = json!("Never");
+    audit["rules"] = json!([{
+        "operations": ["CREATE", "UPDATE"], "apiGroups": [crate::api::GROUP],
+        "apiVersions": [crate::api::VERSION], "resources": ["purchaserestrictions"], "scope": "Namespaced",
+    }]);
+    [
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": name}, "webhooks": webhooks}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+               "metadata": {"name": name}, "webhooks": [audit]}),
+    ]
+}

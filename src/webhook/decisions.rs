@@ -1,0 +1,152 @@
+//! The decision webhook: PurchaseRestriction and ResellerDelegation, CREATE, UPDATE and DELETE
+//! (R2, R3, R4, R6 at admission). The rules are the policy core's; this file translates the
+//! review into its types and its answer into an outcome.
+
+use super::Webhooks;
+use super::review::{Outcome, Request, parse_object, unexpected_kind};
+use crate::api::{GROUP, PurchaseRestriction, ResellerDelegation};
+use crate::index::{self, Stores};
+use kube::ResourceExt;
+use purchase_guard_policy as policy;
+
+impl Webhooks {
+    /// The decision webhook.
+    pub fn decisions(&self, req: &Request) -> Outcome {
+        if req.group != GROUP || !matches!(req.kind.as_str(), "PurchaseRestriction" | "ResellerDelegation") {
+            return unexpected_kind(req, "judges PurchaseRestriction and ResellerDelegation");
+        }
+        if req.sub_resource.is_some() {
+            return Outcome::allow("Subresource");
+        }
+        let Some(stores) = self.stores() else {
+            return Outcome::deny(503, "NotSynced", format!("{}; retry shortly", super::NOT_SYNCED));
+        };
+        let Some(namespace) = req.namespace.as_deref() else {
+            return Outcome::deny(
+                400,
+                "NoNamespace",
+                "the request has no namespace; these kinds are namespaced",
+            );
+        };
+        match (req.kind.as_str(), req.operation.as_str()) {
+            ("PurchaseRestriction", "CREATE" | "UPDATE") => restriction_write(stores, namespace, req),
+            ("PurchaseRestriction", "DELETE") => restriction_delete(stores, namespace, req),
+            ("ResellerDelegation", "CREATE" | "UPDATE") => self.delegation_write(stores, namespace, req),
+            // Revoking is the delegating distributor's right: RBAC limits who acts in its
+            // namespace.
+            ("ResellerDelegation", _) => Outcome::allow("Revoked"),
+            _ => Outcome::allow("OperationNotJudged"),
+        }
+    }
+
+    fn delegation_write(&self, stores: &Stores, namespace: &str, req: &Request) -> Outcome {
+        let new: ResellerDelegation = match parse_object(req.object.as_ref(), namespace) {
+            Ok(d) => d,
+            Err(e) => return e,
+        };
+        let mut delegation = index::delegation(&new);
+        delegation.key = policy::ObjectKey::new(namespace, &new.name_any());
+        if req.operation == "CREATE" {
+            delegation.created = policy::Timestamp((self.clock)().as_microsecond());
+        }
+        let mut hierarchy = stores.hierarchy();
+        hierarchy.delegations.retain(|d| d.key != delegation.key);
+        hierarchy.delegations.push(delegation.clone());
+        match policy::evaluate_delegation(&hierarchy, &delegation) {
+            Ok(()) => Outcome::allow("Authorized"),
+            Err(rejection) => Outcome::deny(403, rejection.reason(), rejection.to_string()).rule("R2"),
+        }
+    }
+}
+
+/// A decision as the policy core sees a write of it.
+fn write_of<'a>(namespace: &str, d: &'a PurchaseRestriction) -> policy::DecisionWrite<'a> {
+    policy::DecisionWrite {
+        key: policy::ObjectKey::new(namespace, &d.name_any()),
+        customer: &d.spec.customer,
+        content: policy::DecisionContent {
+            state: d.spec.state.into(),
+            reason: &d.spec.reason,
+            agreement_accepted: d.spec.agreement_accepted,
+        },
+    }
+}
+
+fn restriction_write(stores: &Stores, namespace: &str, req: &Request) -> Outcome {
+    let new: PurchaseRestriction = match parse_object(req.object.as_ref(), namespace) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let old: Option<PurchaseRestriction> = match req.old_object.as_ref() {
+        Some(_) => match parse_object(req.old_object.as_ref(), namespace) {
+            Ok(d) => Some(d),
+            Err(e) => return e,
+        },
+        None => None,
+    };
+    let customer = stores.customer(&new.spec.customer).map(|c| index::customer(&c));
+    // Only a creation can add a duplicate: the customer's decisions are read for it alone.
+    let existing: Vec<policy::Decision> = match old {
+        None => stores
+            .decisions_of(&new.spec.customer)
+            .iter()
+            .map(|d| index::decision(d))
+            .collect(),
+        Some(_) => Vec::new(),
+    };
+    let old_write = old.as_ref().map(|o| write_of(namespace, o));
+    match policy::check_decision_write(
+        &stores.hierarchy(),
+        customer.as_ref(),
+        old_write.as_ref(),
+        &write_of(namespace, &new),
+        &existing,
+    ) {
+        Ok(policy::WriteAllowed::SpecUnchanged) => Outcome::allow("SpecUnchanged"),
+        Ok(policy::WriteAllowed::Authorized(_)) => Outcome::allow("Authorized"),
+        Err(denied) => {
+            let code = match denied {
+                policy::WriteDenied::Content(_) => 422,
+                policy::WriteDenied::Authority(_) => 403,
+                policy::WriteDenied::Duplicate { .. } => 409,
+            };
+            Outcome::deny(code, denied.reason(), denied.to_string()).rule(denied.rule())
+        }
+    }
+}
+
+fn restriction_delete(stores: &Stores, namespace: &str, req: &Request) -> Outcome {
+    // Cleanup is allowed whatever the object holds.
+    if policy::is_cleanup_user(&req.username) {
+        return Outcome::allow(policy::WithdrawalAllowed::Cleanup.reason());
+    }
+    let Some(old) = req.old_object.as_ref() else {
+        // kube-apiserver always sends the old object of a DELETE.
+        return Outcome::deny(400, "NoOldObject", "request.oldObject is missing for DELETE");
+    };
+    let old: PurchaseRestriction = match parse_object(Some(old), namespace) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let withdrawal = policy::Withdrawal {
+        user: &req.username,
+        key: policy::ObjectKey::new(namespace, &old.name_any()),
+        customer: &old.spec.customer,
+    };
+    let customer = stores.customer(withdrawal.customer);
+    let core = customer.as_deref().map(index::customer);
+    let in_force = customer
+        .as_ref()
+        .and_then(|c| c.status.as_ref())
+        .and_then(|s| s.decision.as_ref())
+        .and_then(|d| d.restriction.as_ref())
+        .map(|r| policy::ObjectKey::new(&r.namespace, &r.name));
+    let withdrawn_from = core.as_ref().map(|customer| policy::WithdrawnFrom {
+        customer,
+        in_force: in_force.as_ref(),
+    });
+    match policy::check_withdrawal(&stores.hierarchy(), &withdrawal, withdrawn_from.as_ref()) {
+        Ok(allowed) => Outcome::allow(allowed.reason()),
+        Err(denied) => Outcome::deny(403, denied.0.reason(), denied.to_string()).rule(denied.0.rule()),
+    }
+}

@@ -1,0 +1,79 @@
+//! The admission webhooks' metrics, registered in the process's registry by
+//! [`Metrics::register`].
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AdmissionLabels {
+    webhook: &'static str,
+    operation: String,
+    outcome: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabel {
+    webhook: &'static str,
+}
+
+/// Admission reviews by webhook, operation, outcome and reason, and their duration.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    admissions: Family<AdmissionLabels, Counter>,
+    duration: Family<WebhookLabel, Histogram>,
+}
+
+impl Default for Metrics {
+    /// Metrics that are counted but not exposed (tests, benchmarks).
+    fn default() -> Self {
+        Metrics::register(&mut Registry::default())
+    }
+}
+
+impl Metrics {
+    /// Creates the admission metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Metrics {
+            admissions: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00001, 2.0, 20))),
+        };
+        registry.register(
+            "admissions",
+            "Admission reviews by webhook, operation, outcome and reason",
+            metrics.admissions.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time to judge an admission review, per webhook",
+            metrics.duration.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one review: `outcome` is allowed, denied, warned or error.
+    pub fn record(
+        &self,
+        webhook: &'static str,
+        operation: &str,
+        outcome: &'static str,
+        reason: &'static str,
+        took: Duration,
+    ) {
+        self.admissions
+            .get_or_create(&AdmissionLabels {
+                webhook,
+                operation: operation.to_string(),
+                outcome,
+                reason,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&WebhookLabel { webhook })
+            .observe(took.as_secs_f64());
+    }
+}

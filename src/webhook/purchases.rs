@@ -1,0 +1,137 @@
+//! The purchase webhook: an operation on a customer's billable resource, judged with the R7
+//! matrix and the customer's recorded status (R1, R7). Nothing here calls the API server.
+
+use super::review::{Outcome, Request};
+use super::{Enforcement, NOT_SYNCED, Webhooks};
+use crate::api::CustomerAccount;
+use crate::index::Stores;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+use policy::RequestOperation;
+use purchase_guard_policy as policy;
+
+impl Webhooks {
+    /// The purchase webhook: an operation on a customer's billable resource, judged with the
+    /// R7 matrix and the customer's status.
+    pub fn purchases(&self, req: &Request) -> Outcome {
+        let guarded = self
+            .settings
+            .guarded
+            .iter()
+            .any(|g| g.group == req.group && g.version == req.version && g.resource == req.resource);
+        if !guarded {
+            return Outcome::allow("NotGuarded");
+        }
+        if req.sub_resource.is_some() {
+            return Outcome::allow("Subresource");
+        }
+        let operation = match req.operation.as_str() {
+            "CREATE" => RequestOperation::Create,
+            "UPDATE" => RequestOperation::Update,
+            "DELETE" => RequestOperation::Delete,
+            _ => return Outcome::allow("OperationNotJudged"),
+        };
+        let Some(namespace) = req.namespace.as_deref() else {
+            return Outcome::allow("ClusterScoped");
+        };
+        let stores = self.stores();
+        let customers = stores.map(|s| s.customers_in_namespace(namespace));
+        let (customer_name, state) = match (stores, customers.as_deref()) {
+            (None, _) => (None, policy::CustomerState::Unknown { why: NOT_SYNCED.into() }),
+            (Some(_), Some([])) => return Outcome::allow("NotACustomerNamespace"),
+            (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer)),
+            (Some(_), Some(many)) => {
+                let names: Vec<String> = many.iter().map(|c| c.name_any()).collect();
+                (
+                    Some(names.join(", ")),
+                    policy::CustomerState::Unknown {
+                        why: format!(
+                            "namespace \"{namespace}\" is claimed by several CustomerAccounts ({}); fix their spec.namespaces",
+                            names.join(", ")
+                        ),
+                    },
+                )
+            }
+            (Some(_), None) => return Outcome::allow("NotACustomerNamespace"),
+        };
+        let customer_label = customer_name.unwrap_or_else(|| format!("of namespace {namespace}"));
+        let default_mode = self.settings.classify.default_billing_mode;
+        let subject = match operation {
+            RequestOperation::Delete => req.old_object.as_ref(),
+            _ => req.object.as_ref(),
+        };
+        let mode = match subject.map(|o| policy::billing_mode_of(o, default_mode)) {
+            Some(Ok(m)) => m,
+            None => default_mode,
+            Some(Err(e)) if operation == RequestOperation::Delete => {
+                // Deleting is always allowed; an unreadable label does not stop it.
+                tracing::debug!(error = %e, "billing mode of a deleted object");
+                default_mode
+            }
+            Some(Err(e)) => return Outcome::deny(422, "InvalidBillingMode", e).rule("R7"),
+        };
+        let operations = policy::classify_request(
+            &self.settings.classify,
+            operation,
+            req.old_object.as_ref(),
+            req.object.as_ref(),
+        );
+        // A change of billing mode is judged under the mode being left and the one adopted.
+        let old_mode = req
+            .old_object
+            .as_ref()
+            .and_then(|o| policy::billing_mode_of(o, default_mode).ok())
+            .unwrap_or(mode);
+        if operations.is_empty() {
+            return Outcome::allow("NothingBillable");
+        }
+        let mut verdict = policy::decide_purchase(&self.settings.matrix, &customer_label, &state, mode, &operations);
+        if verdict.is_allowed() && old_mode != mode {
+            verdict = policy::decide_purchase(&self.settings.matrix, &customer_label, &state, old_mode, &operations);
+        }
+        match verdict {
+            policy::Verdict::Allow => Outcome::allow("Allowed"),
+            policy::Verdict::Deny { rule, reason, message } => match self.settings.enforcement {
+                Enforcement::Deny => Outcome::deny(403, reason, message).rule(rule),
+                Enforcement::Warn => {
+                    let mut o = Outcome::allow(reason);
+                    o.warnings
+                        .push(format!("purchase-guard (enforcement: warn) would deny this: {message}"));
+                    o
+                }
+                Enforcement::Dryrun => {
+                    tracing::info!(
+                        namespace,
+                        name = %req.name,
+                        operation = %req.operation,
+                        %message,
+                        "purchase-guard (enforcement: dryrun) would deny this request"
+                    );
+                    Outcome::allow(reason)
+                }
+            },
+        }
+    }
+}
+
+/// What the customer's status says, or why it cannot be trusted (the policy core judges;
+/// this translates the status and looks partners' roles up in the cache).
+fn customer_state(stores: &Stores, customer: &CustomerAccount) -> policy::CustomerState {
+    let status = customer.status.as_ref().map(|status| policy::RecordedStatus {
+        generation: customer.metadata.generation.unwrap_or(0),
+        observed_generation: status.observed_generation,
+        authority: status.authority.as_ref().map(|a| a.partner.as_str()),
+        decision: status.decision.as_ref().map(|d| policy::RecordedDecision {
+            state: d.state.into(),
+            partner: d.partner.as_deref(),
+            by_restriction: d.restriction.is_some(),
+            reason: &d.reason,
+        }),
+    });
+    policy::recorded_state(status.as_ref(), |partner| {
+        stores
+            .partners
+            .get(&ObjectRef::new(partner))
+            .map(|p| crate::index::partner(&p).role)
+    })
+}

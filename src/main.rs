@@ -42,11 +42,27 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // The whole chain: "what was being done: why it failed".
-            eprintln!("purchase-guard: {e:#}");
+            eprintln!("purchase-guard: {}", report(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, "what was being done: why it failed", each cause once (many
+/// errors already include their source in their own message).
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn crds(dir: Option<PathBuf>) -> anyhow::Result<()> {

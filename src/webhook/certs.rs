@@ -25,6 +25,21 @@ const TLS_CERT: &str = "tls.crt";
 const TLS_KEY: &str = "tls.key";
 
 /// Where the certificates live and what they cover.
+/// Why the self-managed certificates could not be made current (retried).
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{action} {object}: {source}")]
+    Api {
+        action: &'static str,
+        object: String,
+        source: kube::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{0} kept changing while being written; will retry")]
+    KeptChanging(String),
+}
+
 #[derive(Clone, Debug)]
 pub struct SelfManaged {
     pub namespace: String,
@@ -151,19 +166,22 @@ impl SelfManaged {
 
     /// Makes the Secret hold current material and returns it. Concurrent replicas converge:
     /// a lost create or replace race is followed by reading the winner's Secret.
-    pub async fn ensure_secret(&self, client: &Client) -> Result<Material, String> {
+    pub async fn ensure_secret(&self, client: &Client) -> Result<Material, CertError> {
         let api: Api<Secret> = Api::namespaced(client.clone(), &self.namespace);
         for _ in 0..5 {
-            let existing = api
-                .get_opt(&self.secret)
-                .await
-                .map_err(|e| format!("reading Secret {}/{}: {e}", self.namespace, self.secret))?;
+            let existing = api.get_opt(&self.secret).await.map_err(|source| CertError::Api {
+                action: "reading",
+                object: format!("Secret {}/{}", self.namespace, self.secret),
+                source,
+            })?;
             let current = existing.as_ref().and_then(|s| self.read(s));
-            let next = self
-                .next(current.as_ref(), SystemTime::now())
-                .map_err(|e| e.to_string())?;
+            let next = self.next(current.as_ref(), SystemTime::now())?;
             let Some(next) = next else {
-                return current.ok_or_else(|| "unreachable: current material checked".to_string());
+                // `next` returns None only when the current material is valid.
+                match current {
+                    Some(current) => return Ok(current),
+                    None => continue,
+                }
             };
             let result = match existing {
                 None => {
@@ -197,23 +215,33 @@ impl SelfManaged {
                     return Ok(next);
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
-                Err(e) => return Err(format!("writing Secret {}/{}: {e}", self.namespace, self.secret)),
+                Err(source) => {
+                    return Err(CertError::Api {
+                        action: "writing",
+                        object: format!("Secret {}/{}", self.namespace, self.secret),
+                        source,
+                    });
+                }
             }
         }
-        Err(format!(
-            "Secret {}/{} kept changing while being written; will retry",
+        Err(CertError::KeptChanging(format!(
+            "Secret {}/{}",
             self.namespace, self.secret
-        ))
+        )))
     }
 
     /// Sets `caBundle` on every webhook of the named configurations that exist.
-    pub async fn patch_ca_bundles(&self, client: &Client, bundle: &str) -> Result<(), String> {
+    pub async fn patch_ca_bundles(&self, client: &Client, bundle: &str) -> Result<(), CertError> {
         let encoded = ByteString(bundle.as_bytes().to_vec());
         macro_rules! patch_kind {
             ($kind:ty) => {
                 let api: Api<$kind> = Api::all(client.clone());
                 for name in &self.configurations {
-                    let Some(mut config) = api.get_opt(name).await.map_err(|e| format!("reading {name}: {e}"))? else {
+                    let Some(mut config) = api.get_opt(name).await.map_err(|source| CertError::Api {
+                        action: "reading",
+                        object: name.clone(),
+                        source,
+                    })? else {
                         continue;
                     };
                     let mut changed = false;
@@ -226,7 +254,11 @@ impl SelfManaged {
                     if changed {
                         api.replace(&config.name_any(), &PostParams::default(), &config)
                             .await
-                            .map_err(|e| format!("writing the caBundle of {name}: {e}"))?;
+                            .map_err(|source| CertError::Api {
+                                action: "writing the caBundle of",
+                                object: name.clone(),
+                                source,
+                            })?;
                         tracing::info!(configuration = %name, "caBundle updated");
                     }
                 }
@@ -238,7 +270,7 @@ impl SelfManaged {
     }
 
     /// One round: the Secret, then the caBundles, then the served certificate.
-    pub async fn sync(&self, client: &Client, serving: Option<&ServingCert>) -> Result<Material, String> {
+    pub async fn sync(&self, client: &Client, serving: Option<&ServingCert>) -> Result<Material, CertError> {
         let material = self.ensure_secret(client).await?;
         self.patch_ca_bundles(client, &material.bundle).await?;
         if let Some(serving) = serving {
@@ -246,8 +278,7 @@ impl SelfManaged {
                 material.serving.cert.as_bytes(),
                 material.serving.key.as_bytes(),
                 "secret",
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             if key.cert[0].as_ref() != serving.leaf().as_slice() {
                 serving.replace(key);
                 tracing::info!("serving the webhook certificate from the Secret");

@@ -1,7 +1,8 @@
-//! Who may restrict whom: issuers, delegations and the authority holder of a customer
-//! (R2, R3).
+//! Who may restrict whom: issuers and the authority holder of a customer (R2, R3). The
+//! delegations that move authority are judged in [`crate::delegation`].
 
-use crate::model::{AssociationModel, Customer, Delegation, Hierarchy, ObjectKey, Partner, Role};
+use crate::delegation::active_delegation;
+use crate::model::{AssociationModel, Customer, Hierarchy, ObjectKey, Partner, Role};
 use std::fmt;
 
 /// The partner holding restriction authority over a customer (R2, R3).
@@ -72,6 +73,8 @@ impl fmt::Display for NoAuthority {
     }
 }
 
+impl std::error::Error for NoAuthority {}
+
 /// Why the partner acting in a namespace cannot be determined.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IssuerError {
@@ -97,6 +100,8 @@ impl fmt::Display for IssuerError {
     }
 }
 
+impl std::error::Error for IssuerError {}
+
 /// The partner acting in `namespace`: partner identity comes from the namespace, which RBAC
 /// protects, never from a field a requester fills in.
 pub fn issuer_of<'a>(hierarchy: &'a Hierarchy, namespace: &str) -> Result<&'a Partner, IssuerError> {
@@ -115,133 +120,6 @@ pub fn issuer_of<'a>(hierarchy: &'a Hierarchy, namespace: &str) -> Result<&'a Pa
                 partners,
             })
         }
-    }
-}
-
-/// Why a `ResellerDelegation` does not move authority.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DelegationRejection {
-    Issuer(IssuerError),
-    /// Only distributors delegate.
-    IssuerNotADistributor {
-        issuer: String,
-    },
-    /// The reseller has no `Partner` object.
-    UnknownReseller {
-        reseller: String,
-    },
-    /// The named partner is not a reseller.
-    NotAReseller {
-        partner: String,
-    },
-    /// The reseller belongs to another distributor.
-    NotYourReseller {
-        issuer: String,
-        reseller: String,
-        distributor: String,
-    },
-    /// An older delegation of the same reseller is the one in force.
-    Duplicate {
-        of: ObjectKey,
-    },
-}
-
-impl DelegationRejection {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            DelegationRejection::Issuer(IssuerError::NotAPartner { .. }) => "IssuerNotAPartner",
-            DelegationRejection::Issuer(IssuerError::Ambiguous { .. }) => "AmbiguousIssuer",
-            DelegationRejection::IssuerNotADistributor { .. } => "IssuerNotADistributor",
-            DelegationRejection::UnknownReseller { .. } => "UnknownReseller",
-            DelegationRejection::NotAReseller { .. } => "NotAReseller",
-            DelegationRejection::NotYourReseller { .. } => "NotYourReseller",
-            DelegationRejection::Duplicate { .. } => "DuplicateDelegation",
-        }
-    }
-}
-
-impl fmt::Display for DelegationRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DelegationRejection::Issuer(e) => e.fmt(f),
-            DelegationRejection::IssuerNotADistributor { issuer } => write!(
-                f,
-                "R2: only a distributor may delegate restriction; partner \"{issuer}\" is a reseller"
-            ),
-            DelegationRejection::UnknownReseller { reseller } => {
-                write!(
-                    f,
-                    "R2: reseller \"{reseller}\" has no Partner object; check spec.reseller"
-                )
-            }
-            DelegationRejection::NotAReseller { partner } => {
-                write!(
-                    f,
-                    "R2: partner \"{partner}\" is not a reseller; only resellers receive delegations"
-                )
-            }
-            DelegationRejection::NotYourReseller {
-                issuer,
-                reseller,
-                distributor,
-            } => write!(
-                f,
-                "R2: reseller \"{reseller}\" belongs to distributor \"{distributor}\", not to \"{issuer}\"; a distributor may delegate only to its own resellers"
-            ),
-            DelegationRejection::Duplicate { of } => write!(
-                f,
-                "R3: the older ResellerDelegation {of} already delegates to this reseller; this one is ignored, delete it"
-            ),
-        }
-    }
-}
-
-/// Checks everything about a delegation except duplicates: issuer, reseller, ownership.
-fn check_delegation_parties<'a>(
-    hierarchy: &'a Hierarchy,
-    delegation: &Delegation,
-) -> Result<&'a Partner, DelegationRejection> {
-    let issuer = issuer_of(hierarchy, &delegation.key.namespace).map_err(DelegationRejection::Issuer)?;
-    if issuer.role != Role::Distributor {
-        return Err(DelegationRejection::IssuerNotADistributor {
-            issuer: issuer.name.clone(),
-        });
-    }
-    let reseller = hierarchy
-        .partner(&delegation.reseller)
-        .ok_or_else(|| DelegationRejection::UnknownReseller {
-            reseller: delegation.reseller.clone(),
-        })?;
-    if reseller.role != Role::Reseller {
-        return Err(DelegationRejection::NotAReseller {
-            partner: reseller.name.clone(),
-        });
-    }
-    if reseller.distributor.as_deref() != Some(issuer.name.as_str()) {
-        return Err(DelegationRejection::NotYourReseller {
-            issuer: issuer.name.clone(),
-            reseller: reseller.name.clone(),
-            distributor: reseller.distributor.clone().unwrap_or_default(),
-        });
-    }
-    Ok(issuer)
-}
-
-/// The delegation in force for a reseller: the oldest valid one (by creation time, then key).
-pub fn active_delegation<'a>(hierarchy: &'a Hierarchy, reseller: &str) -> Option<&'a Delegation> {
-    hierarchy
-        .delegations
-        .iter()
-        .filter(|d| d.reseller == reseller && check_delegation_parties(hierarchy, d).is_ok())
-        .min_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)))
-}
-
-/// Whether a delegation moves authority (Ok) or why not.
-pub fn evaluate_delegation(hierarchy: &Hierarchy, delegation: &Delegation) -> Result<(), DelegationRejection> {
-    check_delegation_parties(hierarchy, delegation)?;
-    match active_delegation(hierarchy, &delegation.reseller) {
-        Some(active) if active.key != delegation.key => Err(DelegationRejection::Duplicate { of: active.key.clone() }),
-        _ => Ok(()),
     }
 }
 
@@ -397,6 +275,8 @@ impl fmt::Display for AuthorityDenied {
         }
     }
 }
+
+impl std::error::Error for AuthorityDenied {}
 
 /// The issuer (the partner acting in `namespace`) and its relation to a customer.
 #[derive(Clone, Debug, PartialEq, Eq)]

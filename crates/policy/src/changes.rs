@@ -98,6 +98,8 @@ impl fmt::Display for WriteDenied {
     }
 }
 
+impl std::error::Error for WriteDenied {}
+
 /// May this decision be created (`old` is `None`) or changed from `old`? The content rules
 /// (R4, R6), the issuer's authority over the customer (R2, R3) and, on creation, at most one
 /// decision per partner and customer. `existing` are the decisions already naming the
@@ -189,6 +191,8 @@ impl fmt::Display for WithdrawalDenied {
         )
     }
 }
+
+impl std::error::Error for WithdrawalDenied {}
 
 /// May this decision be deleted? Cleanup always may; a decision that is not in force (or
 /// whose customer is gone) changes nothing; withdrawing the decision in force needs the same

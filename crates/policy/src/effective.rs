@@ -65,6 +65,8 @@ impl fmt::Display for Rejection {
     }
 }
 
+impl std::error::Error for Rejection {}
+
 /// How a decision is treated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Acceptance {

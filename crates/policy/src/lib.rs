@@ -1,8 +1,9 @@
 //! The policy core of purchase-guard: pure functions over plain data. No I/O, no async, no
 //! clock reads (time is a parameter). Rule ids (R1..R9) refer to the domain brief.
 //!
-//! - [`authority`]: the partner acting in a namespace, delegations, the authority holder of a
-//!   customer (R2, R3), and whether an issuer may act (the admission check).
+//! - [`authority`]: the partner acting in a namespace, the authority holder of a customer
+//!   (R2, R3), and whether an issuer may act (the admission check).
+//! - [`delegation`]: which delegation moves authority to a reseller (R2, R3).
 //! - [`effective`]: the verdict on each decision and the customer's effective state (R1, R3).
 //! - [`decision`]: the content rules of one decision (R4, R6).
 //! - [`impact`]: the R7 impact matrix, as data.
@@ -17,6 +18,7 @@ pub mod authority;
 pub mod changes;
 pub mod classify;
 pub mod decision;
+pub mod delegation;
 pub mod effective;
 pub mod impact;
 pub mod model;
@@ -26,8 +28,7 @@ pub use admission::{
     CustomerState, RecordedDecision, RecordedStatus, RestrictionSource, Verdict, decide_purchase, recorded_state,
 };
 pub use authority::{
-    AuthorityDenied, AuthorityHolder, DelegationRejection, IssuerError, NoAuthority, active_delegation,
-    authority_holder, check_issuer_authority, evaluate_delegation, issuer_of,
+    AuthorityDenied, AuthorityHolder, IssuerError, NoAuthority, authority_holder, check_issuer_authority, issuer_of,
 };
 pub use changes::{
     CLEANUP_USERS, DecisionWrite, Withdrawal, WithdrawalAllowed, WithdrawalDenied, WithdrawnFrom, WriteAllowed,
@@ -37,6 +38,7 @@ pub use classify::{
     BILLING_MODE_LABEL, ClassifyRules, RequestOperation, billing_mode_of, classify_request, classify_update,
 };
 pub use decision::{ContentError, DecisionContent, check_content};
+pub use delegation::{DelegationRejection, active_delegation, evaluate_delegation};
 pub use effective::{
     Acceptance, Basis, CustomerEvaluation, DecisionVerdict, Effective, Rejection, evaluate_customer,
     verdict_without_customer,

@@ -38,6 +38,8 @@ impl fmt::Display for PartnerNotReady {
     }
 }
 
+impl std::error::Error for PartnerNotReady {}
+
 /// Whether `partner` can act: `namespace_exists` says whether its `spec.namespace` exists; a
 /// reseller naming a distributor needs that distributor in the hierarchy with role
 /// Distributor. (A reseller naming none is refused by the CRD's validation.)

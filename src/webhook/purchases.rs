@@ -55,43 +55,27 @@ impl Webhooks {
             (Some(_), None) => return Outcome::allow("NotACustomerNamespace"),
         };
         let customer_label = customer_name.unwrap_or_else(|| format!("of namespace {namespace}"));
-        let default_mode = self.settings.classify.default_billing_mode;
-        let subject = match operation {
-            RequestOperation::Delete => req.old_object.as_ref(),
-            _ => req.object.as_ref(),
-        };
-        let mode = match subject.map(|o| policy::billing_mode_of(o, default_mode)) {
-            Some(Ok(m)) => m,
-            None => default_mode,
-            Some(Err(e)) if operation == RequestOperation::Delete => {
-                // Deleting is always allowed; an unreadable label does not stop it.
-                tracing::debug!(error = %e, "billing mode of a deleted object");
-                default_mode
-            }
-            Some(Err(e)) => return Outcome::deny(422, "InvalidBillingMode", e).rule("R7"),
-        };
-        let operations = policy::classify_request(
-            &self.settings.classify,
+        let request = policy::BillableRequest {
             operation,
-            req.old_object.as_ref(),
-            req.object.as_ref(),
+            old: req.old_object.as_ref(),
+            new: req.object.as_ref(),
+        };
+        let judgement = policy::judge_request(
+            &self.settings.classify,
+            &self.settings.matrix,
+            &customer_label,
+            &state,
+            &request,
         );
-        // A change of billing mode is judged under the mode being left and the one adopted.
-        let old_mode = req
-            .old_object
-            .as_ref()
-            .and_then(|o| policy::billing_mode_of(o, default_mode).ok())
-            .unwrap_or(mode);
-        if operations.is_empty() {
-            return Outcome::allow("NothingBillable");
-        }
-        let mut verdict = policy::decide_purchase(&self.settings.matrix, &customer_label, &state, mode, &operations);
-        if verdict.is_allowed() && old_mode != mode {
-            verdict = policy::decide_purchase(&self.settings.matrix, &customer_label, &state, old_mode, &operations);
-        }
-        match verdict {
-            policy::Verdict::Allow => Outcome::allow("Allowed"),
-            policy::Verdict::Deny { rule, reason, message } => match self.settings.enforcement {
+        match judgement {
+            policy::Judgement::Allow(reason) => Outcome::allow(reason),
+            // The object itself is wrong, whatever the customer's state.
+            policy::Judgement::Deny {
+                rule,
+                reason: reason @ "InvalidBillingMode",
+                message,
+            } => Outcome::deny(422, reason, message).rule(rule),
+            policy::Judgement::Deny { rule, reason, message } => match self.settings.enforcement {
                 Enforcement::Deny => Outcome::deny(403, reason, message).rule(rule),
                 Enforcement::Warn => {
                     let mut o = Outcome::allow(reason);

@@ -1,8 +1,10 @@
 //! The purchase admission decision: may this operation on a customer's billable resource go
 //! ahead, given the customer's effective state (R1, R7)?
 
+use crate::classify::{ClassifyRules, RequestOperation, billing_mode_of, classify_request};
 use crate::impact::{BillingMode, ImpactMatrix, Operation};
 use crate::model::{RestrictionState, Role};
+use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Who or what restricts a customer, as the controller recorded it in the customer's status.
@@ -181,5 +183,71 @@ pub fn recorded_state(status: Option<&RecordedStatus<'_>>, role_of: impl Fn(&str
     CustomerState::Known {
         state: decision.state,
         source: Some(source),
+    }
+}
+
+/// A request on a billable resource: what it does, and the object before and after.
+#[derive(Clone, Copy, Debug)]
+pub struct BillableRequest<'a> {
+    pub operation: RequestOperation,
+    pub old: Option<&'a Value>,
+    pub new: Option<&'a Value>,
+}
+
+/// The outcome of judging a request, with a CamelCase reason either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    Allow(&'static str),
+    Deny {
+        rule: &'static str,
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// R7 for one request on a billable resource of `customer`: classifies it, reads the billing
+/// mode (the object's label, else `rules.default_billing_mode`) and asks [`decide_purchase`].
+/// A change of billing mode is judged under the mode being left and the one adopted. A
+/// deletion is judged even when its billing-mode label cannot be read (deleting stays
+/// possible); any other request with an unreadable label is refused.
+pub fn judge_request(
+    rules: &ClassifyRules,
+    matrix: &ImpactMatrix,
+    customer: &str,
+    state: &CustomerState,
+    request: &BillableRequest<'_>,
+) -> Judgement {
+    let default_mode = rules.default_billing_mode;
+    let subject = match request.operation {
+        RequestOperation::Delete => request.old,
+        _ => request.new,
+    };
+    let mode = match subject.map(|o| billing_mode_of(o, default_mode)) {
+        Some(Ok(m)) => m,
+        None => default_mode,
+        Some(Err(_)) if request.operation == RequestOperation::Delete => default_mode,
+        Some(Err(message)) => {
+            return Judgement::Deny {
+                rule: "R7",
+                reason: "InvalidBillingMode",
+                message,
+            };
+        }
+    };
+    let operations = classify_request(rules, request.operation, request.old, request.new);
+    if operations.is_empty() {
+        return Judgement::Allow("NothingBillable");
+    }
+    let old_mode = request
+        .old
+        .and_then(|o| billing_mode_of(o, default_mode).ok())
+        .unwrap_or(mode);
+    let mut verdict = decide_purchase(matrix, customer, state, mode, &operations);
+    if verdict.is_allowed() && old_mode != mode {
+        verdict = decide_purchase(matrix, customer, state, old_mode, &operations);
+    }
+    match verdict {
+        Verdict::Allow => Judgement::Allow("Allowed"),
+        Verdict::Deny { rule, reason, message } => Judgement::Deny { rule, reason, message },
     }
 }

@@ -25,7 +25,8 @@ pub mod model;
 pub mod partner;
 
 pub use admission::{
-    CustomerState, RecordedDecision, RecordedStatus, RestrictionSource, Verdict, decide_purchase, recorded_state,
+    BillableRequest, CustomerState, Judgement, RecordedDecision, RecordedStatus, RestrictionSource, Verdict,
+    decide_purchase, judge_request, recorded_state,
 };
 pub use authority::{
     AuthorityDenied, AuthorityHolder, IssuerError, NoAuthority, authority_holder, check_issuer_authority, issuer_of,

@@ -254,3 +254,61 @@ fn r7_admission_trusts_only_a_current_recorded_status() {
         }
     );
 }
+
+#[test]
+fn r7_a_request_is_judged_under_its_billing_modes() {
+    use serde_json::json;
+    let rules = ClassifyRules::default();
+    let matrix = ImpactMatrix::default();
+    let restricted = CustomerState::Known {
+        state: Restricted,
+        source: None,
+    };
+    let vm = |mode: &str, name: &str| json!({"metadata": {"labels": {BILLING_MODE_LABEL: mode}}, "spec": {"displayName": name}});
+    let judge = |operation, old: Option<&serde_json::Value>, new: Option<&serde_json::Value>| {
+        judge_request(
+            &rules,
+            &matrix,
+            "c1",
+            &restricted,
+            &BillableRequest { operation, old, new },
+        )
+    };
+    let yearly = vm("yearly-monthly", "a");
+    let ppu = vm("pay-per-use", "a");
+    // A rename is use in every mode.
+    assert_eq!(
+        judge(
+            RequestOperation::Update,
+            Some(&yearly),
+            Some(&vm("yearly-monthly", "b"))
+        ),
+        Judgement::Allow("Allowed")
+    );
+    // Leaving yearly/monthly for pay-per-use is a change of billing mode: refused.
+    assert!(matches!(
+        judge(RequestOperation::Update, Some(&yearly), Some(&ppu)),
+        Judgement::Deny {
+            reason: "CustomerRestricted",
+            ..
+        }
+    ));
+    // Nothing billable changes: allowed without asking the matrix.
+    assert_eq!(
+        judge(RequestOperation::Update, Some(&ppu), Some(&ppu)),
+        Judgement::Allow("NothingBillable")
+    );
+    // An unreadable billing mode is refused, except when deleting.
+    let odd = vm("weekly", "a");
+    match judge(RequestOperation::Create, None, Some(&odd)) {
+        Judgement::Deny { reason, message, .. } => {
+            assert_eq!(reason, "InvalidBillingMode");
+            assert!(message.contains(BILLING_MODE_LABEL), "{message}");
+        }
+        other => panic!("an unreadable billing mode is refused: {other:?}"),
+    }
+    assert_eq!(
+        judge(RequestOperation::Delete, Some(&odd), None),
+        Judgement::Allow("Allowed")
+    );
+}

@@ -113,6 +113,15 @@ pub struct WebhookArgs {
     /// What the purchase webhook does with a request it would refuse.
     #[arg(long, env = "PURCHASE_GUARD_ENFORCEMENT", value_enum, default_value_t = Enforcement::Deny)]
     enforcement: Enforcement,
+    /// The user purchase-guard acts as (in a pod: system:serviceaccount:NAMESPACE:NAME); only
+    /// it may write the status of purchase-guard's kinds (repeatable or comma-separated).
+    #[arg(
+        long = "controller-identity",
+        env = "PURCHASE_GUARD_CONTROLLER_IDENTITY",
+        value_delimiter = ',',
+        value_name = "USER"
+    )]
+    controller_identities: Vec<String>,
     /// A YAML or JSON file with the impact matrix (which operations a restriction blocks per
     /// billing mode); default: the matrix of the product documentation.
     #[arg(long, env = "PURCHASE_GUARD_IMPACT_MATRIX", value_name = "PATH")]
@@ -153,6 +162,7 @@ impl WebhookArgs {
             },
             matrix,
             enforcement: self.enforcement,
+            controller_identities: self.controller_identities.clone(),
         })
     }
 

@@ -159,7 +159,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         examples = install_examples(&sandbox)?;
     }
     sandbox.write_kubeconfig(&args.kubeconfig)?;
-    let settings = Settings::default();
+    // The in-process controller uses the kubeconfig's user, the sandbox's administrator.
+    let settings = Settings {
+        controller_identities: vec![purchase_guard_sandbox::ADMIN_USER.to_string()],
+        ..Settings::default()
+    };
     let guarded = settings.guarded.clone();
     let controllers = if args.api_only {
         None

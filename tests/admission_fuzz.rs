@@ -305,7 +305,7 @@ fn response(webhooks: &Webhooks, body: &[u8]) -> Value {
 }
 
 #[test]
-fn purchases_fail_closed_while_the_state_is_unknown() {
+fn purchases_fail_closed_while_the_state_is_unknown_and_never_trust_a_status() {
     // Caches not synced: refused, saying so.
     let unsynced = Webhooks::new(Settings::default());
     let r = response(&unsynced, &purchase("acme", "CREATE", None));
@@ -318,7 +318,8 @@ fn purchases_fail_closed_while_the_state_is_unknown() {
         "{r}"
     );
 
-    // A customer whose status lags its spec (observedGeneration behind generation): refused.
+    // The purchase webhook evaluates customers itself: what a status says (stale, missing, or
+    // claiming Unrestricted) does not decide. Both customers have no decision, so R1 applies.
     let stale: CustomerAccount = from(json!({
         "apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
         "metadata": {"name": "stale", "generation": 3},
@@ -332,24 +333,13 @@ fn purchases_fail_closed_while_the_state_is_unknown() {
     }));
     let synced = Webhooks::new(Settings::default());
     synced.set_stores(stores_with(Some(vec![stale, missing])));
-    let r = response(&synced, &purchase("stale", "CREATE", None));
-    assert_eq!(r["allowed"], false);
-    assert!(
-        r["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("status is stale"),
-        "{r}"
-    );
-    let r = response(&synced, &purchase("new", "CREATE", None));
-    assert_eq!(r["allowed"], false);
-    assert!(
-        r["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("not written its status"),
-        "{r}"
-    );
+    for namespace in ["stale", "new"] {
+        let r = response(&synced, &purchase(namespace, "CREATE", None));
+        assert_eq!(r["allowed"], false, "{r}");
+        let message = r["status"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("by default since its association"), "{r}");
+        assert!(message.contains("only \"dist\" can lift it"), "{r}");
+    }
 
     // What passes anyway: deletion, status-only updates, namespaces of no customer.
     assert_eq!(response(&synced, &purchase("stale", "DELETE", None))["allowed"], true);

@@ -1,5 +1,6 @@
 //! The ValidatingWebhookConfiguration and MutatingWebhookConfiguration of the webhooks, as the
-//! Helm chart renders them (tests/e2e.rs compares the two).
+//! Helm chart renders them (tests/e2e.rs compares the two): decisions, status ownership and
+//! purchases (validating), and the audit stamp (mutating).
 
 use super::Guarded;
 
@@ -45,7 +46,13 @@ pub fn configurations(
         "apiVersions": [crate::api::VERSION], "resources": ["purchaserestrictions", "resellerdelegations"],
         "scope": "Namespaced",
     }]);
-    let mut webhooks = vec![decisions];
+    let mut status = hook("status.purchaseguard.io", "/validate/status");
+    status["rules"] = json!([{
+        "operations": ["UPDATE"], "apiGroups": [crate::api::GROUP], "apiVersions": [crate::api::VERSION],
+        "resources": ["partners/status", "customeraccounts/status", "resellerdelegations/status", "purchaserestrictions/status"],
+        "scope": "*",
+    }]);
+    let mut webhooks = vec![decisions, status];
     if !guarded.is_empty() {
         let mut purchases = hook("purchases.purchaseguard.io", "/validate/purchases");
         purchases["matchPolicy"] = json!("Exact");

@@ -6,6 +6,7 @@
 //! - [`decisions`]: PurchaseRestriction and ResellerDelegation writes (R2, R3, R4, R6).
 //! - [`audit`]: the audit stamp (who changed a decision, and when).
 //! - [`purchases`]: operations on customers' billable resources (R1, R7).
+//! - [`status`]: the status of the four kinds is purchase-guard's alone.
 //! - [`review`]: the AdmissionReview envelope.
 //! - [`server`]: the admission routes and their metrics ([`metrics`]); [`https`]: the
 //!   listener and its certificate.
@@ -22,6 +23,7 @@ pub mod purchases;
 pub mod review;
 pub mod server;
 pub mod settings;
+pub mod status;
 pub mod tls;
 
 pub use audit::AUDIT_TIME_ANNOTATION;

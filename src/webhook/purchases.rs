@@ -1,12 +1,13 @@
 //! The purchase webhook: an operation on a customer's billable resource, judged with the R7
-//! matrix and the customer's recorded status (R1, R7). Nothing here calls the API server.
+//! matrix and the customer's state, evaluated from the caches with the policy core (R1, R7):
+//! a restriction holds as soon as this replica's watch delivers it, leader or not. Nothing
+//! here calls the API server.
 
 use super::review::{Outcome, Request};
 use super::{Enforcement, NOT_SYNCED, Webhooks};
 use crate::api::CustomerAccount;
 use crate::index::Stores;
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
 use policy::RequestOperation;
 use purchase_guard_policy as policy;
 
@@ -39,7 +40,7 @@ impl Webhooks {
         let (customer_name, state) = match (stores, customers.as_deref()) {
             (None, _) => (None, policy::CustomerState::Unknown { why: NOT_SYNCED.into() }),
             (Some(_), Some([])) => return Outcome::allow("NotACustomerNamespace"),
-            (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer)),
+            (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer, (self.clock)())),
             (Some(_), Some(many)) => {
                 let names: Vec<String> = many.iter().map(|c| c.name_any()).collect();
                 (
@@ -98,24 +99,9 @@ impl Webhooks {
     }
 }
 
-/// What the customer's status says, or why it cannot be trusted (the policy core judges;
-/// this translates the status and looks partners' roles up in the cache).
-fn customer_state(stores: &Stores, customer: &CustomerAccount) -> policy::CustomerState {
-    let status = customer.status.as_ref().map(|status| policy::RecordedStatus {
-        generation: customer.metadata.generation.unwrap_or(0),
-        observed_generation: status.observed_generation,
-        authority: status.authority.as_ref().map(|a| a.partner.as_str()),
-        decision: status.decision.as_ref().map(|d| policy::RecordedDecision {
-            state: d.state.into(),
-            partner: d.partner.as_deref(),
-            by_restriction: d.restriction.is_some(),
-            reason: &d.reason,
-        }),
-    });
-    policy::recorded_state(status.as_ref(), |partner| {
-        stores
-            .partners
-            .get(&ObjectRef::new(partner))
-            .map(|p| crate::index::partner(&p).role)
-    })
+/// The customer's state, evaluated from the caches with the policy core (the evaluation the
+/// controller writes into the status, made here without waiting for it).
+fn customer_state(stores: &Stores, customer: &CustomerAccount, now: jiff::Timestamp) -> policy::CustomerState {
+    let (eval, _) = stores.evaluate(customer, policy::Timestamp(now.as_microsecond()));
+    policy::evaluated_state(&eval)
 }

@@ -23,16 +23,18 @@ pub enum Which {
     Decisions,
     Audit,
     Purchases,
+    Status,
 }
 
 impl Which {
-    pub const ALL: [Which; 3] = [Which::Decisions, Which::Audit, Which::Purchases];
+    pub const ALL: [Which; 4] = [Which::Decisions, Which::Audit, Which::Purchases, Which::Status];
 
     pub fn path(self) -> &'static str {
         match self {
             Which::Decisions => "/validate/decisions",
             Which::Audit => "/mutate/audit",
             Which::Purchases => "/validate/purchases",
+            Which::Status => "/validate/status",
         }
     }
 
@@ -41,6 +43,7 @@ impl Which {
             Which::Decisions => "decisions",
             Which::Audit => "audit",
             Which::Purchases => "purchases",
+            Which::Status => "status",
         }
     }
 }
@@ -85,6 +88,7 @@ pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &
                 Which::Decisions => webhooks.decisions(&request),
                 Which::Audit => webhooks.audit(&request),
                 Which::Purchases => webhooks.purchases(&request),
+                Which::Status => webhooks.status(&request),
             };
             span.record("outcome", outcome.reason);
             if !outcome.allowed {

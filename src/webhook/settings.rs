@@ -70,6 +70,9 @@ pub struct Settings {
     pub classify: ClassifyRules,
     pub matrix: ImpactMatrix,
     pub enforcement: Enforcement,
+    /// The users that may write the status of purchase-guard's kinds: purchase-guard's own
+    /// identity (its ServiceAccount in a cluster). Empty: nobody may.
+    pub controller_identities: Vec<String>,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             classify: ClassifyRules::default(),
             matrix: ImpactMatrix::default(),
             enforcement: Enforcement::Deny,
+            controller_identities: Vec::new(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! ahead, given the customer's effective state (R1, R7)?
 
 use crate::classify::{ClassifyRules, RequestOperation, billing_mode_of, classify_request};
+use crate::effective::{Basis, CustomerEvaluation};
 use crate::impact::{BillingMode, ImpactMatrix, Operation};
 use crate::model::{RestrictionState, Role};
 use serde_json::Value;
@@ -121,68 +122,27 @@ pub fn decide_purchase(
     }
 }
 
-/// The decision in force as the controller recorded it in the customer's status.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedDecision<'a> {
-    pub state: RestrictionState,
-    /// The partner whose decision is in force; `None` for the R1 default.
-    pub partner: Option<&'a str>,
-    /// Whether a PurchaseRestriction is in force (not the R1 default or the association
-    /// model).
-    pub by_restriction: bool,
-    pub reason: &'a str,
-}
-
-/// A customer's status as the controller recorded it, in plain data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RecordedStatus<'a> {
-    /// The customer's `metadata.generation`.
-    pub generation: i64,
-    /// The generation the status describes.
-    pub observed_generation: Option<i64>,
-    /// The partner holding authority, when one does.
-    pub authority: Option<&'a str>,
-    pub decision: Option<RecordedDecision<'a>>,
-}
-
-/// What admission may trust of a customer's recorded status: unknown while there is none or
-/// it is behind the customer's generation (fail closed); unrestricted when no decision is
-/// recorded (not in the Reseller model, or nobody can hold authority). `role_of` gives a
-/// partner's role, `None` when the partner is unknown.
-pub fn recorded_state(status: Option<&RecordedStatus<'_>>, role_of: impl Fn(&str) -> Option<Role>) -> CustomerState {
-    let unknown = |why: String| CustomerState::Unknown { why };
-    let Some(status) = status else {
-        return unknown("the controller has not written its status yet".into());
-    };
-    match status.observed_generation {
-        Some(observed) if observed >= status.generation => {}
-        observed => {
-            return unknown(format!(
-                "its status is stale: observedGeneration {} is behind generation {}",
-                observed.map_or("unset".to_string(), |o| o.to_string()),
-                status.generation
-            ));
-        }
-    }
-    let Some(decision) = &status.decision else {
-        return CustomerState::Known {
-            state: RestrictionState::Unrestricted,
-            source: None,
-        };
-    };
-    let source = match (decision.by_restriction, decision.partner) {
-        (true, Some(partner)) => RestrictionSource::Decision {
-            partner: partner.to_string(),
-            role: role_of(partner),
-            reason: decision.reason.to_string(),
-        },
-        _ => RestrictionSource::Default {
-            holder: status.authority.map(str::to_string),
-        },
+/// What admission knows of a customer from its evaluation ([`crate::evaluate_customer`], the
+/// same the controller writes into the status): its effective state and what it rests on.
+/// Admission evaluates the customer itself from its caches, so that a restriction holds as
+/// soon as the watch delivers it, whether or not a controller has written a status yet.
+pub fn evaluated_state(eval: &CustomerEvaluation) -> CustomerState {
+    let source = match &eval.effective.basis {
+        Basis::NotInResellerModel => None,
+        Basis::Default => Some(RestrictionSource::Default {
+            holder: eval.authority.as_ref().ok().map(|h| h.partner.clone()),
+        }),
+        Basis::Decision {
+            issuer, role, reason, ..
+        } => Some(RestrictionSource::Decision {
+            partner: issuer.clone(),
+            role: Some(*role),
+            reason: reason.clone(),
+        }),
     };
     CustomerState::Known {
-        state: decision.state,
-        source: Some(source),
+        state: eval.effective.state,
+        source,
     }
 }
 

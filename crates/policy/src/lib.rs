@@ -9,7 +9,7 @@
 //! - [`impact`]: the R7 impact matrix, as data.
 //! - [`classify`]: what a request does to a billable resource (purchase, rename, renew...).
 //! - [`admission`]: allow or deny an operation on a customer's billable resource, from the
-//!   customer's recorded status.
+//!   customer's evaluation.
 //! - [`changes`]: may a decision be created, changed or withdrawn (admission of R2..R6).
 //! - [`partner`]: whether a partner can act.
 
@@ -25,8 +25,8 @@ pub mod model;
 pub mod partner;
 
 pub use admission::{
-    BillableRequest, CustomerState, Judgement, RecordedDecision, RecordedStatus, RestrictionSource, Verdict,
-    decide_purchase, judge_request, recorded_state,
+    BillableRequest, CustomerState, Judgement, RestrictionSource, Verdict, decide_purchase, evaluated_state,
+    judge_request,
 };
 pub use authority::{
     AuthorityDenied, AuthorityHolder, IssuerError, NoAuthority, authority_holder, check_issuer_authority, issuer_of,

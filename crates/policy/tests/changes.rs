@@ -1,5 +1,5 @@
-//! The admission checks on changes of restriction (R2-R4, R6), partner readiness, and what
-//! admission trusts of a customer's recorded status (R7).
+//! The admission checks on changes of restriction (R2-R4, R6), partner readiness, and the
+//! customer state admission judges purchases by (R1, R7).
 
 use purchase_guard_policy::*;
 
@@ -181,71 +181,12 @@ fn a_reseller_needs_a_known_distributor_and_every_partner_its_namespace() {
 }
 
 #[test]
-fn r7_admission_trusts_only_a_current_recorded_status() {
-    let roles = |p: &str| (p == "dist-a").then_some(Role::Distributor);
-    assert!(matches!(recorded_state(None, roles), CustomerState::Unknown { .. }));
-    let stale = RecordedStatus {
-        generation: 3,
-        observed_generation: Some(2),
-        authority: Some("dist-a"),
-        decision: None,
-    };
-    match recorded_state(Some(&stale), roles) {
-        CustomerState::Unknown { why } => assert!(why.contains("observedGeneration 2 is behind generation 3"), "{why}"),
-        other => panic!("a stale status is not trusted: {other:?}"),
-    }
-    let unrestricted = RecordedStatus {
-        observed_generation: Some(3),
-        ..stale.clone()
-    };
+fn r7_admission_evaluates_the_customer_itself() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    // No decision: the R1 default, naming who can lift it.
+    let eval = evaluate_customer(&hierarchy(false), &c1, &[], Timestamp(1));
     assert_eq!(
-        recorded_state(Some(&unrestricted), roles),
-        CustomerState::Known {
-            state: Unrestricted,
-            source: None
-        }
-    );
-    let by = |partner: &'static str| RecordedStatus {
-        decision: Some(RecordedDecision {
-            state: Restricted,
-            partner: Some(partner),
-            by_restriction: true,
-            reason: "overdue",
-        }),
-        ..unrestricted.clone()
-    };
-    let known = recorded_state(Some(&by("dist-a")), roles);
-    assert_eq!(
-        known,
-        CustomerState::Known {
-            state: Restricted,
-            source: Some(RestrictionSource::Decision {
-                partner: "dist-a".into(),
-                role: Some(Role::Distributor),
-                reason: "overdue".into()
-            })
-        }
-    );
-    // A partner that is gone is not given a role it may not have had.
-    let gone = recorded_state(Some(&by("gone")), roles);
-    let matrix = ImpactMatrix::default();
-    let purchase = std::collections::BTreeSet::from([Operation::Purchase]);
-    match decide_purchase(&matrix, "c1", &gone, BillingMode::PayPerUse, &purchase) {
-        Verdict::Deny { message, .. } => assert!(message.contains("by partner \"gone\""), "{message}"),
-        Verdict::Allow => panic!("a restricted customer may not purchase"),
-    }
-    // The R1 default names the holder.
-    let default = RecordedStatus {
-        decision: Some(RecordedDecision {
-            state: Restricted,
-            partner: None,
-            by_restriction: false,
-            reason: "R1",
-        }),
-        ..unrestricted
-    };
-    assert_eq!(
-        recorded_state(Some(&default), roles),
+        evaluated_state(&eval),
         CustomerState::Known {
             state: Restricted,
             source: Some(RestrictionSource::Default {
@@ -253,6 +194,62 @@ fn r7_admission_trusts_only_a_current_recorded_status() {
             })
         }
     );
+    // A decision nobody has recorded as accepted yet (no controller ran): in force at once.
+    let unrecorded = decision("ns-dist-a", "c1", Unrestricted, None);
+    let eval = evaluate_customer(&hierarchy(false), &c1, &[unrecorded], Timestamp(2));
+    assert_eq!(
+        evaluated_state(&eval),
+        CustomerState::Known {
+            state: Unrestricted,
+            source: Some(RestrictionSource::Decision {
+                partner: "dist-a".into(),
+                role: Some(Role::Distributor),
+                reason: "Unrestricted by ns-dist-a".into()
+            })
+        }
+    );
+    // ...and so is a restriction replacing an accepted unrestriction.
+    let mut restrict = decision("ns-dist-a", "c1", Restricted, None);
+    restrict.accepted = Some(AcceptedRecord {
+        generation: 0,
+        state: Unrestricted,
+        reason: "paid".into(),
+        since: Timestamp(1),
+    });
+    let eval = evaluate_customer(&hierarchy(false), &c1, &[restrict], Timestamp(3));
+    assert!(matches!(
+        evaluated_state(&eval),
+        CustomerState::Known { state: Restricted, .. }
+    ));
+    // Not in the Reseller model: nothing restricts it.
+    let eval = evaluate_customer(&hierarchy(false), &Customer::other_model("x"), &[], Timestamp(1));
+    assert_eq!(
+        evaluated_state(&eval),
+        CustomerState::Known {
+            state: Unrestricted,
+            source: None
+        }
+    );
+    // A partner without a known role is named without one.
+    let by_gone = CustomerState::Known {
+        state: Restricted,
+        source: Some(RestrictionSource::Decision {
+            partner: "gone".into(),
+            role: None,
+            reason: "overdue".into(),
+        }),
+    };
+    let purchase = std::collections::BTreeSet::from([Operation::Purchase]);
+    match decide_purchase(
+        &ImpactMatrix::default(),
+        "c1",
+        &by_gone,
+        BillingMode::PayPerUse,
+        &purchase,
+    ) {
+        Verdict::Deny { message, .. } => assert!(message.contains("by partner \"gone\""), "{message}"),
+        Verdict::Allow => panic!("a restricted customer may not purchase"),
+    }
 }
 
 #[test]

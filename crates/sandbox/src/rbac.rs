@@ -6,6 +6,9 @@ use crate::selectors::LabelSelector;
 use crate::store::Inner;
 use serde_json::Value;
 
+/// The user of requests that impersonate nobody: a cluster administrator.
+pub const ADMIN_USER: &str = "admin";
+
 /// Who makes a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserInfo {
@@ -18,7 +21,7 @@ impl UserInfo {
     /// The identity of requests without impersonation: a cluster administrator.
     pub fn admin() -> Self {
         UserInfo {
-            name: "admin".into(),
+            name: ADMIN_USER.into(),
             uid: String::new(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
         }

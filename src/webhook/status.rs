@@ -28,7 +28,7 @@ impl Webhooks {
             return Outcome::allow("NotStatus");
         }
         let identities = &self.settings.controller_identities;
-        if identities.iter().any(|u| *u == req.username) {
+        if identities.contains(&req.username) {
             return Outcome::allow("Controller");
         }
         let object = match &req.namespace {

@@ -47,10 +47,12 @@ pub struct PurchaseRestrictionSpec {
     /// The decision: Restricted, RestrictedAndFrozen or Unrestricted.
     pub state: RestrictionState,
 
-    /// Why, written by the operator (R4). Required and not blank; a new one for every change
-    /// of spec.state.
+    /// Why, written by the operator (R4). Required, with visible characters (whitespace and
+    /// invisible formatting characters do not count), on one line without control characters;
+    /// a new one for every change of spec.state.
     #[schemars(length(min = 1, max = 1024))]
-    #[x_kube(validation = Rule::new("self.trim().size() > 0").message("R4: a reason is required and must not be blank"))]
+    #[x_kube(validation = Rule::new(r"self.matches('[^\\s\\p{Cf}]')").message("R4: a reason is required and must not be blank"))]
+    #[x_kube(validation = Rule::new(r"!self.matches('\\p{Cc}')").message("R4: a reason is one line of text: control characters (newlines, tabs, escapes) are not allowed"))]
     pub reason: String,
 
     /// Acceptance of the Agreement for Partners to Manage Customer Budgets, required to freeze

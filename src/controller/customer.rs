@@ -50,7 +50,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
             .and_then(|d| d.restriction.as_ref())
             .and_then(|r| user_of(&policy::ObjectKey::new(&r.namespace, &r.name)));
         if let Some(user) = user {
-            message.push_str(&format!(" (changed by \"{user}\")"));
+            message.push_str(&format!(" (changed by {user:?})"));
         }
         publish(&ctx, customer.as_ref(), EventType::Normal, &reason, message).await;
     }

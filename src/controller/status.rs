@@ -130,7 +130,7 @@ pub fn customer_status(
             (
                 format!("{verb}By{}", role_word(*role)),
                 format!(
-                    "{} by {role} \"{issuer}\" (PurchaseRestriction {key}, {}): \"{reason}\"{standing}",
+                    "{} by {role} \"{issuer}\" (PurchaseRestriction {key}, {}): {reason:?}{standing}",
                     if state.restricts_purchases() {
                         "restricted from purchases"
                     } else {

@@ -69,6 +69,7 @@ fn write_of<'a>(namespace: &str, d: &'a PurchaseRestriction) -> policy::Decision
             reason: &d.spec.reason,
             agreement_accepted: d.spec.agreement_accepted,
         },
+        owned: d.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty()),
     }
 }
 
@@ -109,6 +110,7 @@ fn restriction_write(stores: &Stores, namespace: &str, req: &Request) -> Outcome
                 policy::WriteDenied::Content(_) => 422,
                 policy::WriteDenied::Authority(_) => 403,
                 policy::WriteDenied::Duplicate { .. } => 409,
+                policy::WriteDenied::Owned => 422,
             };
             Outcome::deny(code, denied.reason(), denied.to_string()).rule(denied.rule())
         }

@@ -81,14 +81,14 @@ pub fn decide_purchase(
                     role: Some(role),
                     reason,
                 }) => {
-                    format!("by {role} \"{partner}\" (reason: \"{reason}\")")
+                    format!("by {role} \"{partner}\" (reason: {reason:?})")
                 }
                 Some(RestrictionSource::Decision {
                     partner,
                     role: None,
                     reason,
                 }) => {
-                    format!("by partner \"{partner}\" (reason: \"{reason}\")")
+                    format!("by partner \"{partner}\" (reason: {reason:?})")
                 }
                 Some(RestrictionSource::Default { holder: Some(holder) }) => format!(
                     "by default since its association in the Reseller model (R1); only \"{holder}\" can lift it"

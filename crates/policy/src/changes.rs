@@ -39,6 +39,8 @@ pub struct DecisionWrite<'a> {
     pub key: ObjectKey,
     pub customer: &'a str,
     pub content: DecisionContent<'a>,
+    /// Whether the decision names an owner (`metadata.ownerReferences`).
+    pub owned: bool,
 }
 
 /// Why a decision may be written.
@@ -59,6 +61,8 @@ pub enum WriteDenied {
     Authority(AuthorityDenied),
     /// The issuer already has a decision about this customer.
     Duplicate { customer: String, existing: ObjectKey },
+    /// The decision names an owner: garbage collection would withdraw it without authority.
+    Owned,
 }
 
 impl WriteDenied {
@@ -68,6 +72,7 @@ impl WriteDenied {
             WriteDenied::Content(_) => "Invalid",
             WriteDenied::Authority(denied) => denied.reason(),
             WriteDenied::Duplicate { .. } => "DuplicateDecision",
+            WriteDenied::Owned => "OwnedDecision",
         }
     }
 
@@ -78,6 +83,7 @@ impl WriteDenied {
             WriteDenied::Content(_) => "R4",
             WriteDenied::Authority(denied) => denied.rule(),
             WriteDenied::Duplicate { .. } => "R2",
+            WriteDenied::Owned => "R3",
         }
     }
 }
@@ -94,15 +100,19 @@ impl fmt::Display for WriteDenied {
                 f,
                 "R2: this partner already has a decision for customer \"{customer}\" (PurchaseRestriction {existing}); change that one instead of creating another"
             ),
+            WriteDenied::Owned => f.write_str(
+                "metadata.ownerReferences: Forbidden: R3: a decision has no owner; with one, garbage collection could withdraw it without the authority holder's say; remove metadata.ownerReferences"
+            ),
         }
     }
 }
 
 impl std::error::Error for WriteDenied {}
 
-/// May this decision be created (`old` is `None`) or changed from `old`? The content rules
-/// (R4, R6), the issuer's authority over the customer (R2, R3) and, on creation, at most one
-/// decision per partner and customer. `existing` are the decisions already naming the
+/// May this decision be created (`old` is `None`) or changed from `old`? No owner, whoever
+/// writes it (R3: only the authority holder withdraws a decision, never garbage collection);
+/// then the content rules (R4, R6), the issuer's authority over the customer (R2, R3) and, on
+/// creation, at most one decision per partner and customer. `existing` are the decisions already naming the
 /// customer; a new decision is always the newest, so any other decision of the same issuer
 /// about the customer is the one that counts.
 pub fn check_decision_write(
@@ -112,6 +122,9 @@ pub fn check_decision_write(
     new: &DecisionWrite<'_>,
     existing: &[Decision],
 ) -> Result<WriteAllowed, WriteDenied> {
+    if new.owned {
+        return Err(WriteDenied::Owned);
+    }
     if let Some(old) = old
         && old.customer == new.customer
         && old.content == new.content

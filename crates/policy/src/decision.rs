@@ -14,8 +14,14 @@ pub struct DecisionContent<'a> {
 /// A rule a decision's content breaks, with the field and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ContentError {
-    #[error("spec.reason: Required value: R4: every restriction operation carries a reason written by the operator")]
+    #[error(
+        "spec.reason: Required value: R4: every restriction operation carries a reason written by the operator (whitespace and invisible formatting characters do not count)"
+    )]
     BlankReason,
+    #[error(
+        "spec.reason: Invalid value: R4: a reason is one line of text: control characters (newlines, tabs, escapes) are not allowed"
+    )]
+    ControlCharacter,
     #[error(
         "spec.reason: Invalid value: R4: changing spec.state from {from} to {to} is a new operation and needs a new reason"
     )]
@@ -33,8 +39,11 @@ pub enum ContentError {
 /// changes (R4), and the agreement for freezing (R6).
 pub fn check_content(old: Option<&DecisionContent<'_>>, new: &DecisionContent<'_>) -> Vec<ContentError> {
     let mut errors = Vec::new();
-    if new.reason.trim().is_empty() {
+    if !has_visible_text(new.reason) {
         errors.push(ContentError::BlankReason);
+    } else if new.reason.chars().any(char::is_control) {
+        // A blank reason is reported as blank, whatever invisible characters it holds.
+        errors.push(ContentError::ControlCharacter);
     }
     if let Some(old) = old
         && old.state != new.state
@@ -49,4 +58,39 @@ pub fn check_content(old: Option<&DecisionContent<'_>>, new: &DecisionContent<'_
         errors.push(ContentError::AgreementNotAccepted);
     }
     errors
+}
+
+/// Whether `text` has a character that is neither whitespace nor an invisible formatting
+/// character (Unicode category Cf: zero-width spaces and joiners, direction marks, the byte
+/// order mark, soft hyphens...).
+pub fn has_visible_text(text: &str) -> bool {
+    text.chars().any(|c| !c.is_whitespace() && !is_format(c))
+}
+
+/// Unicode general category Cf (Format), as of Unicode 15.
+fn is_format(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+    )
 }

@@ -32,6 +32,7 @@ impl Rejection {
             Rejection::Duplicate { .. } => "DuplicateDecision",
             Rejection::Content(ContentError::BlankReason | ContentError::ReasonNotRenewed { .. }) => "ReasonRequired",
             Rejection::Content(ContentError::AgreementNotAccepted) => "AgreementNotAccepted",
+            Rejection::Content(ContentError::ControlCharacter) => "InvalidReason",
             Rejection::MadeWithoutAuthority { .. } => "MadeWithoutAuthority",
         }
     }

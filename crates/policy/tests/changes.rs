@@ -23,6 +23,7 @@ fn write<'a>(
             reason,
             agreement_accepted: false,
         },
+        owned: false,
     }
 }
 
@@ -62,6 +63,73 @@ fn unchanged_operator_fields_are_not_judged_again() {
         check_decision_write(&hierarchy(true), Some(&c1), Some(&old), &same, &[]),
         Ok(WriteAllowed::SpecUnchanged)
     );
+}
+
+#[test]
+fn r3_a_decision_never_has_an_owner() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let old = write("ns-dist-a", "c1", "c1", Restricted, "overdue");
+    let mut owned = old.clone();
+    owned.owned = true;
+    // Not even the holder may give its decision an owner, not even in a metadata-only edit.
+    for h in [hierarchy(false), hierarchy(true)] {
+        let denied = check_decision_write(&h, Some(&c1), Some(&old), &owned, &[]).unwrap_err();
+        assert_eq!((denied.reason(), denied.rule()), ("OwnedDecision", "R3"));
+        assert!(
+            denied.to_string().starts_with("metadata.ownerReferences: Forbidden"),
+            "{denied}"
+        );
+        assert_eq!(
+            check_decision_write(&h, Some(&c1), None, &owned, &[]),
+            Err(WriteDenied::Owned)
+        );
+    }
+    // Removing an owner is fine.
+    assert_eq!(
+        check_decision_write(&hierarchy(true), Some(&c1), Some(&owned), &old, &[]),
+        Ok(WriteAllowed::SpecUnchanged)
+    );
+}
+
+#[test]
+fn r4_a_reason_needs_visible_characters_on_one_line() {
+    for blank in ["", "   ", "\u{200B}\u{200D}", "\u{FEFF} \u{2060}", "\u{00AD}"] {
+        let content = DecisionContent {
+            state: Restricted,
+            reason: blank,
+            agreement_accepted: false,
+        };
+        assert_eq!(
+            check_content(None, &content),
+            vec![ContentError::BlankReason],
+            "{blank:?}"
+        );
+    }
+    for controlled in ["paid\n(changed by \"admin\")", "tab\there", "esc\u{1b}[31m"] {
+        let content = DecisionContent {
+            state: Restricted,
+            reason: controlled,
+            agreement_accepted: false,
+        };
+        assert_eq!(
+            check_content(None, &content),
+            vec![ContentError::ControlCharacter],
+            "{controlled:?}"
+        );
+    }
+    for fine in [
+        "Invoice 42 overdue",
+        "Überfällig — Rechnung 42",
+        "\u{200B}x",
+        "客户欠款",
+    ] {
+        let content = DecisionContent {
+            state: Restricted,
+            reason: fine,
+            agreement_accepted: false,
+        };
+        assert!(check_content(None, &content).is_empty(), "{fine:?}");
+    }
 }
 
 #[test]

@@ -1,0 +1,448 @@
+//! The attack suite: one test per way around a restriction, each asserting that the attack is
+//! refused and that the customer's state is unchanged. Each runs on its own sandbox with RBAC,
+//! purchase-guard's webhook configurations and a real `purchase-guard run` replica; attackers
+//! are partner operators with a broad role in their own namespace (`resources: ["*"]` in
+//! purchaseguard.io, status included), acting with `kubectl --as`.
+
+mod support;
+use support::{Run, free_port, kubectl, webhook_sandbox};
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const NAMESPACE: &str = "purchase-guard";
+/// The user purchase-guard acts as in these tests.
+const CONTROLLER: &str = "purchase-guard-controller";
+
+/// A partner operator's broad role, and customers' rights on their virtual machines.
+const ROLES: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: broad-partner
+rules:
+- apiGroups: ["purchaseguard.io"]
+  resources: ["*"]
+  verbs: ["*"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: tenant
+rules:
+- apiGroups: ["compute.example.com"]
+  resources: ["virtualmachines"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+"#;
+
+fn binding(namespace: &str, role: &str, user: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n---\n"
+    )
+}
+
+fn vm(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: compute.example.com/v1\nkind: VirtualMachine\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels:\n    purchaseguard.io/billing-mode: pay-per-use\nspec:\n  displayName: {name}\n  flavor: c6.large\n  cpus: 2\n  memoryGiB: 4\n  image: debian-12\n"
+    )
+}
+
+fn restriction(namespace: &str, customer: &str, state: &str, reason: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+        "metadata": {"name": customer, "namespace": namespace},
+        "spec": {"customer": customer, "state": state, "reason": reason,
+                 "agreementAccepted": state == "RestrictedAndFrozen"}
+    })
+    .to_string()
+}
+
+/// The examples' partners, customers, delegation and decisions, guarded by purchase-guard.
+struct Platform {
+    _sandbox: purchase_guard_sandbox::Sandbox,
+    kubeconfig: PathBuf,
+    controller_kubeconfig: PathBuf,
+    webhook_port: u16,
+    replica: Option<Run>,
+}
+
+impl Platform {
+    async fn start(test: &str) -> Platform {
+        let webhook_port = free_port();
+        let (sandbox, kubeconfig) = webhook_sandbox(true, webhook_port, test).await;
+        let root = env!("CARGO_MANIFEST_DIR");
+        let ok = |args: &[&str], stdin: Option<&str>| {
+            let (ok, out) = kubectl(&kubeconfig, args, stdin);
+            assert!(ok, "kubectl {args:?}: {out}");
+        };
+        ok(&["apply", "-f", &format!("{root}/crds")], None);
+        ok(&["apply", "-f", &format!("{root}/examples/billable-crd")], None);
+        ok(
+            &["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"],
+            None,
+        );
+        // The examples first: the webhook configurations refuse what they cannot judge.
+        for f in [
+            "00-namespaces.yaml",
+            "01-partners.yaml",
+            "02-virtualmachines.yaml",
+            "03-customers.yaml",
+            "04-delegation.yaml",
+            "05-restrictions.yaml",
+        ] {
+            ok(&["apply", "-f", &format!("{root}/examples/{f}")], None);
+        }
+        ok(&["apply", "-f", "-"], Some(ROLES));
+        let mut bindings = String::new();
+        for (ns, user) in [
+            ("dist-emea", "dist-op"),
+            ("reseller-alpha", "alpha-op"),
+            ("reseller-beta", "beta-op"),
+        ] {
+            bindings.push_str(&binding(ns, "broad-partner", user));
+        }
+        for ns in ["acme-prod", "acme-dev", "globex", "initech"] {
+            bindings.push_str(&binding(ns, "tenant", "tenant"));
+        }
+        ok(&["apply", "-f", "-"], Some(&bindings));
+        ok(&["create", "namespace", NAMESPACE], None);
+        let service = purchase_guard::webhook::ServiceRef {
+            namespace: NAMESPACE,
+            name: "purchase-guard-webhook",
+        };
+        for config in purchase_guard::webhook::configurations(
+            "purchase-guard",
+            &service,
+            None,
+            &purchase_guard::webhook::default_guarded(),
+            &["kube-system", NAMESPACE],
+        ) {
+            ok(&["apply", "-f", "-"], Some(&config.to_string()));
+        }
+        // purchase-guard acts as its own user, with every right (as its ClusterRole would give).
+        let admin = std::fs::read_to_string(&kubeconfig).expect("kubeconfig");
+        let controller_kubeconfig = kubeconfig.with_extension("controller.kubeconfig");
+        std::fs::write(
+            &controller_kubeconfig,
+            admin.replace(
+                "  user: {}\n",
+                &format!("  user:\n    as: {CONTROLLER}\n    as-groups:\n    - system:masters\n"),
+            ),
+        )
+        .expect("writes the controller's kubeconfig");
+        let mut platform = Platform {
+            _sandbox: sandbox,
+            kubeconfig,
+            controller_kubeconfig,
+            webhook_port,
+            replica: None,
+        };
+        platform.start_replica(&["--leader-election=false"]);
+        // The CA bundle is in place and the controller has written the customers' statuses.
+        platform.wait_for(
+            "validatingwebhookconfiguration/purchase-guard",
+            "{.webhooks[0].clientConfig.caBundle}",
+        );
+        platform.wait_for("customeraccount/acme", "{.status.decision.state}=RestrictedAndFrozen");
+        platform.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
+        platform
+    }
+
+    fn start_replica(&mut self, extra: &[&str]) {
+        self.replica = None;
+        let health = free_port();
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--cert-namespace=purchase-guard".into(),
+            format!("--controller-identity={CONTROLLER}"),
+            format!("--health-addr=127.0.0.1:{health}"),
+            format!("--webhook-addr=127.0.0.1:{}", self.webhook_port),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        self.replica =
+            Some(Run::spawn(&self.controller_kubeconfig, &args, health, "purchase-guard-attacks").wait_ready());
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+        kubectl(&self.kubeconfig, args, stdin)
+    }
+
+    fn get(&self, resource: &str, namespace: Option<&str>, jsonpath: &str) -> String {
+        let mut args = vec!["get", resource, "-o"];
+        let path = format!("jsonpath={jsonpath}");
+        args.push(&path);
+        if let Some(ns) = namespace {
+            args.extend(["-n", ns]);
+        }
+        let (ok, out) = self.kubectl(&args, None);
+        assert!(ok, "kubectl {args:?}: {out}");
+        out
+    }
+
+    /// Waits for `kubectl wait --for=jsonpath=...`.
+    fn wait_for(&self, resource: &str, jsonpath: &str) {
+        let condition = format!("--for=jsonpath={jsonpath}");
+        let (ok, out) = self.kubectl(&["wait", &condition, resource, "--timeout=30s"], None);
+        assert!(ok, "{resource} {jsonpath}: {out}");
+    }
+
+    /// Runs `args` as `user`; asserts it is refused with every one of `expected` in the output.
+    fn refused(&self, user: &str, args: &[&str], stdin: Option<&str>, expected: &[&str]) {
+        let mut all = vec!["--as", user];
+        all.extend_from_slice(args);
+        let (ok, out) = self.kubectl(&all, stdin);
+        assert!(!ok, "{user} {args:?} was allowed: {out}");
+        for e in expected {
+            assert!(out.contains(e), "{user} {args:?}: expected {e:?} in: {out}");
+        }
+    }
+
+    fn allowed(&self, user: &str, args: &[&str], stdin: Option<&str>) -> String {
+        let mut all = vec!["--as", user];
+        all.extend_from_slice(args);
+        let (ok, out) = self.kubectl(&all, stdin);
+        assert!(ok, "{user} {args:?} was refused: {out}");
+        out
+    }
+
+    /// The customer's state, its decision in force and its history, as one comparable text.
+    fn customer_record(&self, customer: &str) -> String {
+        self.get(
+            &format!("customeraccount/{customer}"),
+            None,
+            "{.status.decision}{.status.history}",
+        )
+    }
+
+    /// A new pay-per-use VM in `namespace` is refused, naming the customer.
+    fn purchase_refused(&self, namespace: &str, customer: &str) {
+        self.refused(
+            "tenant",
+            &["create", "-f", "-"],
+            Some(&vm(namespace, "attack-vm")),
+            &[
+                "purchases.purchaseguard.io",
+                &format!("customer \"{customer}\" is restricted"),
+            ],
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_status_cannot_lift_a_restriction() {
+    let p = Platform::start("attack-status").await;
+    let before = p.customer_record("acme");
+    let forged = r#"{"status":{"accepted":{"generation":1,"state":"Unrestricted","reason":"forged","since":"2026-01-01T00:00:00.000000Z"}}}"#;
+    let json_patch = r#"[{"op":"replace","path":"/status/accepted/state","value":"Unrestricted"}]"#;
+    // The holder itself, with a merge patch and a JSON patch of the status subresource.
+    for (kind, patch) in [("merge", forged), ("json", json_patch)] {
+        p.refused(
+            "alpha-op",
+            &[
+                "patch",
+                "purchaserestriction",
+                "acme",
+                "-n",
+                "reseller-alpha",
+                "--subresource=status",
+                &format!("--type={kind}"),
+                "-p",
+                patch,
+            ],
+            None,
+            &[
+                "status.purchaseguard.io",
+                "written by purchase-guard alone",
+                "\"alpha-op\" may not write it",
+            ],
+        );
+    }
+    // The distributor that delegated, on its own decision about globex, and on a customer.
+    p.refused(
+        "dist-op",
+        &[
+            "patch",
+            "purchaserestriction",
+            "globex",
+            "-n",
+            "dist-emea",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            forged,
+        ],
+        None,
+        &["written by purchase-guard alone"],
+    );
+    assert_eq!(
+        p.get(
+            "purchaserestriction/acme",
+            Some("reseller-alpha"),
+            "{.status.accepted.reason}"
+        ),
+        "Suspected fraud on the payment card, case 2026-1182",
+        "the accepted record is unchanged"
+    );
+    assert_eq!(p.customer_record("acme"), before, "acme's state is unchanged");
+    p.purchase_refused("acme-dev", "acme");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restriction_holds_without_a_leader() {
+    let mut p = Platform::start("attack-leader").await;
+    // The Lease is held by a replica that is gone but whose lease has not expired: the new
+    // replica syncs its caches and serves admission, but never reconciles.
+    let renew = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string();
+    let lease = serde_json::json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "purchase-guard", "namespace": NAMESPACE},
+        "spec": {"holderIdentity": "gone-replica", "leaseDurationSeconds": 3600,
+                 "acquireTime": renew, "renewTime": renew}
+    });
+    let (ok, out) = p.kubectl(&["apply", "-f", "-"], Some(&lease.to_string()));
+    assert!(ok, "{out}");
+    p.start_replica(&[
+        "--leader-election=true",
+        "--lease-name=purchase-guard",
+        "--lease-namespace=purchase-guard",
+    ]);
+    // initech is unrestricted; its distributor restricts it.
+    p.allowed(
+        "dist-op",
+        &["apply", "-f", "-"],
+        Some(&restriction("dist-emea", "initech", "Restricted", "Invoice 77 overdue")),
+    );
+    // Nobody reconciles: the status still says Unrestricted...
+    assert_eq!(
+        p.get("customeraccount/initech", None, "{.status.decision.state}"),
+        "Unrestricted"
+    );
+    // ...and the purchase is refused all the same, at once.
+    p.purchase_refused("initech", "initech");
+    assert_eq!(
+        p.get("lease/purchase-guard", Some(NAMESPACE), "{.spec.holderIdentity}"),
+        "gone-replica",
+        "the replica never led"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_reference_cannot_withdraw_a_decision() {
+    let p = Platform::start("attack-owner").await;
+    let before = p.customer_record("acme");
+    let owner = r#"{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"00000000-0000-0000-0000-000000000000"}]}}"#;
+    let json_patch = r#"[{"op":"add","path":"/metadata/ownerReferences","value":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"00000000-0000-0000-0000-000000000000"}]}]"#;
+    // The holder on its own decision, and the distributor that delegated on its standing one.
+    for (user, ns, name) in [
+        ("alpha-op", "reseller-alpha", "acme"),
+        ("dist-op", "dist-emea", "globex"),
+    ] {
+        for (kind, patch) in [("merge", owner), ("json", json_patch)] {
+            p.refused(
+                user,
+                &[
+                    "patch",
+                    "purchaserestriction",
+                    name,
+                    "-n",
+                    ns,
+                    &format!("--type={kind}"),
+                    "-p",
+                    patch,
+                ],
+                None,
+                &["decisions.purchaseguard.io", "metadata.ownerReferences: Forbidden"],
+            );
+        }
+        assert_eq!(
+            p.get(
+                &format!("purchaserestriction/{name}"),
+                Some(ns),
+                "{.metadata.ownerReferences}"
+            ),
+            "",
+            "{ns}/{name} has no owner"
+        );
+    }
+    // Nor can a new decision be created with an owner.
+    let mut owned: serde_json::Value =
+        serde_json::from_str(&restriction("reseller-alpha", "acme", "RestrictedAndFrozen", "x")).expect("JSON");
+    owned["metadata"]["name"] = "acme-owned".into();
+    owned["metadata"]["ownerReferences"] =
+        serde_json::from_str::<serde_json::Value>(owner).expect("JSON")["metadata"]["ownerReferences"].clone();
+    p.refused(
+        "alpha-op",
+        &["create", "-f", "-"],
+        Some(&owned.to_string()),
+        &["metadata.ownerReferences: Forbidden"],
+    );
+    assert_eq!(p.customer_record("acme"), before, "acme's state is unchanged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invisible_or_multiline_reason_is_refused() {
+    let p = Platform::start("attack-reason").await;
+    let before = p.customer_record("acme");
+    for (reason, expected) in [
+        ("\u{200B}\u{200D}\u{FEFF}", "must not be blank"),
+        ("\u{2060} \u{00AD}", "must not be blank"),
+        ("Paid in full\n(changed by \"finance-lead\")", "control characters"),
+    ] {
+        p.refused(
+            "alpha-op",
+            &["apply", "-f", "-"],
+            Some(&restriction("reseller-alpha", "acme", "Unrestricted", reason)),
+            &[expected],
+        );
+    }
+    assert_eq!(p.customer_record("acme"), before, "acme's state is unchanged");
+    p.purchase_refused("acme-dev", "acme");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reason_cannot_fake_who_changed_it() {
+    let p = Platform::start("attack-quote").await;
+    // A legitimate change by the holder, whose reason imitates the "changed by" suffix.
+    let reason = r#"Paid in full" (changed by "finance-lead"#;
+    p.allowed(
+        "alpha-op",
+        &["apply", "-f", "-"],
+        Some(&restriction("reseller-alpha", "acme", "Unrestricted", reason)),
+    );
+    p.wait_for("customeraccount/acme", "{.status.decision.state}=Unrestricted");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let note = loop {
+        let (_, events) = p.kubectl(
+            &[
+                "get",
+                "events.events.k8s.io",
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}",
+            ],
+            None,
+        );
+        if let Some(note) = events.lines().find(|e| e.contains("Paid in full")) {
+            break note.to_string();
+        }
+        assert!(Instant::now() < deadline, "no event for the change: {events}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // The reason is quoted as data; only the real user appears as "changed by".
+    assert!(note.ends_with(r#"(changed by "alpha-op")"#), "{note}");
+    assert_eq!(note.matches(r#"(changed by ""#).count(), 1, "{note}");
+    assert!(
+        note.contains(r#"\"finance-lead"#),
+        "the reason's quotes are escaped: {note}"
+    );
+    let message = p.get(
+        "customeraccount/acme",
+        None,
+        r#"{.status.conditions[?(@.type=="PurchaseRestricted")].message}"#,
+    );
+    assert!(message.contains(r#"\" (changed by \"finance-lead""#), "{message}");
+    assert_eq!(
+        p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
+        "alpha-op"
+    );
+}

@@ -145,6 +145,12 @@ impl Platform {
         );
         platform.wait_for("customeraccount/acme", "{.status.decision.state}=RestrictedAndFrozen");
         platform.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
+        for ns in ["acme-prod", "acme-dev", "globex", "initech"] {
+            platform.wait_for(
+                &format!("namespace/{ns}"),
+                r"{.metadata.labels.purchaseguard\.io/guarded}=true",
+            );
+        }
         platform
     }
 
@@ -183,7 +189,10 @@ impl Platform {
     fn wait_for(&self, resource: &str, jsonpath: &str) {
         let condition = format!("--for=jsonpath={jsonpath}");
         let (ok, out) = self.kubectl(&["wait", &condition, resource, "--timeout=30s"], None);
-        assert!(ok, "{resource} {jsonpath}: {out}");
+        if !ok {
+            let (_, now) = self.kubectl(&["get", resource, "-o", "yaml"], None);
+            panic!("{resource} {jsonpath}: {out}\nit is now:\n{now}");
+        }
     }
 
     /// Runs `args` as `user`; asserts it is refused with every one of `expected` in the output.
@@ -445,4 +454,133 @@ async fn a_reason_cannot_fake_who_changed_it() {
         p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
         "alpha-op"
     );
+}
+
+const DEPLOYMENT: &str = r#"{"apiVersion": "apps/v1", "kind": "Deployment",
+ "metadata": {"name": "platform-tool", "namespace": "default"},
+ "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "tool"}},
+          "template": {"metadata": {"labels": {"app": "tool"}},
+                       "spec": {"containers": [{"name": "tool", "image": "registry.example/tool:1"}]}}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_reaches_only_customers_namespaces() {
+    let mut p = Platform::start("attack-outage").await;
+    // purchase-guard is down (failurePolicy Fail).
+    p.replica = None;
+    // A platform team's Deployment outside customers' namespaces does not depend on it...
+    let (ok, out) = p.kubectl(&["create", "-f", "-"], Some(DEPLOYMENT));
+    assert!(
+        ok,
+        "a Deployment in default was refused while purchase-guard is down: {out}"
+    );
+    // ...while a customer's namespace stays closed to purchases.
+    p.refused(
+        "tenant",
+        &["create", "-f", "-"],
+        Some(&vm("acme-dev", "attack-vm")),
+        &["purchases.purchaseguard.io"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_label_is_purchase_guards() {
+    let p = Platform::start("attack-label").await;
+    // Not even a cluster administrator removes it from a listed namespace...
+    let (ok, out) = p.kubectl(&["label", "namespace", "acme-dev", "purchaseguard.io/guarded-"], None);
+    assert!(!ok, "the label was removed from a listed namespace: {out}");
+    assert!(
+        out.contains("is listed in spec.namespaces of CustomerAccount acme"),
+        "{out}"
+    );
+    // ...changes it, or sets it elsewhere.
+    for args in [
+        [
+            "label",
+            "namespace",
+            "acme-dev",
+            "purchaseguard.io/guarded=false",
+            "--overwrite",
+        ],
+        [
+            "label",
+            "namespace",
+            "default",
+            "purchaseguard.io/guarded=true",
+            "--overwrite",
+        ],
+    ] {
+        let (ok, out) = p.kubectl(&args, None);
+        assert!(!ok, "{args:?} was allowed: {out}");
+        assert!(out.contains("is set by purchase-guard alone"), "{out}");
+    }
+    assert_eq!(
+        p.get(
+            "namespace/acme-dev",
+            None,
+            r"{.metadata.labels.purchaseguard\.io/guarded}"
+        ),
+        "true"
+    );
+    p.purchase_refused("acme-dev", "acme");
+    // Releasing a namespace is removing it from the customer's list: then the controller
+    // removes the label, and says so.
+    let (ok, out) = p.kubectl(
+        &[
+            "patch",
+            "customeraccount",
+            "acme",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"namespaces":["acme-prod"]}}"#,
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    p.wait_for("customeraccount/acme", "{.status.guardedNamespaces[*]}=acme-prod");
+    assert_eq!(
+        p.get(
+            "namespace/acme-dev",
+            None,
+            r"{.metadata.labels.purchaseguard\.io/guarded}"
+        ),
+        ""
+    );
+    let (_, events) = p.kubectl(
+        &[
+            "get",
+            "events.events.k8s.io",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.reason}{\" \"}{.note}{\"\\n\"}{end}",
+        ],
+        None,
+    );
+    assert!(
+        events
+            .lines()
+            .any(|e| e.starts_with("NamespaceReleased") && e.contains("\"acme-dev\"")),
+        "{events}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_customer_does_not_unguard_its_namespaces() {
+    let p = Platform::start("attack-delete").await;
+    let (ok, out) = p.kubectl(&["delete", "customeraccount", "acme"], None);
+    assert!(ok, "{out}");
+    // Its namespaces stay guarded, and closed to purchases, saying why.
+    p.refused(
+        "tenant",
+        &["create", "-f", "-"],
+        Some(&vm("acme-dev", "attack-vm")),
+        &["purchases.purchaseguard.io", "no CustomerAccount lists it"],
+    );
+    // Releasing it is an explicit act, allowed now that no customer lists it.
+    let (ok, out) = p.kubectl(&["label", "namespace", "acme-dev", "purchaseguard.io/guarded-"], None);
+    assert!(ok, "{out}");
+    let (ok, out) = p.kubectl(
+        &["--as", "tenant", "create", "-f", "-"],
+        Some(&vm("acme-dev", "after-release")),
+    );
+    assert!(ok, "{out}");
 }

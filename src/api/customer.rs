@@ -160,4 +160,10 @@ pub struct CustomerAccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub history: Vec<StateTransition>,
+    /// The namespaces purchase-guard has labelled `purchaseguard.io/guarded` for this
+    /// customer: those of spec.namespaces that exist. The purchase webhook judges requests in
+    /// labelled namespaces only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 63)), extend("x-kubernetes-list-type" = "set"))]
+    pub guarded_namespaces: Vec<String>,
 }

@@ -23,5 +23,11 @@ pub const VERSION: &str = "v1alpha1";
 /// The annotation in which the audit stamp records the user who made a decision's change.
 pub const AUDIT_USER_ANNOTATION: &str = "purchaseguard.io/changed-by";
 
+/// The label purchase-guard keeps on every namespace a CustomerAccount lists (value `"true"`).
+/// The purchase webhook sees only namespaces carrying it, so an outage of purchase-guard never
+/// reaches platform namespaces; only purchase-guard sets it, and it is removed only by
+/// purchase-guard or, once no CustomerAccount lists the namespace, by whoever releases it.
+pub const GUARDED_LABEL: &str = "purchaseguard.io/guarded";
+
 /// The category every kind belongs to: `kubectl get purchaseguard` lists them all.
 pub const CATEGORY: &str = "purchaseguard";

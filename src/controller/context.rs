@@ -2,11 +2,9 @@
 
 use super::Metrics;
 use crate::index::Stores;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Client;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
 use purchase_guard_policy as policy;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,9 +41,10 @@ pub struct Context {
     pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     /// Whether this replica holds the lease; only the leader writes.
     pub leader: tokio::sync::watch::Receiver<bool>,
+    /// Whether every store holds its first full list; no reconcile runs before.
+    pub synced: tokio::sync::watch::Receiver<bool>,
     pub client: Client,
     pub stores: Stores,
-    pub namespaces: Store<Namespace>,
     pub recorder: Recorder,
     /// The clock, replaceable in tests.
     pub now: fn() -> jiff::Timestamp,

@@ -1,16 +1,20 @@
 //! The CustomerAccount reconciler: the authority holder, the decision in force, the
 //! `PurchaseRestricted` and `ResourcesFrozen` conditions and the history, with an event when
-//! the effective state changes.
+//! the effective state changes; the label that puts its namespaces under the purchase webhook.
 
 use super::context::{Context, Error};
 use super::metrics::Kind;
 use super::status;
 use super::write::{publish, write_status};
-use crate::api::CustomerAccount;
+use crate::api::{CustomerAccount, GUARDED_LABEL};
+use crate::index::is_guarded;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::Api;
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use purchase_guard_policy as policy;
 use std::sync::Arc;
 
@@ -33,6 +37,9 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         user_of,
         &now,
     );
+    // Labels first: the status says which namespaces are guarded only once they are.
+    let mut desired = desired;
+    desired.guarded_namespaces = guard_namespaces(&ctx, &customer).await?;
     let api: Api<CustomerAccount> = Api::all(ctx.client.clone());
     let before = previous
         .and_then(|p| p.decision.as_ref())
@@ -55,4 +62,54 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         publish(&ctx, customer.as_ref(), EventType::Normal, &reason, message).await;
     }
     Ok(Action::await_change())
+}
+
+/// Labels the existing namespaces the customer lists with [`GUARDED_LABEL`], and removes the
+/// label from those it listed before (its status says which) that no customer lists any more,
+/// with an event. Returns the namespaces now guarded for it, in spec order.
+async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<Vec<String>, Error> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let params = PatchParams {
+        field_manager: Some(super::MANAGER.into()),
+        ..PatchParams::default()
+    };
+    let mut guarded = Vec::new();
+    for name in &customer.spec.namespaces {
+        let Some(namespace) = ctx.stores.namespaces.get(&ObjectRef::new(name)) else {
+            continue;
+        };
+        if !is_guarded(&namespace) {
+            let patch = serde_json::json!({"metadata": {"labels": {GUARDED_LABEL: "true"}}});
+            api.patch(name, &params, &Patch::Merge(&patch)).await?;
+            tracing::info!(namespace = %name, "namespace guarded");
+        }
+        guarded.push(name.clone());
+    }
+    let before = customer
+        .status
+        .as_ref()
+        .map(|s| s.guarded_namespaces.as_slice())
+        .unwrap_or_default();
+    for name in before.iter().filter(|n| !customer.spec.namespaces.contains(n)) {
+        let listed_elsewhere = !ctx.stores.customers_in_namespace(name).is_empty();
+        let labelled = ctx
+            .stores
+            .namespaces
+            .get(&ObjectRef::new(name))
+            .is_some_and(|ns| is_guarded(&ns));
+        if listed_elsewhere || !labelled {
+            continue;
+        }
+        let patch = serde_json::json!({"metadata": {"labels": {GUARDED_LABEL: null}}});
+        api.patch(name, &params, &Patch::Merge(&patch)).await?;
+        publish(
+            ctx,
+            customer,
+            EventType::Normal,
+            "NamespaceReleased",
+            format!("namespace {name:?} is no longer listed in spec.namespaces: purchases there are no longer judged"),
+        )
+        .await;
+    }
+    Ok(guarded)
 }

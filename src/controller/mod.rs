@@ -91,6 +91,7 @@ pub async fn run(
         decisions: decisions.store.clone(),
         decisions_by_customer: decisions_by_customer.clone(),
         customers_by_namespace: customers_by_namespace.clone(),
+        namespaces: namespaces.store.clone(),
     };
     metrics.set_customer_store(customers.store.clone());
     let reporter = Reporter {
@@ -108,13 +109,14 @@ pub async fn run(
             }
         })
     };
+    let (synced_tx, synced) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Context {
         failures: Default::default(),
         leader: leader.clone(),
+        synced,
         metrics,
         client: client.clone(),
         stores: stores.clone(),
-        namespaces: namespaces.store.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         now: jiff::Timestamp::now,
     });
@@ -126,6 +128,7 @@ pub async fn run(
         .watches_shared_stream(decisions.changes(), mapped(s, customer_of_decision))
         .watches_shared_stream(delegations.spec_changes(), mapped(s, customers_of_delegation))
         .watches_shared_stream(partners.spec_changes(), mapped(s, customers_of_partner))
+        .watches_shared_stream(namespaces.changes(), mapped(s, customers_of_namespace))
         .reconcile_all_on(elected())
         .run(
             with_retry(Kind::CustomerAccount, customer::reconcile),
@@ -169,13 +172,6 @@ pub async fn run(
             ctx.clone(),
         );
 
-    let caches = (
-        partners.store.clone(),
-        customers.store.clone(),
-        delegations.store.clone(),
-        decisions.store.clone(),
-        namespaces.store.clone(),
-    );
     let watches = futures::future::join5(
         partners.run(Api::all(client.clone()), |_| {}),
         customers.run(Api::all(client.clone()), move |e| customers_by_namespace.observe(e)),
@@ -185,14 +181,9 @@ pub async fn run(
     );
     let ready_stores = stores.clone();
     let readiness = async move {
-        let _ = futures::future::join5(
-            caches.0.wait_until_ready(),
-            caches.1.wait_until_ready(),
-            caches.2.wait_until_ready(),
-            caches.3.wait_until_ready(),
-            caches.4.wait_until_ready(),
-        )
-        .await;
+        ready_stores.wait_until_ready().await;
+        // Reconciles wait for this, not for the stores: many waiters on a store can hang.
+        let _ = synced_tx.send(true);
         ready(ready_stores);
         futures::future::pending::<()>().await
     };

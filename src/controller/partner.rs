@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub async fn reconcile(partner: Arc<Partner>, ctx: Arc<Context>) -> Result<Action, Error> {
     let hierarchy = ctx.stores.hierarchy();
     let core = index::partner(&partner);
-    let namespace_exists = ctx.namespaces.get(&ObjectRef::new(&core.namespace)).is_some();
+    let namespace_exists = ctx.stores.namespaces.get(&ObjectRef::new(&core.namespace)).is_some();
     let readiness = policy::partner_readiness(&hierarchy, &core, namespace_exists);
     let reseller = core.role == policy::Role::Reseller;
     let delegation = reseller

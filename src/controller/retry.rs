@@ -1,5 +1,5 @@
-//! Around every reconcile: followers skip, a span and a timer per object, and retries with
-//! exponential backoff after failures.
+//! Around every reconcile: followers skip, every cache is listed first, a span and a timer
+//! per object, and retries with exponential backoff after failures.
 
 use super::context::{Context, Error};
 use super::metrics::Kind;
@@ -35,6 +35,13 @@ where
     Fut: Future<Output = Result<Action, Error>>,
 {
     if !*ctx.leader.borrow() {
+        return Ok(Action::await_change());
+    }
+    // A controller is triggered by its own store as soon as that store is listed; judging
+    // before the others are would use a partial hierarchy (and could record a decision as
+    // made without authority for good).
+    if ctx.synced.clone().wait_for(|synced| *synced).await.is_err() {
+        // Stopping before the caches synced.
         return Ok(Action::await_change());
     }
     let key = failure_key(obj.as_ref());

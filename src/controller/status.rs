@@ -203,6 +203,8 @@ pub fn customer_status(
         authority,
         decision: Some(decision),
         history,
+        // Set by the reconciler once it has labelled the namespaces.
+        guarded_namespaces: Vec::new(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! | ResellerDelegation     | the reseller's customers and their decisions; the reseller's other delegations; the reseller |
 //! | Partner                | its customers (a reseller's, or a distributor's resellers'); the decisions in its namespace and about those customers; every delegation; its resellers |
 //! | CustomerAccount (spec) | its decisions                                                      |
-//! | Namespace              | the partners acting in it                                          |
+//! | Namespace              | the partners acting in it; the customers listing it (labels included) |
 //!
 //! Triggers from other kinds follow spec changes and deletions only (status writes do not
 //! re-trigger); a decision's own changes (status included) re-trigger its customer.
@@ -31,6 +31,11 @@ pub fn customer_of_decision(s: &Stores, d: &PurchaseRestriction) -> Option<Objec
 /// A delegation → the customers of its reseller (their authority holder moves).
 pub fn customers_of_delegation(s: &Stores, d: &ResellerDelegation) -> Vec<ObjectRef<CustomerAccount>> {
     refs(s.customers_of_reseller(&d.spec.reseller))
+}
+
+/// A namespace → the customers listing it (it may have been created, or lost its label).
+pub fn customers_of_namespace(s: &Stores, ns: &Namespace) -> Vec<ObjectRef<CustomerAccount>> {
+    refs(s.customers_in_namespace(&ns.name_any()))
 }
 
 /// A partner → the customers it relates to.

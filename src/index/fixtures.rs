@@ -3,6 +3,7 @@
 
 use super::{DecisionIndex, NamespaceIndex, Stores};
 use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::Store;
 use std::sync::Arc;
 
@@ -45,6 +46,13 @@ impl Stores {
             decisions: store_of(decisions),
             decisions_by_customer,
             customers_by_namespace,
+            namespaces: store_of(Vec::new()),
         }
+    }
+
+    /// The same stores, with these namespaces.
+    pub fn with_namespaces(mut self, namespaces: Vec<Namespace>) -> Self {
+        self.namespaces = store_of(namespaces);
+        self
     }
 }

@@ -11,7 +11,8 @@ pub use by_customer::DecisionIndex;
 pub use by_namespace::NamespaceIndex;
 pub use convert::{customer, decision, delegation, micro_time, micros, partner, seconds};
 
-use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use crate::api::{CustomerAccount, GUARDED_LABEL, Partner, PurchaseRestriction, ResellerDelegation};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use purchase_guard_policy as policy;
@@ -28,9 +29,24 @@ pub struct Stores {
     pub decisions_by_customer: Arc<DecisionIndex>,
     /// The customers claiming each namespace (spec.namespaces).
     pub customers_by_namespace: Arc<NamespaceIndex>,
+    pub namespaces: Store<Namespace>,
 }
 
 impl Stores {
+    /// Resolves once every store holds its first full list. Await it from one task only and
+    /// share the result (a watch channel): kube's store readiness wakes a single waiter, so
+    /// concurrent waiters can hang.
+    pub async fn wait_until_ready(&self) {
+        let _ = futures::future::join5(
+            self.partners.wait_until_ready(),
+            self.customers.wait_until_ready(),
+            self.delegations.wait_until_ready(),
+            self.decisions.wait_until_ready(),
+            self.namespaces.wait_until_ready(),
+        )
+        .await;
+    }
+
     /// The partner hierarchy: every partner and every delegation.
     pub fn hierarchy(&self) -> policy::Hierarchy {
         policy::Hierarchy {
@@ -76,6 +92,13 @@ impl Stores {
             .collect();
         found.sort_by_key(|c| c.name_any());
         found
+    }
+
+    /// Whether the namespace carries the label purchase-guard keeps on customers' namespaces.
+    pub fn namespace_guarded(&self, name: &str) -> bool {
+        self.namespaces
+            .get(&ObjectRef::new(name))
+            .is_some_and(|ns| is_guarded(&ns))
     }
 
     pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
@@ -125,4 +148,13 @@ impl Stores {
             })
             .collect()
     }
+}
+
+/// Whether a namespace carries [`GUARDED_LABEL`].
+pub fn is_guarded(namespace: &Namespace) -> bool {
+    namespace
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(GUARDED_LABEL))
 }

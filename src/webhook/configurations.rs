@@ -1,6 +1,6 @@
 //! The ValidatingWebhookConfiguration and MutatingWebhookConfiguration of the webhooks, as the
-//! Helm chart renders them (tests/e2e.rs compares the two): decisions, status ownership and
-//! purchases (validating), and the audit stamp (mutating).
+//! Helm chart renders them (tests/e2e.rs compares the two): decisions, status ownership, the
+//! namespace guard and purchases (validating), and the audit stamp (mutating).
 
 use super::Guarded;
 
@@ -52,13 +52,23 @@ pub fn configurations(
         "resources": ["partners/status", "customeraccounts/status", "resellerdelegations/status", "purchaserestrictions/status"],
         "scope": "*",
     }]);
-    let mut webhooks = vec![decisions, status];
+    let mut namespaces = hook("namespaces.purchaseguard.io", "/validate/namespaces");
+    namespaces["objectSelector"] = json!({"matchExpressions": [
+        {"key": crate::api::GUARDED_LABEL, "operator": "Exists"},
+    ]});
+    namespaces["rules"] = json!([{
+        "operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
+        "resources": ["namespaces"], "scope": "Cluster",
+    }]);
+    let mut webhooks = vec![decisions, status, namespaces];
     if !guarded.is_empty() {
         let mut purchases = hook("purchases.purchaseguard.io", "/validate/purchases");
         purchases["matchPolicy"] = json!("Exact");
-        purchases["namespaceSelector"] = json!({"matchExpressions": [{
-            "key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded_namespaces,
-        }]});
+        // Only customers' namespaces: an outage of purchase-guard never reaches the others.
+        purchases["namespaceSelector"] = json!({"matchExpressions": [
+            {"key": crate::api::GUARDED_LABEL, "operator": "Exists"},
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded_namespaces},
+        ]});
         purchases["rules"] = guarded
             .iter()
             .map(|g| {

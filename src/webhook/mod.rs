@@ -7,6 +7,7 @@
 //! - [`audit`]: the audit stamp (who changed a decision, and when).
 //! - [`purchases`]: operations on customers' billable resources (R1, R7).
 //! - [`status`]: the status of the four kinds is purchase-guard's alone.
+//! - [`namespaces`]: the label that puts a namespace under the purchase webhook.
 //! - [`review`]: the AdmissionReview envelope.
 //! - [`server`]: the admission routes and their metrics ([`metrics`]); [`https`]: the
 //!   listener and its certificate.
@@ -19,6 +20,7 @@ pub mod configurations;
 pub mod decisions;
 pub mod https;
 pub mod metrics;
+pub mod namespaces;
 pub mod purchases;
 pub mod review;
 pub mod server;

@@ -5,7 +5,7 @@
 
 use super::review::{Outcome, Request};
 use super::{Enforcement, NOT_SYNCED, Webhooks};
-use crate::api::CustomerAccount;
+use crate::api::{CustomerAccount, GUARDED_LABEL};
 use crate::index::Stores;
 use kube::ResourceExt;
 use policy::RequestOperation;
@@ -39,6 +39,16 @@ impl Webhooks {
         let customers = stores.map(|s| s.customers_in_namespace(namespace));
         let (customer_name, state) = match (stores, customers.as_deref()) {
             (None, _) => (None, policy::CustomerState::Unknown { why: NOT_SYNCED.into() }),
+            // Guarded but listed by nobody: its customer was deleted (or changed its list while
+            // this replica's caches lag). Never silently unguarded: fail closed until released.
+            (Some(s), Some([])) if s.namespace_guarded(namespace) => (
+                None,
+                policy::CustomerState::Unknown {
+                    why: format!(
+                        "namespace \"{namespace}\" is labelled {GUARDED_LABEL} but no CustomerAccount lists it; list it in a CustomerAccount, or release it by removing the label"
+                    ),
+                },
+            ),
             (Some(_), Some([])) => return Outcome::allow("NotACustomerNamespace"),
             (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer, (self.clock)())),
             (Some(_), Some(many)) => {

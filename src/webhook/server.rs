@@ -24,10 +24,17 @@ pub enum Which {
     Audit,
     Purchases,
     Status,
+    Namespaces,
 }
 
 impl Which {
-    pub const ALL: [Which; 4] = [Which::Decisions, Which::Audit, Which::Purchases, Which::Status];
+    pub const ALL: [Which; 5] = [
+        Which::Decisions,
+        Which::Audit,
+        Which::Purchases,
+        Which::Status,
+        Which::Namespaces,
+    ];
 
     pub fn path(self) -> &'static str {
         match self {
@@ -35,6 +42,7 @@ impl Which {
             Which::Audit => "/mutate/audit",
             Which::Purchases => "/validate/purchases",
             Which::Status => "/validate/status",
+            Which::Namespaces => "/validate/namespaces",
         }
     }
 
@@ -44,6 +52,7 @@ impl Which {
             Which::Audit => "audit",
             Which::Purchases => "purchases",
             Which::Status => "status",
+            Which::Namespaces => "namespaces",
         }
     }
 }
@@ -89,6 +98,7 @@ pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &
                 Which::Audit => webhooks.audit(&request),
                 Which::Purchases => webhooks.purchases(&request),
                 Which::Status => webhooks.status(&request),
+                Which::Namespaces => webhooks.namespaces(&request),
             };
             span.record("outcome", outcome.reason);
             if !outcome.allowed {

@@ -61,16 +61,32 @@ pub async fn webhook_sandbox(
     (sandbox, kubeconfig)
 }
 
-/// A `purchase-guard run` process, killed when dropped.
-pub struct Run {
+/// A `purchase-guard run` process, killed when dropped. Its log (info level) goes to a file
+/// that is printed when the test fails, and removed.
+/// Boxed: suites keep several replicas in enums.
+pub struct Run(Box<Process>);
+
+struct Process {
     child: std::process::Child,
     health_port: u16,
+    log: std::path::PathBuf,
 }
 
 impl Drop for Run {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.0.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(200)..];
+            eprintln!(
+                "--- the last lines of {} ---\n{}",
+                self.0.log.display(),
+                tail.join("\n")
+            );
+        }
+        let _ = std::fs::remove_file(&self.0.log);
     }
 }
 
@@ -98,24 +114,33 @@ impl Run {
     /// `purchase-guard ARGS` as the pod `pod_name` would run it; `health_port` is where its
     /// --health-addr listens.
     pub fn spawn(kubeconfig: &Path, args: &[String], health_port: u16, pod_name: &str) -> Run {
+        let log = std::env::temp_dir().join(format!("pg-{pod_name}-{}-{health_port}.log", std::process::id()));
+        let file = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
             .args(args)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                "info,purchase_guard=debug,kube_runtime=warn,kube_client=warn",
+            )
             .env("POD_NAME", pod_name)
             .env("POD_NAMESPACE", "purchase-guard")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(file)
             .spawn()
             .expect("purchase-guard runs");
-        Run { child, health_port }
+        Run(Box::new(Process {
+            child,
+            health_port,
+            log,
+        }))
     }
 
     /// Waits until /readyz answers 200 (caches synced).
     pub fn wait_ready(self) -> Run {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let ready = std::net::TcpStream::connect(("127.0.0.1", self.health_port)).is_ok_and(|mut s| {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", self.0.health_port)).is_ok_and(|mut s| {
                 let _ = s.write_all(b"GET /readyz HTTP/1.0\r\n\r\n");
                 let mut out = String::new();
                 let _ = std::io::Read::read_to_string(&mut s, &mut out);

@@ -1,0 +1,70 @@
+//! The namespace guard: the label that puts a namespace under the purchase webhook
+//! ([`GUARDED_LABEL`]) is purchase-guard's. Nobody else sets or changes it; removing it is
+//! releasing the namespace, allowed once no CustomerAccount lists it.
+
+use super::Webhooks;
+use super::review::{Outcome, Request};
+use crate::api::GUARDED_LABEL;
+use kube::ResourceExt;
+use serde_json::Value;
+
+fn label(object: Option<&Value>) -> Option<&Value> {
+    object
+        .and_then(|o| o.pointer("/metadata/labels"))
+        .and_then(|l| l.get(GUARDED_LABEL))
+}
+
+impl Webhooks {
+    /// Judges a namespace's CREATE or UPDATE that may touch [`GUARDED_LABEL`].
+    pub fn namespaces(&self, req: &Request) -> Outcome {
+        if !req.group.is_empty() || req.kind != "Namespace" {
+            return Outcome::deny(
+                400,
+                "UnexpectedKind",
+                format!(
+                    "this webhook guards the label {GUARDED_LABEL} of namespaces, not {}/{} {}; check the webhook configuration's rules",
+                    req.group, req.version, req.kind
+                ),
+            );
+        }
+        let (old, new) = (label(req.old_object.as_ref()), label(req.object.as_ref()));
+        if old == new {
+            return Outcome::allow("LabelUnchanged");
+        }
+        if self.settings.controller_identities.contains(&req.username) {
+            return Outcome::allow("Controller");
+        }
+        if old.is_some() && new.is_none() {
+            let Some(stores) = self.stores() else {
+                return Outcome::deny(503, "NotSynced", format!("{}; retry shortly", super::NOT_SYNCED));
+            };
+            let listing: Vec<String> = stores
+                .customers_in_namespace(&req.name)
+                .iter()
+                .map(|c| c.name_any())
+                .collect();
+            if listing.is_empty() {
+                return Outcome::allow("Released");
+            }
+            return Outcome::deny(
+                403,
+                "NamespaceListed",
+                format!(
+                    "namespace {:?} is listed in spec.namespaces of CustomerAccount {}: purchases there are judged while it is; remove it from that list to release it",
+                    req.name,
+                    listing.join(", ")
+                ),
+            )
+            .rule("R7");
+        }
+        Outcome::deny(
+            403,
+            "GuardLabelOwnedByController",
+            format!(
+                "the label {GUARDED_LABEL} is set by purchase-guard alone, on the namespaces CustomerAccounts list; {:?} may not set or change it: list the namespace in a CustomerAccount's spec.namespaces instead",
+                req.username
+            ),
+        )
+        .rule("R7")
+    }
+}

@@ -584,3 +584,90 @@ async fn deleting_a_customer_does_not_unguard_its_namespaces() {
     );
     assert!(ok, "{out}");
 }
+
+/// What kube-apiserver sends for `kubectl scale deployment/web --replicas=N` (or an
+/// autoscaler's scale request) in a guarded namespace: the kind is autoscaling/v1 Scale, the
+/// resource apps/v1 deployments, the subresource scale.
+fn scale_review(from: i64, to: i64) -> Vec<u8> {
+    let scale = |replicas: i64| {
+        serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                           "metadata": {"name": "web", "namespace": "acme-prod"},
+                           "spec": {"replicas": replicas}})
+    };
+    serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "u-scale", "kind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"}, "subResource": "scale",
+        "requestKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+        "name": "web", "namespace": "acme-prod", "operation": "UPDATE",
+        "userInfo": {"username": "tenant"}, "object": scale(to), "oldObject": scale(from)
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn scaling_up_through_the_scale_subresource_is_a_purchase() {
+    use purchase_guard::api::{CustomerAccount, Partner};
+    use purchase_guard::index::Stores;
+    use purchase_guard::webhook::server::{Which, review_body};
+    use purchase_guard::webhook::{Metrics, Settings, Webhooks};
+    fn object<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
+        serde_json::from_value(v).expect("a valid object")
+    }
+    let partners: Vec<Partner> = vec![
+        object(
+            serde_json::json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner",
+            "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}}),
+        ),
+        object(
+            serde_json::json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner",
+            "metadata": {"name": "res"}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": "res"}}),
+        ),
+    ];
+    let customer: CustomerAccount = object(serde_json::json!({"apiVersion": "purchaseguard.io/v1alpha1",
+        "kind": "CustomerAccount", "metadata": {"name": "acme"},
+        "spec": {"associationModel": "Reseller", "reseller": "res", "namespaces": ["acme-prod"]}}));
+    // acme has no decision: restricted by default (R1).
+    let webhooks = Webhooks::new(Settings::default());
+    webhooks.set_stores(Stores::from_objects(partners, vec![customer], vec![], vec![]));
+    let judge = |from, to| {
+        let reply = review_body(
+            &webhooks,
+            &Metrics::default(),
+            Which::Purchases,
+            &scale_review(from, to),
+        );
+        assert_eq!(reply.status, 200);
+        serde_json::from_slice::<serde_json::Value>(&reply.body).expect("JSON")["response"].clone()
+    };
+    let up = judge(2, 10);
+    assert_eq!(up["allowed"], false, "{up}");
+    let message = up["status"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("\"purchase\""), "{message}");
+    assert!(message.contains("customer \"acme\" is restricted"), "{message}");
+    // Scaling down is use: allowed while restricted.
+    assert_eq!(judge(10, 2)["allowed"], true);
+    // The webhook configurations send scale requests of every guarded resource.
+    let [validating, _] = purchase_guard::webhook::configurations(
+        "purchase-guard",
+        &purchase_guard::webhook::ServiceRef {
+            namespace: NAMESPACE,
+            name: "purchase-guard-webhook",
+        },
+        None,
+        &purchase_guard::webhook::default_guarded(),
+        &[],
+    );
+    let purchases = validating["webhooks"]
+        .as_array()
+        .and_then(|w| w.iter().find(|h| h["name"] == "purchases.purchaseguard.io"))
+        .expect("the purchase webhook");
+    let resources: Vec<&str> = purchases["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .flat_map(|r| r["resources"].as_array().into_iter().flatten())
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(resources.contains(&"deployments/scale"), "{resources:?}");
+}

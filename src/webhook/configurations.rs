@@ -74,7 +74,8 @@ pub fn configurations(
             .map(|g| {
                 json!({
                     "operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [g.group],
-                    "apiVersions": [g.version], "resources": [g.resource], "scope": "Namespaced",
+                    "apiVersions": [g.version], "resources": [g.resource, format!("{}/scale", g.resource)],
+                    "scope": "Namespaced",
                 })
             })
             .collect();

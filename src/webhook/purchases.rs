@@ -15,15 +15,16 @@ impl Webhooks {
     /// The purchase webhook: an operation on a customer's billable resource, judged with the
     /// R7 matrix and the customer's status.
     pub fn purchases(&self, req: &Request) -> Outcome {
-        let guarded = self
-            .settings
-            .guarded
-            .iter()
-            .any(|g| g.group == req.group && g.version == req.version && g.resource == req.resource);
+        let guarded =
+            self.settings.guarded.iter().any(|g| {
+                g.group == req.resource_group && g.version == req.resource_version && g.resource == req.resource
+            });
         if !guarded {
             return Outcome::allow("NotGuarded");
         }
-        if req.sub_resource.is_some() {
+        // The scale subresource changes capacity (kubectl scale, autoscalers); others do not
+        // reach this webhook (its rules name the resource and its scale subresource only).
+        if req.sub_resource.as_deref().is_some_and(|s| s != "scale") {
             return Outcome::allow("Subresource");
         }
         let operation = match req.operation.as_str() {
@@ -68,6 +69,7 @@ impl Webhooks {
         let customer_label = customer_name.unwrap_or_else(|| format!("of namespace {namespace}"));
         let request = policy::BillableRequest {
             operation,
+            scale: req.sub_resource.is_some(),
             old: req.old_object.as_ref(),
             new: req.object.as_ref(),
         };

@@ -59,9 +59,14 @@ impl Outcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     pub uid: String,
+    /// The group and version of the object's kind (`request.kind`).
     pub group: String,
     pub version: String,
     pub kind: String,
+    /// The resource addressed (`request.resource`): for a subresource such as `scale`, the
+    /// parent's (apps/v1 deployments), while the kind is the subresource's (autoscaling/v1 Scale).
+    pub resource_group: String,
+    pub resource_version: String,
     pub resource: String,
     pub sub_resource: Option<String>,
     pub name: String,
@@ -152,6 +157,14 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
             group: str_at(request, "/kind/group").unwrap_or_default().to_string(),
             version: field("/kind/version")?,
             kind: field("/kind/kind")?,
+            resource_group: str_at(request, "/resource/group")
+                .or_else(|| str_at(request, "/kind/group"))
+                .unwrap_or_default()
+                .to_string(),
+            resource_version: str_at(request, "/resource/version")
+                .or_else(|| str_at(request, "/kind/version"))
+                .unwrap_or_default()
+                .to_string(),
             resource: field("/resource/resource")?,
             sub_resource: str_at(request, "/subResource")
                 .filter(|s| !s.is_empty())

@@ -1,7 +1,7 @@
 //! The purchase admission decision: may this operation on a customer's billable resource go
 //! ahead, given the customer's effective state (R1, R7)?
 
-use crate::classify::{ClassifyRules, RequestOperation, billing_mode_of, classify_request};
+use crate::classify::{ClassifyRules, RequestOperation, billing_mode_of, classify_request, classify_scale};
 use crate::effective::{Basis, CustomerEvaluation};
 use crate::impact::{BillingMode, ImpactMatrix, Operation};
 use crate::model::{RestrictionState, Role};
@@ -150,6 +150,9 @@ pub fn evaluated_state(eval: &CustomerEvaluation) -> CustomerState {
 #[derive(Clone, Copy, Debug)]
 pub struct BillableRequest<'a> {
     pub operation: RequestOperation,
+    /// Whether the request addresses the resource's `scale` subresource (`old` and `new` are
+    /// then autoscaling/v1 Scale objects).
+    pub scale: bool,
     pub old: Option<&'a Value>,
     pub new: Option<&'a Value>,
 }
@@ -165,8 +168,9 @@ pub enum Judgement {
     },
 }
 
-/// R7 for one request on a billable resource of `customer`: classifies it, reads the billing
-/// mode (the object's label, else `rules.default_billing_mode`) and asks [`decide_purchase`].
+/// R7 for one request on a billable resource of `customer`: classifies it (a request on the
+/// scale subresource by its replicas), reads the billing mode (the object's label, else
+/// `rules.default_billing_mode`; a Scale carries no labels) and asks [`decide_purchase`].
 /// A change of billing mode is judged under the mode being left and the one adopted. A
 /// deletion is judged even when its billing-mode label cannot be read (deleting stays
 /// possible); any other request with an unreadable label is refused.
@@ -194,7 +198,11 @@ pub fn judge_request(
             };
         }
     };
-    let operations = classify_request(rules, request.operation, request.old, request.new);
+    let operations = if request.scale {
+        classify_scale(request.operation, request.old, request.new)
+    } else {
+        classify_request(rules, request.operation, request.old, request.new)
+    };
     if operations.is_empty() {
         return Judgement::Allow("NothingBillable");
     }

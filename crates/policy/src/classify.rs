@@ -95,6 +95,23 @@ pub fn classify_request(
     }
 }
 
+/// The operations of a request on a `scale` subresource (autoscaling/v1 Scale objects): more
+/// replicas is a purchase of capacity; fewer or as many is use (nothing billable). Replicas
+/// that are not a whole number are "any other change".
+pub fn classify_scale(operation: RequestOperation, old: Option<&Value>, new: Option<&Value>) -> BTreeSet<Operation> {
+    let replicas = |o: Option<&Value>| match o.and_then(|o| o.pointer("/spec/replicas")) {
+        None | Some(Value::Null) => Some(0),
+        Some(v) => v.as_i64(),
+    };
+    match (operation, replicas(old), replicas(new)) {
+        (RequestOperation::Update, Some(before), Some(after)) if after > before => {
+            BTreeSet::from([Operation::Purchase])
+        }
+        (RequestOperation::Update, Some(_), Some(_)) => BTreeSet::new(),
+        _ => BTreeSet::from([Operation::Other]),
+    }
+}
+
 fn under(path: &str, prefix: &str) -> bool {
     path == prefix || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }

@@ -336,7 +336,12 @@ fn r7_a_request_is_judged_under_its_billing_modes() {
             &matrix,
             "c1",
             &restricted,
-            &BillableRequest { operation, old, new },
+            &BillableRequest {
+                operation,
+                scale: false,
+                old,
+                new,
+            },
         )
     };
     let yearly = vm("yearly-monthly", "a");
@@ -375,5 +380,61 @@ fn r7_a_request_is_judged_under_its_billing_modes() {
     assert_eq!(
         judge(RequestOperation::Delete, Some(&odd), None),
         Judgement::Allow("Allowed")
+    );
+}
+
+#[test]
+fn r7_scaling_up_is_a_purchase_and_scaling_down_is_use() {
+    use serde_json::json;
+    let scale = |replicas: serde_json::Value| json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": replicas}});
+    let update = RequestOperation::Update;
+    let classify = |old: &serde_json::Value, new: &serde_json::Value| classify_scale(update, Some(old), Some(new));
+    assert_eq!(
+        classify(&scale(json!(2)), &scale(json!(3))),
+        [Operation::Purchase].into()
+    );
+    assert!(
+        classify(&scale(json!(3)), &scale(json!(1))).is_empty(),
+        "scaling down is use"
+    );
+    assert!(classify(&scale(json!(3)), &scale(json!(3))).is_empty());
+    assert_eq!(
+        classify(&json!({"spec": {}}), &scale(json!(1))),
+        [Operation::Purchase].into(),
+        "absent is 0"
+    );
+    assert_eq!(
+        classify(&scale(json!(1)), &scale(json!("many"))),
+        [Operation::Other].into()
+    );
+    // Judged like any purchase while restricted; scaling down stays possible.
+    let restricted = CustomerState::Known {
+        state: Restricted,
+        source: None,
+    };
+    let judge = |old: &serde_json::Value, new: &serde_json::Value| {
+        judge_request(
+            &ClassifyRules::default(),
+            &ImpactMatrix::default(),
+            "c1",
+            &restricted,
+            &BillableRequest {
+                operation: update,
+                scale: true,
+                old: Some(old),
+                new: Some(new),
+            },
+        )
+    };
+    assert!(matches!(
+        judge(&scale(json!(1)), &scale(json!(5))),
+        Judgement::Deny {
+            reason: "CustomerRestricted",
+            ..
+        }
+    ));
+    assert_eq!(
+        judge(&scale(json!(5)), &scale(json!(0))),
+        Judgement::Allow("NothingBillable")
     );
 }

@@ -97,6 +97,7 @@ impl Platform {
         for (ns, user) in [
             ("dist-emea", "dist-op"),
             ("reseller-alpha", "alpha-op"),
+            ("reseller-alpha", "alpha-op2"),
             ("reseller-beta", "beta-op"),
         ] {
             bindings.push_str(&binding(ns, "broad-partner", user));
@@ -670,4 +671,45 @@ fn scaling_up_through_the_scale_subresource_is_a_purchase() {
         .filter_map(|r| r.as_str())
         .collect();
     assert!(resources.contains(&"deployments/scale"), "{resources:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_state_change_has_its_own_event() {
+    let p = Platform::start("attack-events").await;
+    let events = || {
+        let (_, out) = p.kubectl(
+            &[
+                "get",
+                "events.events.k8s.io",
+                "-A",
+                "-o",
+                "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}",
+            ],
+            None,
+        );
+        out
+    };
+    for (user, state, reason) in [
+        ("alpha-op", "Unrestricted", "Paid invoice 1"),
+        ("alpha-op", "Restricted", "Invoice 2 overdue"),
+        // The same event reason as the first change, by another user.
+        ("alpha-op2", "Unrestricted", "Paid invoice 2"),
+    ] {
+        p.allowed(
+            user,
+            &["apply", "-f", "-"],
+            Some(&restriction("reseller-alpha", "acme", state, reason)),
+        );
+        p.wait_for("customeraccount/acme", &format!("{{.status.decision.reason}}={reason}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let all = events();
+            let expected = format!("(changed by {user:?})");
+            if all.lines().any(|e| e.contains(reason) && e.ends_with(&expected)) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no event with {reason:?} by {user:?}: {all}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }

@@ -5,16 +5,16 @@
 use super::context::{Context, Error};
 use super::metrics::Kind;
 use super::status;
-use super::write::{publish, write_status};
+use super::write::{publish, publish_related, write_status};
 use crate::api::{CustomerAccount, GUARDED_LABEL};
 use crate::index::is_guarded;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use purchase_guard_policy as policy;
 use std::sync::Arc;
 
@@ -59,7 +59,17 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         if let Some(user) = user {
             message.push_str(&format!(" (changed by {user:?})"));
         }
-        publish(&ctx, customer.as_ref(), EventType::Normal, &reason, message).await;
+        // Each change its own event: related to the decision version in force, or to the
+        // customer's version before this change (the R1 default, no decision).
+        let in_force = desired.decision.as_ref().and_then(|d| d.restriction.as_ref());
+        let related = match in_force {
+            Some(r) => decisions
+                .iter()
+                .find(|d| d.namespace().as_deref() == Some(r.namespace.as_str()) && d.name_any() == r.name)
+                .map(|d| versioned_ref(d.as_ref())),
+            None => Some(versioned_ref(customer.as_ref())),
+        };
+        publish_related(&ctx, customer.as_ref(), related, EventType::Normal, &reason, message).await;
     }
     Ok(Action::await_change())
 }
@@ -112,4 +122,12 @@ async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<V
         .await;
     }
     Ok(guarded)
+}
+
+/// A reference to an object at its current resourceVersion (kube's `object_ref` leaves the
+/// version out).
+fn versioned_ref<K: Resource<DynamicType = ()>>(obj: &K) -> k8s_openapi::api::core::v1::ObjectReference {
+    let mut reference = obj.object_ref(&());
+    reference.resource_version = obj.meta().resource_version.clone();
+    reference
 }

@@ -77,12 +77,26 @@ pub async fn publish(
     reason: &str,
     note: String,
 ) {
+    publish_related(ctx, obj, None, type_, reason, note).await
+}
+
+/// Publishes an event about `obj` related to another object. Events with the same reason and
+/// the same related object (resourceVersion included) form one series whose note is not
+/// updated: relate each distinct change to the object version that caused it.
+pub async fn publish_related(
+    ctx: &Context,
+    obj: &impl Resource<DynamicType = ()>,
+    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
         action: "Reconcile".into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish an event");

@@ -713,3 +713,62 @@ async fn each_state_change_has_its_own_event() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_credits_nobody_who_did_not_act() {
+    let p = Platform::start("attack-credit").await;
+    // reseller-alpha restricts acme (stamped with alpha-op)...
+    let reseller_reason = "Card replaced, still under review";
+    p.allowed(
+        "alpha-op",
+        &["apply", "-f", "-"],
+        Some(&restriction("reseller-alpha", "acme", "Restricted", reseller_reason)),
+    );
+    p.wait_for(
+        "customeraccount/acme",
+        &format!("{{.status.decision.reason}}={reseller_reason}"),
+    );
+    // ...dist-emea revokes the delegation and decides itself; its decision is in force.
+    p.allowed(
+        "dist-op",
+        &[
+            "delete",
+            "resellerdelegation",
+            "delegate-reseller-alpha",
+            "-n",
+            "dist-emea",
+        ],
+        None,
+    );
+    p.wait_for("customeraccount/acme", "{.status.authority.partner}=dist-emea");
+    p.allowed(
+        "dist-op",
+        &["apply", "-f", "-"],
+        Some(&restriction("dist-emea", "acme", "Unrestricted", "Paid in full")),
+    );
+    p.wait_for("customeraccount/acme", "{.status.decision.reason}=Paid in full");
+    assert_eq!(
+        p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
+        "dist-op"
+    );
+    // dist-emea withdraws its decision: reseller-alpha's standing decision is in force again,
+    // but alpha-op did nothing now and is not credited.
+    p.allowed(
+        "dist-op",
+        &["delete", "purchaserestriction", "acme", "-n", "dist-emea"],
+        None,
+    );
+    p.wait_for(
+        "customeraccount/acme",
+        &format!("{{.status.decision.reason}}={reseller_reason}"),
+    );
+    assert_eq!(
+        p.get("customeraccount/acme", None, "{.status.history[-1:].reason}"),
+        reseller_reason
+    );
+    assert_eq!(
+        p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
+        "",
+        "the history credits nobody with the withdrawal"
+    );
+}

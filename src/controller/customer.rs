@@ -22,13 +22,17 @@ use std::sync::Arc;
 pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Result<Action, Error> {
     let now = ctx.now();
     let (eval, decisions) = ctx.stores.evaluate(&customer, ctx.now_micros());
+    let previous = customer.status.as_ref();
+    let keys: Vec<policy::ObjectKey> = eval.decisions.iter().map(|v| v.key.clone()).collect();
+    let credit = status::credit_decision_user(previous, &keys);
+    // The user the audit stamp recorded on a decision, when it may be credited.
     let user_of = |key: &policy::ObjectKey| {
         decisions
             .iter()
+            .filter(|_| credit)
             .find(|d| d.namespace().as_deref() == Some(key.namespace.as_str()) && d.name_any() == key.name)
             .and_then(|d| d.annotations().get(crate::api::AUDIT_USER_ANNOTATION).cloned())
     };
-    let previous = customer.status.as_ref();
     let desired = status::customer_status(
         &customer.name_any(),
         customer.metadata.generation,

@@ -208,6 +208,18 @@ pub fn customer_status(
     }
 }
 
+/// Whether the user who made the decision now in force may be credited with a change of the
+/// customer's state: not when the decision in force before is gone (withdrawn, or removed by
+/// cleanup), since the change then comes from that withdrawal, whose user is not known here.
+/// No history entry or event names a user who did not act.
+pub fn credit_decision_user(previous: Option<&CustomerAccountStatus>, decisions: &[policy::ObjectKey]) -> bool {
+    let withdrawn = previous
+        .and_then(|p| p.decision.as_ref())
+        .and_then(|d| d.restriction.as_ref())
+        .is_some_and(|r| !decisions.iter().any(|k| k.namespace == r.namespace && k.name == r.name));
+    !withdrawn
+}
+
 /// The status of one decision from its verdict.
 pub fn decision_status(
     generation: Option<i64>,

@@ -216,3 +216,26 @@ fn partner_status_reports_readiness_and_delegation() {
     );
     assert_eq!(distributor.delegation, None);
 }
+
+#[test]
+fn a_withdrawal_credits_nobody_with_the_decision_that_comes_back() {
+    let c1 = Customer::of_reseller("c1", "r1");
+    let eval = policy::evaluate_customer(
+        &hierarchy(),
+        &c1,
+        &[decision(RestrictionState::Restricted, "x")],
+        Timestamp(5),
+    );
+    let before = customer_status("c1", Some(1), None, &eval, |_| None, &time(100));
+    let in_force = policy::ObjectKey::new("ns-dist-a", "c1");
+    let other = policy::ObjectKey::new("ns-r1", "c1");
+    assert!(
+        credit_decision_user(None, &[]),
+        "a first state: the decision's user acted"
+    );
+    assert!(credit_decision_user(Some(&before), &[in_force.clone(), other.clone()]));
+    assert!(
+        !credit_decision_user(Some(&before), &[other]),
+        "the decision in force was withdrawn"
+    );
+}

@@ -92,6 +92,9 @@ const EXAMPLES: [(&str, &str); 7] = [
     ),
 ];
 
+/// The user the in-process controller acts as.
+const CONTROLLER_USER: &str = "system:serviceaccount:purchase-guard:purchase-guard";
+
 /// Where the in-process webhooks are said to live (the Service the configurations name).
 const WEBHOOK_NAMESPACE: &str = "purchase-guard";
 const WEBHOOK_SERVICE: &str = "purchase-guard-webhook";
@@ -159,9 +162,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         examples = install_examples(&sandbox)?;
     }
     sandbox.write_kubeconfig(&args.kubeconfig)?;
-    // The in-process controller uses the kubeconfig's user, the sandbox's administrator.
+    // The in-process controller acts as its own user (as the chart's ServiceAccount would), not
+    // as the kubeconfig's administrator: only it writes statuses and guard labels.
     let settings = Settings {
-        controller_identities: vec![purchase_guard_sandbox::ADMIN_USER.to_string()],
+        controller_identities: vec![CONTROLLER_USER.to_string()],
         ..Settings::default()
     };
     let guarded = settings.guarded.clone();
@@ -174,7 +178,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             &tls::service_dns_names(WEBHOOK_SERVICE, WEBHOOK_NAMESPACE),
             Duration::from_secs(365 * 24 * 3600),
         )?;
-        let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse()?))?;
+        let mut config = kube::Config::new(sandbox.url().parse()?);
+        config.auth_info.impersonate = Some(CONTROLLER_USER.to_string());
+        // Every right, as the chart's ClusterRole gives what the controller needs.
+        config.auth_info.impersonate_groups = Some(vec!["system:masters".to_string()]);
+        let client = kube::Client::try_from(config)?;
         // The same start path as `purchase-guard run`: one replica, always the leader.
         let running = runtime::start(
             client,

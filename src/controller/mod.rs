@@ -92,6 +92,7 @@ pub async fn run(
         decisions_by_customer: decisions_by_customer.clone(),
         customers_by_namespace: customers_by_namespace.clone(),
         namespaces: namespaces.store.clone(),
+        hierarchy: Default::default(),
     };
     metrics.set_customer_store(customers.store.clone());
     let reporter = Reporter {
@@ -172,12 +173,21 @@ pub async fn run(
             ctx.clone(),
         );
 
+    let (partners_changed, delegations_changed) = (stores.hierarchy.clone(), stores.hierarchy.clone());
     let watches = futures::future::join5(
-        partners.run(Api::all(client.clone()), |_| {}),
-        customers.run(Api::all(client.clone()), move |e| customers_by_namespace.observe(e)),
-        delegations.run(Api::all(client.clone()), |_| {}),
-        decisions.run(Api::all(client.clone()), move |e| decisions_by_customer.observe(e)),
-        namespaces.run(Api::all(client.clone()), |_| {}),
+        partners.run(Api::all(client.clone()), |_| {}, move || partners_changed.changed()),
+        customers.run(
+            Api::all(client.clone()),
+            move |e| customers_by_namespace.observe(e),
+            || {},
+        ),
+        delegations.run(Api::all(client.clone()), |_| {}, move || delegations_changed.changed()),
+        decisions.run(
+            Api::all(client.clone()),
+            move |e| decisions_by_customer.observe(e),
+            || {},
+        ),
+        namespaces.run(Api::all(client.clone()), |_| {}, || {}),
     );
     let ready_stores = stores.clone();
     let readiness = async move {

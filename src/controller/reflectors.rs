@@ -61,11 +61,13 @@ where
     }
 
     /// Drives the watch until it ends: indexes follow each event before the store does
-    /// (`observe`), deletions are broadcast after.
+    /// (`observe`); `applied` runs after the store applied it, and deletions are broadcast
+    /// after that.
     pub fn run(
         self,
         api: Api<K>,
         observe: impl Fn(&watcher::Event<K>) + Send + 'static,
+        applied: impl Fn() + Send + 'static,
     ) -> impl std::future::Future<Output = ()> {
         let gone = self.gone;
         watcher(api, watcher::Config::default())
@@ -79,6 +81,9 @@ where
             })
             .reflect_shared(self.writer)
             .for_each(move |event| {
+                if event.is_ok() {
+                    applied();
+                }
                 // After the reflector dropped the object from the store: mapped reconciles
                 // see the store without it.
                 if let Ok(watcher::Event::Delete(obj)) = event {

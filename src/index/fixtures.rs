@@ -47,6 +47,7 @@ impl Stores {
             decisions_by_customer,
             customers_by_namespace,
             namespaces: store_of(Vec::new()),
+            hierarchy: Default::default(),
         }
     }
 

@@ -6,10 +6,12 @@ mod by_customer;
 mod by_namespace;
 pub mod convert;
 mod fixtures;
+mod hierarchy;
 
 pub use by_customer::DecisionIndex;
 pub use by_namespace::NamespaceIndex;
 pub use convert::{customer, decision, delegation, micro_time, micros, partner, seconds};
+pub use hierarchy::HierarchyCache;
 
 use crate::api::{CustomerAccount, GUARDED_LABEL, Partner, PurchaseRestriction, ResellerDelegation};
 use k8s_openapi::api::core::v1::Namespace;
@@ -30,6 +32,8 @@ pub struct Stores {
     /// The customers claiming each namespace (spec.namespaces).
     pub customers_by_namespace: Arc<NamespaceIndex>,
     pub namespaces: Store<Namespace>,
+    /// The hierarchy built from `partners` and `delegations`, rebuilt when they change.
+    pub hierarchy: Arc<HierarchyCache>,
 }
 
 impl Stores {
@@ -47,12 +51,12 @@ impl Stores {
         .await;
     }
 
-    /// The partner hierarchy: every partner and every delegation.
-    pub fn hierarchy(&self) -> policy::Hierarchy {
-        policy::Hierarchy {
+    /// The partner hierarchy: every partner and every delegation (shared until they change).
+    pub fn hierarchy(&self) -> Arc<policy::Hierarchy> {
+        self.hierarchy.get(|| policy::Hierarchy {
             partners: self.partners.state().iter().map(|p| partner(p)).collect(),
             delegations: self.delegations.state().iter().map(|d| delegation(d)).collect(),
-        }
+        })
     }
 
     /// The decisions naming a customer, in a stable order.

@@ -49,7 +49,7 @@ impl Webhooks {
         if req.operation == "CREATE" {
             delegation.created = policy::Timestamp((self.clock)().as_microsecond());
         }
-        let mut hierarchy = stores.hierarchy();
+        let mut hierarchy = (*stores.hierarchy()).clone();
         hierarchy.delegations.retain(|d| d.key != delegation.key);
         hierarchy.delegations.push(delegation.clone());
         match policy::evaluate_delegation(&hierarchy, &delegation) {

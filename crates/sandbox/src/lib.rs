@@ -16,7 +16,7 @@ mod server;
 mod status;
 mod store;
 
-pub use rbac::{ADMIN_USER, UserInfo};
+pub use rbac::UserInfo;
 pub use server::{ApiServer, KUBERNETES_VERSION, MAX_BODY};
 pub use status::ApiError;
 pub use store::{Key, Store};

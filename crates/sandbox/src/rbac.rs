@@ -7,7 +7,7 @@ use crate::store::Inner;
 use serde_json::Value;
 
 /// The user of requests that impersonate nobody: a cluster administrator.
-pub const ADMIN_USER: &str = "admin";
+const ADMIN_USER: &str = "admin";
 
 /// Who makes a request.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! purchaseguard.io, status included), acting with `kubectl --as`.
 
 mod support;
-use support::{Run, free_port, kubectl, webhook_sandbox};
+use support::{Run, binding, free_port, kubectl, webhook_sandbox};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -34,12 +34,6 @@ rules:
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
-
-fn binding(namespace: &str, role: &str, user: &str) -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n---\n"
-    )
-}
 
 fn vm(namespace: &str, name: &str) -> String {
     format!(
@@ -213,6 +207,28 @@ impl Platform {
         let (ok, out) = self.kubectl(&all, stdin);
         assert!(ok, "{user} {args:?} was refused: {out}");
         out
+    }
+
+    /// Waits until an event, listed as `REASON NOTE`, satisfies `matches`; returns it.
+    fn wait_for_event(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, events) = self.kubectl(
+                &[
+                    "get",
+                    "events.events.k8s.io",
+                    "-A",
+                    "-o",
+                    "jsonpath={range .items[*]}{.reason}{\" \"}{.note}{\"\\n\"}{end}",
+                ],
+                None,
+            );
+            if let Some(event) = events.lines().find(|e| matches(e)) {
+                return event.to_string();
+            }
+            assert!(Instant::now() < deadline, "no event {what}: {events}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The customer's state, its decision in force and its history, as one comparable text.
@@ -420,24 +436,7 @@ async fn a_reason_cannot_fake_who_changed_it() {
         Some(&restriction("reseller-alpha", "acme", "Unrestricted", reason)),
     );
     p.wait_for("customeraccount/acme", "{.status.decision.state}=Unrestricted");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let note = loop {
-        let (_, events) = p.kubectl(
-            &[
-                "get",
-                "events.events.k8s.io",
-                "-A",
-                "-o",
-                "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}",
-            ],
-            None,
-        );
-        if let Some(note) = events.lines().find(|e| e.contains("Paid in full")) {
-            break note.to_string();
-        }
-        assert!(Instant::now() < deadline, "no event for the change: {events}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let note = p.wait_for_event("for the change", |e| e.contains("Paid in full"));
     // The reason is quoted as data; only the real user appears as "changed by".
     assert!(note.ends_with(r#"(changed by "alpha-op")"#), "{note}");
     assert_eq!(note.matches(r#"(changed by ""#).count(), 1, "{note}");
@@ -546,22 +545,9 @@ async fn the_guard_label_is_purchase_guards() {
         ),
         ""
     );
-    let (_, events) = p.kubectl(
-        &[
-            "get",
-            "events.events.k8s.io",
-            "-A",
-            "-o",
-            "jsonpath={range .items[*]}{.reason}{\" \"}{.note}{\"\\n\"}{end}",
-        ],
-        None,
-    );
-    assert!(
-        events
-            .lines()
-            .any(|e| e.starts_with("NamespaceReleased") && e.contains("\"acme-dev\"")),
-        "{events}"
-    );
+    p.wait_for_event("releasing acme-dev", |e| {
+        e.starts_with("NamespaceReleased") && e.contains("\"acme-dev\"")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,19 +662,6 @@ fn scaling_up_through_the_scale_subresource_is_a_purchase() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_state_change_has_its_own_event() {
     let p = Platform::start("attack-events").await;
-    let events = || {
-        let (_, out) = p.kubectl(
-            &[
-                "get",
-                "events.events.k8s.io",
-                "-A",
-                "-o",
-                "jsonpath={range .items[*]}{.note}{\"\\n\"}{end}",
-            ],
-            None,
-        );
-        out
-    };
     for (user, state, reason) in [
         ("alpha-op", "Unrestricted", "Paid invoice 1"),
         ("alpha-op", "Restricted", "Invoice 2 overdue"),
@@ -701,16 +674,10 @@ async fn each_state_change_has_its_own_event() {
             Some(&restriction("reseller-alpha", "acme", state, reason)),
         );
         p.wait_for("customeraccount/acme", &format!("{{.status.decision.reason}}={reason}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let all = events();
-            let expected = format!("(changed by {user:?})");
-            if all.lines().any(|e| e.contains(reason) && e.ends_with(&expected)) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "no event with {reason:?} by {user:?}: {all}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let expected = format!("(changed by {user:?})");
+        p.wait_for_event(&format!("with {reason:?} by {user:?}"), |e| {
+            e.contains(reason) && e.ends_with(&expected)
+        });
     }
 }
 

@@ -8,7 +8,7 @@
 //! where `hack/kind-e2e.sh` installed the chart; see docs/testing.md.
 
 mod support;
-use support::{Run, free_port, kubectl, webhook_sandbox};
+use support::{Run, binding, free_port, kubectl, webhook_sandbox};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -29,12 +29,6 @@ rules:
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
-
-fn binding(namespace: &str, role: &str, user: &str) -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n---\n"
-    )
-}
 
 fn restriction(namespace: &str, customer: &str, state: &str, reason: &str) -> String {
     let agreement = if state == "RestrictedAndFrozen" {

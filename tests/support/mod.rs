@@ -39,6 +39,13 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, 
     )
 }
 
+/// A RoleBinding of the ClusterRole `role` to `user` in `namespace`, as a YAML document.
+pub fn binding(namespace: &str, role: &str, user: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {user}\n  namespace: {namespace}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: {role}\nsubjects:\n- apiGroup: rbac.authorization.k8s.io\n  kind: User\n  name: {user}\n---\n"
+    )
+}
+
 /// The Service the webhook configurations of the tests name.
 pub const WEBHOOK_SERVICE: &str = "purchase-guard/purchase-guard-webhook";
 

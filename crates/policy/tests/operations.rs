@@ -1,0 +1,165 @@
+//! Random sequences of operations, each judged by admission first (as the webhook does) and
+//! then settled by the controller's evaluation: the customer's effective state changes only
+//! through an operation of the partner holding authority over it at that moment (R2, R3), and
+//! a delegation or its revocation never flips it by itself.
+
+use proptest::prelude::*;
+use purchase_guard_policy::*;
+
+/// Distributors d0 (resellers r0, r1) and d1 (reseller r2); the customer belongs to r0.
+const ISSUERS: [&str; 5] = ["d0", "r0", "r1", "d1", "r2"];
+
+fn hierarchy(delegated: bool) -> Hierarchy {
+    let mut h = Hierarchy {
+        partners: vec![
+            Partner::distributor("d0", "ns-d0"),
+            Partner::distributor("d1", "ns-d1"),
+            Partner::reseller("r0", "d0", "ns-r0"),
+            Partner::reseller("r1", "d0", "ns-r1"),
+            Partner::reseller("r2", "d1", "ns-r2"),
+        ],
+        delegations: vec![],
+    };
+    if delegated {
+        h.delegations.push(Delegation {
+            key: ObjectKey::new("ns-d0", "delegate-r0"),
+            reseller: "r0".into(),
+            created: Timestamp(0),
+        });
+    }
+    h
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// The partner `issuer` creates or changes its decision about the customer.
+    Write {
+        issuer: usize,
+        state: RestrictionState,
+        reason: u8,
+    },
+    /// The partner `issuer` deletes its decision.
+    Withdraw { issuer: usize },
+    /// d0 delegates to r0, or revokes the delegation.
+    ToggleDelegation,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..ISSUERS.len(), prop::sample::select(RestrictionState::ALL.to_vec()), 0u8..3)
+            .prop_map(|(issuer, state, reason)| Op::Write { issuer, state, reason }),
+        2 => (0..ISSUERS.len()).prop_map(|issuer| Op::Withdraw { issuer }),
+        1 => Just(Op::ToggleDelegation),
+    ]
+}
+
+/// The controller's pass: evaluate, and record each verdict in the decision's status.
+fn settle(h: &Hierarchy, c: &Customer, decisions: &mut [Decision], now: i64) -> CustomerEvaluation {
+    let eval = evaluate_customer(h, c, decisions, Timestamp(now));
+    for (d, v) in decisions.iter_mut().zip(&eval.decisions) {
+        d.accepted = v.record.clone();
+        d.rejected_generation = v.rejected_generation;
+    }
+    eval
+}
+
+fn namespace(issuer: usize) -> String {
+    format!("ns-{}", ISSUERS[issuer])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn only_the_authority_holder_changes_the_effective_state(ops in prop::collection::vec(op(), 1..25)) {
+        let customer = Customer::of_reseller("cust", "r0");
+        let mut delegated = false;
+        let mut decisions: Vec<Decision> = Vec::new();
+        let mut now = 1;
+        let mut eval = settle(&hierarchy(delegated), &customer, &mut decisions, now);
+        for op in ops {
+            now += 1;
+            let h = hierarchy(delegated);
+            let holder = authority_holder(&h, &customer).map(|a| a.partner).ok();
+            let before = eval.effective.state;
+            let in_force = eval.decisions.iter().find(|v| v.in_force).map(|v| v.key.clone());
+            let actor: Option<&str> = match &op {
+                Op::Write { issuer, state, reason } => {
+                    let key = ObjectKey::new(&namespace(*issuer), "decision");
+                    let reason = format!("reason {reason}");
+                    let existing = decisions.iter().position(|d| d.key == key);
+                    let old = existing.map(|i| DecisionWrite {
+                        key: key.clone(),
+                        customer: "cust",
+                        content: DecisionContent {
+                            state: decisions[i].state,
+                            reason: &decisions[i].reason,
+                            agreement_accepted: true,
+                        },
+                        owned: false,
+                    });
+                    let new = DecisionWrite {
+                        key: key.clone(),
+                        customer: "cust",
+                        content: DecisionContent { state: *state, reason: &reason, agreement_accepted: true },
+                        owned: false,
+                    };
+                    match check_decision_write(&h, Some(&customer), old.as_ref(), &new, &decisions) {
+                        Ok(WriteAllowed::Authorized(_)) => {
+                            match existing {
+                                Some(i) => {
+                                    decisions[i].state = *state;
+                                    decisions[i].reason = reason.clone();
+                                    decisions[i].generation += 1;
+                                }
+                                None => decisions.push(Decision {
+                                    key,
+                                    customer: "cust".into(),
+                                    state: *state,
+                                    reason: reason.clone(),
+                                    agreement_accepted: true,
+                                    generation: 1,
+                                    created: Timestamp(now),
+                                    accepted: None,
+                                    rejected_generation: None,
+                                }),
+                            }
+                            Some(ISSUERS[*issuer])
+                        }
+                        // Refused, or nothing the operator wrote changed: nothing happens.
+                        Ok(WriteAllowed::SpecUnchanged) | Err(_) => None,
+                    }
+                }
+                Op::Withdraw { issuer } => {
+                    let key = ObjectKey::new(&namespace(*issuer), "decision");
+                    match decisions.iter().position(|d| d.key == key) {
+                        None => None,
+                        Some(i) => {
+                            let withdrawal = Withdrawal { user: "operator", key: key.clone(), customer: "cust" };
+                            let from = WithdrawnFrom { customer: &customer, in_force: in_force.as_ref() };
+                            match check_withdrawal(&h, &withdrawal, Some(&from)) {
+                                Ok(_) => {
+                                    decisions.remove(i);
+                                    Some(ISSUERS[*issuer])
+                                }
+                                Err(_) => None,
+                            }
+                        }
+                    }
+                }
+                Op::ToggleDelegation => {
+                    delegated = !delegated;
+                    None
+                }
+            };
+            eval = settle(&hierarchy(delegated), &customer, &mut decisions, now);
+            if eval.effective.state != before {
+                prop_assert!(
+                    actor.is_some() && actor == holder.as_deref(),
+                    "the state went from {before} to {} after {op:?}, by {actor:?}; the holder was {holder:?}",
+                    eval.effective.state
+                );
+            }
+        }
+    }
+}

@@ -9,8 +9,7 @@ use super::write::{publish, publish_related, write_status};
 use crate::api::{CustomerAccount, GUARDED_LABEL};
 use crate::index::is_guarded;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -26,14 +25,17 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     let keys: Vec<policy::ObjectKey> = eval.decisions.iter().map(|v| v.key.clone()).collect();
     let credit = status::credit_decision_user(previous, &keys);
     // The user the audit stamp recorded on a decision, when it may be credited.
-    let user_of = |key: &policy::ObjectKey| {
+    let find = |namespace: &str, name: &str| {
         decisions
             .iter()
+            .find(|d| d.namespace().as_deref() == Some(namespace) && d.name_any() == name)
+    };
+    let user_of = |key: &policy::ObjectKey| {
+        find(&key.namespace, &key.name)
             .filter(|_| credit)
-            .find(|d| d.namespace().as_deref() == Some(key.namespace.as_str()) && d.name_any() == key.name)
             .and_then(|d| d.annotations().get(crate::api::AUDIT_USER_ANNOTATION).cloned())
     };
-    let desired = status::customer_status(
+    let mut desired = status::customer_status(
         &customer.name_any(),
         customer.metadata.generation,
         previous,
@@ -42,7 +44,6 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         &now,
     );
     // Labels first: the status says which namespaces are guarded only once they are.
-    let mut desired = desired;
     desired.guarded_namespaces = guard_namespaces(&ctx, &customer).await?;
     let api: Api<CustomerAccount> = Api::all(ctx.client.clone());
     let before = previous
@@ -67,10 +68,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         // customer's version before this change (the R1 default, no decision).
         let in_force = desired.decision.as_ref().and_then(|d| d.restriction.as_ref());
         let related = match in_force {
-            Some(r) => decisions
-                .iter()
-                .find(|d| d.namespace().as_deref() == Some(r.namespace.as_str()) && d.name_any() == r.name)
-                .map(|d| versioned_ref(d.as_ref())),
+            Some(r) => find(&r.namespace, &r.name).map(|d| versioned_ref(d.as_ref())),
             None => Some(versioned_ref(customer.as_ref())),
         };
         publish_related(&ctx, customer.as_ref(), related, EventType::Normal, &reason, message).await;

@@ -12,8 +12,8 @@ use policy::RequestOperation;
 use purchase_guard_policy as policy;
 
 impl Webhooks {
-    /// The purchase webhook: an operation on a customer's billable resource, judged with the
-    /// R7 matrix and the customer's status.
+    /// The purchase webhook: an operation on a customer's billable resource (or its scale
+    /// subresource), judged with the R7 matrix and the customer's evaluated state.
     pub fn purchases(&self, req: &Request) -> Outcome {
         let guarded =
             self.settings.guarded.iter().any(|g| {

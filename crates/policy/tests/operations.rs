@@ -6,6 +6,9 @@
 use proptest::prelude::*;
 use purchase_guard_policy::*;
 
+mod fixtures;
+use fixtures::settle;
+
 /// Distributors d0 (resellers r0, r1) and d1 (reseller r2); the customer belongs to r0.
 const ISSUERS: [&str; 5] = ["d0", "r0", "r1", "d1", "r2"];
 
@@ -51,16 +54,6 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..ISSUERS.len()).prop_map(|issuer| Op::Withdraw { issuer }),
         1 => Just(Op::ToggleDelegation),
     ]
-}
-
-/// The controller's pass: evaluate, and record each verdict in the decision's status.
-fn settle(h: &Hierarchy, c: &Customer, decisions: &mut [Decision], now: i64) -> CustomerEvaluation {
-    let eval = evaluate_customer(h, c, decisions, Timestamp(now));
-    for (d, v) in decisions.iter_mut().zip(&eval.decisions) {
-        d.accepted = v.record.clone();
-        d.rejected_generation = v.rejected_generation;
-    }
-    eval
 }
 
 fn namespace(issuer: usize) -> String {

@@ -4,6 +4,9 @@ use proptest::prelude::*;
 use purchase_guard_policy::*;
 use std::collections::BTreeSet;
 
+mod fixtures;
+use fixtures::settle;
+
 /// A generated world: a hierarchy, one Reseller-model customer and its decisions, settled the
 /// way the controller leaves it (every verdict written back into the decisions' status).
 #[derive(Clone, Debug)]
@@ -27,16 +30,6 @@ fn partners(distributors: usize, resellers: usize) -> Vec<Partner> {
 
 fn state() -> impl Strategy<Value = RestrictionState> {
     prop::sample::select(RestrictionState::ALL.to_vec())
-}
-
-/// Applies verdicts to the decisions as the controller records them in status.
-fn settle(h: &Hierarchy, c: &Customer, decisions: &mut [Decision], now: i64) -> CustomerEvaluation {
-    let eval = evaluate_customer(h, c, decisions, Timestamp(now));
-    for (d, v) in decisions.iter_mut().zip(&eval.decisions) {
-        d.accepted = v.record.clone();
-        d.rejected_generation = v.rejected_generation;
-    }
-    eval
 }
 
 fn world() -> impl Strategy<Value = World> {

@@ -230,3 +230,42 @@ impl Metrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconciles_failures_and_status_writes_are_counted_per_kind() {
+        let metrics = Metrics::default();
+        drop(metrics.reconcile(Kind::Partner));
+        let mut failed = metrics.reconcile(Kind::Partner);
+        failed.failed();
+        drop(failed);
+        metrics.status_write(Kind::CustomerAccount, WriteOutcome::Written);
+        metrics.status_write(Kind::CustomerAccount, WriteOutcome::TimedOut);
+        assert_eq!(
+            metrics.reconciles_of(Kind::Partner),
+            1,
+            "a failed reconcile is not completed"
+        );
+        assert_eq!(metrics.reconciles_of(Kind::CustomerAccount), 0);
+        assert_eq!(
+            metrics.status_writes_of(Kind::CustomerAccount, WriteOutcome::Written),
+            1
+        );
+        assert_eq!(
+            metrics.status_writes_of(Kind::CustomerAccount, WriteOutcome::TimedOut),
+            1
+        );
+        assert_eq!(metrics.status_writes_of(Kind::Partner, WriteOutcome::Failed), 0);
+        let mut registry = Registry::default();
+        let registered = Metrics::register(&mut registry);
+        drop(registered.reconcile(Kind::Partner));
+        registered.reconcile(Kind::Partner).failed();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(text.contains("reconciles_total{kind=\"Partner\"} 1"), "{text}");
+        assert!(text.contains("reconcile_errors_total{kind=\"Partner\"} 1"), "{text}");
+    }
+}

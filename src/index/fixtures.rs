@@ -3,7 +3,6 @@
 
 use super::{DecisionIndex, NamespaceIndex, Stores};
 use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
-use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::reflector::Store;
 use std::sync::Arc;
 
@@ -46,14 +45,8 @@ impl Stores {
             decisions: store_of(decisions),
             decisions_by_customer,
             customers_by_namespace,
-            namespaces: store_of(Vec::new()),
+            namespaces: store_of(Vec::<k8s_openapi::api::core::v1::Namespace>::new()),
             hierarchy: Default::default(),
         }
-    }
-
-    /// The same stores, with these namespaces.
-    pub fn with_namespaces(mut self, namespaces: Vec<Namespace>) -> Self {
-        self.namespaces = store_of(namespaces);
-        self
     }
 }

@@ -125,11 +125,6 @@ pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
 }
 
 impl Running {
-    /// The webhooks, with the settings they judge by.
-    pub fn webhooks(&self) -> &Arc<Webhooks> {
-        &self.webhooks
-    }
-
     /// Runs leader election and the controllers until `shutdown` resolves (or a server stops),
     /// then stops the admission server and releases the lease.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), Error> {

@@ -5,11 +5,11 @@
 use super::context::{Context, Error};
 use super::metrics::Kind;
 use super::status;
-use super::write::{publish, publish_related, write_status};
+use super::write::{patch_params, publish, publish_related, write_status};
 use crate::api::{CustomerAccount, GUARDED_LABEL};
 use crate::index::is_guarded;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -81,10 +81,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
 /// with an event. Returns the namespaces now guarded for it, in spec order.
 async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<Vec<String>, Error> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
-    let params = PatchParams {
-        field_manager: Some(super::MANAGER.into()),
-        ..PatchParams::default()
-    };
+    let params = patch_params();
     let mut guarded = Vec::new();
     for name in &customer.spec.namespaces {
         let Some(namespace) = ctx.stores.namespaces.get(&ObjectRef::new(name)) else {

@@ -37,10 +37,7 @@ where
         clear_removed(&mut status, &old);
     }
     let patch = serde_json::json!({ "status": status });
-    let params = PatchParams {
-        field_manager: Some(MANAGER.into()),
-        ..PatchParams::default()
-    };
+    let params = patch_params();
     let name = obj.name_any();
     let patch = Patch::Merge(&patch);
     let write = api.patch_status(&name, &params, &patch);
@@ -52,6 +49,14 @@ where
     ctx.metrics.status_write(kind, outcome);
     tracing::debug!(outcome = ?outcome, "status write");
     result
+}
+
+/// The parameters of every patch the controllers send: purchase-guard's field manager.
+pub fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(MANAGER.into()),
+        ..PatchParams::default()
+    }
 }
 
 /// Adds `null` for every key of `old` that `new` lacks, recursing into objects present in

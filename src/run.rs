@@ -3,7 +3,8 @@
 
 use anyhow::Context as _;
 use purchase_guard::runtime::{self, leader::LeaseOptions, logging};
-use purchase_guard::webhook::{Certificates, Enforcement, Guarded, Settings, certs::SelfManaged};
+use purchase_guard::webhook::settings::Freshness;
+use purchase_guard::webhook::{Certificates, Consistency, Enforcement, Guarded, Settings, certs::SelfManaged};
 use purchase_guard_policy as policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +123,22 @@ pub struct WebhookArgs {
         value_name = "USER"
     )]
     controller_identities: Vec<String>,
+    /// How current the caches must be before a purchase is admitted because its customer is
+    /// not restricted: cached (as the watches have them, confirmed every
+    /// --cache-check-interval) or linearizable (a quorum read and the wait for the watches
+    /// before each such admission).
+    #[arg(long, env = "PURCHASE_GUARD_CONSISTENCY", value_enum, default_value_t = Consistency::Cached)]
+    consistency: Consistency,
+    /// How often the caches are confirmed current in the background, e.g. 10s.
+    #[arg(long, env = "PURCHASE_GUARD_CACHE_CHECK_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    cache_check_interval: Duration,
+    /// Purchases are refused, and /readyz fails, when the caches were last confirmed current
+    /// longer ago than this (a silent watch fails closed), e.g. 30s.
+    #[arg(long, env = "PURCHASE_GUARD_MAX_CACHE_STALENESS", default_value = "30s", value_parser = parse_duration)]
+    max_cache_staleness: Duration,
+    /// The bound of one confirmation (the quorum reads and the wait for the watches), e.g. 2s.
+    #[arg(long, env = "PURCHASE_GUARD_CONSISTENCY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    consistency_timeout: Duration,
     /// A YAML or JSON file with the impact matrix (which operations a restriction blocks per
     /// billing mode); default: the matrix of the product documentation.
     #[arg(long, env = "PURCHASE_GUARD_IMPACT_MATRIX", value_name = "PATH")]
@@ -144,6 +161,12 @@ fn parse_billing_mode(s: &str) -> Result<policy::BillingMode, String> {
 
 impl WebhookArgs {
     fn settings(&self) -> anyhow::Result<Settings> {
+        anyhow::ensure!(
+            self.max_cache_staleness > self.cache_check_interval,
+            "--max-cache-staleness ({:?}) must be longer than --cache-check-interval ({:?}), or every replica fails closed between two checks",
+            self.max_cache_staleness,
+            self.cache_check_interval
+        );
         let matrix = match &self.impact_matrix {
             None => policy::ImpactMatrix::default(),
             Some(path) => {
@@ -163,6 +186,12 @@ impl WebhookArgs {
             matrix,
             enforcement: self.enforcement,
             controller_identities: self.controller_identities.clone(),
+            freshness: Freshness {
+                consistency: self.consistency,
+                check_interval: self.cache_check_interval,
+                max_staleness: self.max_cache_staleness,
+                check_timeout: self.consistency_timeout,
+            },
         })
     }
 

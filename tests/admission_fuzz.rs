@@ -264,7 +264,7 @@ fn random_and_mutated_reviews_never_panic() {
         };
         let which = *rng.pick(&Which::ALL);
         let webhooks = if rng.below(4) == 0 { &unsynced } else { &synced };
-        let reply = review_body(webhooks, &metrics, which, &body);
+        let reply = futures::executor::block_on(review_body(webhooks, &metrics, which, &body));
         check_reply(which, &body, reply.status, &reply.body);
         judged += usize::from(reply.status == 200 && !String::from_utf8_lossy(&reply.body).contains("MalformedReview"));
     }
@@ -272,7 +272,7 @@ fn random_and_mutated_reviews_never_panic() {
     for seed in &seeds {
         for which in Which::ALL {
             let body = seed.to_string();
-            let reply = review_body(&synced, &metrics, which, body.as_bytes());
+            let reply = futures::executor::block_on(review_body(&synced, &metrics, which, body.as_bytes()));
             assert_eq!(reply.status, 200, "{seed}");
             check_reply(which, body.as_bytes(), reply.status, &reply.body);
         }
@@ -299,7 +299,7 @@ fn purchase(namespace: &str, operation: &str, sub_resource: Option<&str>) -> Vec
 }
 
 fn response(webhooks: &Webhooks, body: &[u8]) -> Value {
-    let reply = review_body(webhooks, &Metrics::default(), Which::Purchases, body);
+    let reply = futures::executor::block_on(review_body(webhooks, &Metrics::default(), Which::Purchases, body));
     assert_eq!(reply.status, 200);
     serde_json::from_slice::<Value>(&reply.body).expect("JSON")["response"].clone()
 }

@@ -618,12 +618,12 @@ fn scaling_up_through_the_scale_subresource_is_a_purchase() {
     let webhooks = Webhooks::new(Settings::default());
     webhooks.set_stores(Stores::from_objects(partners, vec![customer], vec![], vec![]));
     let judge = |from, to| {
-        let reply = review_body(
+        let reply = futures::executor::block_on(review_body(
             &webhooks,
             &Metrics::default(),
             Which::Purchases,
             &scale_review(from, to),
-        );
+        ));
         assert_eq!(reply.status, 200);
         serde_json::from_slice::<serde_json::Value>(&reply.body).expect("JSON")["response"].clone()
     };

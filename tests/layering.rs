@@ -4,7 +4,8 @@
 //!   reads a clock;
 //! - no product code but the `sandbox` command imports the sandbox, and the sandbox imports no
 //!   product code;
-//! - the admission path never calls the API server;
+//! - the admission path never calls the API server itself: in linearizable mode it waits for
+//!   `index::freshness`, whose only call is a metadata-only quorum list (no writes);
 //! - lower layers never import higher ones (index → controller/webhook/runtime, controller ↔
 //!   webhook).
 //!
@@ -175,6 +176,32 @@ fn the_admission_path_never_calls_the_api_server() {
                 "kube::api",
                 "reqwest",
                 "crate::controller",
+            ],
+        ),
+    );
+}
+
+#[test]
+fn the_freshness_check_only_reads_metadata() {
+    let file = root().join("src/index/freshness.rs");
+    let text = std::fs::read_to_string(&file).expect("src/index/freshness.rs");
+    assert!(
+        text.contains(".list_metadata("),
+        "the quorum read is a metadata-only list"
+    );
+    assert_none(
+        "the freshness check reads metadata only and writes nothing",
+        offending(
+            &[file],
+            &[
+                ".list(",
+                ".create(",
+                ".patch(",
+                ".replace(",
+                ".delete(",
+                "patch_status",
+                "get_opt(",
+                "reqwest",
             ],
         ),
     );

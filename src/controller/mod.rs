@@ -93,6 +93,7 @@ pub async fn run(
         customers_by_namespace: customers_by_namespace.clone(),
         namespaces: namespaces.store.clone(),
         hierarchy: Default::default(),
+        progress: Arc::new(tokio::sync::watch::channel(0).0),
     };
     metrics.set_customer_store(customers.store.clone());
     let reporter = Reporter {
@@ -173,21 +174,31 @@ pub async fn run(
             ctx.clone(),
         );
 
-    let (partners_changed, delegations_changed) = (stores.hierarchy.clone(), stores.hierarchy.clone());
+    // After each event a watch applied: the hierarchy is rebuilt when partners or delegations
+    // change, and whoever waits for the caches to catch up looks again.
+    let advanced = |rebuild_hierarchy: bool| {
+        let stores = stores.clone();
+        move || {
+            if rebuild_hierarchy {
+                stores.hierarchy.changed();
+            }
+            stores.advanced();
+        }
+    };
     let watches = futures::future::join5(
-        partners.run(Api::all(client.clone()), |_| {}, move || partners_changed.changed()),
+        partners.run(Api::all(client.clone()), |_| {}, advanced(true)),
         customers.run(
             Api::all(client.clone()),
             move |e| customers_by_namespace.observe(e),
-            || {},
+            advanced(false),
         ),
-        delegations.run(Api::all(client.clone()), |_| {}, move || delegations_changed.changed()),
+        delegations.run(Api::all(client.clone()), |_| {}, advanced(true)),
         decisions.run(
             Api::all(client.clone()),
             move |e| decisions_by_customer.observe(e),
-            || {},
+            advanced(false),
         ),
-        namespaces.run(Api::all(client.clone()), |_| {}, || {}),
+        namespaces.run(Api::all(client.clone()), |_| {}, advanced(false)),
     );
     let ready_stores = stores.clone();
     let readiness = async move {

@@ -6,11 +6,13 @@ mod by_customer;
 mod by_namespace;
 pub mod convert;
 mod fixtures;
+pub mod freshness;
 mod hierarchy;
 
 pub use by_customer::DecisionIndex;
 pub use by_namespace::NamespaceIndex;
 pub use convert::{customer, decision, delegation, micro_time, micros, partner, seconds};
+pub use freshness::{Freshness, Stale};
 pub use hierarchy::HierarchyCache;
 
 use crate::api::{CustomerAccount, GUARDED_LABEL, Partner, PurchaseRestriction, ResellerDelegation};
@@ -34,9 +36,16 @@ pub struct Stores {
     pub namespaces: Store<Namespace>,
     /// The hierarchy built from `partners` and `delegations`, rebuilt when they change.
     pub hierarchy: Arc<HierarchyCache>,
+    /// Bumped after every event any watch applied: what [`Freshness`] waits on.
+    pub progress: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Stores {
+    /// Records that a watch applied an event to its store.
+    pub fn advanced(&self) {
+        self.progress.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Resolves once every store holds its first full list. Await it from one task only and
     /// share the result (a watch channel): kube's store readiness wakes a single waiter, so
     /// concurrent waiters can hang.

@@ -1,10 +1,9 @@
-//! `/healthz` (the process is up), `/readyz` (caches synced) and `/metrics` (OpenMetrics,
+//! `/healthz` (the process is up), `/readyz` (caches synced and confirmed current) and `/metrics` (OpenMetrics,
 //! every component's metrics in one registry).
 
 use crate::controller;
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The process's metrics: one registry, each component registering its own.
@@ -40,10 +39,13 @@ impl Telemetry {
     }
 }
 
+/// Whether the replica can serve: `Err` says why not.
+pub type Readiness = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Binds the health server; serving starts when the returned future is polled.
 pub async fn bind(
     addr: SocketAddr,
-    ready: Arc<AtomicBool>,
+    ready: Readiness,
     telemetry: Arc<Telemetry>,
 ) -> Result<impl std::future::Future<Output = std::io::Result<()>>, std::io::Error> {
     use axum::http::{StatusCode, header};
@@ -56,10 +58,9 @@ pub async fn bind(
             get(move || {
                 let ready = ready.clone();
                 async move {
-                    if ready.load(Ordering::SeqCst) {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+                    match ready() {
+                        Ok(()) => (StatusCode::OK, "ok".to_string()),
+                        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
                     }
                 }
             }),

@@ -13,6 +13,7 @@ pub mod shutdown;
 
 use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
 use crate::controller;
+use crate::index::Freshness;
 use crate::webhook::{self, Certificates, Settings, Webhooks};
 use health::Telemetry;
 use kube::{Client, Resource};
@@ -104,10 +105,19 @@ pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
     )
     .await?;
     let ready = Arc::new(AtomicBool::new(false));
+    let readiness: health::Readiness = {
+        let (ready, webhooks) = (ready.clone(), webhooks.clone());
+        Arc::new(move || {
+            if !ready.load(Ordering::SeqCst) {
+                return Err("caches not synced".into());
+            }
+            webhooks.staleness().map_or(Ok(()), Err)
+        })
+    };
     let health_server = match options.health_addr {
         None => None,
         Some(addr) => {
-            let serve = health::bind(addr, ready.clone(), telemetry.clone())
+            let serve = health::bind(addr, readiness, telemetry.clone())
                 .await
                 .map_err(|source| Error::Health { addr, source })?;
             Some(tokio::spawn(serve))
@@ -136,15 +146,27 @@ impl Running {
         tracing::info!("purchase-guard controllers starting");
         let webhooks = self.webhooks.clone();
         let ready = self.ready.clone();
+        let client = self.client.clone();
+        let admission_metrics = self.telemetry.admission.clone();
+        let (checks_stop, checks_stopped) = tokio::sync::oneshot::channel::<()>();
         let controllers = controller::run(
             self.client.clone(),
             metrics,
             election.leading.clone(),
             shutdown,
             move |stores| {
+                let settings = webhooks.settings.freshness;
+                let freshness = Arc::new(Freshness::new(client, stores.clone(), settings.check_timeout));
                 webhooks.set_stores(stores);
+                webhooks.set_freshness(freshness.clone());
                 ready.store(true, Ordering::SeqCst);
                 tracing::info!("caches synced");
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = confirm_caches(freshness, settings, admission_metrics) => {}
+                        _ = checks_stopped => {}
+                    }
+                });
             },
         );
         let health_server = self.health_server;
@@ -162,9 +184,38 @@ impl Running {
             r = controllers => r.map_err(Error::from),
             e = health => Err(e),
         };
+        let _ = checks_stop.send(());
         self.webhook_server.abort();
         election.leave().await;
         tracing::info!("purchase-guard stopped");
         result
+    }
+}
+
+/// Confirms the caches current every `check_interval`, for ever: admission trusts them only
+/// while the last confirmation is recent ([`Webhooks::staleness`]). A failed check is logged at
+/// warn with what lags; the first success after failures at info.
+async fn confirm_caches(
+    freshness: Arc<Freshness>,
+    settings: webhook::settings::Freshness,
+    metrics: Arc<webhook::Metrics>,
+) {
+    let mut failing = false;
+    loop {
+        let started = std::time::Instant::now();
+        let result = freshness.check_now().await;
+        metrics.record_cache_check(&result, started.elapsed());
+        match result {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("caches confirmed current again");
+            }
+            Ok(()) => {}
+            Err(e) => {
+                failing = true;
+                tracing::warn!(error = %e, "cannot confirm the caches current; purchases fail closed once the last confirmation is older than --max-cache-staleness");
+            }
+        }
+        tokio::time::sleep(settings.check_interval).await;
     }
 }

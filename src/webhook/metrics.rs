@@ -21,11 +21,19 @@ struct WebhookLabel {
     webhook: &'static str,
 }
 
-/// Admission reviews by webhook, operation, outcome and reason, and their duration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabel {
+    outcome: &'static str,
+}
+
+/// Admission reviews by webhook, operation, outcome and reason, and their duration; the
+/// confirmations that the caches are current.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     admissions: Family<AdmissionLabels, Counter>,
     duration: Family<WebhookLabel, Histogram>,
+    cache_checks: Family<CheckLabel, Counter>,
+    cache_check_duration: Histogram,
 }
 
 impl Default for Metrics {
@@ -41,7 +49,19 @@ impl Metrics {
         let metrics = Metrics {
             admissions: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00001, 2.0, 20))),
+            cache_checks: Family::default(),
+            cache_check_duration: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
         };
+        registry.register(
+            "cache_checks",
+            "Confirmations that the caches are current (quorum read, then the wait for the watches), by outcome: current, behind, read_failed",
+            metrics.cache_checks.clone(),
+        );
+        registry.register(
+            "cache_check_duration_seconds",
+            "Time to confirm the caches current",
+            metrics.cache_check_duration.clone(),
+        );
         registry.register(
             "admissions",
             "Admission reviews by webhook, operation, outcome and reason",
@@ -75,5 +95,18 @@ impl Metrics {
         self.duration
             .get_or_create(&WebhookLabel { webhook })
             .observe(took.as_secs_f64());
+    }
+}
+
+impl Metrics {
+    /// Counts one confirmation of the caches (background or before an admission).
+    pub fn record_cache_check(&self, result: &Result<(), crate::index::Stale>, took: Duration) {
+        let outcome = match result {
+            Ok(()) => "current",
+            Err(crate::index::Stale::ReadFailed { .. }) => "read_failed",
+            Err(_) => "behind",
+        };
+        self.cache_checks.get_or_create(&CheckLabel { outcome }).inc();
+        self.cache_check_duration.observe(took.as_secs_f64());
     }
 }

@@ -32,15 +32,18 @@ pub use audit::AUDIT_TIME_ANNOTATION;
 pub use configurations::{ServiceRef, configurations};
 pub use https::{Certificates, StartError, start};
 pub use metrics::Metrics;
-pub use settings::{Enforcement, Guarded, Settings, default_guarded};
+pub use settings::{Consistency, Enforcement, Guarded, Settings, default_guarded};
 
-use crate::index::Stores;
-use std::sync::OnceLock;
+use crate::index::{Freshness, Stores};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 /// The webhooks' state: settings, and the caches once synced.
 pub struct Webhooks {
     pub settings: Settings,
     stores: OnceLock<Stores>,
+    /// Confirms the caches current (none: trusted as the watches have them, in tests).
+    freshness: OnceLock<Arc<Freshness>>,
     clock: fn() -> jiff::Timestamp,
 }
 
@@ -51,6 +54,7 @@ impl Webhooks {
         Webhooks {
             settings,
             stores: OnceLock::new(),
+            freshness: OnceLock::new(),
             clock: jiff::Timestamp::now,
         }
     }
@@ -63,5 +67,41 @@ impl Webhooks {
     /// The caches, once synced.
     fn stores(&self) -> Option<&Stores> {
         self.stores.get()
+    }
+
+    /// Hands over what confirms the caches current (see [`Consistency`]).
+    pub fn set_freshness(&self, freshness: Arc<Freshness>) {
+        let _ = self.freshness.set(freshness);
+    }
+
+    /// Why the caches cannot be trusted now: not confirmed current within
+    /// `settings.freshness.max_staleness` (a watch gone silent, the API server unreachable).
+    /// `None` when they can, or when nothing confirms them (no [`Freshness`] handed over).
+    pub fn staleness(&self) -> Option<String> {
+        let freshness = self.freshness.get()?;
+        let bound = self.settings.freshness.max_staleness;
+        match freshness.confirmed_at() {
+            None => Some("purchase-guard's caches have not been confirmed current yet".into()),
+            Some(at) if at.elapsed() > bound => Some(format!(
+                "purchase-guard's caches were last confirmed current {}s ago, more than the {}s allowed (its watches or the API server may be unreachable)",
+                at.elapsed().as_secs(),
+                bound.as_secs()
+            )),
+            Some(_) => None,
+        }
+    }
+
+    /// Before admitting a request that `arrived` and is allowed only because its customer is
+    /// not restricted: in linearizable mode, waits until the caches hold everything written
+    /// before it arrived; in cached mode, checks they were confirmed recently. `Err` says why
+    /// the state cannot be trusted.
+    pub async fn confirm_current(&self, arrived: Instant) -> Result<(), String> {
+        let Some(freshness) = self.freshness.get() else {
+            return Ok(());
+        };
+        match self.settings.freshness.consistency {
+            Consistency::Linearizable => freshness.ensure(arrived).await.map_err(|e| e.to_string()),
+            Consistency::Cached => self.staleness().map_or(Ok(()), Err),
+        }
     }
 }

@@ -11,30 +11,58 @@ use kube::ResourceExt;
 use policy::RequestOperation;
 use purchase_guard_policy as policy;
 
+/// A purchase request judged from the caches, or answered before judging.
+enum Judged {
+    Answered(Outcome),
+    Judgement(policy::Judgement),
+}
+
 impl Webhooks {
     /// The purchase webhook: an operation on a customer's billable resource (or its scale
-    /// subresource), judged with the R7 matrix and the customer's evaluated state.
-    pub fn purchases(&self, req: &Request) -> Outcome {
+    /// subresource), judged with the R7 matrix and the customer's evaluated state. A request
+    /// allowed only because its customer is not restricted is allowed once the caches are
+    /// confirmed current for a request that `arrived` then ([`Webhooks::confirm_current`]);
+    /// otherwise the customer's state counts as unknown (fail closed).
+    pub async fn purchases(&self, req: &Request, arrived: std::time::Instant) -> Outcome {
+        let judgement = match self.judge_purchase(req, None) {
+            Judged::Answered(outcome) => return outcome,
+            Judged::Judgement(policy::Judgement::Allow(policy::CUSTOMER_UNRESTRICTED)) => {
+                match self.confirm_current(arrived).await {
+                    // The caches hold everything written before the request: judge again.
+                    Ok(()) => self.judge_purchase(req, None),
+                    Err(why) => self.judge_purchase(req, Some(why)),
+                }
+            }
+            judged => judged,
+        };
+        match judgement {
+            Judged::Answered(outcome) => outcome,
+            Judged::Judgement(j) => self.enforce(req, j),
+        }
+    }
+
+    /// Judges from the caches; `unknown` overrides the customer's state with "unknown, because".
+    fn judge_purchase(&self, req: &Request, unknown: Option<String>) -> Judged {
         let guarded =
             self.settings.guarded.iter().any(|g| {
                 g.group == req.resource_group && g.version == req.resource_version && g.resource == req.resource
             });
         if !guarded {
-            return Outcome::allow("NotGuarded");
+            return Judged::Answered(Outcome::allow("NotGuarded"));
         }
         // The scale subresource changes capacity (kubectl scale, autoscalers); others do not
         // reach this webhook (its rules name the resource and its scale subresource only).
         if req.sub_resource.as_deref().is_some_and(|s| s != "scale") {
-            return Outcome::allow("Subresource");
+            return Judged::Answered(Outcome::allow("Subresource"));
         }
         let operation = match req.operation.as_str() {
             "CREATE" => RequestOperation::Create,
             "UPDATE" => RequestOperation::Update,
             "DELETE" => RequestOperation::Delete,
-            _ => return Outcome::allow("OperationNotJudged"),
+            _ => return Judged::Answered(Outcome::allow("OperationNotJudged")),
         };
         let Some(namespace) = req.namespace.as_deref() else {
-            return Outcome::allow("ClusterScoped");
+            return Judged::Answered(Outcome::allow("ClusterScoped"));
         };
         let stores = self.stores();
         let customers = stores.map(|s| s.customers_in_namespace(namespace));
@@ -50,7 +78,7 @@ impl Webhooks {
                     ),
                 },
             ),
-            (Some(_), Some([])) => return Outcome::allow("NotACustomerNamespace"),
+            (Some(_), Some([])) => return Judged::Answered(Outcome::allow("NotACustomerNamespace")),
             (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer, (self.clock)())),
             (Some(_), Some(many)) => {
                 let names: Vec<String> = many.iter().map(|c| c.name_any()).collect();
@@ -64,7 +92,11 @@ impl Webhooks {
                     },
                 )
             }
-            (Some(_), None) => return Outcome::allow("NotACustomerNamespace"),
+            (Some(_), None) => return Judged::Answered(Outcome::allow("NotACustomerNamespace")),
+        };
+        let state = match unknown {
+            Some(why) => policy::CustomerState::Unknown { why },
+            None => state,
         };
         let customer_label = customer_name.unwrap_or_else(|| format!("of namespace {namespace}"));
         let request = policy::BillableRequest {
@@ -73,13 +105,18 @@ impl Webhooks {
             old: req.old_object.as_ref(),
             new: req.object.as_ref(),
         };
-        let judgement = policy::judge_request(
+        Judged::Judgement(policy::judge_request(
             &self.settings.classify,
             &self.settings.matrix,
             &customer_label,
             &state,
             &request,
-        );
+        ))
+    }
+
+    /// Applies the enforcement mode to a judgement.
+    fn enforce(&self, req: &Request, judgement: policy::Judgement) -> Outcome {
+        let namespace = req.namespace.as_deref().unwrap_or_default();
         match judgement {
             policy::Judgement::Allow(reason) => Outcome::allow(reason),
             // The object itself is wrong, whatever the customer's state.

@@ -65,8 +65,9 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
-/// Judges one request body with one webhook and records metrics. Never panics.
-pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &[u8]) -> Reply {
+/// Judges one request body with one webhook and records metrics. Never panics. Waits only
+/// when a purchase needs the caches confirmed current ([`Webhooks::purchases`]).
+pub async fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &[u8]) -> Reply {
     let started = Instant::now();
     let (uid, operation, outcome) = match review::parse(body) {
         Err(review::Unusable(why)) => {
@@ -92,24 +93,27 @@ pub fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, body: &
                 operation = %request.operation,
                 outcome = tracing::field::Empty,
             );
-            let _entered = span.enter();
-            let outcome = match which {
-                Which::Decisions => webhooks.decisions(&request),
-                Which::Audit => webhooks.audit(&request),
-                Which::Purchases => webhooks.purchases(&request),
-                Which::Status => webhooks.status(&request),
-                Which::Namespaces => webhooks.namespaces(&request),
+            let judged = async {
+                let outcome = match which {
+                    Which::Decisions => webhooks.decisions(&request),
+                    Which::Audit => webhooks.audit(&request),
+                    Which::Purchases => webhooks.purchases(&request, started).await,
+                    Which::Status => webhooks.status(&request),
+                    Which::Namespaces => webhooks.namespaces(&request),
+                };
+                tracing::Span::current().record("outcome", outcome.reason);
+                if !outcome.allowed {
+                    tracing::info!(
+                        rule = outcome.rule,
+                        reason = outcome.reason,
+                        user = %request.username,
+                        message = %outcome.message,
+                        "admission denied"
+                    );
+                }
+                outcome
             };
-            span.record("outcome", outcome.reason);
-            if !outcome.allowed {
-                tracing::info!(
-                    rule = outcome.rule,
-                    reason = outcome.reason,
-                    user = %request.username,
-                    message = %outcome.message,
-                    "admission denied"
-                );
-            }
+            let outcome = tracing::Instrument::instrument(judged, span).await;
             (request.uid, request.operation, outcome)
         }
     };
@@ -132,7 +136,7 @@ struct AppState {
 }
 
 async fn handle(state: AppState, which: Which, body: Bytes) -> Response {
-    let reply = review_body(&state.webhooks, &state.metrics, which, &body);
+    let reply = review_body(&state.webhooks, &state.metrics, which, &body).await;
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let content_type = if reply.status == 200 {
         "application/json"

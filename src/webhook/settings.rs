@@ -15,6 +15,43 @@ pub enum Enforcement {
     Dryrun,
 }
 
+/// How current the caches must be before a purchase is admitted because its customer is not
+/// restricted (refusals never wait: a cache that is behind can only have missed a lift).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Consistency {
+    /// Judge from the caches as the watches have them; a background check confirms them
+    /// current every `check_interval`, and purchases are refused when the last confirmation is
+    /// older than `max_staleness` (a silent watch fails closed).
+    Cached,
+    /// Before admitting, confirm the caches hold everything written before the request arrived
+    /// (a quorum read, then the wait for the watches; refused on timeout). A purchase admitted
+    /// after a restriction's write returned is impossible.
+    Linearizable,
+}
+
+/// How the caches are kept honest: the consistency mode and its bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    pub consistency: Consistency,
+    /// How often the caches are confirmed current in the background.
+    pub check_interval: std::time::Duration,
+    /// The oldest confirmation admission still trusts; older: refused as unknown.
+    pub max_staleness: std::time::Duration,
+    /// The bound of one confirmation (quorum reads and the wait for the watches).
+    pub check_timeout: std::time::Duration,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            consistency: Consistency::Cached,
+            check_interval: std::time::Duration::from_secs(10),
+            max_staleness: std::time::Duration::from_secs(30),
+            check_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
 /// A guarded resource: `group/version/resource` (`apps/v1/deployments`; the core group is
 /// empty: `/v1/services`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -73,6 +110,7 @@ pub struct Settings {
     /// The users that may write the status of purchase-guard's kinds: purchase-guard's own
     /// identity (its ServiceAccount in a cluster). Empty: nobody may.
     pub controller_identities: Vec<String>,
+    pub freshness: Freshness,
 }
 
 impl Default for Settings {
@@ -83,6 +121,7 @@ impl Default for Settings {
             matrix: ImpactMatrix::default(),
             enforcement: Enforcement::Deny,
             controller_identities: Vec::new(),
+            freshness: Freshness::default(),
         }
     }
 }

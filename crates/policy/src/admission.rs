@@ -157,6 +157,10 @@ pub struct BillableRequest<'a> {
     pub new: Option<&'a Value>,
 }
 
+/// The reason of a request allowed only because its customer is not restricted: the one
+/// answer that depends on the customer's state, and so on how current that state is.
+pub const CUSTOMER_UNRESTRICTED: &str = "CustomerUnrestricted";
+
 /// The outcome of judging a request, with a CamelCase reason either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Judgement {
@@ -214,8 +218,13 @@ pub fn judge_request(
     if verdict.is_allowed() && old_mode != mode {
         verdict = decide_purchase(matrix, customer, state, old_mode, &operations);
     }
+    let blocked = operations
+        .iter()
+        .any(|o| matrix.blocks(mode, *o) || matrix.blocks(old_mode, *o));
     match verdict {
-        Verdict::Allow => Judgement::Allow("Allowed"),
+        // Allowed because the customer may purchase: an answer that depends on its state.
+        Verdict::Allow if blocked => Judgement::Allow(CUSTOMER_UNRESTRICTED),
+        Verdict::Allow => Judgement::Allow("NotBlocked"),
         Verdict::Deny { rule, reason, message } => Judgement::Deny { rule, reason, message },
     }
 }

@@ -25,8 +25,8 @@ pub mod model;
 pub mod partner;
 
 pub use admission::{
-    BillableRequest, CustomerState, Judgement, RestrictionSource, Verdict, decide_purchase, evaluated_state,
-    judge_request,
+    BillableRequest, CUSTOMER_UNRESTRICTED, CustomerState, Judgement, RestrictionSource, Verdict, decide_purchase,
+    evaluated_state, judge_request,
 };
 pub use authority::{
     AuthorityDenied, AuthorityHolder, IssuerError, NoAuthority, authority_holder, check_issuer_authority, issuer_of,

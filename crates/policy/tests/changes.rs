@@ -353,7 +353,7 @@ fn r7_a_request_is_judged_under_its_billing_modes() {
             Some(&yearly),
             Some(&vm("yearly-monthly", "b"))
         ),
-        Judgement::Allow("Allowed")
+        Judgement::Allow("NotBlocked")
     );
     // Leaving yearly/monthly for pay-per-use is a change of billing mode: refused.
     assert!(matches!(
@@ -379,7 +379,7 @@ fn r7_a_request_is_judged_under_its_billing_modes() {
     }
     assert_eq!(
         judge(RequestOperation::Delete, Some(&odd), None),
-        Judgement::Allow("Allowed")
+        Judgement::Allow("NotBlocked")
     );
 }
 

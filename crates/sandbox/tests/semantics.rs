@@ -103,6 +103,7 @@ async fn pagination_generate_name_and_crd_deletion() {
     let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let mut generated = ConfigMap::default();
     generated.metadata.generate_name = Some("gen-".into());
+    generated.data = Some([("key".to_string(), "value".to_string())].into());
     for _ in 0..7 {
         let cm = api.create(&PostParams::default(), &generated).await.expect("create");
         assert!(
@@ -124,6 +125,34 @@ async fn pagination_generate_name_and_crd_deletion() {
         }
     }
     assert_eq!(names.len(), 7);
+    // A metadata-only list: PartialObjectMetadata items without data, resourceVersions kept.
+    let meta = api.list_metadata(&ListParams::default()).await.expect("metadata list");
+    assert_eq!(meta.items.len(), 7);
+    assert!(meta.metadata.resource_version.is_some());
+    for item in &meta.items {
+        let types = item.types.as_ref().expect("each item has its kind");
+        assert_eq!(
+            (types.kind.as_str(), types.api_version.as_str()),
+            ("PartialObjectMetadata", "meta.k8s.io/v1")
+        );
+        assert!(item.metadata.resource_version.is_some());
+    }
+    let raw = client
+        .request_text(
+            http::Request::get("/api/v1/namespaces/default/configmaps?limit=1")
+                .header(
+                    "Accept",
+                    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+                )
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .await
+        .expect("raw metadata list");
+    assert!(
+        raw.contains("\"kind\":\"PartialObjectMetadataList\"") && !raw.contains("\"data\""),
+        "{raw}"
+    );
     let mut sorted = names.clone();
     sorted.sort();
     sorted.dedup();

@@ -75,6 +75,21 @@ impl ApiServer {
         if let Some(c) = next {
             metadata["continue"] = json!(c);
         }
+        // Metadata-only lists (client-go's metadata client, kube-rs's `list_metadata`).
+        if accept.contains("as=PartialObjectMetadataList") {
+            let items: Vec<Value> = items
+                .into_iter()
+                .map(|mut item| {
+                    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": item.get_mut("metadata").map(Value::take).unwrap_or(json!({}))})
+                })
+                .collect();
+            return Ok(json_response(
+                200,
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "items": items}),
+                &[],
+            ));
+        }
         Ok(json_response(
             200,
             &json!({"kind": t.rt.list_kind, "apiVersion": t.rt.api_version(), "metadata": metadata, "items": items}),

@@ -73,14 +73,16 @@ impl ApiServer {
             ticker.tick().await;
             loop {
                 let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+                // Biased: once watches are closed, no later event goes out on this one.
                 tokio::select! {
+                    biased;
+                    _ = epoch.changed() => return,
                     _ = tokio::time::sleep_until(sleep_until) => return,
                     _ = ticker.tick(), if bookmarks => {
                         let bm = json!({"type": "BOOKMARK", "object": {"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"resourceVersion": last_rv.to_string()}}});
                         if tx.send(line(bm)).await.is_err() { return; }
                     }
                     _ = tx.closed() => return,
-                    _ = epoch.changed() => return,
                     received = rx.recv() => match received {
                         Ok(e) => {
                             if e.rv <= last_rv { continue; }

@@ -1,0 +1,281 @@
+//! How current the purchase webhook's view is: two replicas, each with its own watches and
+//! caches, judging purchases right after a restriction's write returned.
+//!
+//! - linearizable mode: 1,000 rounds of "restrict, then buy at once from another client",
+//!   alternating replicas; no purchase is admitted after the restriction's write returned;
+//! - with the watches held back (a partitioned replica): cached mode admits such a purchase
+//!   (the race this suite exists to catch), linearizable mode refuses it as unknown;
+//! - cached mode fails closed once the caches were not confirmed current for longer than the
+//!   bound, and trusts them again after a confirmation.
+
+mod support;
+
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+use purchase_guard::api::PurchaseRestriction;
+use purchase_guard::controller::{self, Metrics};
+use purchase_guard::index::{Freshness, Stores};
+use purchase_guard::webhook::server::{Which, review_body};
+use purchase_guard::webhook::settings::Freshness as FreshnessSettings;
+use purchase_guard::webhook::{Consistency, Settings, Webhooks};
+use purchase_guard_sandbox::{Config, Sandbox};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A replica: its own client, watches, caches and webhooks.
+struct Replica {
+    webhooks: Arc<Webhooks>,
+    freshness: Arc<Freshness>,
+    stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn client(sandbox: &Sandbox) -> Client {
+    Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client")
+}
+
+async fn replica(sandbox: &Sandbox, consistency: Consistency, max_staleness: Duration) -> Replica {
+    let client = client(sandbox).await;
+    let (stores_tx, stores_rx) = tokio::sync::oneshot::channel::<Stores>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    // Not the leader: caches only, as every replica but one.
+    tokio::spawn(controller::run(
+        client.clone(),
+        Arc::new(Metrics::default()),
+        tokio::sync::watch::channel(false).1,
+        async move {
+            let _ = stopped.await;
+        },
+        move |stores| {
+            let _ = stores_tx.send(stores);
+        },
+    ));
+    let stores = tokio::time::timeout(Duration::from_secs(20), stores_rx)
+        .await
+        .expect("the caches sync")
+        .expect("stores");
+    let settings = FreshnessSettings {
+        consistency,
+        max_staleness,
+        check_interval: Duration::from_secs(3600),
+        check_timeout: Duration::from_millis(500),
+    };
+    let webhooks = Arc::new(Webhooks::new(Settings {
+        freshness: settings,
+        ..Settings::default()
+    }));
+    let freshness = Arc::new(Freshness::new(client, stores.clone(), settings.check_timeout));
+    webhooks.set_stores(stores);
+    webhooks.set_freshness(freshness.clone());
+    freshness
+        .check_now()
+        .await
+        .expect("the caches are current after the sync");
+    Replica {
+        webhooks,
+        freshness,
+        stop,
+    }
+}
+
+/// The examples' partners and customers: initech is unrestricted by dist-emea's decision.
+async fn platform(test: &str) -> (Sandbox, std::path::PathBuf) {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let dir = std::env::temp_dir().join(format!("purchase-guard-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ok = |args: &[&str]| {
+        let (ok, out) = support::kubectl(&kubeconfig, args, None);
+        assert!(ok, "kubectl {args:?}: {out}");
+    };
+    ok(&["apply", "-f", &format!("{root}/crds")]);
+    ok(&["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"]);
+    for f in [
+        "00-namespaces.yaml",
+        "01-partners.yaml",
+        "03-customers.yaml",
+        "04-delegation.yaml",
+        "05-restrictions.yaml",
+    ] {
+        ok(&["apply", "-f", &format!("{root}/examples/{f}")]);
+    }
+    (sandbox, kubeconfig)
+}
+
+/// Waits until a confirmation succeeds (the watches resumed and relisted).
+async fn caught_up(replica: &Replica) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = replica.freshness.check_now().await {
+        assert!(Instant::now() < deadline, "the caches never caught up: {e}");
+    }
+}
+
+/// A tenant creating a pay-per-use VM in initech's namespace.
+fn purchase(round: usize) -> Vec<u8> {
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": format!("uid-{round}"),
+        "kind": {"group": "compute.example.com", "version": "v1", "kind": "VirtualMachine"},
+        "resource": {"group": "compute.example.com", "version": "v1", "resource": "virtualmachines"},
+        "name": format!("vm-{round}"), "namespace": "initech", "operation": "CREATE",
+        "userInfo": {"username": "tenant", "groups": ["system:authenticated"]},
+        "object": {"apiVersion": "compute.example.com/v1", "kind": "VirtualMachine",
+                   "metadata": {"name": format!("vm-{round}"), "namespace": "initech",
+                                "labels": {"purchaseguard.io/billing-mode": "pay-per-use"}},
+                   "spec": {"displayName": "vm", "flavor": "c6.large", "cpus": 2, "memoryGiB": 4, "image": "debian-12"}},
+        "oldObject": null, "dryRun": false, "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+/// The purchase webhook's answer: allowed, and the reason.
+async fn judge(replica: &Replica, round: usize) -> (bool, String) {
+    let reply = review_body(
+        &replica.webhooks,
+        &purchase_guard::webhook::Metrics::default(),
+        Which::Purchases,
+        &purchase(round),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let review: Value = serde_json::from_slice(&reply.body).expect("an AdmissionReview");
+    let response = &review["response"];
+    let allowed = response["allowed"].as_bool().expect("allowed is a boolean");
+    let reason = response["status"]["details"]["causes"][0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    (allowed, reason)
+}
+
+async fn set_state(api: &Api<PurchaseRestriction>, state: &str, round: usize) {
+    let patch = json!({"spec": {"state": state, "reason": format!("Round {round}: {state} after the invoice check")}});
+    api.patch("initech", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("dist-emea changes its decision");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
+    let (sandbox, _kubeconfig) = platform("race").await;
+    let replicas = [
+        replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30)).await,
+        replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30)).await,
+    ];
+    // The writer is another client than the replicas'.
+    let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
+    let (allowed, reason) = judge(&replicas[0], 0).await;
+    assert!(allowed, "initech starts unrestricted: {reason}");
+    const ROUNDS: usize = 1000;
+    let mut admitted = Vec::new();
+    let mut waits = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        set_state(&decisions, "Restricted", round).await;
+        // The restriction's write returned: buy at once, from the other side.
+        let started = Instant::now();
+        let (allowed, reason) = judge(&replicas[round % 2], round).await;
+        waits.push(started.elapsed());
+        if allowed {
+            admitted.push(round);
+        } else {
+            assert_eq!(reason, "CustomerRestricted", "round {round}");
+        }
+        set_state(&decisions, "Unrestricted", round).await;
+    }
+    waits.sort();
+    eprintln!(
+        "{ROUNDS} rounds: purchases judged in p50 {:?}, p99 {:?}, max {:?} after the restriction's write returned",
+        waits[ROUNDS / 2],
+        waits[ROUNDS * 99 / 100],
+        waits[ROUNDS - 1]
+    );
+    assert!(
+        admitted.is_empty(),
+        "purchases admitted after the restriction's write returned, in rounds {admitted:?}"
+    );
+    // After the last lift, a purchase is admitted again once the caches show it.
+    let (allowed, reason) = judge(&replicas[1], ROUNDS).await;
+    assert!(allowed, "initech is unrestricted again: {reason}");
+    for r in replicas {
+        let _ = r.stop.send(());
+    }
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_partitioned_replica_admits_in_cached_mode_and_refuses_in_linearizable_mode() {
+    let (sandbox, _kubeconfig) = platform("partitioned").await;
+    let cached = replica(&sandbox, Consistency::Cached, Duration::from_secs(30)).await;
+    let linearizable = replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30)).await;
+    let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
+    // The replicas' watches end and cannot come back: their caches stop at this point.
+    sandbox.server.store.pause_watches();
+    sandbox.server.store.close_watches();
+    set_state(&decisions, "Restricted", 0).await;
+
+    // Cached mode trusts its confirmation of a moment ago: the purchase gets through. This is
+    // the race the linearizable test above would catch.
+    let (allowed, _) = judge(&cached, 1).await;
+    assert!(
+        allowed,
+        "a cached replica cut off from its watches admits the purchase (if this fails, the test no longer shows what it guards against)"
+    );
+    // Linearizable mode sees the restriction in the quorum read, waits for its watches, and
+    // refuses when they do not deliver in time.
+    let started = Instant::now();
+    let (allowed, reason) = judge(&linearizable, 2).await;
+    assert!(!allowed, "the linearizable replica refuses");
+    assert_eq!(reason, "CustomerStateUnknown");
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "it waited for its watches"
+    );
+
+    // The watches come back: both replicas refuse as restricted.
+    sandbox.server.store.resume_watches();
+    caught_up(&linearizable).await;
+    let (allowed, reason) = judge(&linearizable, 3).await;
+    assert!(!allowed);
+    assert_eq!(reason, "CustomerRestricted");
+    caught_up(&cached).await;
+    let (allowed, reason) = judge(&cached, 4).await;
+    assert!(!allowed);
+    assert_eq!(reason, "CustomerRestricted");
+    for r in [cached, linearizable] {
+        let _ = r.stop.send(());
+    }
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cached_mode_fails_closed_when_its_caches_are_not_confirmed() {
+    let (sandbox, _kubeconfig) = platform("staleness").await;
+    let bound = Duration::from_millis(300);
+    let replica = replica(&sandbox, Consistency::Cached, bound).await;
+    let (allowed, reason) = judge(&replica, 0).await;
+    assert!(allowed, "confirmed a moment ago: {reason}");
+    assert_eq!(replica.webhooks.staleness(), None);
+    // The watches go silent and confirmations fail.
+    sandbox.server.store.pause_watches();
+    sandbox.server.store.close_watches();
+    set_state(&Api::namespaced(client(&sandbox).await, "dist-emea"), "Restricted", 0).await;
+    assert!(replica.freshness.check_now().await.is_err(), "the check sees the lag");
+    // Past the bound, purchases are refused as unknown (the time passing is the subject).
+    tokio::time::sleep(bound + Duration::from_millis(50)).await;
+    let (allowed, reason) = judge(&replica, 1).await;
+    assert!(!allowed);
+    assert_eq!(reason, "CustomerStateUnknown");
+    let why = replica.webhooks.staleness().expect("stale");
+    assert!(why.contains("last confirmed current"), "{why}");
+    // The watches resume; one confirmation and the replica judges from its caches again.
+    sandbox.server.store.resume_watches();
+    caught_up(&replica).await;
+    assert_eq!(replica.webhooks.staleness(), None);
+    let (allowed, reason) = judge(&replica, 2).await;
+    assert!(!allowed);
+    assert_eq!(reason, "CustomerRestricted");
+    let _ = replica.stop.send(());
+    sandbox.shutdown().await;
+}

@@ -1,19 +1,27 @@
 //! Purchase webhook benchmark: AdmissionReviews over HTTPS with keep-alive at rising
-//! concurrency, with 10,000 customers and their decisions loaded, next to an allow-all HTTPS
-//! handler (same TLS server, same JSON parsing of the review, no judgement) measured in the
-//! same run.
+//! concurrency, with 10,000 customers and their decisions loaded into a sandbox and watched by
+//! a replica, in cached and in linearizable mode, next to an allow-all HTTPS handler (same TLS
+//! server, same JSON parsing of the review, no judgement) measured in the same run.
+//!
+//! Then, in cached mode, the delay from a restriction's write returning to the replica
+//! refusing the customer's purchases, next to the raw watch latency of the same writes (a
+//! separate watch on PurchaseRestrictions).
 //!
 //! Run: `cargo bench --bench admission` (`ADMISSION_BENCH_SECONDS` sets each step's length).
-//! Client and servers share the machine's cores.
+//! Client, servers and the sandbox share the machine's cores.
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::post;
+use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
+use kube::api::{Api, Patch, PatchParams};
 use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
-use purchase_guard::index::Stores;
+use purchase_guard::index::{Freshness, Stores};
 use purchase_guard::webhook::Metrics;
-use purchase_guard::webhook::{Settings, Webhooks};
+use purchase_guard::webhook::server::Which;
+use purchase_guard::webhook::settings::Freshness as FreshnessSettings;
+use purchase_guard::webhook::{Consistency, Settings, Webhooks};
 use purchase_guard::webhook::{server, tls};
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
@@ -22,7 +30,9 @@ use std::time::{Duration, Instant};
 
 const CUSTOMERS: usize = 10_000;
 
-fn loaded_stores() -> Stores {
+/// The partners, customers and decisions loaded: one decision per customer by its
+/// distributor, accepted, half of them restrictions.
+fn objects() -> (Vec<Partner>, Vec<CustomerAccount>, Vec<PurchaseRestriction>) {
     let mut partners = vec![serde_json::from_value::<Partner>(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": "dist"}, "spec": {"role": "Distributor", "namespace": "dist"}})).expect("partner")];
     for r in 0..50 {
         partners.push(serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": format!("res-{r}")}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": format!("res-{r}")}})).expect("partner"));
@@ -40,8 +50,6 @@ fn loaded_stores() -> Stores {
             .expect("customer")
         })
         .collect();
-    // The purchase webhook evaluates each customer from the caches: one decision per customer
-    // by its distributor, accepted as the controller records it, half of them restrictions.
     let decisions: Vec<PurchaseRestriction> = (0..CUSTOMERS)
         .map(|i| {
             let state = if i % 2 == 0 { "Restricted" } else { "Unrestricted" };
@@ -56,7 +64,7 @@ fn loaded_stores() -> Stores {
             .expect("decision")
         })
         .collect();
-    Stores::from_objects(partners, customers, vec![], decisions)
+    (partners, customers, decisions)
 }
 
 fn review(i: usize) -> Vec<u8> {
@@ -156,6 +164,147 @@ async fn measure(port: u16, ca: &str, concurrency: usize, seconds: f64) -> (f64,
     (all.len() as f64 / elapsed, p(0.5), p(0.99))
 }
 
+/// A sandbox holding the objects, and a replica's caches of it (not the leader: caches only).
+async fn replica_of_sandbox() -> (purchase_guard_sandbox::Sandbox, kube::Client, Stores) {
+    let sandbox = purchase_guard_sandbox::Sandbox::start(purchase_guard_sandbox::Config::default())
+        .await
+        .expect("sandbox");
+    for crd in purchase_guard::crdgen::all() {
+        let value = serde_json::to_value(&crd).expect("CRD");
+        sandbox
+            .server
+            .apply_builtin(
+                "apiextensions.k8s.io",
+                "v1",
+                "customresourcedefinitions",
+                None,
+                value,
+                "bench",
+            )
+            .expect("CRD installed");
+    }
+    let (partners, customers, decisions) = objects();
+    let load = |v: Value| {
+        sandbox.server.apply_object(v, "bench").expect("object loaded");
+    };
+    for p in partners {
+        load(serde_json::to_value(p).expect("partner"));
+    }
+    for c in customers {
+        load(serde_json::to_value(c).expect("customer"));
+    }
+    for d in decisions {
+        load(serde_json::to_value(d).expect("decision"));
+    }
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(purchase_guard::controller::run(
+        client.clone(),
+        Arc::new(purchase_guard::controller::Metrics::default()),
+        tokio::sync::watch::channel(false).1,
+        std::future::pending(),
+        move |stores| {
+            let _ = tx.send(stores);
+        },
+    ));
+    let stores = rx.await.expect("the caches sync");
+    (sandbox, client, stores)
+}
+
+/// Webhooks judging from `stores` in `consistency` mode.
+async fn webhooks(client: &kube::Client, stores: &Stores, consistency: Consistency) -> Arc<Webhooks> {
+    let settings = FreshnessSettings {
+        consistency,
+        // Confirmed once here; the benchmark measures judging, not the background checks.
+        max_staleness: Duration::from_secs(24 * 3600),
+        ..FreshnessSettings::default()
+    };
+    let webhooks = Arc::new(Webhooks::new(Settings {
+        freshness: settings,
+        ..Settings::default()
+    }));
+    let freshness = Arc::new(Freshness::new(client.clone(), stores.clone(), settings.check_timeout));
+    freshness.check_now().await.expect("the caches are current");
+    webhooks.set_stores(stores.clone());
+    webhooks.set_freshness(freshness);
+    webhooks
+}
+
+/// Whether the replica admits a purchase in customer `i`'s namespace.
+async fn admits(webhooks: &Webhooks, i: usize) -> bool {
+    let reply = server::review_body(webhooks, &Metrics::default(), Which::Purchases, &review(i)).await;
+    let v: Value = serde_json::from_slice(&reply.body).expect("a review");
+    v["response"]["allowed"].as_bool().expect("allowed")
+}
+
+/// Cached mode: the delay from a restriction's write returning to the replica refusing, and
+/// the raw watch latency of the same writes.
+async fn enforcement_delay(client: &kube::Client, stores: &Stores, webhooks: &Webhooks, rounds: usize) {
+    let decisions: Api<PurchaseRestriction> = Api::namespaced(client.clone(), "dist");
+    // A separate watch: when each write's event arrives, by resourceVersion.
+    let arrivals: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> = Default::default();
+    let seen = arrivals.clone();
+    let watch = tokio::spawn(
+        kube::runtime::watcher(decisions.clone(), kube::runtime::watcher::Config::default()).for_each(move |e| {
+            if let Ok(kube::runtime::watcher::Event::Apply(d)) = e
+                && let Some(rv) = d.metadata.resource_version
+            {
+                seen.lock().expect("arrivals").insert(rv, Instant::now());
+            }
+            async {}
+        }),
+    );
+    // Customer 1 is unrestricted: restrict it, wait for the refusal, lift, wait for admission.
+    let mut enforced = Vec::with_capacity(rounds);
+    let mut watched = Vec::with_capacity(rounds);
+    for round in 0..rounds {
+        for (state, admitted) in [("Restricted", false), ("Unrestricted", true)] {
+            let patch = json!({"spec": {"state": state, "reason": format!("round {round}: {state}")}});
+            let mut progress = stores.progress.subscribe();
+            let written = decisions
+                .patch("c-1", &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .expect("decision written");
+            let returned = Instant::now();
+            loop {
+                progress.borrow_and_update();
+                if admits(webhooks, 1).await == admitted {
+                    break;
+                }
+                progress.changed().await.expect("the watches run");
+            }
+            if !admitted {
+                enforced.push(returned.elapsed());
+                let rv = written.metadata.resource_version.expect("a resourceVersion");
+                let arrived = loop {
+                    if let Some(t) = arrivals.lock().expect("arrivals").get(&rv) {
+                        break *t;
+                    }
+                    tokio::task::yield_now().await;
+                };
+                watched.push(arrived.saturating_duration_since(returned));
+            }
+        }
+    }
+    watch.abort();
+    enforced.sort();
+    watched.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p = |v: &[Duration], q: f64| ms(v[(((v.len() - 1) as f64) * q).round() as usize]);
+    println!("\ncached mode, {rounds} restrictions: from the write returning to ...");
+    println!("                               | p50 ms | p99 ms");
+    println!(
+        "... the replica refusing        | {:>6.3} | {:>6.3}",
+        p(&enforced, 0.5),
+        p(&enforced, 0.99)
+    );
+    println!(
+        "... a raw watch's event arriving | {:>6.3} | {:>6.3}",
+        p(&watched, 0.5),
+        p(&watched, 0.99)
+    );
+}
+
 fn main() {
     let seconds: f64 = std::env::var("ADMISSION_BENCH_SECONDS")
         .ok()
@@ -168,40 +317,45 @@ fn main() {
     runtime.block_on(async {
         let ca = tls::new_authority("bench CA", Duration::from_secs(3600)).expect("CA");
         let pair = tls::issue(&ca, &["localhost".to_string()], Duration::from_secs(3600)).expect("cert");
-        let webhooks = Arc::new(Webhooks::new(Settings::default()));
-        webhooks.set_stores(loaded_stores());
-        let purchase_port = serve(server::router(webhooks, Arc::new(Metrics::default())), &pair).await;
+        let (_sandbox, client, stores) = replica_of_sandbox().await;
+        let cached = webhooks(&client, &stores, Consistency::Cached).await;
+        let linearizable = webhooks(&client, &stores, Consistency::Linearizable).await;
+        let cached_port = serve(server::router(cached.clone(), Arc::new(Metrics::default())), &pair).await;
+        let linearizable_port = serve(server::router(linearizable, Arc::new(Metrics::default())), &pair).await;
         let baseline_port = serve(Router::new().route("/validate/purchases", post(allow_all)), &pair).await;
-        // Half the reviews are for restricted customers: check the webhook judges them.
-        let (sent, denied) = worker(
-            purchase_port,
-            ca.cert.clone(),
-            Instant::now() + Duration::from_millis(200),
-            0,
-        )
-        .await;
-        let share = denied as f64 / sent.len().max(1) as f64;
-        assert!(
-            (0.4..=0.6).contains(&share),
-            "about half the reviews are denials: {denied} of {}",
-            sent.len()
-        );
-        println!("purchase webhook vs allow-all HTTPS baseline, {CUSTOMERS} customers loaded, {seconds} s per step");
+        // Half the reviews are for restricted customers: check both modes judge them.
+        for port in [cached_port, linearizable_port] {
+            let (sent, denied) = worker(port, ca.cert.clone(), Instant::now() + Duration::from_millis(500), 0).await;
+            let share = denied as f64 / sent.len().max(1) as f64;
+            assert!(
+                (0.4..=0.6).contains(&share),
+                "about half the reviews are denials: {denied} of {}",
+                sent.len()
+            );
+        }
         println!(
-            "concurrency | webhook reviews/s | p50 ms | p99 ms | baseline reviews/s | p50 ms | p99 ms | p99 ratio"
+            "purchase webhook (cached, linearizable) vs allow-all HTTPS baseline, {CUSTOMERS} customers loaded, {seconds} s per step"
+        );
+        println!(
+            "concurrency | baseline reviews/s | p50 ms | p99 ms | cached reviews/s | p50 ms | p99 ms | p99 vs baseline | linearizable reviews/s | p50 ms | p99 ms | p99 vs cached"
         );
         for concurrency in [1, 4, 16, 64] {
             let (b_rate, b50, b99) = measure(baseline_port, &ca.cert, concurrency, seconds).await;
-            let (w_rate, w50, w99) = measure(purchase_port, &ca.cert, concurrency, seconds).await;
+            let (c_rate, c50, c99) = measure(cached_port, &ca.cert, concurrency, seconds).await;
+            let (l_rate, l50, l99) = measure(linearizable_port, &ca.cert, concurrency, seconds).await;
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             println!(
-                "{concurrency:>11} | {w_rate:>17.0} | {:>6.3} | {:>6.3} | {b_rate:>18.0} | {:>6.3} | {:>6.3} | {:.2}x",
-                ms(w50),
-                ms(w99),
+                "{concurrency:>11} | {b_rate:>18.0} | {:>6.3} | {:>6.3} | {c_rate:>16.0} | {:>6.3} | {:>6.3} | {:>14.2}x | {l_rate:>22.0} | {:>6.3} | {:>6.3} | {:>12.2}x",
                 ms(b50),
                 ms(b99),
-                w99.as_secs_f64() / b99.as_secs_f64()
+                ms(c50),
+                ms(c99),
+                c99.as_secs_f64() / b99.as_secs_f64(),
+                ms(l50),
+                ms(l99),
+                l99.as_secs_f64() / c99.as_secs_f64()
             );
         }
+        enforcement_delay(&client, &stores, &cached, 200).await;
     });
 }

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use purchase_guard::runtime::{self, leader::LeaseOptions, logging};
 use purchase_guard::webhook::settings::Freshness;
-use purchase_guard::webhook::{Certificates, Consistency, Enforcement, Guarded, Settings, certs::SelfManaged};
+use purchase_guard::webhook::{self, Certificates, Consistency, Enforcement, Guarded, Settings, certs::SelfManaged};
 use purchase_guard_policy as policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -99,15 +99,33 @@ pub struct WebhookArgs {
     /// How often the Secret and the caBundles are checked, e.g. 1m.
     #[arg(long, env = "PURCHASE_GUARD_CERT_CHECK_INTERVAL", default_value = "1m", value_parser = parse_duration)]
     cert_check_interval: Duration,
-    /// A resource the purchase webhook guards, GROUP/VERSION/RESOURCE (repeatable or
-    /// comma-separated; the core group is empty: /v1/services).
+    /// A resource the purchase webhook guards, GROUP/VERSION/RESOURCE, with its kind's
+    /// default field roles (repeatable or comma-separated; the core group is empty:
+    /// /v1/pods). Default: the sample VirtualMachine, every apps/v1 and batch/v1 workload,
+    /// and Pods.
     #[arg(
         long = "guarded-resource",
         env = "PURCHASE_GUARD_GUARDED_RESOURCES",
         value_delimiter = ',',
-        default_value = "compute.example.com/v1/virtualmachines,apps/v1/deployments"
+        conflicts_with = "guarded_kinds"
     )]
     guarded: Vec<Guarded>,
+    /// A YAML or JSON file listing the guarded resources with their subresources and field
+    /// roles (group, version, resource, subresources, renamePaths, renewPaths, capacityPaths,
+    /// usePaths; an omitted list keeps the kind's default).
+    #[arg(long, env = "PURCHASE_GUARD_GUARDED_KINDS", value_name = "PATH")]
+    guarded_kinds: Option<PathBuf>,
+    /// Users of Kubernetes' workload controllers whose writes of objects they control (a
+    /// controller ownerReference) are not judged: their parent was (repeatable or
+    /// comma-separated). Default: kube-controller-manager and its per-controller
+    /// ServiceAccounts.
+    #[arg(
+        long = "workload-controller",
+        env = "PURCHASE_GUARD_WORKLOAD_CONTROLLERS",
+        value_delimiter = ',',
+        value_name = "USER"
+    )]
+    workload_controllers: Vec<String>,
     /// The billing mode of resources without the purchaseguard.io/billing-mode label.
     #[arg(long, env = "PURCHASE_GUARD_DEFAULT_BILLING_MODE", default_value = "pay-per-use", value_parser = parse_billing_mode)]
     default_billing_mode: policy::BillingMode,
@@ -177,11 +195,26 @@ impl WebhookArgs {
                 matrix
             }
         };
+        let mut guarded = match (&self.guarded_kinds, self.guarded.is_empty()) {
+            (Some(path), _) => {
+                let what = || format!("--guarded-kinds {}", path.display());
+                let text = std::fs::read_to_string(path).with_context(what)?;
+                webhook::parse_guarded(&text)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(what)?
+            }
+            (None, true) => webhook::default_guarded(),
+            (None, false) => self.guarded.clone(),
+        };
+        for g in &mut guarded {
+            g.classify.default_billing_mode = self.default_billing_mode;
+        }
         Ok(Settings {
-            guarded: self.guarded.clone(),
-            classify: policy::ClassifyRules {
-                default_billing_mode: self.default_billing_mode,
-                ..Default::default()
+            guarded,
+            workload_controllers: if self.workload_controllers.is_empty() {
+                webhook::default_workload_controllers()
+            } else {
+                self.workload_controllers.clone()
             },
             matrix,
             enforcement: self.enforcement,

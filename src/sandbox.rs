@@ -168,7 +168,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         controller_identities: vec![CONTROLLER_USER.to_string()],
         ..Settings::default()
     };
-    let guarded = settings.guarded.clone();
+    let configured = settings.clone();
     let controllers = if args.api_only {
         None
     } else {
@@ -207,7 +207,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             "purchase-guard",
             &service,
             Some(&ca.cert),
-            &guarded,
+            &configured,
             &["kube-system", WEBHOOK_NAMESPACE],
         ) {
             sandbox.server.apply_object(config, "purchase-guard-sandbox")?;

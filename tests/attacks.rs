@@ -33,7 +33,42 @@ rules:
 - apiGroups: ["compute.example.com"]
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["apps", "batch", ""]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "pods"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
+
+/// A workload of `kind` (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob or
+/// Pod) named `name` in `namespace`, with `replicas` where the kind has them.
+fn workload(kind: &str, namespace: &str, name: &str, replicas: i64) -> String {
+    let pod = serde_json::json!({"containers": [{"name": "app", "image": "nginx:1.27"}]});
+    let template = serde_json::json!({"metadata": {"labels": {"app": name}}, "spec": pod});
+    let selector = serde_json::json!({"matchLabels": {"app": name}});
+    let (api_version, spec) = match kind {
+        "Deployment" | "ReplicaSet" | "StatefulSet" => (
+            "apps/v1",
+            serde_json::json!({"replicas": replicas, "selector": selector, "template": template}),
+        ),
+        "DaemonSet" => (
+            "apps/v1",
+            serde_json::json!({"selector": selector, "template": template}),
+        ),
+        "Job" => (
+            "batch/v1",
+            serde_json::json!({"parallelism": replicas, "template": {"spec": {"containers": pod["containers"], "restartPolicy": "Never"}}}),
+        ),
+        "CronJob" => (
+            "batch/v1",
+            serde_json::json!({"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": pod["containers"], "restartPolicy": "Never"}}}}}),
+        ),
+        _ => ("v1", pod),
+    };
+    serde_json::json!({"apiVersion": api_version, "kind": kind,
+                       "metadata": {"name": name, "namespace": namespace,
+                                    "labels": {"purchaseguard.io/billing-mode": "pay-per-use"}},
+                       "spec": spec})
+    .to_string()
+}
 
 fn vm(namespace: &str, name: &str) -> String {
     format!(
@@ -109,7 +144,7 @@ impl Platform {
             "purchase-guard",
             &service,
             None,
-            &purchase_guard::webhook::default_guarded(),
+            &purchase_guard::webhook::Settings::default(),
             &["kube-system", NAMESPACE],
         ) {
             ok(&["apply", "-f", "-"], Some(&config.to_string()));
@@ -642,7 +677,7 @@ fn scaling_up_through_the_scale_subresource_is_a_purchase() {
             name: "purchase-guard-webhook",
         },
         None,
-        &purchase_guard::webhook::default_guarded(),
+        &purchase_guard::webhook::Settings::default(),
         &[],
     );
     let purchases = validating["webhooks"]
@@ -737,5 +772,102 @@ async fn a_withdrawal_credits_nobody_who_did_not_act() {
         p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
         "",
         "the history credits nobody with the withdrawal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_cannot_be_created_around_a_guarded_kind() {
+    let p = Platform::start("attack-workloads").await;
+    // initech's tenant runs a Deployment while initech is unrestricted.
+    p.allowed(
+        "tenant",
+        &["create", "-f", "-"],
+        Some(&workload("Deployment", "initech", "web", 2)),
+    );
+    p.allowed(
+        "dist-op",
+        &["apply", "-f", "-"],
+        Some(&restriction(
+            "dist-emea",
+            "initech",
+            "Restricted",
+            "Invoice 2026-77 overdue",
+        )),
+    );
+    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
+    let before = p.customer_record("initech");
+    let restricted = ["purchases.purchaseguard.io", "customer \"initech\" is restricted"];
+    // Every other workload kind, created directly, is a purchase.
+    for kind in ["Pod", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"] {
+        p.refused(
+            "tenant",
+            &["create", "-f", "-"],
+            Some(&workload(kind, "initech", "around", 1)),
+            &restricted,
+        );
+    }
+    // More replicas through the main resource is a purchase; fewer, and a rollout restart,
+    // are use.
+    let scale = |replicas: i64| -> Vec<String> {
+        let patch = format!("{{\"spec\":{{\"replicas\":{replicas}}}}}");
+        [
+            "patch",
+            "deployment",
+            "web",
+            "-n",
+            "initech",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (up, down) = (scale(5), scale(1));
+    fn args(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    p.refused("tenant", &args(&up), None, &restricted);
+    p.allowed("tenant", &args(&down), None);
+    p.allowed(
+        "tenant",
+        &["rollout", "restart", "deployment/web", "-n", "initech"],
+        None,
+    );
+    assert!(
+        !p.get(
+            "deployment/web",
+            Some("initech"),
+            r"{.spec.template.metadata.annotations.kubectl\.kubernetes\.io/restartedAt}"
+        )
+        .is_empty(),
+        "the restart was recorded"
+    );
+    // A Pod the ReplicaSet controller creates for a ReplicaSet it controls follows its parent;
+    // the same Pod from the tenant is a purchase.
+    let mut child: serde_json::Value = serde_json::from_str(&workload("Pod", "initech", "web-abc12", 1)).expect("pod");
+    child["metadata"]["ownerReferences"] = serde_json::json!([{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "6a1f9f0e-0000-4000-8000-000000000001",
+        "controller": true, "blockOwnerDeletion": true,
+    }]);
+    let child = child.to_string();
+    p.refused("tenant", &["create", "-f", "-"], Some(&child), &restricted);
+    let (ok, out) = p.kubectl(
+        &[
+            "--as",
+            "system:serviceaccount:kube-system:replicaset-controller",
+            "--as-group",
+            "system:masters",
+            "create",
+            "-f",
+            "-",
+        ],
+        Some(&child),
+    );
+    assert!(ok, "the ReplicaSet controller creates its Pod: {out}");
+    assert_eq!(
+        p.customer_record("initech"),
+        before,
+        "the customer's state is unchanged"
     );
 }

@@ -77,9 +77,14 @@ const E2E_VALUES: &str = r#"{"leaderElection": {"leaseDurationSeconds": 4, "rene
 
 /// The chart rendered by the real Helm engine: (CRDs, other manifests) as YAML documents.
 fn rendered_chart() -> Vec<Value> {
+    rendered_chart_with(E2E_VALUES)
+}
+
+/// The chart rendered with `values` (JSON) set.
+fn rendered_chart_with(values: &str) -> Vec<Value> {
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/hack/render-chart.py"))
-        .args(["--namespace", NAMESPACE, "--release", RELEASE, "--set-json", E2E_VALUES])
+        .args(["--namespace", NAMESPACE, "--release", RELEASE, "--set-json", values])
         .output()
         .expect("python3 runs");
     assert!(
@@ -300,6 +305,65 @@ impl Env {
     }
 }
 
+/// The chart's purchase webhook and purchase-guard's agree for any guarded kinds: the
+/// subresources each kind defaults to, and those an entry names.
+#[test]
+fn the_chart_judges_the_subresources_purchase_guard_judges() {
+    let entries = serde_json::json!([
+        {"group": "apps", "version": "v1", "resource": "deployments"},
+        {"group": "apps", "version": "v1", "resource": "statefulsets", "subresources": []},
+        {"group": "", "version": "v1", "resource": "pods"},
+        {"group": "batch", "version": "v1", "resource": "jobs"},
+        {"group": "example.com", "version": "v2", "resource": "widgets", "subresources": ["scale", "resize"],
+         "capacityPaths": ["/spec/size"]},
+    ]);
+    let values = serde_json::json!({"webhook": {"guardedResources": entries,
+                                                "workloadControllers": ["system:kube-controller-manager"]}});
+    let documents = rendered_chart_with(&values.to_string());
+    let settings = purchase_guard::webhook::Settings {
+        guarded: purchase_guard::webhook::parse_guarded(&entries.to_string()).expect("valid entries"),
+        workload_controllers: vec!["system:kube-controller-manager".into()],
+        ..Default::default()
+    };
+    let [built, _] = purchase_guard::webhook::configurations(
+        RELEASE,
+        &purchase_guard::webhook::ServiceRef {
+            namespace: NAMESPACE,
+            name: "purchase-guard-webhook",
+        },
+        None,
+        &settings,
+        &["kube-system", NAMESPACE],
+    );
+    let rendered = documents
+        .iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("rendered");
+    let purchases = |c: &Value| {
+        c["webhooks"]
+            .as_array()
+            .expect("webhooks")
+            .iter()
+            .find(|w| w["name"] == "purchases.purchaseguard.io")
+            .cloned()
+            .expect("the purchase webhook")
+    };
+    assert_eq!(purchases(rendered), purchases(&built));
+    assert_eq!(
+        purchases(&built)["rules"][4]["resources"],
+        serde_json::json!(["widgets", "widgets/scale", "widgets/resize"])
+    );
+    // The ConfigMap hands the same entries to purchase-guard.
+    let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").expect("ConfigMap");
+    let file = config_map["data"]["guarded-kinds.yaml"]
+        .as_str()
+        .expect("guarded-kinds.yaml");
+    assert_eq!(
+        purchase_guard::webhook::parse_guarded(file).expect("purchase-guard reads it"),
+        settings.guarded
+    );
+}
+
 /// The sandbox platform: the chart's manifests applied and two replicas running.
 async fn sandbox_platform() -> Env {
     let webhook_ports = [free_port(), free_port()];
@@ -333,7 +397,7 @@ async fn sandbox_platform() -> Env {
             name: "purchase-guard-webhook",
         },
         None,
-        &purchase_guard::webhook::default_guarded(),
+        &purchase_guard::webhook::Settings::default(),
         &["kube-system", NAMESPACE],
     );
     for config in &built {
@@ -351,12 +415,27 @@ async fn sandbox_platform() -> Env {
         .iter()
         .find(|d| d["kind"] == "Deployment")
         .expect("the chart's Deployment");
+    // The chart's ConfigMap, where the pod would mount it.
+    let config_dir = kubeconfig.with_extension("config");
+    std::fs::create_dir_all(&config_dir).expect("config dir");
+    let config_map = documents
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("the chart's ConfigMap");
+    for (file, content) in config_map["data"].as_object().expect("data") {
+        std::fs::write(config_dir.join(file), content.as_str().expect("text")).expect("writes");
+    }
+    let mount = "/etc/purchase-guard/config/";
     let args: Vec<String> = deployment
         .pointer("/spec/template/spec/containers/0/args")
         .and_then(Value::as_array)
         .expect("the container's args")
         .iter()
-        .map(|a| a.as_str().expect("a string argument").to_string())
+        .map(|a| {
+            a.as_str()
+                .expect("a string argument")
+                .replace(mount, &format!("{}/", config_dir.display()))
+        })
         .collect();
     env.platform = Platform::Sandbox {
         sandbox: Box::new(sandbox),

@@ -2,7 +2,7 @@
 //! Helm chart renders them (tests/e2e.rs compares the two): decisions, status ownership, the
 //! namespace guard and purchases (validating), and the audit stamp (mutating).
 
-use super::Guarded;
+use super::Settings;
 
 /// Where the webhook configurations send reviews: the webhook Service.
 pub struct ServiceRef<'a> {
@@ -17,7 +17,7 @@ pub fn configurations(
     name: &str,
     service: &ServiceRef,
     ca_bundle: Option<&str>,
-    guarded: &[Guarded],
+    settings: &Settings,
     excluded_namespaces: &[&str],
 ) -> [serde_json::Value; 2] {
     use base64::Engine;
@@ -61,9 +61,14 @@ pub fn configurations(
         "resources": ["namespaces"], "scope": "Cluster",
     }]);
     let mut webhooks = vec![decisions, status, namespaces];
+    let guarded = &settings.guarded;
     if !guarded.is_empty() {
         let mut purchases = hook("purchases.purchaseguard.io", "/validate/purchases");
-        purchases["matchPolicy"] = json!("Exact");
+        // Every served version of a guarded kind, converted to the listed one.
+        purchases["matchPolicy"] = json!("Equivalent");
+        if let Some(condition) = not_a_controlled_child(&settings.workload_controllers) {
+            purchases["matchConditions"] = json!([condition]);
+        }
         // Only customers' namespaces: an outage of purchase-guard never reaches the others.
         purchases["namespaceSelector"] = json!({"matchExpressions": [
             {"key": crate::api::GUARDED_LABEL, "operator": "Exists"},
@@ -74,7 +79,10 @@ pub fn configurations(
             .map(|g| {
                 json!({
                     "operations": ["CREATE", "UPDATE", "DELETE"], "apiGroups": [g.group],
-                    "apiVersions": [g.version], "resources": [g.resource, format!("{}/scale", g.resource)],
+                    "apiVersions": [g.version],
+                    "resources": std::iter::once(g.resource.clone())
+                        .chain(g.subresources.iter().map(|s| format!("{}/{s}", g.resource)))
+                        .collect::<Vec<_>>(),
                     "scope": "Namespaced",
                 })
             })
@@ -93,4 +101,29 @@ pub fn configurations(
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
                "metadata": {"name": name}, "webhooks": [audit]}),
     ]
+}
+
+/// The match condition that keeps Kubernetes' workload controllers' writes of objects they
+/// control away from the purchase webhook (the webhook allows them too): decided inside the
+/// API server, so that an outage of purchase-guard never stops a ReplicaSet from recreating
+/// its Pods. `None` without such users.
+fn not_a_controlled_child(users: &[String]) -> Option<serde_json::Value> {
+    if users.is_empty() {
+        return None;
+    }
+    let quoted: Vec<String> = users.iter().map(|u| format!("'{u}'")).collect();
+    let controlled = |o: &str| {
+        format!(
+            "({o} != null && has({o}.metadata.ownerReferences) && {o}.metadata.ownerReferences.exists(r, has(r.controller) && r.controller))"
+        )
+    };
+    Some(serde_json::json!({
+        "name": "not-a-workload-controllers-child",
+        "expression": format!(
+            "!(request.userInfo.username in [{}] && ({} || (object == null && {})))",
+            quoted.join(", "),
+            controlled("object"),
+            controlled("oldObject")
+        ),
+    }))
 }

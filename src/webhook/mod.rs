@@ -32,7 +32,9 @@ pub use audit::AUDIT_TIME_ANNOTATION;
 pub use configurations::{ServiceRef, configurations};
 pub use https::{Certificates, StartError, start};
 pub use metrics::Metrics;
-pub use settings::{Consistency, Enforcement, Guarded, Settings, default_guarded};
+pub use settings::{
+    Consistency, Enforcement, Guarded, Settings, default_guarded, default_workload_controllers, parse_guarded,
+};
 
 use crate::index::{Freshness, Stores};
 use std::sync::{Arc, OnceLock};

@@ -43,17 +43,23 @@ impl Webhooks {
 
     /// Judges from the caches; `unknown` overrides the customer's state with "unknown, because".
     fn judge_purchase(&self, req: &Request, unknown: Option<String>) -> Judged {
-        let guarded =
-            self.settings.guarded.iter().any(|g| {
-                g.group == req.resource_group && g.version == req.resource_version && g.resource == req.resource
-            });
-        if !guarded {
-            return Judged::Answered(Outcome::allow("NotGuarded"));
-        }
-        // The scale subresource changes capacity (kubectl scale, autoscalers); others do not
-        // reach this webhook (its rules name the resource and its scale subresource only).
-        if req.sub_resource.as_deref().is_some_and(|s| s != "scale") {
-            return Judged::Answered(Outcome::allow("Subresource"));
+        let sub_resource = req.sub_resource.as_deref();
+        let Some(guarded) = self
+            .settings
+            .guarded
+            .iter()
+            .find(|g| g.matches(&req.resource_group, &req.resource_version, &req.resource, sub_resource))
+        else {
+            // A kind not guarded, or a subresource that changes no capacity (status, and those
+            // not listed; the webhook's rules do not send them).
+            return Judged::Answered(Outcome::allow(if sub_resource.is_some() {
+                "Subresource"
+            } else {
+                "NotGuarded"
+            }));
+        };
+        if self.managed_by_controller(req) {
+            return Judged::Answered(Outcome::allow("ManagedByController"));
         }
         let operation = match req.operation.as_str() {
             "CREATE" => RequestOperation::Create,
@@ -101,17 +107,34 @@ impl Webhooks {
         let customer_label = customer_name.unwrap_or_else(|| format!("of namespace {namespace}"));
         let request = policy::BillableRequest {
             operation,
-            scale: req.sub_resource.is_some(),
+            scale: sub_resource == Some("scale"),
             old: req.old_object.as_ref(),
             new: req.object.as_ref(),
         };
         Judged::Judgement(policy::judge_request(
-            &self.settings.classify,
+            &guarded.classify,
             &self.settings.matrix,
             &customer_label,
             &state,
             &request,
         ))
+    }
+
+    /// A write by one of Kubernetes' workload controllers of an object it controls (a
+    /// controller ownerReference): a ReplicaSet's Pods, a Deployment's ReplicaSets, a CronJob's
+    /// Jobs. Their parent was judged when it was created or scaled; judging the children again
+    /// would refuse what the customer already has (Pods recreated after a node failure).
+    fn managed_by_controller(&self, req: &Request) -> bool {
+        let controlled = |o: Option<&serde_json::Value>| {
+            o.and_then(|o| o.pointer("/metadata/ownerReferences"))
+                .and_then(|r| r.as_array())
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.get("controller") == Some(&serde_json::Value::Bool(true)))
+                })
+        };
+        self.settings.workload_controllers.contains(&req.username)
+            && (controlled(req.object.as_ref()) || (req.object.is_none() && controlled(req.old_object.as_ref())))
     }
 
     /// Applies the enforcement mode to a judgement.

@@ -53,12 +53,44 @@ impl Default for Freshness {
 }
 
 /// A guarded resource: `group/version/resource` (`apps/v1/deployments`; the core group is
-/// empty: `/v1/services`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// empty: `/v1/pods`), the subresources judged with it, and what its fields mean.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guarded {
     pub group: String,
     pub version: String,
     pub resource: String,
+    /// Subresources judged besides the resource: `scale` (replicas: more is a purchase) and
+    /// any other that changes the object (`resize` of Pods). Others are not sent.
+    pub subresources: Vec<String>,
+    /// What the kind's fields mean (capacity, renewal, rename, use).
+    pub classify: ClassifyRules,
+}
+
+impl Guarded {
+    /// A guarded resource with the defaults of its kind ([`ClassifyRules::for_kind`]; `scale`
+    /// for apps/v1 Deployments, ReplicaSets and StatefulSets, `resize` for Pods).
+    pub fn new(group: &str, version: &str, resource: &str) -> Self {
+        let subresources = match (group, resource) {
+            ("apps", "deployments" | "replicasets" | "statefulsets") => vec!["scale".to_string()],
+            ("", "pods") => vec!["resize".to_string()],
+            _ => vec![],
+        };
+        Guarded {
+            group: group.into(),
+            version: version.into(),
+            resource: resource.into(),
+            subresources,
+            classify: ClassifyRules::for_kind(group, resource),
+        }
+    }
+
+    /// Whether a request's resource (and subresource) is this one.
+    pub fn matches(&self, group: &str, version: &str, resource: &str, subresource: Option<&str>) -> bool {
+        self.group == group
+            && self.version == version
+            && self.resource == resource
+            && subresource.is_none_or(|s| self.subresources.iter().any(|x| x == s))
+    }
 }
 
 impl std::str::FromStr for Guarded {
@@ -66,11 +98,9 @@ impl std::str::FromStr for Guarded {
     fn from_str(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
-            [group, version, resource] if !version.is_empty() && !resource.is_empty() => Ok(Guarded {
-                group: group.to_string(),
-                version: version.to_string(),
-                resource: resource.to_string(),
-            }),
+            [group, version, resource] if !version.is_empty() && !resource.is_empty() => {
+                Ok(Guarded::new(group, version, resource))
+            }
             _ => Err(format!(
                 "{s:?}: expected GROUP/VERSION/RESOURCE, e.g. apps/v1/deployments or compute.example.com/v1/virtualmachines"
             )),
@@ -84,27 +114,121 @@ impl std::fmt::Display for Guarded {
     }
 }
 
-/// The guarded kinds by default: the sample billable CRD and Deployments.
+/// One entry of a guarded-kinds file (`--guarded-kinds`, the chart's
+/// `webhook.guardedResources`): a resource, and any of its roles that differ from the kind's
+/// defaults.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuardedEntry {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub subresources: Option<Vec<String>>,
+    pub rename_paths: Option<Vec<String>>,
+    pub renew_paths: Option<Vec<String>>,
+    pub capacity_paths: Option<Vec<String>>,
+    pub use_paths: Option<Vec<String>>,
+}
+
+impl GuardedEntry {
+    /// The guarded resource: the kind's defaults, overridden by what the entry says.
+    pub fn resolve(self) -> Result<Guarded, String> {
+        let name = format!("{}/{}/{}", self.group, self.version, self.resource);
+        if self.version.is_empty() || self.resource.is_empty() {
+            return Err(format!(
+                "{name:?}: version and resource are required (group is empty for the core group)"
+            ));
+        }
+        let mut g = Guarded::new(&self.group, &self.version, &self.resource);
+        let c = &mut g.classify;
+        for (field, given) in [
+            (&mut c.rename_paths, self.rename_paths),
+            (&mut c.renew_paths, self.renew_paths),
+            (&mut c.capacity_paths, self.capacity_paths),
+            (&mut c.use_paths, self.use_paths),
+        ] {
+            if let Some(paths) = given {
+                *field = paths;
+            }
+        }
+        if let Some(subresources) = self.subresources {
+            if let Some(bad) = subresources.iter().find(|s| s.is_empty() || s.contains('/')) {
+                return Err(format!(
+                    "{name}: subresources: {bad:?} is not a subresource name such as \"scale\""
+                ));
+            }
+            g.subresources = subresources;
+        }
+        g.classify.validate().map_err(|e| format!("{name}: {e}"))?;
+        Ok(g)
+    }
+}
+
+/// Parses a guarded-kinds file (YAML or JSON): a list of [`GuardedEntry`]. Each error names
+/// the entry and the field.
+pub fn parse_guarded(text: &str) -> Result<Vec<Guarded>, String> {
+    let entries: Vec<GuardedEntry> = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    if entries.is_empty() {
+        return Err("the list of guarded kinds is empty".into());
+    }
+    let mut out: Vec<Guarded> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let g = entry.resolve().map_err(|e| format!("[{i}]: {e}"))?;
+        if out
+            .iter()
+            .any(|o| (&o.group, &o.version, &o.resource) == (&g.group, &g.version, &g.resource))
+        {
+            return Err(format!("[{i}]: {g} is listed twice"));
+        }
+        out.push(g);
+    }
+    Ok(out)
+}
+
+/// The kinds guarded by default: the sample billable CRD and every apps/v1 and batch/v1
+/// workload, and Pods, so that no workload can be created around a guarded one.
 pub fn default_guarded() -> Vec<Guarded> {
-    vec![
-        Guarded {
-            group: "compute.example.com".into(),
-            version: "v1".into(),
-            resource: "virtualmachines".into(),
-        },
-        Guarded {
-            group: "apps".into(),
-            version: "v1".into(),
-            resource: "deployments".into(),
-        },
+    [
+        ("compute.example.com", "v1", "virtualmachines"),
+        ("apps", "v1", "deployments"),
+        ("apps", "v1", "replicasets"),
+        ("apps", "v1", "statefulsets"),
+        ("apps", "v1", "daemonsets"),
+        ("batch", "v1", "jobs"),
+        ("batch", "v1", "cronjobs"),
+        ("", "v1", "pods"),
     ]
+    .iter()
+    .map(|(g, v, r)| Guarded::new(g, v, r))
+    .collect()
+}
+
+/// The users of Kubernetes' own workload controllers (kube-controller-manager, with and without
+/// per-controller credentials): what they create or change for an object they control (a
+/// ReplicaSet's Pods, a Deployment's ReplicaSets, a CronJob's Jobs) follows a parent that was
+/// already judged.
+pub fn default_workload_controllers() -> Vec<String> {
+    [
+        "system:kube-controller-manager",
+        "system:serviceaccount:kube-system:deployment-controller",
+        "system:serviceaccount:kube-system:replicaset-controller",
+        "system:serviceaccount:kube-system:statefulset-controller",
+        "system:serviceaccount:kube-system:daemon-set-controller",
+        "system:serviceaccount:kube-system:job-controller",
+        "system:serviceaccount:kube-system:cronjob-controller",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// How the purchase webhook judges requests.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub guarded: Vec<Guarded>,
-    pub classify: ClassifyRules,
+    /// Users whose writes of objects they control are not judged (see
+    /// [`default_workload_controllers`]).
+    pub workload_controllers: Vec<String>,
     pub matrix: ImpactMatrix,
     pub enforcement: Enforcement,
     /// The users that may write the status of purchase-guard's kinds: purchase-guard's own
@@ -117,11 +241,63 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             guarded: default_guarded(),
-            classify: ClassifyRules::default(),
+            workload_controllers: default_workload_controllers(),
             matrix: ImpactMatrix::default(),
             enforcement: Enforcement::Deny,
             controller_identities: Vec::new(),
             freshness: Freshness::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guarded_kinds_take_their_defaults_and_the_file_overrides_them() {
+        let kinds = parse_guarded(
+            "- {group: apps, version: v1, resource: deployments}\n\
+             - {group: example.com, version: v2, resource: widgets, subresources: [scale], capacityPaths: [/spec/size]}\n\
+             - {group: '', version: v1, resource: pods, usePaths: []}\n",
+        )
+        .expect("a valid file");
+        assert_eq!(kinds[0], Guarded::new("apps", "v1", "deployments"));
+        assert_eq!(kinds[0].subresources, ["scale"]);
+        assert_eq!(kinds[0].classify.capacity_paths, ["/spec/replicas"]);
+        assert_eq!(kinds[1].subresources, ["scale"]);
+        assert_eq!(kinds[1].classify.capacity_paths, ["/spec/size"]);
+        assert_eq!(kinds[1].classify.rename_paths, ClassifyRules::default().rename_paths);
+        assert_eq!(kinds[2].subresources, ["resize"]);
+        assert!(kinds[2].matches("", "v1", "pods", Some("resize")));
+        assert!(!kinds[2].matches("", "v1", "pods", Some("exec")));
+        assert!(!kinds[2].matches("", "v2", "pods", None));
+    }
+
+    #[test]
+    fn a_bad_guarded_kinds_file_names_the_entry_and_the_field() {
+        for (text, expected) in [
+            ("[]", "the list of guarded kinds is empty"),
+            ("- {group: apps, resource: deployments}", "missing field `version`"),
+            (
+                "- {group: apps, version: v1, resource: deployments, replicas: 3}",
+                "unknown field `replicas`",
+            ),
+            (
+                "- {group: apps, version: v1, resource: deployments, capacityPaths: [spec.replicas]}",
+                "[0]: apps/v1/deployments: capacityPaths[0]: \"spec.replicas\" is not a JSON pointer",
+            ),
+            (
+                "- {group: apps, version: v1, resource: deployments, subresources: [scale/x]}",
+                "[0]: apps/v1/deployments: subresources: \"scale/x\"",
+            ),
+            (
+                "- {group: apps, version: v1, resource: deployments}\n- {group: apps, version: v1, resource: deployments}",
+                "[1]: apps/v1/deployments is listed twice",
+            ),
+        ] {
+            let err = parse_guarded(text).expect_err(text);
+            assert!(err.contains(expected), "{text}: {err}");
         }
     }
 }

@@ -49,3 +49,22 @@ annotations:
   cert-manager.io/inject-ca-from: {{ printf "%s/%s" .Release.Namespace (include "purchase-guard.certSecret" .) }}
 {{- end }}
 {{- end -}}
+
+{{/* The subresources judged with a guarded resource, as "<resource>/<subresource>": the
+entry's own, else its kind's default (as purchase-guard's Guarded::new: scale for apps/v1
+Deployments, ReplicaSets and StatefulSets, resize for Pods). A YAML list. */}}
+{{- define "purchase-guard.subresources" -}}
+{{- $subresources := list -}}
+{{- if hasKey . "subresources" -}}
+{{- $subresources = .subresources -}}
+{{- else if and (eq .group "apps") (has .resource (list "deployments" "replicasets" "statefulsets")) -}}
+{{- $subresources = list "scale" -}}
+{{- else if and (eq .group "") (eq .resource "pods") -}}
+{{- $subresources = list "resize" -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $subresources -}}
+{{- $out = append $out (printf "%s/%s" $.resource .) -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}

@@ -9,20 +9,41 @@ use std::collections::BTreeSet;
 /// The label that carries a resource's billing mode.
 pub const BILLING_MODE_LABEL: &str = "purchaseguard.io/billing-mode";
 
-/// How updates are classified. Paths are JSON pointers (RFC 6901) into the object; a change
-/// at or below a path counts for it.
+/// How updates of one guarded kind are classified: what its fields mean. Paths are JSON
+/// pointers (RFC 6901) into the object; a change at or below a path counts for it. A change
+/// under `/spec` that no path names is a modification of specifications; `/metadata` (but the
+/// named paths and the billing-mode label) and `/status` are never billable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ClassifyRules {
     /// Fields whose change is a rename.
+    #[serde(default)]
     pub rename_paths: Vec<String>,
     /// Fields whose change is a renewal.
+    #[serde(default)]
     pub renew_paths: Vec<String>,
+    /// Whole numbers that measure capacity (replicas, parallelism, CPUs): raising one is a
+    /// purchase, lowering it is use. A value that is not a whole number is a modification.
+    #[serde(default)]
+    pub capacity_paths: Vec<String>,
+    /// Fields whose change is plain use (a rollout restart, pausing, suspending).
+    #[serde(default)]
+    pub use_paths: Vec<String>,
     /// The billing mode of resources without a valid billing-mode label.
+    #[serde(default = "default_mode")]
     pub default_billing_mode: BillingMode,
 }
 
+fn default_mode() -> BillingMode {
+    BillingMode::PayPerUse
+}
+
+/// The annotation `kubectl rollout restart` sets on a workload's pod template.
+pub const RESTARTED_AT: &str = "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt";
+
 impl Default for ClassifyRules {
+    /// The rules of a kind nothing more is known of: a display name is a rename, a
+    /// subscription a renewal.
     fn default() -> Self {
         ClassifyRules {
             rename_paths: vec![
@@ -30,8 +51,78 @@ impl Default for ClassifyRules {
                 "/metadata/annotations/purchaseguard.io~1display-name".into(),
             ],
             renew_paths: vec!["/spec/subscription".into()],
+            capacity_paths: vec![],
+            use_paths: vec![],
             default_billing_mode: BillingMode::PayPerUse,
         }
+    }
+}
+
+impl ClassifyRules {
+    /// The rules of a kind by its API group and resource: apps/v1 and batch/v1 workloads,
+    /// Pods, and the sample VirtualMachine have theirs; any other kind gets [`Default`].
+    pub fn for_kind(group: &str, resource: &str) -> Self {
+        let base = ClassifyRules::default();
+        let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        match (group, resource) {
+            ("apps", "deployments") => ClassifyRules {
+                capacity_paths: paths(&["/spec/replicas"]),
+                use_paths: paths(&[RESTARTED_AT, "/spec/paused"]),
+                ..base
+            },
+            ("apps", "replicasets" | "statefulsets") => ClassifyRules {
+                capacity_paths: paths(&["/spec/replicas"]),
+                use_paths: paths(&[RESTARTED_AT]),
+                ..base
+            },
+            ("apps", "daemonsets") => ClassifyRules {
+                use_paths: paths(&[RESTARTED_AT]),
+                ..base
+            },
+            ("batch", "jobs") => ClassifyRules {
+                capacity_paths: paths(&["/spec/parallelism", "/spec/completions"]),
+                use_paths: paths(&["/spec/suspend"]),
+                ..base
+            },
+            ("batch", "cronjobs") => ClassifyRules {
+                capacity_paths: paths(&[
+                    "/spec/jobTemplate/spec/parallelism",
+                    "/spec/jobTemplate/spec/completions",
+                ]),
+                use_paths: paths(&[
+                    "/spec/suspend",
+                    RESTARTED_AT
+                        .replace("/spec/template", "/spec/jobTemplate/spec/template")
+                        .as_str(),
+                ]),
+                ..base
+            },
+            ("compute.example.com", "virtualmachines") => ClassifyRules {
+                capacity_paths: paths(&["/spec/cpus", "/spec/memoryGiB"]),
+                ..base
+            },
+            _ => base,
+        }
+    }
+
+    /// Checks the paths are JSON pointers, naming the first that is not.
+    pub fn validate(&self) -> Result<(), String> {
+        let lists = [
+            ("renamePaths", &self.rename_paths),
+            ("renewPaths", &self.renew_paths),
+            ("capacityPaths", &self.capacity_paths),
+            ("usePaths", &self.use_paths),
+        ];
+        for (field, paths) in lists {
+            for (i, p) in paths.iter().enumerate() {
+                if !p.starts_with('/') || p.len() < 2 {
+                    return Err(format!(
+                        "{field}[{i}]: {p:?} is not a JSON pointer to a field (like \"/spec/replicas\"; \"~1\" stands for \"/\" in a key)"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -72,11 +163,32 @@ pub fn classify_update(rules: &ClassifyRules, old: &Value, new: &Value) -> BTree
     let mut changed = Vec::new();
     diff(old, new, &mut String::new(), &mut changed);
     for path in changed {
+        if let Some(capacity) = rules.capacity_paths.iter().find(|p| under(&path, p)) {
+            match (whole(old.pointer(capacity)), whole(new.pointer(capacity))) {
+                (Some(before), Some(after)) if after > before => {
+                    operations.insert(Operation::Purchase);
+                }
+                // Less or as much capacity: use.
+                (Some(_), Some(_)) => {}
+                _ => {
+                    operations.insert(Operation::ModifySpecifications);
+                }
+            }
+            continue;
+        }
         if let Some(op) = classify_path(rules, &path) {
             operations.insert(op);
         }
     }
     operations
+}
+
+/// A capacity: a whole number, or 0 when the field is absent.
+fn whole(value: Option<&Value>) -> Option<i64> {
+    match value {
+        None | Some(Value::Null) => Some(0),
+        Some(v) => v.as_i64(),
+    }
 }
 
 /// The operations a request performs: CREATE is a purchase, DELETE an unsubscribe.
@@ -99,10 +211,7 @@ pub fn classify_request(
 /// replicas is a purchase of capacity; fewer or as many is use (nothing billable). Replicas
 /// that are not a whole number are "any other change".
 pub fn classify_scale(operation: RequestOperation, old: Option<&Value>, new: Option<&Value>) -> BTreeSet<Operation> {
-    let replicas = |o: Option<&Value>| match o.and_then(|o| o.pointer("/spec/replicas")) {
-        None | Some(Value::Null) => Some(0),
-        Some(v) => v.as_i64(),
-    };
+    let replicas = |o: Option<&Value>| whole(o.and_then(|o| o.pointer("/spec/replicas")));
     match (operation, replicas(old), replicas(new)) {
         (RequestOperation::Update, Some(before), Some(after)) if after > before => {
             BTreeSet::from([Operation::Purchase])
@@ -126,6 +235,9 @@ fn classify_path(rules: &ClassifyRules, path: &str) -> Option<Operation> {
     }
     if rules.renew_paths.iter().any(|p| under(path, p)) {
         return Some(Operation::Renew);
+    }
+    if rules.use_paths.iter().any(|p| under(path, p)) {
+        return None;
     }
     if under(path, "/metadata") {
         return None;

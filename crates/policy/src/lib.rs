@@ -36,8 +36,8 @@ pub use changes::{
     WriteDenied, check_decision_write, check_withdrawal, counting_decision, is_cleanup_user,
 };
 pub use classify::{
-    BILLING_MODE_LABEL, ClassifyRules, RequestOperation, billing_mode_of, classify_request, classify_scale,
-    classify_update,
+    BILLING_MODE_LABEL, ClassifyRules, RESTARTED_AT, RequestOperation, billing_mode_of, classify_request,
+    classify_scale, classify_update,
 };
 pub use decision::{ContentError, DecisionContent, check_content};
 pub use delegation::{DelegationRejection, active_delegation, evaluate_delegation};

@@ -438,3 +438,82 @@ fn r7_scaling_up_is_a_purchase_and_scaling_down_is_use() {
         Judgement::Allow("NothingBillable")
     );
 }
+
+#[test]
+fn r7_each_kind_says_which_fields_are_capacity_use_and_specifications() {
+    use serde_json::json;
+    let deployment = |replicas: serde_json::Value, restarted: Option<&str>, image: &str| {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {BILLING_MODE_LABEL: "pay-per-use"}},
+            "spec": {"replicas": replicas, "paused": false,
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}});
+        if let Some(at) = restarted {
+            d["spec"]["template"]["metadata"]["annotations"] = json!({"kubectl.kubernetes.io/restartedAt": at});
+        }
+        d
+    };
+    let rules = ClassifyRules::for_kind("apps", "deployments");
+    let classify = |old: &serde_json::Value, new: &serde_json::Value| classify_update(&rules, old, new);
+    let base = deployment(json!(3), None, "nginx:1.27");
+    assert_eq!(
+        classify(&base, &deployment(json!(5), None, "nginx:1.27")),
+        [Operation::Purchase].into(),
+        "more replicas is a purchase"
+    );
+    assert!(
+        classify(&base, &deployment(json!(1), None, "nginx:1.27")).is_empty(),
+        "fewer replicas is use"
+    );
+    assert!(
+        classify(&base, &deployment(json!(3), Some("2026-11-26T10:00:00Z"), "nginx:1.27")).is_empty(),
+        "a rollout restart is use"
+    );
+    let mut paused = base.clone();
+    paused["spec"]["paused"] = json!(true);
+    assert!(classify(&base, &paused).is_empty(), "pausing a rollout is use");
+    assert_eq!(
+        classify(&base, &deployment(json!(3), None, "nginx:1.28")),
+        [Operation::ModifySpecifications].into(),
+        "a new image is a change of specifications"
+    );
+    assert_eq!(
+        classify(&base, &deployment(json!("3"), None, "nginx:1.27")),
+        [Operation::ModifySpecifications].into(),
+        "a capacity that is not a whole number is a change of specifications"
+    );
+    assert_eq!(
+        classify(&base, &deployment(json!(4), Some("now"), "nginx:1.28")),
+        [Operation::Purchase, Operation::ModifySpecifications].into(),
+        "each change counts"
+    );
+    // A kind nothing is known of: a replicas field is only a specification.
+    assert_eq!(
+        classify_update(
+            &ClassifyRules::for_kind("example.com", "widgets"),
+            &base,
+            &deployment(json!(1), None, "nginx:1.27")
+        ),
+        [Operation::ModifySpecifications].into()
+    );
+    // Jobs: parallelism is capacity, suspending is use; the sample VM: CPUs are capacity.
+    let job = |parallelism: i64, suspend: bool| json!({"spec": {"parallelism": parallelism, "suspend": suspend}});
+    let jobs = ClassifyRules::for_kind("batch", "jobs");
+    assert_eq!(
+        classify_update(&jobs, &job(1, false), &job(4, false)),
+        [Operation::Purchase].into()
+    );
+    assert!(classify_update(&jobs, &job(4, false), &job(4, true)).is_empty());
+    let vms = ClassifyRules::for_kind("compute.example.com", "virtualmachines");
+    assert_eq!(
+        classify_update(&vms, &json!({"spec": {"cpus": 2}}), &json!({"spec": {"cpus": 8}})),
+        [Operation::Purchase].into()
+    );
+    // Paths must be JSON pointers.
+    let bad = ClassifyRules {
+        capacity_paths: vec!["spec.replicas".into()],
+        ..ClassifyRules::default()
+    };
+    let err = bad.validate().expect_err("not a pointer");
+    assert!(err.starts_with("capacityPaths[0]: \"spec.replicas\""), "{err}");
+}

@@ -178,6 +178,22 @@ pub fn builtins() -> Vec<ResourceType> {
         R::builtin("apps", "v1", "Deployment", "deployments", true, true)
             .short(&["deploy"])
             .categories(&["all"]),
+        R::builtin("apps", "v1", "ReplicaSet", "replicasets", true, true)
+            .short(&["rs"])
+            .categories(&["all"]),
+        R::builtin("apps", "v1", "StatefulSet", "statefulsets", true, true)
+            .short(&["sts"])
+            .categories(&["all"]),
+        R::builtin("apps", "v1", "DaemonSet", "daemonsets", true, true)
+            .short(&["ds"])
+            .categories(&["all"]),
+        R::builtin("", "v1", "Pod", "pods", true, true)
+            .short(&["po"])
+            .categories(&["all"]),
+        R::builtin("batch", "v1", "Job", "jobs", true, true).categories(&["all"]),
+        R::builtin("batch", "v1", "CronJob", "cronjobs", true, true)
+            .short(&["cj"])
+            .categories(&["all"]),
         R::builtin(
             "policy",
             "v1",

@@ -70,6 +70,11 @@ fn workload(kind: &str, namespace: &str, name: &str, replicas: i64) -> String {
     .to_string()
 }
 
+/// Owned arguments as the `&str` slice the helpers take.
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 fn vm(namespace: &str, name: &str) -> String {
     format!(
         "apiVersion: compute.example.com/v1\nkind: VirtualMachine\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels:\n    purchaseguard.io/billing-mode: pay-per-use\nspec:\n  displayName: {name}\n  flavor: c6.large\n  cpus: 2\n  memoryGiB: 4\n  image: debian-12\n"
@@ -217,10 +222,21 @@ impl Platform {
 
     /// Waits for `kubectl wait --for=jsonpath=...`.
     fn wait_for(&self, resource: &str, jsonpath: &str) {
+        self.wait_for_in(resource, None, jsonpath)
+    }
+
+    /// Waits for `kubectl wait --for=jsonpath=...` on a resource in `namespace`.
+    fn wait_for_in(&self, resource: &str, namespace: Option<&str>, jsonpath: &str) {
         let condition = format!("--for=jsonpath={jsonpath}");
-        let (ok, out) = self.kubectl(&["wait", &condition, resource, "--timeout=30s"], None);
+        let mut args = vec!["wait", &condition, resource, "--timeout=30s"];
+        let mut get = vec!["get", resource, "-o", "yaml"];
+        if let Some(ns) = namespace {
+            args.extend(["-n", ns]);
+            get.extend(["-n", ns]);
+        }
+        let (ok, out) = self.kubectl(&args, None);
         if !ok {
-            let (_, now) = self.kubectl(&["get", resource, "-o", "yaml"], None);
+            let (_, now) = self.kubectl(&get, None);
             panic!("{resource} {jsonpath}: {out}\nit is now:\n{now}");
         }
     }
@@ -717,7 +733,7 @@ async fn each_state_change_has_its_own_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_withdrawal_credits_nobody_who_did_not_act() {
+async fn a_withdrawal_needs_a_reason_and_credits_its_user() {
     let p = Platform::start("attack-credit").await;
     // reseller-alpha restricts acme (stamped with alpha-op)...
     let reseller_reason = "Card replaced, still under review";
@@ -753,26 +769,77 @@ async fn a_withdrawal_credits_nobody_who_did_not_act() {
         p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
         "dist-op"
     );
-    // dist-emea withdraws its decision: reseller-alpha's standing decision is in force again,
-    // but alpha-op did nothing now and is not credited.
-    p.allowed(
-        "dist-op",
-        &["delete", "purchaserestriction", "acme", "-n", "dist-emea"],
-        None,
-    );
+    // dist-emea deletes its decision in force without a word: refused, to cleanup as well
+    // (namespace deletion), and nothing changes.
+    let before = p.customer_record("acme");
+    let delete = ["delete", "purchaserestriction", "acme", "-n", "dist-emea"];
+    let expected = [
+        "decisions.purchaseguard.io",
+        "is the decision in force",
+        "Withdraw it first",
+    ];
+    p.refused("dist-op", &delete, None, &expected);
+    // The namespace controller (it has every right on the namespace's contents).
+    let mut as_cleanup = vec![
+        "--as",
+        "system:serviceaccount:kube-system:namespace-controller",
+        "--as-group",
+        "system:masters",
+    ];
+    as_cleanup.extend(delete);
+    let (ok, out) = p.kubectl(&as_cleanup, None);
+    assert!(!ok && expected.iter().all(|e| out.contains(e)), "cleanup: {out}");
+    assert_eq!(p.customer_record("acme"), before, "the customer's state is unchanged");
+    // A withdrawal without a reason is refused too.
+    let withdraw = |reason: &str| -> Vec<String> {
+        let patch = serde_json::json!({"spec": {"withdrawal": {"reason": reason}}}).to_string();
+        [
+            "patch",
+            "purchaserestriction",
+            "acme",
+            "-n",
+            "dist-emea",
+            "--type=merge",
+            "-p",
+            &patch,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    p.refused("dist-op", &args(&withdraw(" \u{200B}")), None, &["withdrawal"]);
+    // dist-emea withdraws its decision with a reason: reseller-alpha's standing decision is in
+    // force again, and the history credits dist-op's withdrawal, not alpha-op.
+    let reason = withdraw("Handing acme back to reseller-alpha");
+    p.allowed("dist-op", &args(&reason), None);
     p.wait_for(
         "customeraccount/acme",
         &format!("{{.status.decision.reason}}={reseller_reason}"),
     );
-    assert_eq!(
-        p.get("customeraccount/acme", None, "{.status.history[-1:].reason}"),
-        reseller_reason
+    let last = |field: &str| {
+        p.get(
+            "customeraccount/acme",
+            None,
+            &format!("{{.status.history[-1:].{field}}}"),
+        )
+    };
+    assert_eq!(last("reason"), "Handing acme back to reseller-alpha");
+    assert_eq!(last("user"), "dist-op", "the withdrawing user is credited");
+    assert_eq!(last("partner"), "dist-emea");
+    assert_eq!(last("withdrawn.name"), "acme");
+    assert_eq!(last("state"), "Restricted");
+    p.wait_for_event("of the withdrawal", |e| {
+        e.contains("after the withdrawal of PurchaseRestriction dist-emea/acme")
+            && e.ends_with("(changed by \"dist-op\")")
+    });
+    p.wait_for_in(
+        "purchaserestriction/acme",
+        Some("dist-emea"),
+        r#"{.status.conditions[?(@.type=="Effective")].reason}=Withdrawn"#,
     );
-    assert_eq!(
-        p.get("customeraccount/acme", None, "{.status.history[-1:].user}"),
-        "",
-        "the history credits nobody with the withdrawal"
-    );
+    // Withdrawn, it may be deleted: nothing changes.
+    let before = p.customer_record("acme");
+    p.allowed("dist-op", &delete, None);
+    assert_eq!(p.customer_record("acme"), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -824,9 +891,6 @@ async fn workloads_cannot_be_created_around_a_guarded_kind() {
         .to_vec()
     };
     let (up, down) = (scale(5), scale(1));
-    fn args(v: &[String]) -> Vec<&str> {
-        v.iter().map(String::as_str).collect()
-    }
     p.refused("tenant", &args(&up), None, &restricted);
     p.allowed("tenant", &args(&down), None);
     p.allowed(

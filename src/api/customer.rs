@@ -120,16 +120,20 @@ pub struct DecisionInForce {
 pub struct StateTransition {
     /// When the controller observed the change.
     pub time: Time,
-    /// The partner whose decision caused it; absent for the R1 default.
+    /// The partner whose decision (or withdrawal) caused it; absent for the R1 default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partner: Option<String>,
     /// The new effective state.
     pub state: RestrictionState,
-    /// The reason given for it.
+    /// The reason given for it: the decision's, or the withdrawal's.
     pub reason: String,
-    /// The user who made the decision, as recorded by the audit stamp, when known.
+    /// The user who made the decision or the withdrawal, as recorded by the audit stamp, when
+    /// known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The decision whose withdrawal caused the change (spec.withdrawal), if that is the cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<ObjectReference>,
 }
 
 /// The observed state of a customer, written by the controller.

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// A partner's standing decision about one customer: restrict, restrict and freeze, or
 /// unrestrict (R6). Created in the issuing partner's namespace; at most one per partner and
 /// customer. Changing the state is a new operation and needs a new reason (R4). Only the
-/// partner holding authority over the customer may create, change or delete it (R2, R3).
+/// partner holding authority over the customer may create or change it (R2, R3); it leaves
+/// force by a withdrawal with a reason (spec.withdrawal), after which it may be deleted.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "purchaseguard.io",
@@ -31,11 +32,18 @@ use serde::{Deserialize, Serialize};
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Effective\")].status"
     ),
+    printcolumn(
+        name = "Withdrawn",
+        type_ = "string",
+        json_path = ".spec.withdrawal.reason",
+        priority = 1
+    ),
     printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("self.state != 'RestrictedAndFrozen' || self.agreementAccepted").message("R6: RestrictedAndFrozen requires accepting the Agreement for Partners to Manage Customer Budgets: set spec.agreementAccepted to true").field_path(".agreementAccepted"))]
 #[x_kube(validation = Rule::new("self.state == oldSelf.state || self.reason != oldSelf.reason").message("R4: changing spec.state is a new operation and needs a new spec.reason").field_path(".reason"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.withdrawal) || has(self.withdrawal) || self.reason != oldSelf.reason").message("R4: putting a withdrawn decision back in force is a new operation and needs a new spec.reason").field_path(".reason"))]
 #[serde(rename_all = "camelCase")]
 pub struct PurchaseRestrictionSpec {
     /// The name of the CustomerAccount this decision is about. Immutable: create another
@@ -59,6 +67,25 @@ pub struct PurchaseRestrictionSpec {
     /// resources (R6).
     #[serde(default)]
     pub agreement_accepted: bool,
+
+    /// Withdraws the decision: it is no longer in force, and the customer's next decision (or
+    /// the default of R1) applies. A restriction operation like the others: by the partner
+    /// holding authority, with its own reason, recorded in the customer's history with the
+    /// user who made it. The decision in force cannot be deleted; a withdrawn one can. Removing
+    /// the withdrawal puts the decision back in force and needs a new spec.reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawal: Option<DecisionWithdrawal>,
+}
+
+/// A withdrawal and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionWithdrawal {
+    /// Why, written by the operator (R4): visible characters, on one line.
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new(r"self.matches('[^\\s\\p{Cf}]')").message("R4: a withdrawal needs a reason, and it must not be blank"))]
+    #[x_kube(validation = Rule::new(r"!self.matches('\\p{Cc}')").message("R4: a reason is one line of text: control characters (newlines, tabs, escapes) are not allowed"))]
+    pub reason: String,
 }
 
 /// The content of a decision as it was accepted.
@@ -74,6 +101,9 @@ pub struct AcceptedDecision {
     /// When it was accepted. The newest accepted decision about a customer is the one in
     /// force; an accepted decision stays in force as a standing decision when authority moves.
     pub since: MicroTime,
+    /// The accepted content is a withdrawal (reason is the withdrawal's): not in force.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 /// The observed state of a decision, written by the controller.

@@ -55,19 +55,24 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         let (reason, mut message) = condition
             .map(|c| (c.reason.clone(), c.message.clone()))
             .unwrap_or_default();
-        // Who made the change, as the audit stamp recorded it.
-        let user = desired
-            .decision
-            .as_ref()
-            .and_then(|d| d.restriction.as_ref())
-            .and_then(|r| user_of(&policy::ObjectKey::new(&r.namespace, &r.name)));
-        if let Some(user) = user {
+        // The change as the history recorded it: a decision, or the withdrawal of the one in
+        // force before, and who made it, as the audit stamp recorded it.
+        let entry = desired.history.last();
+        let withdrawn = entry.and_then(|e| e.withdrawn.as_ref());
+        if let (Some(w), Some(e)) = (withdrawn, entry) {
+            message.push_str(&format!(
+                ", after the withdrawal of PurchaseRestriction {}/{} (reason: {:?})",
+                w.namespace, w.name, e.reason
+            ));
+        }
+        if let Some(user) = entry.and_then(|e| e.user.as_ref()) {
             message.push_str(&format!(" (changed by {user:?})"));
         }
-        // Each change its own event: related to the decision version in force, or to the
-        // customer's version before this change (the R1 default, no decision).
+        // Each change its own event: related to the withdrawn decision's version, to the
+        // decision version in force, or to the customer's version before this change (the R1
+        // default, no decision).
         let in_force = desired.decision.as_ref().and_then(|d| d.restriction.as_ref());
-        let related = match in_force {
+        let related = match withdrawn.or(in_force) {
             Some(r) => find(&r.namespace, &r.name).map(|d| versioned_ref(d.as_ref())),
             None => Some(versioned_ref(customer.as_ref())),
         };

@@ -183,17 +183,29 @@ pub fn customer_status(
     let prev_decision = previous.and_then(|p| p.decision.as_ref());
     let changed = prev_decision.is_none_or(|p| p.state != decision.state || p.restriction != decision.restriction);
     if changed {
-        let user = match &eval.effective.basis {
-            policy::Basis::Decision { key, .. } => user_of(key),
-            _ => None,
+        let entry = match withdrawal_of(previous, eval) {
+            // The decision in force before was withdrawn: the change is the withdrawal's.
+            Some((verdict, record)) => StateTransition {
+                time: now.clone(),
+                partner: verdict.issuer.clone(),
+                state: decision.state,
+                reason: record.reason.clone(),
+                user: user_of(&verdict.key),
+                withdrawn: Some(object_ref(&verdict.key)),
+            },
+            None => StateTransition {
+                time: now.clone(),
+                partner: decision.partner.clone(),
+                state: decision.state,
+                reason: decision.reason.clone(),
+                user: match &eval.effective.basis {
+                    policy::Basis::Decision { key, .. } => user_of(key),
+                    _ => None,
+                },
+                withdrawn: None,
+            },
         };
-        history.push(StateTransition {
-            time: now.clone(),
-            partner: decision.partner.clone(),
-            state: decision.state,
-            reason: decision.reason.clone(),
-            user,
-        });
+        history.push(entry);
         let excess = history.len().saturating_sub(HISTORY);
         history.drain(..excess);
     }
@@ -206,6 +218,21 @@ pub fn customer_status(
         // Set by the reconciler once it has labelled the namespaces.
         guarded_namespaces: Vec::new(),
     }
+}
+
+/// The withdrawal that took the decision in force before out of force, if that happened: its
+/// verdict and the accepted withdrawal (reason, time).
+pub fn withdrawal_of<'a>(
+    previous: Option<&CustomerAccountStatus>,
+    eval: &'a policy::CustomerEvaluation,
+) -> Option<(&'a policy::DecisionVerdict, &'a policy::AcceptedRecord)> {
+    let before = previous?.decision.as_ref()?.restriction.as_ref()?;
+    let verdict = eval
+        .decisions
+        .iter()
+        .find(|v| v.key.namespace == before.namespace && v.key.name == before.name)?;
+    let record = verdict.record.as_ref().filter(|r| r.withdrawn)?;
+    Some((verdict, record))
 }
 
 /// Whether the user who made the decision now in force may be credited with a change of the
@@ -255,6 +282,14 @@ pub fn decision_status(
             "NotAccepted".to_string(),
             "a decision that is not accepted is ignored".to_string(),
         )
+    } else if let Some(record) = verdict.record.as_ref().filter(|r| r.withdrawn) {
+        (
+            "Withdrawn".to_string(),
+            format!(
+                "withdrawn (reason: {:?}); it may be deleted, or put back in force with a new spec.reason",
+                record.reason
+            ),
+        )
     } else {
         (
             "Superseded".to_string(),
@@ -292,6 +327,7 @@ pub fn decision_status(
             state: r.state.into(),
             reason: r.reason.clone(),
             since: micro_time(r.since),
+            withdrawn: r.withdrawn,
         }),
         rejected_generation: verdict.rejected_generation,
     }

@@ -63,6 +63,7 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
         state: d.spec.state.into(),
         reason: d.spec.reason.clone(),
         agreement_accepted: d.spec.agreement_accepted,
+        withdrawal: d.spec.withdrawal.as_ref().map(|w| w.reason.clone()),
         generation: d.metadata.generation.unwrap_or(0),
         created: d.metadata.creation_timestamp.as_ref().map(seconds).unwrap_or_default(),
         accepted: status
@@ -72,6 +73,7 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
                 state: a.state.into(),
                 reason: a.reason.clone(),
                 since: micros(&a.since),
+                withdrawn: a.withdrawn,
             }),
         rejected_generation: status.and_then(|s| s.rejected_generation),
     }

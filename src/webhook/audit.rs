@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 pub const AUDIT_TIME_ANNOTATION: &str = "purchaseguard.io/changed-at";
 
 impl Webhooks {
-    /// The audit stamp: on create and on each state change of a PurchaseRestriction, records
+    /// The audit stamp: on create, on each state change and on each withdrawal (or its undoing)
+    /// of a PurchaseRestriction, records
     /// the requesting user and the time in annotations, overwriting values the user supplied;
     /// other updates keep the previous stamp.
     pub fn audit(&self, req: &Request) -> Outcome {
@@ -20,13 +21,18 @@ impl Webhooks {
         let Some(object) = req.object.as_ref().filter(|_| req.sub_resource.is_none()) else {
             return Outcome::allow("NothingToStamp");
         };
-        let state = |o: &Value| o.pointer("/spec/state").cloned();
+        let operation = |o: &Value| {
+            (
+                o.pointer("/spec/state").cloned(),
+                o.pointer("/spec/withdrawal").cloned(),
+            )
+        };
         let wanted: [(&str, Option<String>); 2] = match (req.operation.as_str(), req.old_object.as_ref()) {
             ("CREATE", _) => [
                 (AUDIT_USER_ANNOTATION, Some(req.username.clone())),
                 (AUDIT_TIME_ANNOTATION, Some((self.clock)().to_string())),
             ],
-            ("UPDATE", Some(old)) if state(old) != state(object) => [
+            ("UPDATE", Some(old)) if operation(old) != operation(object) => [
                 (AUDIT_USER_ANNOTATION, Some(req.username.clone())),
                 (AUDIT_TIME_ANNOTATION, Some((self.clock)().to_string())),
             ],

@@ -30,7 +30,7 @@ impl Webhooks {
         };
         match (req.kind.as_str(), req.operation.as_str()) {
             ("PurchaseRestriction", "CREATE" | "UPDATE") => restriction_write(stores, namespace, req),
-            ("PurchaseRestriction", "DELETE") => restriction_delete(stores, namespace, req),
+            ("PurchaseRestriction", "DELETE") => restriction_delete(stores, namespace, req, (self.clock)()),
             ("ResellerDelegation", "CREATE" | "UPDATE") => self.delegation_write(stores, namespace, req),
             // Revoking is the delegating distributor's right: RBAC limits who acts in its
             // namespace.
@@ -68,6 +68,7 @@ fn write_of<'a>(namespace: &str, d: &'a PurchaseRestriction) -> policy::Decision
             state: d.spec.state.into(),
             reason: &d.spec.reason,
             agreement_accepted: d.spec.agreement_accepted,
+            withdrawal: d.spec.withdrawal.as_ref().map(|w| w.reason.as_str()),
         },
         owned: d.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty()),
     }
@@ -117,11 +118,7 @@ fn restriction_write(stores: &Stores, namespace: &str, req: &Request) -> Outcome
     }
 }
 
-fn restriction_delete(stores: &Stores, namespace: &str, req: &Request) -> Outcome {
-    // Cleanup is allowed whatever the object holds.
-    if policy::is_cleanup_user(&req.username) {
-        return Outcome::allow(policy::WithdrawalAllowed::Cleanup.reason());
-    }
+fn restriction_delete(stores: &Stores, namespace: &str, req: &Request, now: jiff::Timestamp) -> Outcome {
     let Some(old) = req.old_object.as_ref() else {
         // kube-apiserver always sends the old object of a DELETE.
         return Outcome::deny(400, "NoOldObject", "request.oldObject is missing for DELETE");
@@ -136,19 +133,22 @@ fn restriction_delete(stores: &Stores, namespace: &str, req: &Request) -> Outcom
         customer: &old.spec.customer,
     };
     let customer = stores.customer(withdrawal.customer);
-    let core = customer.as_deref().map(index::customer);
-    let in_force = customer
+    // In force as evaluated from the caches now, as the purchase webhook judges: a withdrawn
+    // decision is out of force as soon as its withdrawal is in the caches.
+    let in_force: Vec<policy::ObjectKey> = customer
         .as_ref()
-        .and_then(|c| c.status.as_ref())
-        .and_then(|s| s.decision.as_ref())
-        .and_then(|d| d.restriction.as_ref())
-        .map(|r| policy::ObjectKey::new(&r.namespace, &r.name));
-    let withdrawn_from = core.as_ref().map(|customer| policy::WithdrawnFrom {
-        customer,
-        in_force: in_force.as_ref(),
-    });
-    match policy::check_withdrawal(&stores.hierarchy(), &withdrawal, withdrawn_from.as_ref()) {
+        .and_then(|c| {
+            let (eval, _) = stores.evaluate(c, policy::Timestamp(now.as_microsecond()));
+            match eval.effective.basis {
+                policy::Basis::Decision { key, .. } => Some(key),
+                _ => None,
+            }
+        })
+        .into_iter()
+        .collect();
+    let withdrawn_from = customer.as_ref().map(|_| policy::WithdrawnFrom { in_force: &in_force });
+    match policy::check_withdrawal(&withdrawal, withdrawn_from.as_ref()) {
         Ok(allowed) => Outcome::allow(allowed.reason()),
-        Err(denied) => Outcome::deny(403, denied.0.reason(), denied.to_string()).rule(denied.0.rule()),
+        Err(denied) => Outcome::deny(403, denied.reason(), denied.to_string()).rule(denied.rule()),
     }
 }

@@ -149,7 +149,7 @@ pub fn check_decision_write(
     Ok(WriteAllowed::Authorized(holder))
 }
 
-/// What admission knows of the decision a request withdraws.
+/// What admission knows of the decision a request deletes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Withdrawal<'a> {
     /// The user deleting it.
@@ -158,12 +158,12 @@ pub struct Withdrawal<'a> {
     pub customer: &'a str,
 }
 
-/// The customer a withdrawn decision names, as admission knows it.
+/// The customer a deleted decision names (it has a `CustomerAccount`), as admission knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WithdrawnFrom<'a> {
-    pub customer: &'a Customer,
-    /// The decision in force for the customer, as its status records it.
-    pub in_force: Option<&'a ObjectKey>,
+    /// The decision in force for the customer, as evaluated now (none: the customer's state
+    /// rests on no decision).
+    pub in_force: &'a [ObjectKey],
 }
 
 /// Why a decision may be withdrawn.
@@ -173,10 +173,8 @@ pub enum WithdrawalAllowed {
     Cleanup,
     /// The customer has no `CustomerAccount` any more.
     CustomerGone,
-    /// The decision is not the one in force: withdrawing it changes nothing.
+    /// The decision is not the one in force: deleting it changes nothing.
     NotInForce,
-    /// The issuer holds authority over the customer.
-    Authorized,
 }
 
 impl WithdrawalAllowed {
@@ -185,51 +183,67 @@ impl WithdrawalAllowed {
             WithdrawalAllowed::Cleanup => "Cleanup",
             WithdrawalAllowed::CustomerGone => "CustomerGone",
             WithdrawalAllowed::NotInForce => "NotInForce",
-            WithdrawalAllowed::Authorized => "Authorized",
         }
     }
 }
 
-/// Why withdrawing the decision in force is refused: it is a change of restriction by a
-/// partner without authority (R2, R3).
+/// Why deleting a decision is refused: it is the decision in force, and deleting it would
+/// change the customer's state with no reason and nobody to credit (R4). A withdrawal is an
+/// operation like the others: `spec.withdrawal.reason`, by the authority holder; the
+/// withdrawn decision can then be deleted.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WithdrawalDenied(pub AuthorityDenied);
+pub struct WithdrawalDenied {
+    pub key: ObjectKey,
+    pub customer: String,
+}
+
+impl WithdrawalDenied {
+    pub fn reason(&self) -> &'static str {
+        "WithdrawalReasonRequired"
+    }
+
+    pub fn rule(&self) -> &'static str {
+        "R4"
+    }
+}
 
 impl fmt::Display for WithdrawalDenied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ObjectKey { namespace, name } = &self.key;
         write!(
             f,
-            "withdrawing the decision in force is a change of restriction: {}",
-            self.0
+            "R4: {namespace}/{name} is the decision in force for customer {:?}; deleting it would change the customer's state without a reason. Withdraw it first, as the partner holding authority, with a reason (kubectl patch purchaserestriction {name} -n {namespace} --type=merge -p '{{\"spec\":{{\"withdrawal\":{{\"reason\":\"...\"}}}}}}'); a withdrawn decision can be deleted",
+            self.customer
         )
     }
 }
 
 impl std::error::Error for WithdrawalDenied {}
 
-/// May this decision be deleted? Cleanup always may; a decision that is not in force (or
-/// whose customer is gone) changes nothing; withdrawing the decision in force needs the same
-/// authority as changing it.
+/// May this decision be deleted? A decision that is not in force (withdrawn, superseded,
+/// never accepted) or whose customer is gone changes nothing by going. The decision in force
+/// is never deleted, by anyone, cleanup included (namespace deletion waits): its withdrawal
+/// is an operation with a reason and a user ([`check_decision_write`] of
+/// `spec.withdrawal`), after which it is no longer in force.
 pub fn check_withdrawal(
-    hierarchy: &Hierarchy,
     withdrawal: &Withdrawal<'_>,
     customer: Option<&WithdrawnFrom<'_>>,
 ) -> Result<WithdrawalAllowed, WithdrawalDenied> {
-    if is_cleanup_user(withdrawal.user) {
-        return Ok(WithdrawalAllowed::Cleanup);
-    }
-    let Some(customer) = customer else {
-        return Ok(WithdrawalAllowed::CustomerGone);
+    let changes_nothing = |why| {
+        if is_cleanup_user(withdrawal.user) {
+            WithdrawalAllowed::Cleanup
+        } else {
+            why
+        }
     };
-    if customer.in_force != Some(&withdrawal.key) {
-        return Ok(WithdrawalAllowed::NotInForce);
+    let Some(customer) = customer else {
+        return Ok(changes_nothing(WithdrawalAllowed::CustomerGone));
+    };
+    if !customer.in_force.contains(&withdrawal.key) {
+        return Ok(changes_nothing(WithdrawalAllowed::NotInForce));
     }
-    check_issuer_authority(
-        hierarchy,
-        &withdrawal.key.namespace,
-        withdrawal.customer,
-        Some(customer.customer),
-    )
-    .map(|_| WithdrawalAllowed::Authorized)
-    .map_err(WithdrawalDenied)
+    Err(WithdrawalDenied {
+        key: withdrawal.key.clone(),
+        customer: withdrawal.customer.to_string(),
+    })
 }

@@ -9,6 +9,9 @@ pub struct DecisionContent<'a> {
     pub state: RestrictionState,
     pub reason: &'a str,
     pub agreement_accepted: bool,
+    /// The reason the decision is withdrawn (`spec.withdrawal.reason`): a withdrawn decision
+    /// is never in force.
+    pub withdrawal: Option<&'a str>,
 }
 
 /// A rule a decision's content breaks, with the field and what is allowed.
@@ -33,6 +36,18 @@ pub enum ContentError {
         "spec.agreementAccepted: Invalid value: R6: RestrictedAndFrozen requires accepting the Agreement for Partners to Manage Customer Budgets (spec.agreementAccepted: true)"
     )]
     AgreementNotAccepted,
+    #[error(
+        "spec.withdrawal.reason: Required value: R4: a withdrawal is a restriction operation and carries a reason written by the operator (whitespace and invisible formatting characters do not count)"
+    )]
+    BlankWithdrawalReason,
+    #[error(
+        "spec.withdrawal.reason: Invalid value: R4: a reason is one line of text: control characters (newlines, tabs, escapes) are not allowed"
+    )]
+    WithdrawalControlCharacter,
+    #[error(
+        "spec.reason: Invalid value: R4: putting a withdrawn decision back in force is a new operation and needs a new reason"
+    )]
+    ReinstatedWithoutReason,
 }
 
 /// Checks a new or changed decision: a non-blank reason (R4), a new reason whenever the state
@@ -56,6 +71,19 @@ pub fn check_content(old: Option<&DecisionContent<'_>>, new: &DecisionContent<'_
     }
     if new.state == RestrictionState::RestrictedAndFrozen && !new.agreement_accepted {
         errors.push(ContentError::AgreementNotAccepted);
+    }
+    match new.withdrawal {
+        Some(reason) if !has_visible_text(reason) => errors.push(ContentError::BlankWithdrawalReason),
+        Some(reason) if reason.chars().any(char::is_control) => errors.push(ContentError::WithdrawalControlCharacter),
+        Some(_) => {}
+        None => {
+            if let Some(old) = old
+                && old.withdrawal.is_some()
+                && old.reason == new.reason
+            {
+                errors.push(ContentError::ReinstatedWithoutReason);
+            }
+        }
     }
     errors
 }

@@ -30,7 +30,13 @@ impl Rejection {
         match self {
             Rejection::Authority(denied) => denied.reason(),
             Rejection::Duplicate { .. } => "DuplicateDecision",
-            Rejection::Content(ContentError::BlankReason | ContentError::ReasonNotRenewed { .. }) => "ReasonRequired",
+            Rejection::Content(
+                ContentError::BlankReason
+                | ContentError::ReasonNotRenewed { .. }
+                | ContentError::BlankWithdrawalReason
+                | ContentError::ReinstatedWithoutReason,
+            ) => "ReasonRequired",
+            Rejection::Content(ContentError::WithdrawalControlCharacter) => "InvalidReason",
             Rejection::Content(ContentError::AgreementNotAccepted) => "AgreementNotAccepted",
             Rejection::Content(ContentError::ControlCharacter) => "InvalidReason",
             Rejection::MadeWithoutAuthority { .. } => "MadeWithoutAuthority",
@@ -168,7 +174,8 @@ pub fn evaluate_customer(
                 .iter()
                 .enumerate()
                 .filter(|(_, v)| !matches!(v.acceptance, Acceptance::NotAccepted { .. }))
-                .filter_map(|(i, v)| v.record.clone().map(|r| (i, r)))
+                // A withdrawn decision is never in force: the newest other one is.
+                .filter_map(|(i, v)| v.record.clone().filter(|r| !r.withdrawn).map(|r| (i, r)))
                 .max_by(|(ia, a), (ib, b)| {
                     // Newest first; among equals the smallest key, independent of who holds
                     // authority, so that a handover alone never changes the choice.
@@ -254,6 +261,7 @@ fn judge(
                 state: decision.state,
                 reason: &decision.reason,
                 agreement_accepted: decision.agreement_accepted,
+                withdrawal: decision.withdrawal.as_deref(),
             };
             if let Some(problem) = check_content(None, &content).into_iter().next() {
                 return keep_or_reject(decision, issuer, Rejection::Content(problem), standing.in_hierarchy());
@@ -263,8 +271,9 @@ fn judge(
                 _ => AcceptedRecord {
                     generation: decision.generation,
                     state: decision.state,
-                    reason: decision.reason.clone(),
+                    reason: decision.withdrawal.clone().unwrap_or_else(|| decision.reason.clone()),
                     since: now,
+                    withdrawn: decision.withdrawal.is_some(),
                 },
             };
             DecisionVerdict {

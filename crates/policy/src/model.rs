@@ -179,6 +179,10 @@ pub struct AcceptedRecord {
     pub reason: String,
     /// When this content was accepted; the newest accepted decision is the one in force.
     pub since: Timestamp,
+    /// The accepted content is a withdrawal: `reason` is the withdrawal's, and the decision is
+    /// not in force.
+    #[serde(default)]
+    pub withdrawn: bool,
 }
 
 /// A `PurchaseRestriction`: a partner's standing decision about one customer.
@@ -190,6 +194,9 @@ pub struct Decision {
     pub state: RestrictionState,
     pub reason: String,
     pub agreement_accepted: bool,
+    /// The reason of its withdrawal, when it is withdrawn (`spec.withdrawal.reason`).
+    #[serde(default)]
+    pub withdrawal: Option<String>,
     pub generation: i64,
     pub created: Timestamp,
     /// What was accepted of this decision before, as recorded in its status.

@@ -22,6 +22,7 @@ fn write<'a>(
             state,
             reason,
             agreement_accepted: false,
+            withdrawal: None,
         },
         owned: false,
     }
@@ -98,6 +99,7 @@ fn r4_a_reason_needs_visible_characters_on_one_line() {
             state: Restricted,
             reason: blank,
             agreement_accepted: false,
+            withdrawal: None,
         };
         assert_eq!(
             check_content(None, &content),
@@ -110,6 +112,7 @@ fn r4_a_reason_needs_visible_characters_on_one_line() {
             state: Restricted,
             reason: controlled,
             agreement_accepted: false,
+            withdrawal: None,
         };
         assert_eq!(
             check_content(None, &content),
@@ -127,6 +130,7 @@ fn r4_a_reason_needs_visible_characters_on_one_line() {
             state: Restricted,
             reason: fine,
             agreement_accepted: false,
+            withdrawal: None,
         };
         assert!(check_content(None, &content).is_empty(), "{fine:?}");
     }
@@ -182,48 +186,106 @@ fn r2_one_decision_per_partner_and_customer() {
 }
 
 #[test]
-fn r2_r3_withdrawing_the_decision_in_force_needs_authority() {
-    let c1 = Customer::of_reseller("c1", "r1");
+fn r4_the_decision_in_force_is_withdrawn_with_a_reason_never_deleted() {
     let key = ObjectKey::new("ns-dist-a", "c1");
     let by = |user| Withdrawal {
         user,
         key: key.clone(),
         customer: "c1",
     };
-    let in_force = WithdrawnFrom {
-        customer: &c1,
-        in_force: Some(&key),
-    };
-    let other = ObjectKey::new("ns-r1", "c1");
-    let not_in_force = WithdrawnFrom {
-        customer: &c1,
-        in_force: Some(&other),
-    };
-    let h = hierarchy(true);
-    let denied = check_withdrawal(&h, &by("alice"), Some(&in_force)).unwrap_err();
-    assert_eq!(denied.0.reason(), "AuthorityDelegated");
-    assert!(
-        denied.to_string().starts_with("withdrawing the decision in force"),
-        "{denied}"
-    );
+    let keys = [key.clone()];
+    let in_force = WithdrawnFrom { in_force: &keys };
+    let others = [ObjectKey::new("ns-r1", "c1")];
+    let not_in_force = WithdrawnFrom { in_force: &others };
+    // Deleting the decision in force is refused to everyone, cleanup included.
+    for user in ["alice"].into_iter().chain(CLEANUP_USERS) {
+        let denied = check_withdrawal(&by(user), Some(&in_force)).unwrap_err();
+        assert_eq!((denied.rule(), denied.reason()), ("R4", "WithdrawalReasonRequired"));
+        let message = denied.to_string();
+        assert!(
+            message.contains("ns-dist-a/c1 is the decision in force") && message.contains("spec\":{\"withdrawal"),
+            "{message}"
+        );
+    }
     assert_eq!(
-        check_withdrawal(&hierarchy(false), &by("alice"), Some(&in_force)),
-        Ok(WithdrawalAllowed::Authorized)
-    );
-    assert_eq!(
-        check_withdrawal(&h, &by("alice"), Some(&not_in_force)),
+        check_withdrawal(&by("alice"), Some(&not_in_force)),
         Ok(WithdrawalAllowed::NotInForce)
     );
     assert_eq!(
-        check_withdrawal(&h, &by("alice"), None),
+        check_withdrawal(&by("alice"), None),
         Ok(WithdrawalAllowed::CustomerGone)
     );
-    for user in CLEANUP_USERS {
-        assert_eq!(
-            check_withdrawal(&h, &by(user), Some(&in_force)),
-            Ok(WithdrawalAllowed::Cleanup)
-        );
+    assert_eq!(
+        check_withdrawal(&by(CLEANUP_USERS[1]), Some(&not_in_force)),
+        Ok(WithdrawalAllowed::Cleanup)
+    );
+
+    // The withdrawal itself: a change of the decision by the holder, with a reason of its own.
+    let h = hierarchy(false);
+    let c1 = Customer::of_reseller("c1", "r1");
+    let mut old = write("ns-dist-a", "c1", "c1", Restricted, "Invoice 42 overdue");
+    old.content.agreement_accepted = true;
+    let withdraw = |reason| {
+        let mut w = old.clone();
+        w.content.withdrawal = Some(reason);
+        w
+    };
+    assert!(matches!(
+        check_decision_write(&h, Some(&c1), Some(&old), &withdraw("Invoice 42 paid"), &[]),
+        Ok(WriteAllowed::Authorized(_))
+    ));
+    match check_decision_write(&h, Some(&c1), Some(&old), &withdraw("\u{200B} "), &[]) {
+        Err(WriteDenied::Content(errors)) => assert_eq!(errors, vec![ContentError::BlankWithdrawalReason]),
+        other => panic!("a blank withdrawal reason is refused: {other:?}"),
     }
+    match check_decision_write(&h, Some(&c1), Some(&old), &withdraw("paid\nreally"), &[]) {
+        Err(WriteDenied::Content(errors)) => assert_eq!(errors, vec![ContentError::WithdrawalControlCharacter]),
+        other => panic!("a multi-line withdrawal reason is refused: {other:?}"),
+    }
+    // Only the holder withdraws: with the delegation, the distributor may not.
+    match check_decision_write(
+        &hierarchy(true),
+        Some(&c1),
+        Some(&old),
+        &withdraw("Invoice 42 paid"),
+        &[],
+    ) {
+        Err(WriteDenied::Authority(denied)) => assert_eq!(denied.reason(), "AuthorityDelegated"),
+        other => panic!("a party without authority cannot withdraw: {other:?}"),
+    }
+    // Putting it back in force is a new operation: a new reason.
+    let withdrawn = withdraw("Invoice 42 paid");
+    match check_decision_write(&h, Some(&c1), Some(&withdrawn), &old, &[]) {
+        Err(WriteDenied::Content(errors)) => assert_eq!(errors, vec![ContentError::ReinstatedWithoutReason]),
+        other => panic!("reinstating needs a new reason: {other:?}"),
+    }
+    let mut reinstated = old.clone();
+    reinstated.content.reason = "Invoice 43 overdue";
+    assert!(check_decision_write(&h, Some(&c1), Some(&withdrawn), &reinstated, &[]).is_ok());
+}
+
+#[test]
+fn r4_a_withdrawn_decision_is_not_in_force_and_the_next_one_is() {
+    let h = hierarchy(false);
+    let c1 = Customer::of_reseller("c1", "r1");
+    // The distributor's Unrestricted decision (accepted at 10) is in force over r1's older one.
+    let reseller = decision("ns-r1", "c1", Restricted, Some(5));
+    let mut dist = decision("ns-dist-a", "c1", Unrestricted, Some(10));
+    let eval = evaluate_customer(&h, &c1, &[reseller.clone(), dist.clone()], Timestamp(20));
+    assert_eq!(eval.effective.state, Unrestricted);
+    // Withdrawn: recorded as a withdrawal with its reason, and out of force.
+    dist.withdrawal = Some("Handing the customer back".into());
+    dist.generation = 2;
+    let eval = evaluate_customer(&h, &c1, &[reseller, dist.clone()], Timestamp(30));
+    let record = eval.decisions[1].record.clone().expect("accepted");
+    assert!(record.withdrawn);
+    assert_eq!(record.reason, "Handing the customer back");
+    assert!(!eval.decisions[1].in_force);
+    // r1 has no authority (no delegation), but its decision accepted before stands.
+    assert_eq!(eval.effective.state, Restricted);
+    // Alone, a withdrawn decision leaves the customer to R1.
+    let eval = evaluate_customer(&h, &c1, &[dist], Timestamp(30));
+    assert_eq!(eval.effective.basis, Basis::Default);
 }
 
 #[test]
@@ -283,6 +345,7 @@ fn r7_admission_evaluates_the_customer_itself() {
         state: Unrestricted,
         reason: "paid".into(),
         since: Timestamp(1),
+        withdrawn: false,
     });
     let eval = evaluate_customer(&hierarchy(false), &c1, &[restrict], Timestamp(3));
     assert!(matches!(

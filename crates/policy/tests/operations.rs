@@ -1,7 +1,9 @@
 //! Random sequences of operations, each judged by admission first (as the webhook does) and
 //! then settled by the controller's evaluation: the customer's effective state changes only
 //! through an operation of the partner holding authority over it at that moment (R2, R3), and
-//! a delegation or its revocation never flips it by itself.
+//! a delegation or its revocation never flips it by itself. Deletions (by the issuer or by
+//! cleanup: namespace deletion, garbage collection) never change it: a withdrawal is an
+//! operation with a reason.
 
 use proptest::prelude::*;
 use purchase_guard_policy::*;
@@ -41,8 +43,11 @@ enum Op {
         state: RestrictionState,
         reason: u8,
     },
-    /// The partner `issuer` deletes its decision.
-    Withdraw { issuer: usize },
+    /// The partner `issuer` withdraws its decision (`spec.withdrawal.reason`).
+    Withdraw { issuer: usize, reason: u8 },
+    /// The decision of `issuer` is deleted, by its operator or by cleanup (namespace
+    /// deletion, garbage collection).
+    Delete { issuer: usize, cleanup: bool },
     /// d0 delegates to r0, or revokes the delegation.
     ToggleDelegation,
 }
@@ -51,7 +56,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..ISSUERS.len(), prop::sample::select(RestrictionState::ALL.to_vec()), 0u8..3)
             .prop_map(|(issuer, state, reason)| Op::Write { issuer, state, reason }),
-        2 => (0..ISSUERS.len()).prop_map(|issuer| Op::Withdraw { issuer }),
+        2 => (0..ISSUERS.len(), 0u8..3).prop_map(|(issuer, reason)| Op::Withdraw { issuer, reason }),
+        2 => (0..ISSUERS.len(), any::<bool>()).prop_map(|(issuer, cleanup)| Op::Delete { issuer, cleanup }),
         1 => Just(Op::ToggleDelegation),
     ]
 }
@@ -75,11 +81,10 @@ proptest! {
             let h = hierarchy(delegated);
             let holder = authority_holder(&h, &customer).map(|a| a.partner).ok();
             let before = eval.effective.state;
-            let in_force = eval.decisions.iter().find(|v| v.in_force).map(|v| v.key.clone());
+            let in_force: Vec<ObjectKey> = eval.decisions.iter().filter(|v| v.in_force).map(|v| v.key.clone()).collect();
             let actor: Option<&str> = match &op {
-                Op::Write { issuer, state, reason } => {
+                Op::Write { issuer, .. } | Op::Withdraw { issuer, .. } => {
                     let key = ObjectKey::new(&namespace(*issuer), "decision");
-                    let reason = format!("reason {reason}");
                     let existing = decisions.iter().position(|d| d.key == key);
                     let old = existing.map(|i| DecisionWrite {
                         key: key.clone(),
@@ -88,29 +93,48 @@ proptest! {
                             state: decisions[i].state,
                             reason: &decisions[i].reason,
                             agreement_accepted: true,
+                            withdrawal: decisions[i].withdrawal.as_deref(),
                         },
                         owned: false,
                     });
+                    // A write sets state and reason; a withdrawal keeps them and adds its reason.
+                    let (state, reason, withdrawal) = match (&op, existing) {
+                        (Op::Write { state, reason, .. }, _) => (*state, format!("reason {reason}"), None),
+                        (Op::Withdraw { reason, .. }, Some(i)) => (
+                            decisions[i].state,
+                            decisions[i].reason.clone(),
+                            Some(format!("withdrawn {reason}")),
+                        ),
+                        // Withdrawing what does not exist creates a withdrawn decision.
+                        _ => (RestrictionState::Restricted, "reason 0".to_string(), Some("withdrawn".to_string())),
+                    };
                     let new = DecisionWrite {
                         key: key.clone(),
                         customer: "cust",
-                        content: DecisionContent { state: *state, reason: &reason, agreement_accepted: true },
+                        content: DecisionContent {
+                            state,
+                            reason: &reason,
+                            agreement_accepted: true,
+                            withdrawal: withdrawal.as_deref(),
+                        },
                         owned: false,
                     };
                     match check_decision_write(&h, Some(&customer), old.as_ref(), &new, &decisions) {
                         Ok(WriteAllowed::Authorized(_)) => {
                             match existing {
                                 Some(i) => {
-                                    decisions[i].state = *state;
+                                    decisions[i].state = state;
                                     decisions[i].reason = reason.clone();
+                                    decisions[i].withdrawal = withdrawal.clone();
                                     decisions[i].generation += 1;
                                 }
                                 None => decisions.push(Decision {
                                     key,
                                     customer: "cust".into(),
-                                    state: *state,
+                                    state,
                                     reason: reason.clone(),
                                     agreement_accepted: true,
+                                    withdrawal: withdrawal.clone(),
                                     generation: 1,
                                     created: Timestamp(now),
                                     accepted: None,
@@ -123,22 +147,18 @@ proptest! {
                         Ok(WriteAllowed::SpecUnchanged) | Err(_) => None,
                     }
                 }
-                Op::Withdraw { issuer } => {
+                Op::Delete { issuer, cleanup } => {
                     let key = ObjectKey::new(&namespace(*issuer), "decision");
-                    match decisions.iter().position(|d| d.key == key) {
-                        None => None,
-                        Some(i) => {
-                            let withdrawal = Withdrawal { user: "operator", key: key.clone(), customer: "cust" };
-                            let from = WithdrawnFrom { customer: &customer, in_force: in_force.as_ref() };
-                            match check_withdrawal(&h, &withdrawal, Some(&from)) {
-                                Ok(_) => {
-                                    decisions.remove(i);
-                                    Some(ISSUERS[*issuer])
-                                }
-                                Err(_) => None,
-                            }
+                    if let Some(i) = decisions.iter().position(|d| d.key == key) {
+                        let user = if *cleanup { CLEANUP_USERS[0] } else { "operator" };
+                        let withdrawal = Withdrawal { user, key: key.clone(), customer: "cust" };
+                        let from = WithdrawnFrom { in_force: &in_force };
+                        if check_withdrawal(&withdrawal, Some(&from)).is_ok() {
+                            decisions.remove(i);
                         }
                     }
+                    // Nobody acted on the customer's state: a deletion must not change it.
+                    None
                 }
                 Op::ToggleDelegation => {
                     delegated = !delegated;

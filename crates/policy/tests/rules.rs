@@ -243,6 +243,7 @@ fn r4_reason_required_and_renewed_on_state_change() {
         state,
         reason,
         agreement_accepted: true,
+        withdrawal: None,
     };
     // (old, new, expected errors)
     let cases: Vec<(Option<DecisionContent>, DecisionContent, Vec<ContentError>)> = vec![
@@ -295,6 +296,7 @@ fn r6_operations_and_freeze_agreement() {
             state,
             reason: "r",
             agreement_accepted: agreement,
+            withdrawal: None,
         };
         assert_eq!(check_content(None, &c).len(), errors, "{state} agreement={agreement}");
     }

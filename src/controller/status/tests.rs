@@ -25,6 +25,7 @@ fn decision(state: RestrictionState, reason: &str) -> policy::Decision {
         state,
         reason: reason.into(),
         agreement_accepted: true,
+        withdrawal: None,
         generation: 1,
         created: Timestamp(10),
         accepted: None,

@@ -187,6 +187,8 @@ async fn replica_of_sandbox() -> (purchase_guard_sandbox::Sandbox, kube::Client,
     let load = |v: Value| {
         sandbox.server.apply_object(v, "bench").expect("object loaded");
     };
+    // The distributor's namespace, where its decisions live.
+    load(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dist"}}));
     for p in partners {
         load(serde_json::to_value(p).expect("partner"));
     }

@@ -208,6 +208,12 @@ impl Platform {
         kubectl(&self.kubeconfig, args, stdin)
     }
 
+    /// A merge patch by the platform admin (the kubeconfig's own user).
+    fn admin_patch(&self, resource: &str, patch: &str) {
+        let (ok, out) = self.kubectl(&["patch", resource, "--type=merge", "-p", patch], None);
+        assert!(ok, "the platform admin patches {resource}: {out}");
+    }
+
     fn get(&self, resource: &str, namespace: Option<&str>, jsonpath: &str) -> String {
         let mut args = vec!["get", resource, "-o"];
         let path = format!("jsonpath={jsonpath}");
@@ -575,18 +581,7 @@ async fn the_guard_label_is_purchase_guards() {
     p.purchase_refused("acme-dev", "acme");
     // Releasing a namespace is removing it from the customer's list: then the controller
     // removes the label, and says so.
-    let (ok, out) = p.kubectl(
-        &[
-            "patch",
-            "customeraccount",
-            "acme",
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"namespaces":["acme-prod"]}}"#,
-        ],
-        None,
-    );
-    assert!(ok, "{out}");
+    p.admin_patch("customeraccount/acme", r#"{"spec":{"namespaces":["acme-prod"]}}"#);
     p.wait_for("customeraccount/acme", "{.status.guardedNamespaces[*]}=acme-prod");
     assert_eq!(
         p.get(
@@ -934,4 +929,42 @@ async fn workloads_cannot_be_created_around_a_guarded_kind() {
         before,
         "the customer's state is unchanged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_association_starts_from_r1() {
+    let p = Platform::start("attack-association").await;
+    // initech is unrestricted by dist-emea, under reseller-beta.
+    p.wait_for("customeraccount/initech", "{.status.association.number}=0");
+    // The platform admin moves initech to reseller-alpha (same distributor, delegated): what
+    // was decided under the old association no longer applies.
+    p.admin_patch("customeraccount/initech", r#"{"spec":{"reseller":"reseller-alpha"}}"#);
+    p.purchase_refused("initech", "initech");
+    p.wait_for("customeraccount/initech", "{.status.association.number}=1");
+    p.wait_for(
+        "customeraccount/initech",
+        r#"{.status.conditions[?(@.type=="PurchaseRestricted")].reason}=DefaultOnAssociation"#,
+    );
+    assert_eq!(
+        p.get("customeraccount/initech", None, "{.status.association.reseller}"),
+        "reseller-alpha"
+    );
+    p.wait_for_in(
+        "purchaserestriction/initech",
+        Some("dist-emea"),
+        r#"{.status.conditions[?(@.type=="Accepted")].reason}=PreviousAssociation"#,
+    );
+    p.purchase_refused("initech", "initech");
+    // The new holder lifts it: an operation under the new association.
+    p.allowed(
+        "alpha-op",
+        &["apply", "-f", "-"],
+        Some(&restriction(
+            "reseller-alpha",
+            "initech",
+            "Unrestricted",
+            "Onboarded by reseller-alpha",
+        )),
+    );
+    p.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
 }

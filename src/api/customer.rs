@@ -170,4 +170,24 @@ pub struct CustomerAccountStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 63)), extend("x-kubernetes-list-type" = "set"))]
     pub guarded_namespaces: Vec<String>,
+
+    /// The customer's current association, numbered: each change of spec.associationModel or
+    /// spec.reseller starts a new one, restricted by default (R1); decisions accepted under a
+    /// previous one no longer apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association: Option<AssociationRecord>,
+}
+
+/// An association of a customer, as purchase-guard recorded it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssociationRecord {
+    /// The association's number: 0 for the first one recorded, then one more per change.
+    pub number: u64,
+    pub model: AssociationModel,
+    /// The reseller of this association (Reseller model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reseller: Option<String>,
+    /// When purchase-guard recorded it.
+    pub since: Time,
 }

@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
         priority = 1
     ),
     printcolumn(name = "Reason", type_ = "string", json_path = ".spec.reason", priority = 1),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    selectable = ".spec.customer"
 )]
 #[x_kube(validation = Rule::new("self.state != 'RestrictedAndFrozen' || self.agreementAccepted").message("R6: RestrictedAndFrozen requires accepting the Agreement for Partners to Manage Customer Budgets: set spec.agreementAccepted to true").field_path(".agreementAccepted"))]
 #[x_kube(validation = Rule::new("self.state == oldSelf.state || self.reason != oldSelf.reason").message("R4: changing spec.state is a new operation and needs a new spec.reason").field_path(".reason"))]
@@ -104,6 +105,10 @@ pub struct AcceptedDecision {
     /// The accepted content is a withdrawal (reason is the withdrawal's): not in force.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub withdrawn: bool,
+    /// The number of the customer's association it was accepted under
+    /// (status.association.number of the CustomerAccount).
+    #[serde(default)]
+    pub association: u64,
 }
 
 /// The observed state of a decision, written by the controller.

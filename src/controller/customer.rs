@@ -43,6 +43,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         user_of,
         &now,
     );
+    desired.association = Some(status::association(previous, &customer.spec, &now));
     // Labels first: the status says which namespaces are guarded only once they are.
     desired.guarded_namespaces = guard_namespaces(&ctx, &customer).await?;
     let api: Api<CustomerAccount> = Api::all(ctx.client.clone());

@@ -140,7 +140,11 @@ pub async fn run(
 
     let decisions_ctrl = Controller::for_shared_stream(decisions.applied(), decisions.store.clone())
         .with_config(controller_config())
-        .watches_shared_stream(customers.spec_changes(), mapped(s, decisions_of_customer))
+        // A decision is judged under its customer's association: its number is in the status.
+        .watches_shared_stream(
+            customers.spec_changes_and(|c| c.status.as_ref().and_then(|s| s.association.as_ref()).map(|a| a.number)),
+            mapped(s, decisions_of_customer),
+        )
         .watches_shared_stream(decisions.changes(), mapped(s, decisions_beside))
         .watches_shared_stream(delegations.spec_changes(), mapped(s, decisions_of_delegation))
         .watches_shared_stream(partners.spec_changes(), mapped(s, decisions_of_partner))

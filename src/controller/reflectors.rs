@@ -60,6 +60,23 @@ where
         futures::stream::select(spec_changes(self.applied()), deletions(&self.gone))
     }
 
+    /// Spec changes, changes of `also` (a part of the status dependents read), and deletions.
+    pub fn spec_changes_and<T>(&self, also: fn(&K) -> T) -> impl futures::Stream<Item = Arc<K>> + Send + 'static
+    where
+        T: PartialEq + Send + 'static,
+    {
+        let mut seen: HashMap<String, (Option<i64>, T)> = HashMap::new();
+        let changed = self.applied().filter(move |obj| {
+            let meta = obj.meta();
+            let key = meta.uid.clone().or_else(|| meta.name.clone()).unwrap_or_default();
+            let now = (meta.generation, also(obj));
+            let changed = seen.get(&key) != Some(&now);
+            seen.insert(key, now);
+            futures::future::ready(changed)
+        });
+        futures::stream::select(changed, deletions(&self.gone))
+    }
+
     /// Drives the watch until it ends: indexes follow each event before the store does
     /// (`observe`); `applied` runs after the store applied it, and deletions are broadcast
     /// after that.

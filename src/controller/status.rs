@@ -2,8 +2,8 @@
 //! force, history. Pure functions; `now` is a parameter.
 
 use crate::api::{
-    AcceptedDecision, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference, PartnerStatus,
-    PurchaseRestrictionStatus, ResellerDelegationStatus, StateTransition,
+    AcceptedDecision, AssociationRecord, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference,
+    PartnerStatus, PurchaseRestrictionStatus, ResellerDelegationStatus, StateTransition,
 };
 use crate::index::convert::micro_time;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -217,6 +217,27 @@ pub fn customer_status(
         history,
         // Set by the reconciler once it has labelled the namespaces.
         guarded_namespaces: Vec::new(),
+        // Set by the reconciler ([`association`]).
+        association: previous.and_then(|p| p.association.clone()),
+    }
+}
+
+/// The customer's association to record: the recorded one while model and reseller are
+/// unchanged; otherwise the next number, since now. The first one recorded is number 0.
+pub fn association(
+    previous: Option<&CustomerAccountStatus>,
+    spec: &crate::api::CustomerAccountSpec,
+    now: &Time,
+) -> AssociationRecord {
+    let recorded = previous.and_then(|p| p.association.as_ref());
+    match recorded {
+        Some(a) if a.model == spec.association_model && a.reseller == spec.reseller => a.clone(),
+        _ => AssociationRecord {
+            number: recorded.map_or(0, |a| a.number + 1),
+            model: spec.association_model,
+            reseller: spec.reseller.clone(),
+            since: now.clone(),
+        },
     }
 }
 
@@ -328,6 +349,7 @@ pub fn decision_status(
             reason: r.reason.clone(),
             since: micro_time(r.since),
             withdrawn: r.withdrawn,
+            association: r.association,
         }),
         rejected_generation: verdict.rejected_generation,
     }

@@ -51,6 +51,19 @@ pub fn customer(c: &CustomerAccount) -> policy::Customer {
             AssociationModel::Referral | AssociationModel::Direct => policy::AssociationModel::Other,
         },
         reseller: c.spec.reseller.clone(),
+        association: association_of(c),
+    }
+}
+
+/// The association the customer is in: the one its status numbers when model and reseller
+/// are still those; the first (0) when none is recorded yet; changing otherwise.
+pub fn association_of(c: &CustomerAccount) -> policy::Association {
+    match c.status.as_ref().and_then(|s| s.association.as_ref()) {
+        None => policy::Association::Current(0),
+        Some(a) if a.model == c.spec.association_model && a.reseller == c.spec.reseller => {
+            policy::Association::Current(a.number)
+        }
+        Some(_) => policy::Association::Changing,
     }
 }
 
@@ -74,6 +87,7 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
                 reason: a.reason.clone(),
                 since: micros(&a.since),
                 withdrawn: a.withdrawn,
+                association: a.association,
             }),
         rejected_generation: status.and_then(|s| s.rejected_generation),
     }

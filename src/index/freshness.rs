@@ -1,9 +1,15 @@
 //! Whether the caches are current: the consistent-read-from-cache pattern, from a client. A
-//! quorum read of each watched kind (metadata only) tells what the API server holds now; the
-//! caches are current once every object of that read is in them at its resourceVersion or a
-//! newer one, and every cached object the read did not return is newer than the read. Waiting
-//! for that (the watches deliver what is missing) proves that everything written before the
-//! read started is in the caches.
+//! quorum read (metadata only) tells what the API server holds now; the caches are current
+//! for what was read once every object of that read is in them at its resourceVersion or a
+//! newer one, and every cached object the read would have returned but did not is newer than
+//! the read. Waiting for that (the watches deliver what is missing) proves that everything
+//! written before the read started is in the caches.
+//!
+//! Two scopes: everything the replica watches ([`Freshness::check_now`], in the background),
+//! and what one purchase depends on ([`Freshness::ensure_for`]: its customer, the customer's
+//! decisions by the `spec.customer` field selector, the namespace, and the partner
+//! hierarchy), so that the read before an admission costs the same with 10 customers or
+//! 100,000.
 //!
 //! resourceVersions are compared as integers, which holds for kube-apiserver (etcd revisions)
 //! and the sandbox; when one does not parse, only equality counts, which errs on the side of
@@ -31,9 +37,12 @@ pub enum Stale {
     NotSynced,
 }
 
-/// A cached kind behind the API server: which object, and what the cache has of it.
+/// A cached kind behind the API server: which object, and what the cache has of it. `cached`
+/// are the cached objects the read would return (all of the kind, or those its selector
+/// matches).
 fn lag_of<K: Resource<DynamicType = ()> + Clone>(
     store: &Store<K>,
+    cached: Vec<std::sync::Arc<K>>,
     list: &kube::api::ObjectList<kube::core::PartialObjectMeta<K>>,
 ) -> Option<String> {
     let read_at = list.metadata.resource_version.as_deref().unwrap_or_default();
@@ -60,7 +69,7 @@ fn lag_of<K: Resource<DynamicType = ()> + Clone>(
         }
         fresh.insert(key, rv);
     }
-    for cached in store.state() {
+    for cached in cached {
         let key = (cached.namespace().unwrap_or_default(), cached.name_any());
         if fresh.contains_key(&key) {
             continue;
@@ -91,13 +100,21 @@ fn newer(a: &str, b: &str) -> bool {
     matches!((parse(a), parse(b)), (Some(a), Some(b)) if a > b)
 }
 
-async fn read<K>(client: &Client) -> Result<kube::api::ObjectList<kube::core::PartialObjectMeta<K>>, Stale>
+/// A metadata-only quorum list of `K`, with a field selector if any.
+async fn read<K>(
+    client: &Client,
+    fields: Option<String>,
+) -> Result<kube::api::ObjectList<kube::core::PartialObjectMeta<K>>, Stale>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
+    let mut params = ListParams::default();
+    if let Some(fields) = &fields {
+        params = params.fields(fields);
+    }
     // No resourceVersion: a quorum read, served from etcd.
     Api::<K>::all(client.clone())
-        .list_metadata(&ListParams::default())
+        .list_metadata(&params)
         .await
         .map_err(|e| Stale::ReadFailed {
             kind: K::kind(&()).into_owned(),
@@ -105,15 +122,13 @@ where
         })
 }
 
-/// Proves the caches current on demand, one quorum read serving every request that arrived
-/// before it started.
+/// Proves the caches current: all of them in the background, or what one purchase depends on
+/// before it is admitted.
 pub struct Freshness {
     client: Client,
     stores: Stores,
     timeout: Duration,
-    /// Held while a check runs: concurrent requests wait for it, then reuse it.
-    running: tokio::sync::Mutex<()>,
-    /// When the last successful check started.
+    /// When the last successful check of all the caches started.
     confirmed: std::sync::Mutex<Option<Instant>>,
 }
 
@@ -124,7 +139,6 @@ impl Freshness {
             client,
             stores,
             timeout,
-            running: tokio::sync::Mutex::new(()),
             confirmed: std::sync::Mutex::new(None),
         }
     }
@@ -134,14 +148,57 @@ impl Freshness {
         *self.confirmed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Returns once the caches hold everything written before `since`: by a check that started
-    /// after it, this one's or a concurrent request's.
-    pub async fn ensure(&self, since: Instant) -> Result<(), Stale> {
-        let _running = self.running.lock().await;
-        if self.confirmed_at().is_some_and(|at| at >= since) {
-            return Ok(());
+    /// Returns once the caches hold everything written, before this call, that a purchase in
+    /// `namespace` of `customer` depends on: the customer, its decisions, the namespace, and
+    /// the partners and delegations. A purchase judged after it sees every restriction whose
+    /// write returned before the purchase arrived.
+    pub async fn ensure_for(&self, customer: &str, namespace: &str) -> Result<(), Stale> {
+        tokio::time::timeout(self.timeout, self.check_for(customer, namespace))
+            .await
+            .map_err(|_| Stale::Behind {
+                timeout: self.timeout,
+                lag: "the quorum reads did not answer".into(),
+            })?
+    }
+
+    async fn check_for(&self, customer: &str, namespace: &str) -> Result<(), Stale> {
+        let c = &self.client;
+        let by_name = |name: &str| Some(format!("metadata.name={name}"));
+        let (partners, delegations, customers, decisions, namespaces) = futures::try_join!(
+            read::<Partner>(c, None),
+            read::<ResellerDelegation>(c, None),
+            read::<CustomerAccount>(c, by_name(customer)),
+            read::<PurchaseRestriction>(c, Some(format!("spec.customer={customer}"))),
+            read::<Namespace>(c, by_name(namespace)),
+        )?;
+        let s = &self.stores;
+        self.wait(|| {
+            lag_of(&s.partners, s.partners.state(), &partners)
+                .or_else(|| lag_of(&s.delegations, s.delegations.state(), &delegations))
+                .or_else(|| lag_of(&s.customers, s.customer(customer).into_iter().collect(), &customers))
+                .or_else(|| lag_of(&s.decisions, s.decisions_of(customer), &decisions))
+                .or_else(|| {
+                    let cached = s.namespaces.get(&ObjectRef::new(namespace)).into_iter().collect();
+                    lag_of(&s.namespaces, cached, &namespaces)
+                })
+        })
+        .await
+    }
+
+    /// Waits until `lag` finds nothing behind, woken by every event the watches apply.
+    async fn wait(&self, lag: impl Fn() -> Option<String>) -> Result<(), Stale> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut progress = self.stores.progress.subscribe();
+        loop {
+            progress.borrow_and_update();
+            let Some(behind) = lag() else { return Ok(()) };
+            if !matches!(tokio::time::timeout_at(deadline, progress.changed()).await, Ok(Ok(()))) {
+                return Err(Stale::Behind {
+                    timeout: self.timeout,
+                    lag: behind,
+                });
+            }
         }
-        self.check_now().await
     }
 
     /// One check: quorum reads of the five watched kinds, then the wait for the watches.
@@ -163,33 +220,21 @@ impl Freshness {
     async fn check(&self) -> Result<(), Stale> {
         let c = &self.client;
         let (partners, customers, delegations, decisions, namespaces) = futures::try_join!(
-            read::<Partner>(c),
-            read::<CustomerAccount>(c),
-            read::<ResellerDelegation>(c),
-            read::<PurchaseRestriction>(c),
-            read::<Namespace>(c),
+            read::<Partner>(c, None),
+            read::<CustomerAccount>(c, None),
+            read::<ResellerDelegation>(c, None),
+            read::<PurchaseRestriction>(c, None),
+            read::<Namespace>(c, None),
         )?;
         let s = &self.stores;
-        let lag = || {
-            lag_of(&s.partners, &partners)
-                .or_else(|| lag_of(&s.customers, &customers))
-                .or_else(|| lag_of(&s.delegations, &delegations))
-                .or_else(|| lag_of(&s.decisions, &decisions))
-                .or_else(|| lag_of(&s.namespaces, &namespaces))
-        };
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut progress = s.progress.subscribe();
-        loop {
-            progress.borrow_and_update();
-            let Some(behind) = lag() else { return Ok(()) };
-            // Woken by the next event any watch delivers.
-            if !matches!(tokio::time::timeout_at(deadline, progress.changed()).await, Ok(Ok(()))) {
-                return Err(Stale::Behind {
-                    timeout: self.timeout,
-                    lag: behind,
-                });
-            }
-        }
+        self.wait(|| {
+            lag_of(&s.partners, s.partners.state(), &partners)
+                .or_else(|| lag_of(&s.customers, s.customers.state(), &customers))
+                .or_else(|| lag_of(&s.delegations, s.delegations.state(), &delegations))
+                .or_else(|| lag_of(&s.decisions, s.decisions.state(), &decisions))
+                .or_else(|| lag_of(&s.namespaces, s.namespaces.state(), &namespaces))
+        })
+        .await
     }
 }
 

@@ -38,7 +38,6 @@ pub use settings::{
 
 use crate::index::{Freshness, Stores};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 /// The webhooks' state: settings, and the caches once synced.
 pub struct Webhooks {
@@ -93,16 +92,19 @@ impl Webhooks {
         }
     }
 
-    /// Before admitting a request that `arrived` and is allowed only because its customer is
-    /// not restricted: in linearizable mode, waits until the caches hold everything written
-    /// before it arrived; in cached mode, checks they were confirmed recently. `Err` says why
-    /// the state cannot be trusted.
-    pub async fn confirm_current(&self, arrived: Instant) -> Result<(), String> {
+    /// Before admitting a request in `namespace` of `customer` that is allowed only because the
+    /// customer is not restricted: in linearizable mode, waits until the caches hold everything
+    /// written before now that the judgement depends on; in cached mode, checks they were
+    /// confirmed recently. `Err` says why the state cannot be trusted.
+    pub async fn confirm_current(&self, customer: &str, namespace: &str) -> Result<(), String> {
         let Some(freshness) = self.freshness.get() else {
             return Ok(());
         };
         match self.settings.freshness.consistency {
-            Consistency::Linearizable => freshness.ensure(arrived).await.map_err(|e| e.to_string()),
+            Consistency::Linearizable => freshness
+                .ensure_for(customer, namespace)
+                .await
+                .map_err(|e| e.to_string()),
             Consistency::Cached => self.staleness().map_or(Ok(()), Err),
         }
     }

@@ -21,13 +21,19 @@ impl Webhooks {
     /// The purchase webhook: an operation on a customer's billable resource (or its scale
     /// subresource), judged with the R7 matrix and the customer's evaluated state. A request
     /// allowed only because its customer is not restricted is allowed once the caches are
-    /// confirmed current for a request that `arrived` then ([`Webhooks::confirm_current`]);
+    /// confirmed current for it ([`Webhooks::confirm_current`], after the request arrived);
     /// otherwise the customer's state counts as unknown (fail closed).
-    pub async fn purchases(&self, req: &Request, arrived: std::time::Instant) -> Outcome {
+    pub async fn purchases(&self, req: &Request) -> Outcome {
         let judgement = match self.judge_purchase(req, None) {
             Judged::Answered(outcome) => return outcome,
             Judged::Judgement(policy::Judgement::Allow(policy::CUSTOMER_UNRESTRICTED)) => {
-                match self.confirm_current(arrived).await {
+                // Allowed as unrestricted: one customer claims the namespace.
+                let namespace = req.namespace.as_deref().unwrap_or_default();
+                let customer = self
+                    .stores()
+                    .and_then(|s| s.customers_in_namespace(namespace).first().map(|c| c.name_any()))
+                    .unwrap_or_default();
+                match self.confirm_current(&customer, namespace).await {
                     // The caches hold everything written before the request: judge again.
                     Ok(()) => self.judge_purchase(req, None),
                     Err(why) => self.judge_purchase(req, Some(why)),

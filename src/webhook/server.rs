@@ -97,7 +97,7 @@ pub async fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, b
                 let outcome = match which {
                     Which::Decisions => webhooks.decisions(&request),
                     Which::Audit => webhooks.audit(&request),
-                    Which::Purchases => webhooks.purchases(&request, started).await,
+                    Which::Purchases => webhooks.purchases(&request).await,
                     Which::Status => webhooks.status(&request),
                     Which::Namespaces => webhooks.namespaces(&request),
                 };

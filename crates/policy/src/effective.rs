@@ -8,7 +8,9 @@
 
 use crate::authority::{AuthorityDenied, AuthorityHolder, NoAuthority, authority_holder, issuer_standing};
 use crate::decision::{ContentError, DecisionContent, check_content};
-use crate::model::{AcceptedRecord, Customer, Decision, Hierarchy, ObjectKey, RestrictionState, Role, Timestamp};
+use crate::model::{
+    AcceptedRecord, Association, Customer, Decision, Hierarchy, ObjectKey, RestrictionState, Role, Timestamp,
+};
 use std::fmt;
 
 /// Why a decision is not (or no longer) accepted.
@@ -22,6 +24,12 @@ pub enum Rejection {
     Content(ContentError),
     /// This generation was judged without authority before; it stays ignored.
     MadeWithoutAuthority { generation: i64 },
+    /// This generation was accepted under a previous association of the customer (another
+    /// reseller or model): a new association starts from R1.
+    PreviousAssociation { generation: i64 },
+    /// The customer's association is changing: no decision applies until the new one is
+    /// recorded.
+    AssociationChanging,
 }
 
 impl Rejection {
@@ -40,6 +48,8 @@ impl Rejection {
             Rejection::Content(ContentError::AgreementNotAccepted) => "AgreementNotAccepted",
             Rejection::Content(ContentError::ControlCharacter) => "InvalidReason",
             Rejection::MadeWithoutAuthority { .. } => "MadeWithoutAuthority",
+            Rejection::PreviousAssociation { .. } => "PreviousAssociation",
+            Rejection::AssociationChanging => "AssociationChanging",
         }
     }
 
@@ -51,6 +61,7 @@ impl Rejection {
             Rejection::Content(ContentError::AgreementNotAccepted) => "R6",
             Rejection::Content(_) => "R4",
             Rejection::MadeWithoutAuthority { .. } => "R3",
+            Rejection::PreviousAssociation { .. } | Rejection::AssociationChanging => "R1",
         }
     }
 }
@@ -67,6 +78,13 @@ impl fmt::Display for Rejection {
             Rejection::MadeWithoutAuthority { generation } => write!(
                 f,
                 "R3: generation {generation} of this decision was made while its issuer held no authority and stays ignored; change the decision (with a new reason) to have it judged again"
+            ),
+            Rejection::PreviousAssociation { generation } => write!(
+                f,
+                "R1: generation {generation} of this decision was accepted under a previous association of the customer (another reseller or model); a new association starts restricted by default, so it no longer applies; change the decision (with a new reason) to have it judged under the new association"
+            ),
+            Rejection::AssociationChanging => f.write_str(
+                "R1: the customer's association (model or reseller) is changing; no decision applies until purchase-guard has recorded the new association",
             ),
         }
     }
@@ -222,6 +240,41 @@ fn judge(
     decision: &Decision,
     now: Timestamp,
 ) -> DecisionVerdict {
+    // Not accepted for the customer's association, keeping what was accepted in the status
+    // (so that it stays recognised as such) and the generation judged so.
+    let kept_aside = |rejection: Rejection, rejected_generation: Option<i64>| DecisionVerdict {
+        key: decision.key.clone(),
+        issuer: crate::authority::issuer_of(hierarchy, &decision.key.namespace)
+            .ok()
+            .map(|p| p.name.clone()),
+        acceptance: Acceptance::NotAccepted { rejection },
+        record: decision.accepted.clone(),
+        in_force: false,
+        rejected_generation,
+    };
+    let epoch = match customer.association {
+        Association::Current(epoch) => epoch,
+        // Nothing applies until the new association is numbered and decisions can be judged
+        // against it.
+        Association::Changing => {
+            return kept_aside(Rejection::AssociationChanging, decision.rejected_generation);
+        }
+    };
+    // What was accepted under a previous association no longer counts: that very generation
+    // stays ignored; a later one is judged afresh.
+    let decision = &match &decision.accepted {
+        Some(record) if record.association != epoch => {
+            if record.generation == decision.generation {
+                let generation = decision.generation;
+                return kept_aside(Rejection::PreviousAssociation { generation }, Some(generation));
+            }
+            Decision {
+                accepted: None,
+                ..decision.clone()
+            }
+        }
+        _ => decision.clone(),
+    };
     let not_accepted = |issuer: Option<String>, rejection: Rejection| DecisionVerdict {
         key: decision.key.clone(),
         issuer,
@@ -274,6 +327,7 @@ fn judge(
                     reason: decision.withdrawal.clone().unwrap_or_else(|| decision.reason.clone()),
                     since: now,
                     withdrawn: decision.withdrawal.is_some(),
+                    association: epoch,
                 },
             };
             DecisionVerdict {

@@ -105,6 +105,20 @@ pub struct Customer {
     pub model: AssociationModel,
     /// The reseller the customer is associated with (Reseller model).
     pub reseller: Option<String>,
+    /// Which of its associations the customer is in: decisions accepted under another one no
+    /// longer apply (a new association starts from R1).
+    pub association: Association,
+}
+
+/// The association a customer is in, as the controller numbers them: each change of model or
+/// reseller starts a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Association {
+    /// The association numbered so (0: the first one recorded).
+    Current(u64),
+    /// The model or reseller changed and the new association is not numbered yet: no decision
+    /// applies until it is (the customer is under R1 meanwhile).
+    Changing,
 }
 
 impl Customer {
@@ -113,6 +127,7 @@ impl Customer {
             name: name.into(),
             model: AssociationModel::Reseller,
             reseller: Some(reseller.into()),
+            association: Association::Current(0),
         }
     }
 
@@ -121,6 +136,7 @@ impl Customer {
             name: name.into(),
             model: AssociationModel::Other,
             reseller: None,
+            association: Association::Current(0),
         }
     }
 }
@@ -183,6 +199,9 @@ pub struct AcceptedRecord {
     /// not in force.
     #[serde(default)]
     pub withdrawn: bool,
+    /// The customer's association it was accepted under ([`Association::Current`]).
+    #[serde(default)]
+    pub association: u64,
 }
 
 /// A `PurchaseRestriction`: a partner's standing decision about one customer.

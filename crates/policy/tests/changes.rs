@@ -346,6 +346,7 @@ fn r7_admission_evaluates_the_customer_itself() {
         reason: "paid".into(),
         since: Timestamp(1),
         withdrawn: false,
+        association: 0,
     });
     let eval = evaluate_customer(&hierarchy(false), &c1, &[restrict], Timestamp(3));
     assert!(matches!(
@@ -579,4 +580,39 @@ fn r7_each_kind_says_which_fields_are_capacity_use_and_specifications() {
     };
     let err = bad.validate().expect_err("not a pointer");
     assert!(err.starts_with("capacityPaths[0]: \"spec.replicas\""), "{err}");
+}
+
+#[test]
+fn r1_a_new_association_starts_restricted_whatever_was_decided_before() {
+    let h = hierarchy(false);
+    // dist-a's Unrestricted decision, accepted under the customer's first association.
+    let mut c1 = Customer::of_reseller("c1", "r1");
+    let dist = decision("ns-dist-a", "c1", Unrestricted, Some(10));
+    let eval = evaluate_customer(&h, &c1, std::slice::from_ref(&dist), Timestamp(20));
+    assert_eq!(eval.effective.state, Unrestricted);
+    // The association changes: nothing applies until it is numbered, and the record is kept.
+    c1.association = Association::Changing;
+    let eval = evaluate_customer(&h, &c1, std::slice::from_ref(&dist), Timestamp(30));
+    assert_eq!(eval.effective.basis, Basis::Default);
+    assert_eq!(eval.decisions[0].record, dist.accepted);
+    assert_eq!(eval.decisions[0].rejected_generation, None);
+    // Numbered: the decision, though its issuer still holds authority, was accepted under the
+    // previous association and no longer applies.
+    c1.association = Association::Current(1);
+    let eval = evaluate_customer(&h, &c1, std::slice::from_ref(&dist), Timestamp(40));
+    assert_eq!(eval.effective.basis, Basis::Default);
+    match &eval.decisions[0].acceptance {
+        Acceptance::NotAccepted { rejection } => {
+            assert_eq!((rejection.rule(), rejection.reason()), ("R1", "PreviousAssociation"));
+        }
+        other => panic!("not accepted: {other:?}"),
+    }
+    assert_eq!(eval.decisions[0].rejected_generation, Some(1));
+    // Changed under the new association (a new generation), it is judged and accepted again.
+    let mut changed = dist.clone();
+    changed.generation = 2;
+    changed.reason = "Credit check passed again".into();
+    let eval = evaluate_customer(&h, &c1, &[changed], Timestamp(50));
+    assert_eq!(eval.effective.state, Unrestricted);
+    assert_eq!(eval.decisions[0].record.as_ref().map(|r| r.association), Some(1));
 }

@@ -33,6 +33,9 @@ pub struct ResourceType {
     pub columns: Vec<Column>,
     /// Whether objects are validated against a CRD schema.
     pub custom: bool,
+    /// Fields a field selector may name besides metadata.name and metadata.namespace (CRDs'
+    /// selectableFields), as JSON paths such as `.spec.customer`.
+    pub selectable_fields: Vec<String>,
 }
 
 pub const ALL_VERBS: [&str; 8] = [
@@ -75,6 +78,7 @@ impl ResourceType {
             has_status: status,
             verbs: ALL_VERBS.to_vec(),
             columns: vec![],
+            selectable_fields: vec![],
             custom: false,
         }
     }
@@ -148,6 +152,16 @@ impl ResourceType {
             verbs: ALL_VERBS.to_vec(),
             columns,
             custom: true,
+            selectable_fields: version
+                .get("selectableFields")
+                .and_then(Value::as_array)
+                .map(|fields| {
+                    fields
+                        .iter()
+                        .filter_map(|f| f.get("jsonPath")?.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

@@ -136,7 +136,9 @@ impl LabelSelector {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    pub fn parse(s: &str, kind: &str) -> Result<Self, ApiError> {
+    /// Parses a field selector on `kind`: metadata.name, metadata.namespace, and the kind's
+    /// `selectable` fields (JSON paths such as `.spec.customer`, named without the leading dot).
+    pub fn parse(s: &str, kind: &str, selectable: &[String]) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (field, negate, value) = if let Some((f, v)) = part.split_once("!=") {
@@ -151,9 +153,14 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if !matches!(field, "metadata.name" | "metadata.namespace") {
+            let known = matches!(field, "metadata.name" | "metadata.namespace")
+                || selectable.iter().any(|p| p.trim_start_matches('.') == field);
+            if !known {
+                let mut fields = vec!["\"metadata.name\"".to_string(), "\"metadata.namespace\"".to_string()];
+                fields.extend(selectable.iter().map(|p| format!("{:?}", p.trim_start_matches('.'))));
                 return Err(ApiError::bad_request(format!(
-                    "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\" (kind {kind})"
+                    "\"{field}\" is not a known field selector: only {} (kind {kind})",
+                    fields.join(", ")
                 )));
             }
             reqs.push((field.to_string(), negate, value.trim().to_string()));
@@ -163,13 +170,13 @@ impl FieldSelector {
 
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, negate, value)| {
-            let actual = match field.as_str() {
-                "metadata.name" => object.pointer("/metadata/name"),
-                _ => object.pointer("/metadata/namespace"),
-            }
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-            (actual == value) != *negate
+            let actual = match json_path(object, &format!(".{field}")) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Bool(b)) => b.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            (actual == *value) != *negate
         })
     }
 }
@@ -253,13 +260,33 @@ mod tests {
     #[test]
     fn field_selectors() {
         let obj = json!({"metadata": {"name": "x", "namespace": "ns"}});
-        assert!(FieldSelector::parse("metadata.name=x", "K").unwrap().matches(&obj));
+        assert!(FieldSelector::parse("metadata.name=x", "K", &[]).unwrap().matches(&obj));
         assert!(
-            !FieldSelector::parse("metadata.namespace!=ns", "K")
+            !FieldSelector::parse("metadata.namespace!=ns", "K", &[])
                 .unwrap()
                 .matches(&obj)
         );
-        assert_eq!(FieldSelector::parse("spec.x=1", "K").unwrap_err().code, 400);
+        assert_eq!(FieldSelector::parse("spec.x=1", "K", &[]).unwrap_err().code, 400);
+        // A CRD's selectableFields.
+        let selectable = [".spec.customer".to_string(), ".spec.replicas".to_string()];
+        let obj = json!({"metadata": {"name": "x"}, "spec": {"customer": "acme", "replicas": 3}});
+        assert!(
+            FieldSelector::parse("spec.customer=acme", "K", &selectable)
+                .unwrap()
+                .matches(&obj)
+        );
+        assert!(
+            !FieldSelector::parse("spec.customer=globex", "K", &selectable)
+                .unwrap()
+                .matches(&obj)
+        );
+        assert!(
+            FieldSelector::parse("spec.replicas=3,metadata.name=x", "K", &selectable)
+                .unwrap()
+                .matches(&obj)
+        );
+        let err = FieldSelector::parse("spec.other=1", "K", &selectable).unwrap_err();
+        assert!(err.message.contains("\"spec.customer\""), "{}", err.message);
     }
 
     #[test]

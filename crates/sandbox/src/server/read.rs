@@ -22,7 +22,11 @@ impl ApiServer {
     pub(super) fn selectors(&self, rt: &ResourceType, q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
         Ok((
             LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?,
-            FieldSelector::parse(q.get("fieldSelector").map(String::as_str).unwrap_or_default(), &rt.kind)?,
+            FieldSelector::parse(
+                q.get("fieldSelector").map(String::as_str).unwrap_or_default(),
+                &rt.kind,
+                &rt.selectable_fields,
+            )?,
         ))
     }
 

@@ -157,6 +157,19 @@ pub struct WebhookArgs {
     /// The bound of one confirmation (the quorum reads and the wait for the watches), e.g. 2s.
     #[arg(long, env = "PURCHASE_GUARD_CONSISTENCY_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     consistency_timeout: Duration,
+    /// Strict mode: refuse creating guarded resources in namespaces that belong to no customer
+    /// (the purchase webhook then sees every namespace but the exempt ones; an outage of
+    /// purchase-guard blocks those creations everywhere).
+    #[arg(long, env = "PURCHASE_GUARD_STRICT", default_value_t = false, action = clap::ArgAction::Set)]
+    strict: bool,
+    /// A namespace strict mode leaves alone (repeatable or comma-separated).
+    #[arg(
+        long = "strict-exempt-namespace",
+        env = "PURCHASE_GUARD_STRICT_EXEMPT_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NAMESPACE"
+    )]
+    strict_exempt_namespaces: Vec<String>,
     /// A YAML or JSON file with the impact matrix (which operations a restriction blocks per
     /// billing mode); default: the matrix of the product documentation.
     #[arg(long, env = "PURCHASE_GUARD_IMPACT_MATRIX", value_name = "PATH")]
@@ -219,6 +232,7 @@ impl WebhookArgs {
             matrix,
             enforcement: self.enforcement,
             controller_identities: self.controller_identities.clone(),
+            strict: self.strict.then(|| self.strict_exempt_namespaces.clone()),
             freshness: Freshness {
                 consistency: self.consistency,
                 check_interval: self.cache_check_interval,

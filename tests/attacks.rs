@@ -968,3 +968,71 @@ async fn a_new_association_starts_from_r1() {
     );
     p.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mode_keeps_guarded_kinds_in_customers_namespaces() {
+    let mut p = Platform::start("attack-strict").await;
+    // A namespace nobody claims, and one exempt from strict mode, where the tenant may work.
+    let mut setup = String::new();
+    for ns in ["unclaimed", "platform-tools"] {
+        setup.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n"
+        ));
+        setup.push_str(&binding(ns, "tenant", "tenant"));
+    }
+    let (ok, out) = p.kubectl(&["apply", "-f", "-"], Some(&setup));
+    assert!(ok, "{out}");
+    // Off by default: a VM in a namespace of no customer is not judged.
+    p.allowed("tenant", &["create", "-f", "-"], Some(&vm("unclaimed", "before")));
+    // Strict mode: the webhook configuration sees every namespace but the exempt ones.
+    let settings = purchase_guard::webhook::Settings {
+        strict: Some(vec!["platform-tools".into()]),
+        ..Default::default()
+    };
+    let service = purchase_guard::webhook::ServiceRef {
+        namespace: NAMESPACE,
+        name: "purchase-guard-webhook",
+    };
+    let excluded = ["kube-system", NAMESPACE];
+    for config in purchase_guard::webhook::configurations("purchase-guard", &service, None, &settings, &excluded) {
+        let (ok, out) = p.kubectl(&["apply", "-f", "-"], Some(&config.to_string()));
+        assert!(ok, "{out}");
+    }
+    p.start_replica(&[
+        "--leader-election=false",
+        "--strict=true",
+        "--strict-exempt-namespace=kube-system,purchase-guard,platform-tools",
+    ]);
+    p.wait_for(
+        "validatingwebhookconfiguration/purchase-guard",
+        "{.webhooks[0].clientConfig.caBundle}",
+    );
+    p.refused(
+        "tenant",
+        &["create", "-f", "-"],
+        Some(&vm("unclaimed", "after")),
+        &[
+            "purchases.purchaseguard.io",
+            "namespace \"unclaimed\" belongs to no customer",
+            "strict mode",
+        ],
+    );
+    // What exists there keeps working; exempt namespaces and customers' own are as before.
+    p.allowed(
+        "tenant",
+        &[
+            "patch",
+            "virtualmachine",
+            "before",
+            "-n",
+            "unclaimed",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"cpus":4}}"#,
+        ],
+        None,
+    );
+    p.allowed("tenant", &["create", "-f", "-"], Some(&vm("platform-tools", "tool")));
+    p.allowed("tenant", &["create", "-f", "-"], Some(&vm("initech", "bought")));
+    p.purchase_refused("acme-dev", "acme");
+}

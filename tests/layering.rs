@@ -5,7 +5,7 @@
 //! - no product code but the `sandbox` command imports the sandbox, and the sandbox imports no
 //!   product code;
 //! - the admission path never calls the API server itself: in linearizable mode it waits for
-//!   `index::freshness`, whose only call is a metadata-only quorum list (no writes);
+//!   `index::freshness`, whose only calls are metadata-only quorum reads (no writes);
 //! - lower layers never import higher ones (index → controller/webhook/runtime, controller ↔
 //!   webhook).
 //!

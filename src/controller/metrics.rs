@@ -83,6 +83,7 @@ pub struct Metrics {
     status_writes: Family<WriteLabels, Counter>,
     customers: Family<StateLabel, Gauge>,
     leader: Gauge,
+    leader_missing: Gauge,
     customer_store: OnceLock<Store<CustomerAccount>>,
 }
 
@@ -133,6 +134,7 @@ impl Metrics {
             status_writes: Family::default(),
             customers: Family::default(),
             leader: Gauge::default(),
+            leader_missing: Gauge::default(),
             customer_store: OnceLock::new(),
         };
         registry.register(
@@ -160,6 +162,11 @@ impl Metrics {
             "leader",
             "1 when this replica holds the leader lease",
             metrics.leader.clone(),
+        );
+        registry.register(
+            "leader_missing",
+            "1 when no replica holds a live leader lease, as this replica last read the Lease (statuses, events and namespace labels are not updated then)",
+            metrics.leader_missing.clone(),
         );
         metrics
     }
@@ -201,6 +208,16 @@ impl Metrics {
     /// Whether this replica leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// Whether no replica holds a live leader lease.
+    pub fn set_leader_missing(&self, missing: bool) {
+        self.leader_missing.set(i64::from(missing));
+    }
+
+    /// Whether no replica holds a live leader lease, as last seen.
+    pub fn leader_missing(&self) -> bool {
+        self.leader_missing.get() == 1
     }
 
     pub(crate) fn set_customer_store(&self, store: Store<CustomerAccount>) {

@@ -100,6 +100,44 @@ fn newer(a: &str, b: &str) -> bool {
     matches!((parse(a), parse(b)), (Some(a), Some(b)) if a > b)
 }
 
+/// One cached object behind the API server's `fresh` view of it (absent: `None`).
+fn lag_of_one<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    name: &str,
+    fresh: &Option<kube::core::PartialObjectMeta<K>>,
+) -> Option<String> {
+    let kind = K::kind(&());
+    let cached = store.get(&ObjectRef::new(name));
+    let cached_rv = cached.as_ref().and_then(|c| c.meta().resource_version.clone());
+    match (
+        fresh.as_ref().and_then(|f| f.metadata.resource_version.as_deref()),
+        cached_rv,
+    ) {
+        (Some(rv), Some(c)) if not_older(&c, rv) => None,
+        (Some(rv), Some(c)) => Some(format!(
+            "{kind} {name} is at resourceVersion {c} in the cache, {rv} in the API server"
+        )),
+        (Some(rv), None) => Some(format!("{kind} {name} at resourceVersion {rv} is not in the cache yet")),
+        // Gone (or created since the read, which only delays the answer).
+        (None, Some(_)) => Some(format!("{kind} {name} was deleted, and the cache still has it")),
+        (None, None) => None,
+    }
+}
+
+/// A metadata-only quorum read of one object; `None` when it does not exist.
+async fn read_one<K>(client: &Client, name: &str) -> Result<Option<kube::core::PartialObjectMeta<K>>, Stale>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    Api::<K>::all(client.clone())
+        .get_metadata_opt(name)
+        .await
+        .map_err(|e| Stale::ReadFailed {
+            kind: K::kind(&()).into_owned(),
+            message: e.to_string(),
+        })
+}
+
 /// A metadata-only quorum list of `K`, with a field selector if any.
 async fn read<K>(
     client: &Client,
@@ -163,24 +201,20 @@ impl Freshness {
 
     async fn check_for(&self, customer: &str, namespace: &str) -> Result<(), Stale> {
         let c = &self.client;
-        let by_name = |name: &str| Some(format!("metadata.name={name}"));
-        let (partners, delegations, customers, decisions, namespaces) = futures::try_join!(
+        let (partners, delegations, decisions, the_customer, the_namespace) = futures::try_join!(
             read::<Partner>(c, None),
             read::<ResellerDelegation>(c, None),
-            read::<CustomerAccount>(c, by_name(customer)),
             read::<PurchaseRestriction>(c, Some(format!("spec.customer={customer}"))),
-            read::<Namespace>(c, by_name(namespace)),
+            read_one::<CustomerAccount>(c, customer),
+            read_one::<Namespace>(c, namespace),
         )?;
         let s = &self.stores;
         self.wait(|| {
             lag_of(&s.partners, s.partners.state(), &partners)
                 .or_else(|| lag_of(&s.delegations, s.delegations.state(), &delegations))
-                .or_else(|| lag_of(&s.customers, s.customer(customer).into_iter().collect(), &customers))
                 .or_else(|| lag_of(&s.decisions, s.decisions_of(customer), &decisions))
-                .or_else(|| {
-                    let cached = s.namespaces.get(&ObjectRef::new(namespace)).into_iter().collect();
-                    lag_of(&s.namespaces, cached, &namespaces)
-                })
+                .or_else(|| lag_of_one(&s.customers, customer, &the_customer))
+                .or_else(|| lag_of_one(&s.namespaces, namespace, &the_namespace))
         })
         .await
     }

@@ -114,3 +114,100 @@ impl Election {
         }
     }
 }
+
+/// Whether the Lease has a live holder at `now`: `Ok(holder)` when it was renewed within its
+/// duration, otherwise why not.
+pub fn live_holder(lease: &k8s_openapi::api::coordination::v1::Lease, now: jiff::Timestamp) -> Result<String, String> {
+    let spec = lease.spec.as_ref();
+    let holder = spec.and_then(|s| s.holder_identity.clone()).filter(|h| !h.is_empty());
+    let Some(holder) = holder else {
+        return Err("nobody holds it".into());
+    };
+    let duration = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(0);
+    let Some(renewed) = spec.and_then(|s| s.renew_time.as_ref().or(s.acquire_time.as_ref())) else {
+        return Err(format!("{holder:?} holds it but never renewed it"));
+    };
+    let age = now.duration_since(renewed.0);
+    if age.as_secs() > i64::from(duration) {
+        return Err(format!(
+            "{holder:?} holds it but last renewed it {}s ago, over its {duration}s duration",
+            age.as_secs()
+        ));
+    }
+    Ok(holder)
+}
+
+/// Watches the Lease from every replica, leader or not: when no replica holds a live lease,
+/// sets `purchase_guard_leader_missing` and logs at warn (once per outage), since statuses,
+/// events and guard labels stop moving then. Admission is not affected: every replica judges
+/// from its own caches. Checks every lease duration until dropped.
+pub async fn watch_leader(client: kube::Client, lease: LeaseOptions, metrics: Arc<controller::Metrics>) {
+    let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> = kube::Api::namespaced(client, &lease.namespace);
+    let every = Duration::from_secs(lease.duration.max(1));
+    let mut missing_since: Option<String> = None;
+    loop {
+        let verdict = match api.get_opt(&lease.name).await {
+            Ok(Some(l)) => live_holder(&l, jiff::Timestamp::now()),
+            Ok(None) => Err("the Lease does not exist".into()),
+            // Unreachable API server: the watches say so; nothing to conclude about the leader.
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the leader lease");
+                tokio::time::sleep(every).await;
+                continue;
+            }
+        };
+        metrics.set_leader_missing(verdict.is_err());
+        match (&verdict, &missing_since) {
+            (Err(why), None) => {
+                tracing::warn!(
+                    lease = %format!("{}/{}", lease.namespace, lease.name),
+                    %why,
+                    "no replica leads: statuses, events and namespace labels are not updated until one does; purchases are still judged by every replica"
+                );
+                missing_since = Some(why.clone());
+            }
+            (Ok(holder), Some(_)) => {
+                tracing::info!(%holder, "a replica leads again");
+                missing_since = None;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+
+    fn lease(holder: Option<&str>, renewed: Option<i64>, duration: i32) -> Lease {
+        Lease {
+            spec: Some(LeaseSpec {
+                holder_identity: holder.map(str::to_string),
+                renew_time: renewed.map(|s| MicroTime(jiff::Timestamp::from_second(s).expect("time"))),
+                lease_duration_seconds: Some(duration),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_lease_has_a_live_holder_only_within_its_duration() {
+        let now = jiff::Timestamp::from_second(1_000).expect("time");
+        assert_eq!(
+            live_holder(&lease(Some("pod-a"), Some(990), 15), now),
+            Ok("pod-a".into())
+        );
+        let stale = live_holder(&lease(Some("pod-a"), Some(900), 15), now).unwrap_err();
+        assert!(
+            stale.contains("last renewed it 100s ago, over its 15s duration"),
+            "{stale}"
+        );
+        assert!(live_holder(&lease(None, Some(990), 15), now).is_err());
+        assert!(live_holder(&lease(Some(""), Some(990), 15), now).is_err());
+        assert!(live_holder(&lease(Some("pod-a"), None, 15), now).is_err());
+    }
+}

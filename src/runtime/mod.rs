@@ -143,6 +143,11 @@ impl Running {
             Some(lease) => Election::join(self.client.clone(), lease, metrics.clone()).await?,
             None => Election::always(&metrics),
         };
+        // Every replica watches whether someone leads (a metric and a warning when nobody does).
+        let leader_watch = self
+            .lease
+            .clone()
+            .map(|lease| tokio::spawn(leader::watch_leader(self.client.clone(), lease, metrics.clone())));
         tracing::info!("purchase-guard controllers starting");
         let webhooks = self.webhooks.clone();
         let ready = self.ready.clone();
@@ -185,6 +190,9 @@ impl Running {
             e = health => Err(e),
         };
         let _ = checks_stop.send(());
+        if let Some(task) = leader_watch {
+            task.abort();
+        }
         self.webhook_server.abort();
         election.leave().await;
         tracing::info!("purchase-guard stopped");

@@ -69,11 +69,26 @@ pub fn configurations(
         if let Some(condition) = not_a_controlled_child(&settings.workload_controllers) {
             purchases["matchConditions"] = json!([condition]);
         }
-        // Only customers' namespaces: an outage of purchase-guard never reaches the others.
-        purchases["namespaceSelector"] = json!({"matchExpressions": [
-            {"key": crate::api::GUARDED_LABEL, "operator": "Exists"},
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded_namespaces},
-        ]});
+        // Only customers' namespaces: an outage of purchase-guard never reaches the others. In
+        // strict mode, every namespace but the excluded and exempt ones.
+        purchases["namespaceSelector"] = match &settings.strict {
+            None => json!({"matchExpressions": [
+                {"key": crate::api::GUARDED_LABEL, "operator": "Exists"},
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded_namespaces},
+            ]}),
+            Some(exempt) => {
+                let mut values: Vec<&str> = excluded_namespaces.to_vec();
+                values.extend(
+                    exempt
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|e| !excluded_namespaces.contains(e)),
+                );
+                json!({"matchExpressions": [
+                    {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": values},
+                ]})
+            }
+        };
         purchases["rules"] = guarded
             .iter()
             .map(|g| {

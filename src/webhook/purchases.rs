@@ -90,7 +90,7 @@ impl Webhooks {
                     ),
                 },
             ),
-            (Some(_), Some([])) => return Judged::Answered(Outcome::allow("NotACustomerNamespace")),
+            (Some(_), Some([])) => return self.outside_customers(req, namespace, operation),
             (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer, (self.clock)())),
             (Some(_), Some(many)) => {
                 let names: Vec<String> = many.iter().map(|c| c.name_any()).collect();
@@ -104,7 +104,7 @@ impl Webhooks {
                     },
                 )
             }
-            (Some(_), None) => return Judged::Answered(Outcome::allow("NotACustomerNamespace")),
+            (Some(_), None) => return self.outside_customers(req, namespace, operation),
         };
         let state = match unknown {
             Some(why) => policy::CustomerState::Unknown { why },
@@ -123,6 +123,28 @@ impl Webhooks {
             &customer_label,
             &state,
             &request,
+        ))
+    }
+
+    /// A request in a namespace that belongs to no customer: not judged, unless strict mode
+    /// refuses creating guarded kinds there (changing and deleting what exists stays possible).
+    fn outside_customers(&self, req: &Request, namespace: &str, operation: RequestOperation) -> Judged {
+        let Some(exempt) = &self.settings.strict else {
+            return Judged::Answered(Outcome::allow("NotACustomerNamespace"));
+        };
+        if operation != RequestOperation::Create || exempt.iter().any(|e| e == namespace) {
+            return Judged::Answered(Outcome::allow("NotACustomerNamespace"));
+        }
+        Judged::Answered(self.enforce(
+            req,
+            policy::Judgement::Deny {
+                rule: "R7",
+                reason: "NoCustomer",
+                message: format!(
+                    "R7: namespace \"{namespace}\" belongs to no customer, and purchase-guard runs in strict mode: {} are created only in customers' namespaces; list the namespace in a CustomerAccount's spec.namespaces, or exempt it (webhook.strict.exemptNamespaces)",
+                    req.resource
+                ),
+            },
         ))
     }
 

@@ -235,6 +235,10 @@ pub struct Settings {
     /// identity (its ServiceAccount in a cluster). Empty: nobody may.
     pub controller_identities: Vec<String>,
     pub freshness: Freshness,
+    /// Strict mode: guarded kinds are created only in customers' namespaces, except in these
+    /// exempt namespaces (and those the webhook configuration excludes). `None`: namespaces
+    /// that belong to no customer are not judged.
+    pub strict: Option<Vec<String>>,
 }
 
 impl Default for Settings {
@@ -246,6 +250,7 @@ impl Default for Settings {
             enforcement: Enforcement::Deny,
             controller_identities: Vec::new(),
             freshness: Freshness::default(),
+            strict: None,
         }
     }
 }

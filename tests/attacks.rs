@@ -546,7 +546,7 @@ async fn the_guard_label_is_purchase_guards() {
     let (ok, out) = p.kubectl(&["label", "namespace", "acme-dev", "purchaseguard.io/guarded-"], None);
     assert!(!ok, "the label was removed from a listed namespace: {out}");
     assert!(
-        out.contains("is listed in spec.namespaces of CustomerAccount acme"),
+        out.contains("namespace \"acme-dev\" belongs to CustomerAccount acme"),
         "{out}"
     );
     // ...changes it, or sets it elsewhere.
@@ -606,7 +606,7 @@ async fn deleting_a_customer_does_not_unguard_its_namespaces() {
         "tenant",
         &["create", "-f", "-"],
         Some(&vm("acme-dev", "attack-vm")),
-        &["purchases.purchaseguard.io", "no CustomerAccount lists it"],
+        &["purchases.purchaseguard.io", "no CustomerAccount claims it"],
     );
     // Releasing it is an explicit act, allowed now that no customer lists it.
     let (ok, out) = p.kubectl(&["label", "namespace", "acme-dev", "purchaseguard.io/guarded-"], None);
@@ -1035,4 +1035,72 @@ async fn strict_mode_keeps_guarded_kinds_in_customers_namespaces() {
     p.allowed("tenant", &["create", "-f", "-"], Some(&vm("platform-tools", "tool")));
     p.allowed("tenant", &["create", "-f", "-"], Some(&vm("initech", "bought")));
     p.purchase_refused("acme-dev", "acme");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_owns_namespaces_by_label() {
+    let p = Platform::start("attack-selector").await;
+    let mut setup = String::from(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: globex-batch\n  labels:\n    billing.example.com/customer: globex\n---\n",
+    );
+    setup.push_str(&binding("globex-batch", "tenant", "tenant"));
+    let (ok, out) = p.kubectl(&["apply", "-f", "-"], Some(&setup));
+    assert!(ok, "{out}");
+    // An empty selector would claim every namespace: refused, naming the field.
+    let (ok, out) = p.kubectl(
+        &[
+            "patch",
+            "customeraccount",
+            "globex",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"namespaceSelector":{}}}"#,
+        ],
+        None,
+    );
+    assert!(
+        !ok && out.contains("spec.namespaceSelector needs at least one entry"),
+        "{out}"
+    );
+    // globex (restricted) claims its namespaces by label.
+    p.admin_patch(
+        "customeraccount/globex",
+        r#"{"spec":{"namespaceSelector":{"matchLabels":{"billing.example.com/customer":"globex"}}}}"#,
+    );
+    p.wait_for(
+        "namespace/globex-batch",
+        r"{.metadata.labels.purchaseguard\.io/guarded}=true",
+    );
+    p.wait_for("customeraccount/globex", "{.status.guardedNamespaces[1]}=globex-batch");
+    p.purchase_refused("globex-batch", "globex");
+    let (ok, out) = p.kubectl(
+        &["label", "namespace", "globex-batch", "purchaseguard.io/guarded-"],
+        None,
+    );
+    assert!(!ok && out.contains("belongs to CustomerAccount globex"), "{out}");
+    // The platform admin relabels it away from globex: released, with an event.
+    let (ok, out) = p.kubectl(
+        &[
+            "label",
+            "namespace",
+            "globex-batch",
+            "billing.example.com/customer=initech",
+            "--overwrite",
+        ],
+        None,
+    );
+    assert!(ok, "{out}");
+    p.wait_for("customeraccount/globex", "{.status.guardedNamespaces[*]}=globex");
+    p.wait_for_event("of the release", |e| {
+        e.starts_with("NamespaceReleased") && e.contains("\"globex-batch\"")
+    });
+    assert_eq!(
+        p.get(
+            "namespace/globex-batch",
+            None,
+            r"{.metadata.labels.purchaseguard\.io/guarded}"
+        ),
+        ""
+    );
+    p.allowed("tenant", &["create", "-f", "-"], Some(&vm("globex-batch", "free")));
 }

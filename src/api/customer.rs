@@ -16,6 +16,67 @@ pub enum AssociationModel {
     Direct,
 }
 
+/// A label selector on namespaces, as Kubernetes' own (matchLabels and matchExpressions, all
+/// required), with at least one requirement.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.matchLabels) ? size(self.matchLabels) : 0) + (has(self.matchExpressions) ? size(self.matchExpressions) : 0) > 0").message("spec.namespaceSelector needs at least one entry in matchLabels or matchExpressions: an empty selector would claim every namespace"))]
+pub struct NamespaceSelector {
+    /// Labels a namespace must carry, with these values.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(length(max = 16))]
+    pub match_labels: std::collections::BTreeMap<String, String>,
+    /// Requirements on a namespace's labels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+/// One requirement on a label.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(self.operator == 'Exists' || self.operator == 'DoesNotExist') ? !has(self.values) || size(self.values) == 0 : has(self.values) && size(self.values) > 0").message("values: required (non-empty) for In and NotIn, not allowed for Exists and DoesNotExist").field_path(".values"))]
+pub struct SelectorRequirement {
+    /// The label's key.
+    #[schemars(length(min = 1, max = 317))]
+    pub key: String,
+    /// In, NotIn, Exists or DoesNotExist.
+    pub operator: SelectorOperator,
+    /// The values for In and NotIn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
+    pub values: Vec<String>,
+}
+
+/// How a requirement compares a label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SelectorOperator {
+    /// The label is one of the values.
+    In,
+    /// The label is absent or none of the values.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+impl NamespaceSelector {
+    /// Whether a namespace with `labels` matches every requirement.
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| {
+                let value = labels.get(&r.key);
+                match r.operator {
+                    SelectorOperator::In => value.is_some_and(|v| r.values.contains(v)),
+                    SelectorOperator::NotIn => value.is_none_or(|v| !r.values.contains(v)),
+                    SelectorOperator::Exists => value.is_some(),
+                    SelectorOperator::DoesNotExist => value.is_none(),
+                }
+            })
+    }
+}
+
 /// An end-customer account. Owned by the platform admin. Its status says who holds
 /// restriction authority over the customer and which decision is in force; the purchase
 /// webhook reads it to allow or block purchases in the customer's namespaces.
@@ -73,6 +134,14 @@ pub struct CustomerAccountSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL)), extend("x-kubernetes-list-type" = "set"))]
     pub namespaces: Vec<String>,
+
+    /// Namespaces that hold the customer's billable resources, by their labels, besides
+    /// spec.namespaces: every namespace whose labels match belongs to the customer. Give it at
+    /// least one requirement (an empty selector would claim every namespace). The labels it
+    /// reads decide which customer a namespace's purchases are judged for: only the platform
+    /// admin may set them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<NamespaceSelector>,
 
     /// A human-readable name for the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]

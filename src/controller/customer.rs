@@ -82,14 +82,16 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     Ok(Action::await_change())
 }
 
-/// Labels the existing namespaces the customer lists with [`GUARDED_LABEL`], and removes the
-/// label from those it listed before (its status says which) that no customer lists any more,
-/// with an event. Returns the namespaces now guarded for it, in spec order.
+/// Labels the existing namespaces the customer claims (listed or selected) with
+/// [`GUARDED_LABEL`], and removes the label from those it claimed before (its status says
+/// which) that no customer claims any more, with an event. Returns the namespaces now guarded
+/// for it: listed ones in spec order, then selected ones by name.
 async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<Vec<String>, Error> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let params = patch_params();
     let mut guarded = Vec::new();
-    for name in &customer.spec.namespaces {
+    let claimed = ctx.stores.namespaces_of(customer);
+    for name in &claimed {
         let Some(namespace) = ctx.stores.namespaces.get(&ObjectRef::new(name)) else {
             continue;
         };
@@ -105,7 +107,7 @@ async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<V
         .as_ref()
         .map(|s| s.guarded_namespaces.as_slice())
         .unwrap_or_default();
-    for name in before.iter().filter(|n| !customer.spec.namespaces.contains(n)) {
+    for name in before.iter().filter(|n| !claimed.contains(n)) {
         let listed_elsewhere = !ctx.stores.customers_in_namespace(name).is_empty();
         let labelled = ctx
             .stores
@@ -122,7 +124,7 @@ async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<V
             customer,
             EventType::Normal,
             "NamespaceReleased",
-            format!("namespace {name:?} is no longer listed in spec.namespaces: purchases there are no longer judged"),
+            format!("namespace {name:?} is no longer listed in spec.namespaces nor selected by spec.namespaceSelector: purchases there are no longer judged"),
         )
         .await;
     }

@@ -35,7 +35,22 @@ pub fn customers_of_delegation(s: &Stores, d: &ResellerDelegation) -> Vec<Object
 
 /// A namespace → the customers listing it (it may have been created, or lost its label).
 pub fn customers_of_namespace(s: &Stores, ns: &Namespace) -> Vec<ObjectRef<CustomerAccount>> {
-    refs(s.customers_in_namespace(&ns.name_any()))
+    let name = ns.name_any();
+    let mut customers = s.customers_in_namespace(&name);
+    // And those that guarded it before: its labels may no longer match their selector.
+    let before: Vec<_> = s
+        .customers
+        .state()
+        .into_iter()
+        .filter(|c| {
+            c.status
+                .as_ref()
+                .is_some_and(|st| st.guarded_namespaces.contains(&name))
+                && !customers.iter().any(|x| x.name_any() == c.name_any())
+        })
+        .collect();
+    customers.extend(before);
+    refs(customers)
 }
 
 /// A partner → the customers it relates to.

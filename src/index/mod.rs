@@ -94,14 +94,18 @@ impl Stores {
             .collect()
     }
 
-    /// The customers whose spec.namespaces list `namespace` (normally at most one), sorted.
+    /// The customers claiming `namespace` (normally at most one), sorted: by spec.namespaces,
+    /// or by spec.namespaceSelector on the namespace's labels as the cache has them.
     pub fn customers_in_namespace(&self, namespace: &str) -> Vec<Arc<CustomerAccount>> {
+        let object = self.namespaces.get(&ObjectRef::new(namespace));
+        let none = std::collections::BTreeMap::new();
+        let labels = object.as_ref().map(|ns| ns.metadata.labels.as_ref().unwrap_or(&none));
         let mut found: Vec<Arc<CustomerAccount>> = self
             .customers_by_namespace
             .candidates(namespace)
             .iter()
             .filter_map(|name| self.customer(name))
-            .filter(|c| c.spec.namespaces.iter().any(|n| n == namespace))
+            .filter(|c| claims(c, namespace, labels))
             .collect();
         found.sort_by_key(|c| c.name_any());
         found
@@ -112,6 +116,32 @@ impl Stores {
         self.namespaces
             .get(&ObjectRef::new(name))
             .is_some_and(|ns| is_guarded(&ns))
+    }
+
+    /// The existing namespaces `customer` claims: those it lists, in spec order, then those its
+    /// selector matches, by name.
+    pub fn namespaces_of(&self, customer: &CustomerAccount) -> Vec<String> {
+        let mut names: Vec<String> = customer
+            .spec
+            .namespaces
+            .iter()
+            .filter(|n| self.namespaces.get(&ObjectRef::new(n)).is_some())
+            .cloned()
+            .collect();
+        if let Some(selector) = &customer.spec.namespace_selector {
+            let none = std::collections::BTreeMap::new();
+            let mut selected: Vec<String> = self
+                .namespaces
+                .state()
+                .iter()
+                .filter(|ns| selector.matches(ns.metadata.labels.as_ref().unwrap_or(&none)))
+                .map(|ns| ns.name_any())
+                .filter(|n| !names.contains(n))
+                .collect();
+            selected.sort();
+            names.extend(selected);
+        }
+        names
     }
 
     pub fn customer(&self, name: &str) -> Option<Arc<CustomerAccount>> {
@@ -161,6 +191,22 @@ impl Stores {
             })
             .collect()
     }
+}
+
+/// Whether `customer` claims the namespace `name` with `labels` (none: the namespace is not
+/// known): it lists it, or its selector matches the labels.
+pub fn claims(
+    customer: &CustomerAccount,
+    name: &str,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    customer.spec.namespaces.iter().any(|n| n == name)
+        || customer
+            .spec
+            .namespace_selector
+            .as_ref()
+            .zip(labels)
+            .is_some_and(|(selector, labels)| selector.matches(labels))
 }
 
 /// Whether a namespace carries [`GUARDED_LABEL`].

@@ -1,6 +1,6 @@
 //! The namespace guard: the label that puts a namespace under the purchase webhook
 //! ([`GUARDED_LABEL`]) is purchase-guard's. Nobody else sets or changes it; removing it is
-//! releasing the namespace, allowed once no CustomerAccount lists it.
+//! releasing the namespace, allowed once no CustomerAccount claims it (by list or selector).
 
 use super::Webhooks;
 use super::review::{Outcome, Request};
@@ -50,7 +50,7 @@ impl Webhooks {
                 403,
                 "NamespaceListed",
                 format!(
-                    "namespace {:?} is listed in spec.namespaces of CustomerAccount {}: purchases there are judged while it is; remove it from that list to release it",
+                    "namespace {:?} belongs to CustomerAccount {} (spec.namespaces or spec.namespaceSelector): purchases there are judged while it does; remove it from that list, or its labels from that selector, to release it",
                     req.name,
                     listing.join(", ")
                 ),

@@ -86,7 +86,7 @@ impl Webhooks {
                 None,
                 policy::CustomerState::Unknown {
                     why: format!(
-                        "namespace \"{namespace}\" is labelled {GUARDED_LABEL} but no CustomerAccount lists it; list it in a CustomerAccount, or release it by removing the label"
+                        "namespace \"{namespace}\" is labelled {GUARDED_LABEL} but no CustomerAccount claims it; list it in a CustomerAccount (spec.namespaces or spec.namespaceSelector), or release it by removing the label"
                     ),
                 },
             ),

@@ -135,6 +135,17 @@ impl LabelSelector {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
+/// A field selector's field as a JSON pointer (`spec.customer` → `/spec/customer`), so that
+/// matching a list of objects is one lookup per object.
+fn pointer_of(field: &str) -> String {
+    let mut pointer = String::with_capacity(field.len() + 1);
+    for segment in field.split('.') {
+        pointer.push('/');
+        pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    }
+    pointer
+}
+
 impl FieldSelector {
     /// Parses a field selector on `kind`: metadata.name, metadata.namespace, and the kind's
     /// `selectable` fields (JSON paths such as `.spec.customer`, named without the leading dot).
@@ -163,14 +174,14 @@ impl FieldSelector {
                     fields.join(", ")
                 )));
             }
-            reqs.push((field.to_string(), negate, value.trim().to_string()));
+            reqs.push((pointer_of(field), negate, value.trim().to_string()));
         }
         Ok(FieldSelector(reqs))
     }
 
     pub fn matches(&self, object: &Value) -> bool {
         self.0.iter().all(|(field, negate, value)| {
-            let actual = match json_path(object, &format!(".{field}")) {
+            let actual = match object.pointer(field) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),

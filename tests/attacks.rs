@@ -34,7 +34,7 @@ rules:
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: ["apps", "batch", ""]
-  resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "pods"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "pods", "deployments/scale"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
 
@@ -888,6 +888,19 @@ async fn workloads_cannot_be_created_around_a_guarded_kind() {
     let (up, down) = (scale(5), scale(1));
     p.refused("tenant", &args(&up), None, &restricted);
     p.allowed("tenant", &args(&down), None);
+    // The same through the scale subresource (kubectl scale, autoscalers).
+    p.refused(
+        "tenant",
+        &["scale", "deployment/web", "-n", "initech", "--replicas=6"],
+        None,
+        &restricted,
+    );
+    p.allowed(
+        "tenant",
+        &["scale", "deployment/web", "-n", "initech", "--replicas=0"],
+        None,
+    );
+    assert_eq!(p.get("deployment/web", Some("initech"), "{.spec.replicas}"), "0");
     p.allowed(
         "tenant",
         &["rollout", "restart", "deployment/web", "-n", "initech"],

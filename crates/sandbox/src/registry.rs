@@ -36,6 +36,27 @@ pub struct ResourceType {
     /// Fields a field selector may name besides metadata.name and metadata.namespace (CRDs'
     /// selectableFields), as JSON paths such as `.spec.customer`.
     pub selectable_fields: Vec<String>,
+    /// The `scale` subresource, when the kind has one.
+    pub scale: Option<ScalePaths>,
+}
+
+/// Where a kind keeps what its `scale` subresource (autoscaling/v1 Scale) shows, as JSON
+/// pointers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    /// A label selector string in the object (CRDs' labelSelectorPath); `None`: built from
+    /// `/spec/selector` (a LabelSelector), as for apps/v1 workloads.
+    pub label_selector: Option<String>,
+}
+
+/// A JSON path of the form `.a.b` as a JSON pointer `/a/b`.
+fn pointer(path: &str) -> String {
+    path.trim_start_matches('.')
+        .split('.')
+        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+        .collect()
 }
 
 pub const ALL_VERBS: [&str; 8] = [
@@ -79,6 +100,7 @@ impl ResourceType {
             verbs: ALL_VERBS.to_vec(),
             columns: vec![],
             selectable_fields: vec![],
+            scale: None,
             custom: false,
         }
     }
@@ -90,6 +112,16 @@ impl ResourceType {
 
     fn categories(mut self, names: &[&str]) -> Self {
         self.categories = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// The apps/v1 `scale` subresource: spec.replicas, status.replicas, spec.selector.
+    fn scalable(mut self) -> Self {
+        self.scale = Some(ScalePaths {
+            spec_replicas: "/spec/replicas".into(),
+            status_replicas: "/status/replicas".into(),
+            label_selector: None,
+        });
         self
     }
 
@@ -162,6 +194,13 @@ impl ResourceType {
                         .collect()
                 })
                 .unwrap_or_default(),
+            scale: version.pointer("/subresources/scale").and_then(|s| {
+                Some(ScalePaths {
+                    spec_replicas: pointer(s.get("specReplicasPath")?.as_str()?),
+                    status_replicas: pointer(s.get("statusReplicasPath")?.as_str()?),
+                    label_selector: s.get("labelSelectorPath").and_then(Value::as_str).map(pointer),
+                })
+            }),
         })
     }
 }
@@ -191,13 +230,16 @@ pub fn builtins() -> Vec<ResourceType> {
         .short(&["crd", "crds"]),
         R::builtin("apps", "v1", "Deployment", "deployments", true, true)
             .short(&["deploy"])
-            .categories(&["all"]),
+            .categories(&["all"])
+            .scalable(),
         R::builtin("apps", "v1", "ReplicaSet", "replicasets", true, true)
             .short(&["rs"])
-            .categories(&["all"]),
+            .categories(&["all"])
+            .scalable(),
         R::builtin("apps", "v1", "StatefulSet", "statefulsets", true, true)
             .short(&["sts"])
-            .categories(&["all"]),
+            .categories(&["all"])
+            .scalable(),
         R::builtin("apps", "v1", "DaemonSet", "daemonsets", true, true)
             .short(&["ds"])
             .categories(&["all"]),

@@ -5,7 +5,9 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy, WatchEvent, WatchParams,
+};
 use purchase_guard_sandbox::{Config, Sandbox};
 use std::time::{Duration, Instant};
 
@@ -255,5 +257,64 @@ async fn watch_timeout_and_bookmarks() {
         .expect("watch");
     let events: Vec<_> = stream.collect().await;
     assert!(events.iter().all(|e| !matches!(e, Ok(WatchEvent::Bookmark(_)))));
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_scale_subresource_changes_replicas() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = client(&sandbox);
+    let api: Api<Deployment> = Api::default_namespaced(client.clone());
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}
+    }))
+    .expect("a deployment");
+    let created = api.create(&PostParams::default(), &deployment).await.expect("created");
+    let scale = api.get_scale("web").await.expect("its scale");
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(2));
+    assert_eq!(scale.status.and_then(|s| s.selector).as_deref(), Some("app=web"));
+    let patched = api
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 5}})),
+        )
+        .await
+        .expect("scaled");
+    assert_eq!(patched.spec.and_then(|s| s.replicas), Some(5));
+    let now = api.get("web").await.expect("the deployment");
+    assert_eq!(now.spec.and_then(|s| s.replicas), Some(5));
+    assert_eq!(
+        now.metadata.generation,
+        created.metadata.generation.map(|g| g + 1),
+        "scaling is a change of the spec"
+    );
+    let bad = api
+        .patch_scale(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": -1}})),
+        )
+        .await
+        .expect_err("negative replicas");
+    assert!(bad.to_string().contains("spec.replicas"), "{bad}");
+    // Discovery lists it, with its kind.
+    let resources = client
+        .list_api_group_resources("apps/v1")
+        .await
+        .expect("apps/v1 discovery");
+    let scale = resources
+        .resources
+        .iter()
+        .find(|r| r.name == "deployments/scale")
+        .expect("deployments/scale is listed");
+    assert_eq!(
+        (scale.group.as_deref(), scale.kind.as_str()),
+        (Some("autoscaling"), "Scale")
+    );
     sandbox.shutdown().await;
 }

@@ -195,7 +195,10 @@ pub(super) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, String
 
 pub(super) fn review(req: &Request, uid: &str, object: Option<&Value>) -> Value {
     let rt = req.rt;
-    let kind = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
+    let kind = match req.object_kind {
+        Some((group, version, kind)) => json!({"group": group, "version": version, "kind": kind}),
+        None => json!({"group": rt.group, "version": rt.version, "kind": rt.kind}),
+    };
     let resource = json!({"group": rt.group, "version": rt.version, "resource": rt.plural});
     let mut user = json!({"username": req.user.name, "groups": req.user.groups});
     if !req.user.uid.is_empty() {

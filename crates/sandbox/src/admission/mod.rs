@@ -53,6 +53,9 @@ pub enum Phase {
 pub struct Request<'a> {
     pub rt: &'a ResourceType,
     pub subresource: Option<&'a str>,
+    /// The kind of the objects sent, when not the resource's own (`scale`: autoscaling/v1
+    /// Scale), as (group, version, kind).
+    pub object_kind: Option<(&'static str, &'static str, &'static str)>,
     pub operation: &'static str,
     pub name: &'a str,
     pub namespace: Option<&'a str>,

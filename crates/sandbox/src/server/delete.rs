@@ -44,6 +44,7 @@ impl ApiServer {
             }
             let request = AdmissionRequest {
                 rt,
+                object_kind: None,
                 subresource: None,
                 operation: "DELETE",
                 name,

@@ -48,6 +48,9 @@ impl ApiServer {
             if t.has_status {
                 resources.push(json!({"name": format!("{}/status", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get", "patch", "update"]}));
             }
+            if t.scale.is_some() {
+                resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+            }
         }
         let gv = if group.is_empty() {
             version.to_string()

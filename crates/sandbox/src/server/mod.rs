@@ -6,6 +6,7 @@ mod http;
 mod lifecycle;
 mod read;
 mod routes;
+mod scale;
 mod update;
 mod watch;
 mod write;

@@ -173,6 +173,7 @@ impl ApiServer {
         };
         if let Some(sub) = &target.subresource
             && !(sub == "status" && target.rt.has_status)
+            && !(sub == "scale" && target.rt.scale.is_some())
         {
             return Err(not_found());
         }
@@ -215,7 +216,26 @@ impl ApiServer {
         }
         let manager = field_manager(q, headers);
         let t = &target;
+        let is_scale = t.subresource.as_deref() == Some("scale");
         match (method.clone(), &t.name) {
+            (Method::GET, Some(name)) if is_scale => Ok(json_response(200, &self.scale_get(t, name)?, &[])),
+            (Method::PUT, Some(name)) if is_scale => {
+                let change = scale::ScaleChange::Replace(parse_body(headers, &body)?);
+                let (scale, warnings) = self.scale_write(t, name, change, q, &manager, Some(&user))?;
+                Ok(json_response(200, &scale, &warnings))
+            }
+            (Method::PATCH, Some(name)) if is_scale => {
+                let ct = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let kind = PatchType::from_content_type(ct)
+                    .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", format!("unknown patch type {ct}")))?;
+                let change = scale::ScaleChange::Patch(kind, &body);
+                let (scale, warnings) = self.scale_write(t, name, change, q, &manager, Some(&user))?;
+                Ok(json_response(200, &scale, &warnings))
+            }
+            (_, _) if is_scale => Err(ApiError::method_not_allowed()),
             (Method::GET, None) if watch => self.watch(t, q),
             (Method::GET, None) => self.list(t, q, &accept),
             (Method::GET, Some(name)) => {

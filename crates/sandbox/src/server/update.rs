@@ -103,6 +103,7 @@ impl ApiServer {
         let dry = dry_run(q)?;
         let request = user.map(|user| AdmissionRequest {
             rt,
+            object_kind: None,
             subresource: t.subresource.as_deref(),
             operation: "UPDATE",
             name,

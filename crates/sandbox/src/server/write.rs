@@ -178,6 +178,7 @@ impl ApiServer {
         let mut admission_warnings = Vec::new();
         let request = user.map(|user| AdmissionRequest {
             rt,
+            object_kind: None,
             subresource: None,
             operation: "CREATE",
             name: &name,

@@ -246,16 +246,33 @@ async fn enforcement_delay(client: &kube::Client, stores: &Stores, webhooks: &We
     // A separate watch: when each write's event arrives, by resourceVersion.
     let arrivals: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> = Default::default();
     let seen = arrivals.clone();
+    let (listed_tx, listed) = tokio::sync::oneshot::channel::<()>();
+    let mut listed_tx = Some(listed_tx);
     let watch = tokio::spawn(
         kube::runtime::watcher(decisions.clone(), kube::runtime::watcher::Config::default()).for_each(move |e| {
-            if let Ok(kube::runtime::watcher::Event::Apply(d)) = e
-                && let Some(rv) = d.metadata.resource_version
-            {
-                seen.lock().expect("arrivals").insert(rv, Instant::now());
+            use kube::runtime::watcher::Event;
+            match e {
+                Ok(Event::Apply(d) | Event::InitApply(d)) => {
+                    if let Some(rv) = d.metadata.resource_version {
+                        seen.lock().expect("arrivals").insert(rv, Instant::now());
+                    }
+                }
+                Ok(Event::InitDone) => {
+                    if let Some(tx) = listed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                _ => {}
             }
             async {}
         }),
     );
+    // The raw watch is established before the first write.
+    tokio::time::timeout(Duration::from_secs(30), listed)
+        .await
+        .expect("the raw watch lists in time")
+        .expect("the raw watch runs");
+    let bound = Duration::from_secs(10);
     // Customer 1 is unrestricted: restrict it, wait for the refusal, lift, wait for admission.
     let mut enforced = Vec::with_capacity(rounds);
     let mut watched = Vec::with_capacity(rounds);
@@ -268,22 +285,34 @@ async fn enforcement_delay(client: &kube::Client, stores: &Stores, webhooks: &We
                 .await
                 .expect("decision written");
             let returned = Instant::now();
-            loop {
-                progress.borrow_and_update();
-                if admits(webhooks, 1).await == admitted {
-                    break;
+            let enforced_in_time = tokio::time::timeout(bound, async {
+                loop {
+                    progress.borrow_and_update();
+                    if admits(webhooks, 1).await == admitted {
+                        break;
+                    }
+                    progress.changed().await.expect("the watches run");
                 }
-                progress.changed().await.expect("the watches run");
-            }
+            })
+            .await;
+            assert!(
+                enforced_in_time.is_ok(),
+                "round {round}: the replica did not judge customer c-1 {state} within {bound:?}"
+            );
             if !admitted {
                 enforced.push(returned.elapsed());
                 let rv = written.metadata.resource_version.expect("a resourceVersion");
-                let arrived = loop {
-                    if let Some(t) = arrivals.lock().expect("arrivals").get(&rv) {
-                        break *t;
+                // The arrival time is taken by the watch task; this only looks it up.
+                let arrived = tokio::time::timeout(bound, async {
+                    loop {
+                        if let Some(t) = arrivals.lock().expect("arrivals").get(&rv) {
+                            break *t;
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    tokio::task::yield_now().await;
-                };
+                })
+                .await
+                .unwrap_or_else(|_| panic!("round {round}: the raw watch never delivered resourceVersion {rv}"));
                 watched.push(arrived.saturating_duration_since(returned));
             }
         }

@@ -144,6 +144,11 @@ impl Sandbox {
             let signal = async move {
                 let _ = rx.wait_for(|stop| *stop).await;
             };
+            use axum::serve::ListenerExt;
+            // Responses go out at once (no Nagle delay between their parts), as kube-apiserver's.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(signal).await {
                 tracing::error!(error = %e, "sandbox API server stopped");
             }

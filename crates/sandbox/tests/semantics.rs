@@ -318,3 +318,63 @@ async fn the_scale_subresource_changes_replicas() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn aggregated_discovery_lists_every_group() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = client(&sandbox);
+    // kube-rs's aggregated discovery (v2, with v2beta1 as its fallback) finds the same groups
+    // and resources as the per-group discovery.
+    let aggregated = kube::Discovery::new(client.clone())
+        .run_aggregated()
+        .await
+        .expect("aggregated discovery");
+    let classic = kube::Discovery::new(client.clone()).run().await.expect("discovery");
+    let names = |d: &kube::Discovery| {
+        let mut n: Vec<String> = d.groups().map(|g| g.name().to_string()).collect();
+        n.sort();
+        n
+    };
+    assert!(names(&aggregated).len() > 5, "{:?}", names(&aggregated));
+    assert_eq!(names(&aggregated), names(&classic));
+    let apps = aggregated.get("apps").expect("apps");
+    let (deployments, caps) = apps
+        .recommended_resources()
+        .into_iter()
+        .find(|(r, _)| r.plural == "deployments")
+        .expect("deployments");
+    assert_eq!(deployments.kind, "Deployment");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(
+        caps.subresources
+            .iter()
+            .any(|(r, _)| r.plural == "deployments/scale" || r.plural == "scale"),
+        "{:?}",
+        caps.subresources
+    );
+    // The answer names its type; plain JSON is still served to clients that ask for it.
+    let raw = client
+        .request_text(
+            http::Request::get("/apis")
+                .header(
+                    "Accept",
+                    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList",
+                )
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .await
+        .expect("v2beta1");
+    assert!(raw.contains("\"apiVersion\":\"apidiscovery.k8s.io/v2beta1\""), "{raw}");
+    let plain = client
+        .request_text(
+            http::Request::get("/apis")
+                .header("Accept", "application/json")
+                .body(Vec::new())
+                .expect("request"),
+        )
+        .await
+        .expect("plain");
+    assert!(plain.contains("\"kind\":\"APIGroupList\""), "{plain}");
+    sandbox.shutdown().await;
+}

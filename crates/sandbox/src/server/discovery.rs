@@ -31,6 +31,55 @@ impl ApiServer {
         json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
     }
 
+    /// Aggregated discovery (apidiscovery.k8s.io `version`, v2 or v2beta1): every group of
+    /// `/api` (`core`) or `/apis` with its versions and resources, in one document.
+    pub(super) fn aggregated_discovery(&self, core: bool, version: &str) -> Value {
+        let mut items: Vec<Value> = Vec::new();
+        for (g, v) in self.group_versions() {
+            if g.is_empty() != core {
+                continue;
+            }
+            let mut resources = Vec::new();
+            for t in self.types().iter().filter(|t| t.group == g && t.version == v) {
+                let kind =
+                    |group: &str, version: &str, kind: &str| json!({"group": group, "version": version, "kind": kind});
+                let mut subresources = Vec::new();
+                if t.has_status {
+                    subresources.push(json!({"subresource": "status", "responseKind": kind(&t.group, &t.version, &t.kind), "verbs": ["get", "patch", "update"]}));
+                }
+                if t.scale.is_some() {
+                    subresources.push(json!({"subresource": "scale", "responseKind": kind("autoscaling", "v1", "Scale"), "verbs": ["get", "patch", "update"]}));
+                }
+                let mut r = json!({
+                    "resource": t.plural, "responseKind": kind(&t.group, &t.version, &t.kind),
+                    "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                    "singularResource": t.singular, "verbs": t.verbs,
+                });
+                if !t.short_names.is_empty() {
+                    r["shortNames"] = json!(t.short_names);
+                }
+                if !t.categories.is_empty() {
+                    r["categories"] = json!(t.categories);
+                }
+                if !subresources.is_empty() {
+                    r["subresources"] = json!(subresources);
+                }
+                resources.push(r);
+            }
+            let entry = json!({"version": v, "resources": resources, "freshness": "Current"});
+            match items.iter_mut().find(|i| i["metadata"]["name"] == g.as_str()) {
+                Some(item) => {
+                    if let Some(versions) = item["versions"].as_array_mut() {
+                        versions.push(entry);
+                    }
+                }
+                None => items.push(json!({"metadata": {"name": g}, "versions": [entry]})),
+            }
+        }
+        json!({"kind": "APIGroupDiscoveryList", "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+               "metadata": {}, "items": items})
+    }
+
     pub(super) fn resource_list(&self, group: &str, version: &str) -> Value {
         let mut resources = Vec::new();
         for t in self.types().iter().filter(|t| t.group == group && t.version == version) {

@@ -47,6 +47,17 @@ impl ApiServer {
         match segs.as_slice() {
             ["version"] => get_only(self.version()),
             ["healthz"] | ["livez"] | ["readyz"] => Ok(Response::new(Body::from("ok"))),
+            ["api"] | ["apis"] if method == Method::GET && aggregated(headers).is_some() => {
+                let version = aggregated(headers).unwrap_or("v2");
+                let body = self.aggregated_discovery(segs == ["api"], version);
+                let mut response = json_response(200, &body, &[]);
+                let content_type =
+                    format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList");
+                if let Ok(v) = header::HeaderValue::from_str(&content_type) {
+                    response.headers_mut().insert(header::CONTENT_TYPE, v);
+                }
+                Ok(response)
+            }
             ["api"] => get_only(
                 json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}),
             ),
@@ -306,4 +317,31 @@ impl ApiServer {
             _ => Err(ApiError::method_not_allowed()),
         }
     }
+}
+
+/// The aggregated discovery version the client asks for first (`v2` or `v2beta1`), if any:
+/// content negotiation over the Accept header's entries, in order, as kube-apiserver does.
+fn aggregated(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok())?;
+    for entry in accept.split(',') {
+        let params: Vec<&str> = entry.split(';').map(str::trim).collect();
+        let has = |p: &str| params.contains(&p);
+        if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*")
+            && has("g=apidiscovery.k8s.io")
+            && has("as=APIGroupDiscoveryList")
+        {
+            if has("v=v2") {
+                return Some("v2");
+            }
+            if has("v=v2beta1") {
+                return Some("v2beta1");
+            }
+            continue;
+        }
+        // A plain media type listed first wins over a later aggregated one.
+        if params.first().is_some_and(|m| *m == "application/json" || *m == "*/*") && params.len() == 1 {
+            return None;
+        }
+    }
+    None
 }

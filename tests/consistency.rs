@@ -34,7 +34,13 @@ async fn client(sandbox: &Sandbox) -> Client {
     Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client")
 }
 
-async fn replica(sandbox: &Sandbox, consistency: Consistency, max_staleness: Duration) -> Replica {
+/// A replica in `consistency` mode; `check_timeout` bounds its confirmations.
+async fn replica(
+    sandbox: &Sandbox,
+    consistency: Consistency,
+    max_staleness: Duration,
+    check_timeout: Duration,
+) -> Replica {
     let client = client(sandbox).await;
     let (stores_tx, stores_rx) = tokio::sync::oneshot::channel::<Stores>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -58,7 +64,7 @@ async fn replica(sandbox: &Sandbox, consistency: Consistency, max_staleness: Dur
         consistency,
         max_staleness,
         check_interval: Duration::from_secs(3600),
-        check_timeout: Duration::from_millis(500),
+        check_timeout,
     };
     let webhooks = Arc::new(Webhooks::new(Settings {
         freshness: settings,
@@ -161,8 +167,22 @@ async fn set_state(api: &Api<PurchaseRestriction>, state: &str, round: usize) {
 async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
     let (sandbox, _kubeconfig) = platform("race").await;
     let replicas = [
-        replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30)).await,
-        replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30)).await,
+        // A generous bound: under load, a wait past it would refuse as "unknown" rather than
+        // "restricted", which is still a refusal but not what this test checks.
+        replica(
+            &sandbox,
+            Consistency::Linearizable,
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        )
+        .await,
+        replica(
+            &sandbox,
+            Consistency::Linearizable,
+            Duration::from_secs(30),
+            Duration::from_secs(5),
+        )
+        .await,
     ];
     // The writer is another client than the replicas'.
     let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
@@ -195,7 +215,14 @@ async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
         admitted.is_empty(),
         "purchases admitted after the restriction's write returned, in rounds {admitted:?}"
     );
-    // After the last lift, a purchase is admitted again once the caches show it.
+    // After the last lift, a purchase is admitted again once the caches show it (a refusal
+    // never waits for the caches: a replica behind may refuse until its watch delivers the
+    // lift, so the test waits for that first).
+    replicas[1]
+        .freshness
+        .ensure_for("initech", "initech")
+        .await
+        .expect("the replica's caches catch up");
     let (allowed, reason) = judge(&replicas[1], ROUNDS).await;
     assert!(allowed, "initech is unrestricted again: {reason}");
     for r in replicas {
@@ -207,8 +234,9 @@ async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_partitioned_replica_admits_in_cached_mode_and_refuses_in_linearizable_mode() {
     let (sandbox, _kubeconfig) = platform("partitioned").await;
-    let cached = replica(&sandbox, Consistency::Cached, Duration::from_secs(30)).await;
-    let linearizable = replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30)).await;
+    let timeout = Duration::from_millis(500);
+    let cached = replica(&sandbox, Consistency::Cached, Duration::from_secs(30), timeout).await;
+    let linearizable = replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30), timeout).await;
     let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
     // The replicas' watches end and cannot come back: their caches stop at this point.
     sandbox.server.store.pause_watches();
@@ -228,10 +256,7 @@ async fn a_partitioned_replica_admits_in_cached_mode_and_refuses_in_linearizable
     let (allowed, reason) = judge(&linearizable, 2).await;
     assert!(!allowed, "the linearizable replica refuses");
     assert_eq!(reason, "CustomerStateUnknown");
-    assert!(
-        started.elapsed() >= Duration::from_millis(500),
-        "it waited for its watches"
-    );
+    assert!(started.elapsed() >= timeout, "it waited for its watches");
 
     // The watches come back: both replicas refuse as restricted.
     sandbox.server.store.resume_watches();
@@ -252,8 +277,8 @@ async fn a_partitioned_replica_admits_in_cached_mode_and_refuses_in_linearizable
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cached_mode_fails_closed_when_its_caches_are_not_confirmed() {
     let (sandbox, _kubeconfig) = platform("staleness").await;
-    let bound = Duration::from_millis(300);
-    let replica = replica(&sandbox, Consistency::Cached, bound).await;
+    let bound = Duration::from_secs(1);
+    let replica = replica(&sandbox, Consistency::Cached, bound, Duration::from_millis(500)).await;
     let (allowed, reason) = judge(&replica, 0).await;
     assert!(allowed, "confirmed a moment ago: {reason}");
     assert_eq!(replica.webhooks.staleness(), None);

@@ -163,6 +163,14 @@ async fn set_state(api: &Api<PurchaseRestriction>, state: &str, round: usize) {
         .expect("dist-emea changes its decision");
 }
 
+/// Ends every watch and holds new ones back (a partition between the replicas and the API
+/// server), then restricts initech: the replicas' caches do not see it until watches resume.
+async fn restrict_behind_the_watches(sandbox: &Sandbox) {
+    sandbox.server.store.pause_watches();
+    sandbox.server.store.close_watches();
+    set_state(&Api::namespaced(client(sandbox).await, "dist-emea"), "Restricted", 0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
     let (sandbox, _kubeconfig) = platform("race").await;
@@ -237,11 +245,8 @@ async fn a_partitioned_replica_admits_in_cached_mode_and_refuses_in_linearizable
     let timeout = Duration::from_millis(500);
     let cached = replica(&sandbox, Consistency::Cached, Duration::from_secs(30), timeout).await;
     let linearizable = replica(&sandbox, Consistency::Linearizable, Duration::from_secs(30), timeout).await;
-    let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
     // The replicas' watches end and cannot come back: their caches stop at this point.
-    sandbox.server.store.pause_watches();
-    sandbox.server.store.close_watches();
-    set_state(&decisions, "Restricted", 0).await;
+    restrict_behind_the_watches(&sandbox).await;
 
     // Cached mode trusts its confirmation of a moment ago: the purchase gets through. This is
     // the race the linearizable test above would catch.
@@ -283,9 +288,7 @@ async fn cached_mode_fails_closed_when_its_caches_are_not_confirmed() {
     assert!(allowed, "confirmed a moment ago: {reason}");
     assert_eq!(replica.webhooks.staleness(), None);
     // The watches go silent and confirmations fail.
-    sandbox.server.store.pause_watches();
-    sandbox.server.store.close_watches();
-    set_state(&Api::namespaced(client(&sandbox).await, "dist-emea"), "Restricted", 0).await;
+    restrict_behind_the_watches(&sandbox).await;
     assert!(replica.freshness.check_now().await.is_err(), "the check sees the lag");
     // Past the bound, purchases are refused as unknown (the time passing is the subject).
     tokio::time::sleep(bound + Duration::from_millis(50)).await;

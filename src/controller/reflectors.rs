@@ -57,7 +57,7 @@ where
     /// Spec changes (new generations) and deletions: for triggers whose dependents read only
     /// the spec, so that status writes do not re-trigger.
     pub fn spec_changes(&self) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
-        futures::stream::select(spec_changes(self.applied()), deletions(&self.gone))
+        self.spec_changes_and(|_| ())
     }
 
     /// Spec changes, changes of `also` (a part of the status dependents read), and deletions.
@@ -124,18 +124,5 @@ fn deletions<K: Send + Sync + 'static>(gone: &Gone<K>) -> impl futures::Stream<I
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
-    })
-}
-
-/// Passes an object only when its generation changed (or it is new).
-fn spec_changes<K: Resource + Send + Sync + 'static>(
-    stream: impl futures::Stream<Item = Arc<K>> + Send + 'static,
-) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
-    let mut seen: HashMap<String, Option<i64>> = HashMap::new();
-    stream.filter(move |obj| {
-        let meta = obj.meta();
-        let key = meta.uid.clone().or_else(|| meta.name.clone()).unwrap_or_default();
-        let changed = seen.insert(key, meta.generation) != Some(meta.generation);
-        futures::future::ready(changed)
     })
 }

@@ -33,8 +33,6 @@ pub enum Stale {
     ReadFailed { kind: String, message: String },
     #[error("the caches did not catch up with the API server within {}ms ({lag})", .timeout.as_millis())]
     Behind { timeout: Duration, lag: String },
-    #[error("purchase-guard's caches are not synced yet")]
-    NotSynced,
 }
 
 /// A cached kind behind the API server: which object, and what the cache has of it. `cached`
@@ -191,7 +189,12 @@ impl Freshness {
     /// the partners and delegations. A purchase judged after it sees every restriction whose
     /// write returned before the purchase arrived.
     pub async fn ensure_for(&self, customer: &str, namespace: &str) -> Result<(), Stale> {
-        tokio::time::timeout(self.timeout, self.check_for(customer, namespace))
+        self.bounded(self.check_for(customer, namespace)).await
+    }
+
+    /// A check, bounded by the timeout (the quorum reads and the wait for the watches).
+    async fn bounded(&self, check: impl std::future::Future<Output = Result<(), Stale>>) -> Result<(), Stale> {
+        tokio::time::timeout(self.timeout, check)
             .await
             .map_err(|_| Stale::Behind {
                 timeout: self.timeout,
@@ -238,12 +241,7 @@ impl Freshness {
     /// One check: quorum reads of the five watched kinds, then the wait for the watches.
     pub async fn check_now(&self) -> Result<(), Stale> {
         let started = Instant::now();
-        tokio::time::timeout(self.timeout, self.check())
-            .await
-            .map_err(|_| Stale::Behind {
-                timeout: self.timeout,
-                lag: "the quorum reads did not answer".into(),
-            })??;
+        self.bounded(self.check()).await?;
         let mut confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
         if confirmed.is_none_or(|at| at < started) {
             *confirmed = Some(started);

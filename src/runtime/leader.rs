@@ -144,7 +144,7 @@ pub fn live_holder(lease: &k8s_openapi::api::coordination::v1::Lease, now: jiff:
 pub async fn watch_leader(client: kube::Client, lease: LeaseOptions, metrics: Arc<controller::Metrics>) {
     let api: kube::Api<k8s_openapi::api::coordination::v1::Lease> = kube::Api::namespaced(client, &lease.namespace);
     let every = Duration::from_secs(lease.duration.max(1));
-    let mut missing_since: Option<String> = None;
+    let mut missing = false;
     loop {
         let verdict = match api.get_opt(&lease.name).await {
             Ok(Some(l)) => live_holder(&l, jiff::Timestamp::now()),
@@ -157,21 +157,16 @@ pub async fn watch_leader(client: kube::Client, lease: LeaseOptions, metrics: Ar
             }
         };
         metrics.set_leader_missing(verdict.is_err());
-        match (&verdict, &missing_since) {
-            (Err(why), None) => {
-                tracing::warn!(
-                    lease = %format!("{}/{}", lease.namespace, lease.name),
-                    %why,
-                    "no replica leads: statuses, events and namespace labels are not updated until one does; purchases are still judged by every replica"
-                );
-                missing_since = Some(why.clone());
-            }
-            (Ok(holder), Some(_)) => {
-                tracing::info!(%holder, "a replica leads again");
-                missing_since = None;
-            }
+        match (&verdict, missing) {
+            (Err(why), false) => tracing::warn!(
+                lease = %format!("{}/{}", lease.namespace, lease.name),
+                %why,
+                "no replica leads: statuses, events and namespace labels are not updated until one does; purchases are still judged by every replica"
+            ),
+            (Ok(holder), true) => tracing::info!(%holder, "a replica leads again"),
             _ => {}
         }
+        missing = verdict.is_err();
         tokio::time::sleep(every).await;
     }
 }

@@ -94,18 +94,20 @@ impl Webhooks {
 
     /// Before admitting a request in `namespace` of `customer` that is allowed only because the
     /// customer is not restricted: in linearizable mode, waits until the caches hold everything
-    /// written before now that the judgement depends on; in cached mode, checks they were
-    /// confirmed recently. `Err` says why the state cannot be trusted.
-    pub async fn confirm_current(&self, customer: &str, namespace: &str) -> Result<(), String> {
+    /// written before now that the judgement depends on (`Ok(true)`: judge again); in cached
+    /// mode, checks they were confirmed recently (`Ok(false)`: the judgement stands). `Err`
+    /// says why the state cannot be trusted.
+    pub async fn confirm_current(&self, customer: &str, namespace: &str) -> Result<bool, String> {
         let Some(freshness) = self.freshness.get() else {
-            return Ok(());
+            return Ok(false);
         };
         match self.settings.freshness.consistency {
             Consistency::Linearizable => freshness
                 .ensure_for(customer, namespace)
                 .await
+                .map(|()| true)
                 .map_err(|e| e.to_string()),
-            Consistency::Cached => self.staleness().map_or(Ok(()), Err),
+            Consistency::Cached => self.staleness().map_or(Ok(false), Err),
         }
     }
 }

@@ -11,10 +11,11 @@ use kube::ResourceExt;
 use policy::RequestOperation;
 use purchase_guard_policy as policy;
 
-/// A purchase request judged from the caches, or answered before judging.
+/// A purchase request judged from the caches (with the customer judged for, when one claims
+/// the namespace), or answered before judging.
 enum Judged {
     Answered(Outcome),
-    Judgement(policy::Judgement),
+    Judgement(policy::Judgement, Option<String>),
 }
 
 impl Webhooks {
@@ -26,16 +27,16 @@ impl Webhooks {
     pub async fn purchases(&self, req: &Request) -> Outcome {
         let judgement = match self.judge_purchase(req, None) {
             Judged::Answered(outcome) => return outcome,
-            Judged::Judgement(policy::Judgement::Allow(policy::CUSTOMER_UNRESTRICTED)) => {
-                // Allowed as unrestricted: one customer claims the namespace.
+            Judged::Judgement(allowed @ policy::Judgement::Allow(policy::CUSTOMER_UNRESTRICTED), customer) => {
                 let namespace = req.namespace.as_deref().unwrap_or_default();
-                let customer = self
-                    .stores()
-                    .and_then(|s| s.customers_in_namespace(namespace).first().map(|c| c.name_any()))
-                    .unwrap_or_default();
-                match self.confirm_current(&customer, namespace).await {
-                    // The caches hold everything written before the request: judge again.
-                    Ok(()) => self.judge_purchase(req, None),
+                match self
+                    .confirm_current(customer.as_deref().unwrap_or_default(), namespace)
+                    .await
+                {
+                    // The caches were current already: the judgement stands.
+                    Ok(false) => Judged::Judgement(allowed, customer),
+                    // They caught up with everything written before the request: judge again.
+                    Ok(true) => self.judge_purchase(req, None),
                     Err(why) => self.judge_purchase(req, Some(why)),
                 }
             }
@@ -43,7 +44,7 @@ impl Webhooks {
         };
         match judgement {
             Judged::Answered(outcome) => outcome,
-            Judged::Judgement(j) => self.enforce(req, j),
+            Judged::Judgement(j, _) => self.enforce(req, j),
         }
     }
 
@@ -110,20 +111,23 @@ impl Webhooks {
             Some(why) => policy::CustomerState::Unknown { why },
             None => state,
         };
-        let customer_label = customer_name.unwrap_or_else(|| format!("of namespace {namespace}"));
+        let customer_label = customer_name
+            .clone()
+            .unwrap_or_else(|| format!("of namespace {namespace}"));
         let request = policy::BillableRequest {
             operation,
             scale: sub_resource == Some("scale"),
             old: req.old_object.as_ref(),
             new: req.object.as_ref(),
         };
-        Judged::Judgement(policy::judge_request(
+        let judgement = policy::judge_request(
             &guarded.classify,
             &self.settings.matrix,
             &customer_label,
             &state,
             &request,
-        ))
+        );
+        Judged::Judgement(judgement, customer_name)
     }
 
     /// A request in a namespace that belongs to no customer: not judged, unless strict mode

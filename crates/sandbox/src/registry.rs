@@ -53,10 +53,7 @@ pub struct ScalePaths {
 
 /// A JSON path of the form `.a.b` as a JSON pointer `/a/b`.
 fn pointer(path: &str) -> String {
-    path.trim_start_matches('.')
-        .split('.')
-        .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
-        .collect()
+    crate::selectors::pointer_of(path.trim_start_matches('.'))
 }
 
 pub const ALL_VERBS: [&str; 8] = [

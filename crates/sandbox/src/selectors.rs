@@ -137,7 +137,7 @@ pub struct FieldSelector(Vec<(String, bool, String)>);
 
 /// A field selector's field as a JSON pointer (`spec.customer` → `/spec/customer`), so that
 /// matching a list of objects is one lookup per object.
-fn pointer_of(field: &str) -> String {
+pub(crate) fn pointer_of(field: &str) -> String {
     let mut pointer = String::with_capacity(field.len() + 1);
     for segment in field.split('.') {
         pointer.push('/');

@@ -203,6 +203,7 @@ async fn replica_of_sandbox() -> (purchase_guard_sandbox::Sandbox, kube::Client,
     tokio::spawn(purchase_guard::controller::run(
         client.clone(),
         Arc::new(purchase_guard::controller::Metrics::default()),
+        Default::default(),
         tokio::sync::watch::channel(false).1,
         std::future::pending(),
         move |stores| {

@@ -37,7 +37,22 @@ pub struct Args {
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     #[command(flatten)]
+    freeze: FreezeArgs,
+    #[command(flatten)]
     webhooks: WebhookArgs,
+}
+
+/// How customers' resources are frozen (R8).
+#[derive(clap::Args)]
+pub struct FreezeArgs {
+    /// How long frozen pay-per-use resources are retained before release, unless the freezing
+    /// Partner's spec.freezeRetention says otherwise, e.g. 360h (15 days).
+    #[arg(long, env = "PURCHASE_GUARD_FREEZE_RETENTION", default_value = "360h", value_parser = parse_duration)]
+    pub freeze_retention: Duration,
+    /// Delete frozen pay-per-use resources when their retention ends (true or false). Off:
+    /// nothing is deleted; the customer gets the condition ReleaseDue and an event.
+    #[arg(long, env = "PURCHASE_GUARD_RELEASE_FROZEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub release_frozen: bool,
 }
 
 /// The admission webhooks' settings.
@@ -176,7 +191,7 @@ pub struct WebhookArgs {
     impact_matrix: Option<PathBuf>,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d: jiff::SignedDuration = s
         .parse()
         .map_err(|e| format!("{s:?} is not a duration such as 90s, 15m or 8760h: {e}"))?;
@@ -294,6 +309,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 certificates: args.webhooks.certificates(&args.lease_namespace),
                 health_addr: Some(args.health_addr),
                 lease,
+                freeze_retention: args.freeze.freeze_retention,
+                release_frozen: args.freeze.release_frozen,
             },
         )
         .await?;

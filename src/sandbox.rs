@@ -36,6 +36,8 @@ pub struct Args {
     /// Start without the examples (partners, customers, resources, a delegation, decisions).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_WITHOUT_EXAMPLES")]
     without_examples: bool,
+    #[command(flatten)]
+    freeze: crate::run::FreezeArgs,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
     state_file: Option<PathBuf>,
@@ -192,6 +194,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 certificates: Certificates::InMemory(serving),
                 health_addr: None,
                 lease: None,
+                freeze_retention: args.freeze.freeze_retention,
+                release_frozen: args.freeze.release_frozen,
             },
         )
         .await?;

@@ -48,6 +48,7 @@ async fn replica(
     tokio::spawn(controller::run(
         client.clone(),
         Arc::new(Metrics::default()),
+        Default::default(),
         tokio::sync::watch::channel(false).1,
         async move {
             let _ = stopped.await;

@@ -90,6 +90,11 @@ impl Env {
         self.task = Some(tokio::spawn(controller::run(
             client,
             metrics,
+            purchase_guard::runtime::freeze_settings(
+                &purchase_guard::webhook::Settings::default(),
+                purchase_guard::controller::freeze::DEFAULT_RETENTION,
+                false,
+            ),
             tokio::sync::watch::channel(true).1,
             async move {
                 let _ = stopped.await;

@@ -109,6 +109,18 @@ impl NamespaceSelector {
         json_path = ".status.conditions[?(@.type==\"ResourcesFrozen\")].status"
     ),
     printcolumn(
+        name = "Frozen Resources",
+        type_ = "integer",
+        json_path = ".status.freeze.frozen",
+        description = "Pay-per-use resources frozen now (R8)"
+    ),
+    printcolumn(
+        name = "Retention Ends",
+        type_ = "string",
+        json_path = ".status.freeze.retentionEnds",
+        description = "When frozen resources are due for release (R8)"
+    ),
+    printcolumn(
         name = "Why",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"PurchaseRestricted\")].reason",
@@ -215,7 +227,9 @@ pub struct CustomerAccountStatus {
     pub observed_generation: Option<i64>,
 
     /// `PurchaseRestricted`: whether purchases, renewals and specification changes are blocked
-    /// (R7). `ResourcesFrozen`: whether pay-per-use resources are frozen (R8).
+    /// (R7). `ResourcesFrozen`: whether every pay-per-use resource of a kind with a freeze
+    /// action is frozen (True only once they all are, R8). `ReleaseDue`: the retention period
+    /// ended and frozen resources await release, which is not enabled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Conditions,
@@ -245,6 +259,40 @@ pub struct CustomerAccountStatus {
     /// previous one no longer apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub association: Option<AssociationRecord>,
+
+    /// The customer's last freeze (R8) and its unfreeze (R9): when it began, when retention
+    /// ends, and what happened to the resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze: Option<FreezeStatus>,
+}
+
+/// A freeze of a customer's pay-per-use resources, as purchase-guard carried it out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FreezeStatus {
+    /// When the effective state became RestrictedAndFrozen.
+    pub since: Time,
+    /// When the retention period ends (R8): frozen resources are then released (deleted) if
+    /// release is enabled, or the customer gets the condition ReleaseDue.
+    pub retention_ends: Time,
+    /// When the customer was unfrozen (R9); absent while frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfrozen: Option<Time>,
+    /// Resources frozen now (their remembered values in the annotation purchaseguard.io/frozen).
+    pub frozen: u32,
+    /// Frozen resources whose retention ended and that await release.
+    #[serde(default)]
+    pub release_due: u32,
+    /// Resources released (deleted) at the end of retention: gone, never recreated.
+    #[serde(default)]
+    pub released: u32,
+    /// Resources restored by the unfreeze.
+    #[serde(default)]
+    pub restored: u32,
+    /// Resources not (yet) frozen or restored as they should be; the ResourcesFrozen
+    /// condition and events say which and why.
+    #[serde(default)]
+    pub failed: u32,
 }
 
 /// An association of a customer, as purchase-guard recorded it.

@@ -66,6 +66,13 @@ pub struct PartnerSpec {
     #[schemars(length(min = 1, max = 63), regex(pattern = DNS1123_LABEL))]
     pub namespace: String,
 
+    /// How long the resources of customers this partner freezes are retained before release
+    /// (R8), such as "360h" or "1h30m" (hours, minutes, seconds); default: purchase-guard's
+    /// --freeze-retention.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
+    pub freeze_retention: Option<String>,
+
     /// A human-readable name for the partner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
     selectable = ".spec.customer"
 )]
 #[x_kube(validation = Rule::new("self.state != 'RestrictedAndFrozen' || self.agreementAccepted").message("R6: RestrictedAndFrozen requires accepting the Agreement for Partners to Manage Customer Budgets: set spec.agreementAccepted to true").field_path(".agreementAccepted"))]
+#[x_kube(validation = Rule::new("oldSelf.state != 'RestrictedAndFrozen' || self.state != 'Restricted'").message("R6: RestrictedAndFrozen -> Restricted is not an operation: frozen resources are unfrozen only with Unrestricted (Unrestrict Purchase and Unfreeze Resources, R9)").field_path(".state"))]
 #[x_kube(validation = Rule::new("self.state == oldSelf.state || self.reason != oldSelf.reason").message("R4: changing spec.state is a new operation and needs a new spec.reason").field_path(".reason"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.withdrawal) || has(self.withdrawal) || self.reason != oldSelf.reason").message("R4: putting a withdrawn decision back in force is a new operation and needs a new spec.reason").field_path(".reason"))]
 #[serde(rename_all = "camelCase")]

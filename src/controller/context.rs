@@ -46,6 +46,8 @@ pub struct Context {
     pub client: Client,
     pub stores: Stores,
     pub recorder: Recorder,
+    /// The freeze settings and the caches of the freezable kinds (R8, R9).
+    pub freezer: Arc<super::freeze::Freezer>,
     /// The clock, replaceable in tests.
     pub now: fn() -> jiff::Timestamp,
 }

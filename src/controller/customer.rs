@@ -3,6 +3,7 @@
 //! the effective state changes; the label that puts its namespaces under the purchase webhook.
 
 use super::context::{Context, Error};
+use super::freeze;
 use super::metrics::Kind;
 use super::status;
 use super::write::{patch_params, publish, publish_related, write_status};
@@ -46,12 +47,45 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     desired.association = Some(status::association(previous, &customer.spec, &now));
     // Labels first: the status says which namespaces are guarded only once they are.
     desired.guarded_namespaces = guard_namespaces(&ctx, &customer).await?;
+    // Then the resources (R8, R9); the status says what was done, not what was asked.
+    let by = match &eval.effective.basis {
+        policy::Basis::Decision { issuer, role, .. } => Some((*role, issuer.as_str())),
+        _ => None,
+    };
+    let partner = by.and_then(|(_, issuer)| ctx.stores.partners.get(&ObjectRef::new(issuer)));
+    let retention = ctx.freezer.retention(partner.as_deref());
+    let freezing = previous.and_then(|p| p.freeze.as_ref());
+    let window = freeze::status::window(freezing, eval.effective.state.freezes_resources(), retention, &now);
+    let wanted = window.as_ref().map_or(policy::Desired::Thawed, |w| w.desired(&now));
+    let release = ctx.freezer.settings.release;
+    let report = freeze::converge(&ctx, &customer, &desired.guarded_namespaces, &wanted, release).await;
+    desired.freeze = freeze::status::freeze_status(freezing, window.as_ref(), &report, &now);
+    let unfreezable = ctx.freezer.unfreezable();
+    let settings = freeze::status::Context {
+        by,
+        unfreezable: &unfreezable,
+        release,
+    };
+    let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
+    desired.conditions.extend(freeze::status::freeze_conditions(
+        prev_conditions,
+        desired.freeze.as_ref(),
+        window.as_ref(),
+        &report,
+        &settings,
+        customer.metadata.generation,
+        &now,
+    ));
     let api: Api<CustomerAccount> = Api::all(ctx.client.clone());
     let before = previous
         .and_then(|p| p.decision.as_ref())
         .map(|d| (d.state, d.restriction.clone()));
     let after = desired.decision.as_ref().map(|d| (d.state, d.restriction.clone()));
-    if write_status(&ctx, Kind::CustomerAccount, &api, &customer, previous, &desired).await? && before != after {
+    let written = write_status(&ctx, Kind::CustomerAccount, &api, &customer, previous, &desired).await?;
+    if written {
+        freeze_events(&ctx, &customer, previous, &desired).await;
+    }
+    if written && before != after {
         let condition = desired.conditions.iter().find(|c| c.type_ == "PurchaseRestricted");
         let (reason, mut message) = condition
             .map(|c| (c.reason.clone(), c.message.clone()))
@@ -79,7 +113,56 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         };
         publish_related(&ctx, customer.as_ref(), related, EventType::Normal, &reason, message).await;
     }
-    Ok(Action::await_change())
+    // What was not done is retried; a freeze is looked at again when its retention ends.
+    if !report.failed.is_empty() || !report.pending_kinds.is_empty() {
+        return Ok(Action::requeue(FREEZE_RETRY));
+    }
+    Ok(match window.and_then(|w| w.remaining(&now)) {
+        Some(left) => Action::requeue(left + std::time::Duration::from_secs(1)),
+        None => Action::await_change(),
+    })
+}
+
+/// How soon resources that could not be frozen or restored are tried again.
+const FREEZE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An event when `ResourcesFrozen` or `ReleaseDue` turns True, and when an unfreeze completes.
+async fn freeze_events(
+    ctx: &Context,
+    customer: &CustomerAccount,
+    previous: Option<&crate::api::CustomerAccountStatus>,
+    desired: &crate::api::CustomerAccountStatus,
+) {
+    let status_of = |s: Option<&crate::api::CustomerAccountStatus>, type_: &str| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    for (type_, reason, type_of_event) in [
+        ("ResourcesFrozen", None, EventType::Normal),
+        ("ReleaseDue", None, EventType::Warning),
+        ("ResourcesFrozen", Some("Unfrozen"), EventType::Normal),
+    ] {
+        let now = status_of(Some(desired), type_);
+        let before = status_of(previous, type_);
+        let fired = match reason {
+            None => now.as_ref().is_some_and(|(s, _)| s == "True") && before.as_ref().is_none_or(|(s, _)| s != "True"),
+            Some(r) => now.as_ref().is_some_and(|(_, x)| x == r) && before.as_ref().is_none_or(|(_, x)| x != r),
+        };
+        if !fired {
+            continue;
+        }
+        let Some(condition) = desired.conditions.iter().find(|c| c.type_ == type_) else {
+            continue;
+        };
+        publish(
+            ctx,
+            customer,
+            type_of_event,
+            &condition.reason,
+            condition.message.clone(),
+        )
+        .await;
+    }
 }
 
 /// Labels the existing namespaces the customer claims (listed or selected) with

@@ -52,6 +52,36 @@ struct WriteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FreezeLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+/// What the freeze controller does to one resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreezeOperation {
+    /// R8: the action applied and the previous values remembered.
+    Freeze,
+    /// The action applied again to a frozen resource that was changed back.
+    DriftCorrection,
+    /// R9: the remembered values put back.
+    Restore,
+    /// The resource deleted at the end of retention.
+    Release,
+}
+
+impl FreezeOperation {
+    pub fn label(self) -> &'static str {
+        match self {
+            FreezeOperation::Freeze => "freeze",
+            FreezeOperation::DriftCorrection => "drift_correction",
+            FreezeOperation::Restore => "restore",
+            FreezeOperation::Release => "release",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabel {
     state: &'static str,
 }
@@ -82,6 +112,7 @@ pub struct Metrics {
     duration: Family<KindLabel, Histogram>,
     status_writes: Family<WriteLabels, Counter>,
     customers: Family<StateLabel, Gauge>,
+    freeze_operations: Family<FreezeLabels, Counter>,
     leader: Gauge,
     leader_missing: Gauge,
     customer_store: OnceLock<Store<CustomerAccount>>,
@@ -133,6 +164,7 @@ impl Metrics {
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))),
             status_writes: Family::default(),
             customers: Family::default(),
+            freeze_operations: Family::default(),
             leader: Gauge::default(),
             leader_missing: Gauge::default(),
             customer_store: OnceLock::new(),
@@ -158,6 +190,11 @@ impl Metrics {
             metrics.status_writes.clone(),
         );
         registry.register("customers", "Customers by effective state", metrics.customers.clone());
+        registry.register(
+            "freeze_operations",
+            "Operations on customers' resources per operation (freeze, drift_correction, restore, release) and outcome (done, failed)",
+            metrics.freeze_operations.clone(),
+        );
         registry.register(
             "leader",
             "1 when this replica holds the leader lease",
@@ -203,6 +240,26 @@ impl Metrics {
                 outcome: outcome.label(),
             })
             .inc();
+    }
+
+    /// Counts an operation on a resource.
+    pub fn freeze_operation(&self, operation: FreezeOperation, done: bool) {
+        self.freeze_operations
+            .get_or_create(&FreezeLabels {
+                operation: operation.label(),
+                outcome: if done { "done" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Operations on resources done or failed so far.
+    pub fn freeze_operations_of(&self, operation: FreezeOperation, done: bool) -> u64 {
+        self.freeze_operations
+            .get_or_create(&FreezeLabels {
+                operation: operation.label(),
+                outcome: if done { "done" } else { "failed" },
+            })
+            .get()
     }
 
     /// Whether this replica leads.

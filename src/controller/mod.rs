@@ -4,6 +4,8 @@
 //! the objects it affects. This file only wires them.
 //!
 //! - [`customer`], [`restriction`], [`delegation`], [`partner`]: one reconciler per kind.
+//! - [`freeze`]: what a customer's reconcile does to its resources (R8, R9), with one watch
+//!   per freezable kind.
 //! - [`status`]: the statuses they write, computed by pure functions.
 //! - [`write`]: status patches and events; [`retry`]: spans, timers, backoff.
 //! - [`context`]: what reconciles share, and the error type; [`metrics`].
@@ -11,6 +13,7 @@
 pub mod context;
 pub mod customer;
 pub mod delegation;
+pub mod freeze;
 pub mod metrics;
 pub mod partner;
 pub mod reflectors;
@@ -35,6 +38,35 @@ use kube::{Client, Resource};
 use reflectors::Reflector;
 use std::future::Future;
 use std::sync::Arc;
+
+/// The customers to reconcile for a change of a freezable kind: those claiming its namespace
+/// whose freeze is in play (frozen, being frozen or unfrozen, or the object carries a record),
+/// or all such customers when a watch (re)synced.
+fn customers_of_change(stores: &Stores, changed: &freeze::kinds::Changed) -> Vec<ObjectRef<CustomerAccount>> {
+    let in_play = |c: &CustomerAccount| {
+        c.status.as_ref().is_some_and(|s| {
+            s.freeze.as_ref().is_some_and(|f| f.unfrozen.is_none() || f.failed > 0)
+                || s.decision
+                    .as_ref()
+                    .is_some_and(|d| d.state == crate::api::RestrictionState::RestrictedAndFrozen)
+        })
+    };
+    match changed {
+        freeze::kinds::Changed::All => stores
+            .customers
+            .state()
+            .iter()
+            .filter(|c| in_play(c))
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect(),
+        freeze::kinds::Changed::Namespace { namespace, frozen } => stores
+            .customers_in_namespace(namespace)
+            .iter()
+            .filter(|c| *frozen || in_play(c))
+            .map(|c| ObjectRef::from_obj(c.as_ref()))
+            .collect(),
+    }
+}
 
 /// Bounded concurrency: a cold start with thousands of objects queues reconciles instead of
 /// running them all at once (memory, and fairness to fresh changes).
@@ -73,6 +105,7 @@ where
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
+    freeze: freeze::Settings,
     leader: tokio::sync::watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Stores) + Send + 'static,
@@ -112,6 +145,15 @@ pub async fn run(
         })
     };
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
+    let freezer = Arc::new(freeze::Freezer::new(freeze));
+    // Where objects of the freezable kinds change: the customers whose freeze is in play there
+    // are reconciled (drift correction, resources created while frozen, stragglers to restore).
+    let (changed_tx, changed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let freeze_triggers = {
+        let stores = stores.clone();
+        futures::stream::unfold(changed_rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+            .flat_map(move |changed| futures::stream::iter(customers_of_change(&stores, &changed)))
+    };
     let ctx = Arc::new(Context {
         failures: Default::default(),
         leader: leader.clone(),
@@ -120,6 +162,7 @@ pub async fn run(
         client: client.clone(),
         stores: stores.clone(),
         recorder: Recorder::new(client.clone(), reporter),
+        freezer: freezer.clone(),
         now: jiff::Timestamp::now,
     });
     let s = &stores;
@@ -131,6 +174,7 @@ pub async fn run(
         .watches_shared_stream(delegations.spec_changes(), mapped(s, customers_of_delegation))
         .watches_shared_stream(partners.spec_changes(), mapped(s, customers_of_partner))
         .watches_shared_stream(namespaces.changes(), mapped(s, customers_of_namespace))
+        .reconcile_on(freeze_triggers)
         .reconcile_all_on(elected())
         .run(
             with_retry(Kind::CustomerAccount, customer::reconcile),
@@ -218,8 +262,10 @@ pub async fn run(
         delegations_ctrl.for_each(|_| async {}),
         partners_ctrl.for_each(|_| async {}),
     );
+    let freeze_watches = freezer.run(client.clone(), changed_tx);
     tokio::select! {
         _ = shutdown => {}
+        _ = freeze_watches => {}
         _ = watches => {}
         _ = controllers => {}
         _ = readiness.fuse() => {}

@@ -149,34 +149,15 @@ pub fn customer_status(
             )
         }
     };
-    let frozen = state.freezes_resources();
-    let (frozen_reason, frozen_message) = match (&eval.effective.basis, frozen) {
-        (policy::Basis::Decision { issuer, role, .. }, true) => (
-            format!("FrozenBy{}", role_word(*role)),
-            format!("pay-per-use resources are frozen by {role} \"{issuer}\" (R8)"),
-        ),
-        _ => ("NotFrozen".to_string(), "resources are not frozen".to_string()),
-    };
-    let conditions = vec![
-        condition(
-            prev_conditions,
-            "PurchaseRestricted",
-            state.restricts_purchases(),
-            &restricted_reason,
-            restricted_message,
-            generation,
-            now,
-        ),
-        condition(
-            prev_conditions,
-            "ResourcesFrozen",
-            frozen,
-            &frozen_reason,
-            frozen_message,
-            generation,
-            now,
-        ),
-    ];
+    let conditions = vec![condition(
+        prev_conditions,
+        "PurchaseRestricted",
+        state.restricts_purchases(),
+        &restricted_reason,
+        restricted_message,
+        generation,
+        now,
+    )];
 
     // History: a new entry when the state or the decision in force changes.
     let mut history = previous.map(|p| p.history.clone()).unwrap_or_default();
@@ -219,6 +200,8 @@ pub fn customer_status(
         guarded_namespaces: Vec::new(),
         // Set by the reconciler ([`association`]).
         association: previous.and_then(|p| p.association.clone()),
+        // Set by the reconciler once the freeze pass has run (`freeze::status`).
+        freeze: None,
     }
 }
 

@@ -33,6 +33,44 @@ pub struct Options {
     pub health_addr: Option<SocketAddr>,
     /// Leader election; `None`: this process always leads.
     pub lease: Option<LeaseOptions>,
+    /// How long frozen resources are retained (unless their partner says otherwise).
+    pub freeze_retention: std::time::Duration,
+    /// Whether frozen resources are deleted when retention ends.
+    pub release_frozen: bool,
+}
+
+/// The freeze settings of the controllers from the guarded kinds: those with a freeze action
+/// are frozen, the others named as never frozen.
+pub fn freeze_settings(
+    settings: &Settings,
+    retention: std::time::Duration,
+    release: bool,
+) -> controller::freeze::Settings {
+    let mut kinds = Vec::new();
+    let mut unfreezable = Vec::new();
+    for g in &settings.guarded {
+        let qualified = if g.group.is_empty() {
+            g.resource.clone()
+        } else {
+            format!("{}.{}", g.resource, g.group)
+        };
+        match &g.freeze {
+            Some(action) => kinds.push(controller::freeze::KindSettings {
+                group: g.group.clone(),
+                version: g.version.clone(),
+                resource: g.resource.clone(),
+                action: action.clone(),
+                default_billing_mode: g.classify.default_billing_mode,
+            }),
+            None => unfreezable.push(qualified),
+        }
+    }
+    controller::freeze::Settings {
+        kinds,
+        unfreezable,
+        retention,
+        release,
+    }
 }
 
 /// Why purchase-guard cannot start or stopped.
@@ -85,6 +123,7 @@ pub struct Running {
     telemetry: Arc<Telemetry>,
     ready: Arc<AtomicBool>,
     lease: Option<LeaseOptions>,
+    freeze: controller::freeze::Settings,
     webhook_server: tokio::task::JoinHandle<()>,
     health_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -93,6 +132,7 @@ pub struct Running {
 /// or certificate is reported before anything runs.
 pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
     check_crds(&client).await?;
+    let freeze = freeze_settings(&options.settings, options.freeze_retention, options.release_frozen);
     let telemetry = Arc::new(Telemetry::default());
     let webhooks = Arc::new(Webhooks::new(options.settings));
     let webhook_server = webhook::start(
@@ -129,6 +169,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
         telemetry,
         ready,
         lease: options.lease,
+        freeze,
         webhook_server,
         health_server,
     })
@@ -157,6 +198,7 @@ impl Running {
         let controllers = controller::run(
             self.client.clone(),
             metrics,
+            self.freeze.clone(),
             election.leading.clone(),
             shutdown,
             move |stores| {

@@ -65,6 +65,10 @@ impl Webhooks {
                 "NotGuarded"
             }));
         };
+        // purchase-guard's own writes: freezing, restoring and releasing (R8, R9).
+        if self.settings.controller_identities.contains(&req.username) {
+            return Judged::Answered(Outcome::allow("PurchaseGuard"));
+        }
         if self.managed_by_controller(req) {
             return Judged::Answered(Outcome::allow("ManagedByController"));
         }
@@ -120,6 +124,31 @@ impl Webhooks {
             old: req.old_object.as_ref(),
             new: req.object.as_ref(),
         };
+        // R8: what would undo a freeze, whatever the matrix says.
+        let undone = if request.scale {
+            match &state {
+                policy::CustomerState::Known { state, .. } if state.freezes_resources() => {
+                    policy::scale_undoes_freeze(request.old, request.new)
+                }
+                _ => None,
+            }
+        } else {
+            policy::undoes_freeze(request.old, request.new)
+        };
+        if let Some(why) = undone {
+            let message = format!(
+                "R8: {} \"{}\" of customer \"{customer_label}\" in namespace \"{namespace}\": {why}",
+                req.resource, req.name
+            );
+            return Judged::Judgement(
+                policy::Judgement::Deny {
+                    rule: "R8",
+                    reason: "ResourceFrozen",
+                    message,
+                },
+                customer_name,
+            );
+        }
         let judgement = policy::judge_request(
             &guarded.classify,
             &self.settings.matrix,

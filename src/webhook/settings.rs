@@ -64,6 +64,8 @@ pub struct Guarded {
     pub subresources: Vec<String>,
     /// What the kind's fields mean (capacity, renewal, rename, use).
     pub classify: ClassifyRules,
+    /// How the kind's pay-per-use resources are frozen (R8); `None`: they are not.
+    pub freeze: Option<policy::FreezeAction>,
 }
 
 impl Guarded {
@@ -81,6 +83,7 @@ impl Guarded {
             resource: resource.into(),
             subresources,
             classify: ClassifyRules::for_kind(group, resource),
+            freeze: policy::FreezeAction::for_kind(group, resource),
         }
     }
 
@@ -128,6 +131,19 @@ pub struct GuardedEntry {
     pub renew_paths: Option<Vec<String>>,
     pub capacity_paths: Option<Vec<String>>,
     pub use_paths: Option<Vec<String>>,
+    /// The freeze action (`{action: scale|patch|suspend, ...}`); `null`: never frozen;
+    /// omitted: the kind's default.
+    #[serde(default, deserialize_with = "present")]
+    pub freeze: Option<Option<policy::FreezeAction>>,
+}
+
+/// A field that is present, even as `null` (then `Some(None)`); absent fields stay `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl GuardedEntry {
@@ -159,7 +175,13 @@ impl GuardedEntry {
             }
             g.subresources = subresources;
         }
+        if let Some(freeze) = self.freeze {
+            g.freeze = freeze;
+        }
         g.classify.validate().map_err(|e| format!("{name}: {e}"))?;
+        if let Some(action) = &g.freeze {
+            action.validate().map_err(|e| format!("{name}: {e}"))?;
+        }
         Ok(g)
     }
 }
@@ -264,7 +286,9 @@ mod tests {
         let kinds = parse_guarded(
             "- {group: apps, version: v1, resource: deployments}\n\
              - {group: example.com, version: v2, resource: widgets, subresources: [scale], capacityPaths: [/spec/size]}\n\
-             - {group: '', version: v1, resource: pods, usePaths: []}\n",
+             - {group: '', version: v1, resource: pods, usePaths: []}\n\
+             - {group: batch, version: v1, resource: jobs, freeze: null}\n\
+             - {group: example.com, version: v1, resource: vms, freeze: {action: patch, patch: {spec: {runStrategy: Halted}}}}\n",
         )
         .expect("a valid file");
         assert_eq!(kinds[0], Guarded::new("apps", "v1", "deployments"));
@@ -277,6 +301,16 @@ mod tests {
         assert!(kinds[2].matches("", "v1", "pods", Some("resize")));
         assert!(!kinds[2].matches("", "v1", "pods", Some("exec")));
         assert!(!kinds[2].matches("", "v2", "pods", None));
+        assert_eq!(kinds[0].freeze.as_ref().map(|a| a.name()), Some("scale"));
+        assert_eq!(kinds[1].freeze, None);
+        assert_eq!(kinds[2].freeze, None);
+        assert_eq!(kinds[3].freeze, None, "null: never frozen");
+        assert_eq!(
+            kinds[4].freeze,
+            Some(policy::FreezeAction::Patch {
+                patch: serde_json::json!({"spec": {"runStrategy": "Halted"}})
+            })
+        );
     }
 
     #[test]
@@ -295,6 +329,14 @@ mod tests {
             (
                 "- {group: apps, version: v1, resource: deployments, subresources: [scale/x]}",
                 "[0]: apps/v1/deployments: subresources: \"scale/x\"",
+            ),
+            (
+                "- {group: apps, version: v1, resource: deployments, freeze: {action: stop}}",
+                "unknown variant `stop`, expected one of `scale`, `patch`, `suspend`",
+            ),
+            (
+                "- {group: apps, version: v1, resource: deployments, freeze: {action: patch, patch: {metadata: {}}}}",
+                "[0]: apps/v1/deployments: freeze.patch: may change fields under spec only",
             ),
             (
                 "- {group: apps, version: v1, resource: deployments}\n- {group: apps, version: v1, resource: deployments}",

@@ -99,6 +99,7 @@ impl ClassifyRules {
             },
             ("compute.example.com", "virtualmachines") => ClassifyRules {
                 capacity_paths: paths(&["/spec/cpus", "/spec/memoryGiB"]),
+                use_paths: paths(&["/spec/running"]),
                 ..base
             },
             _ => base,

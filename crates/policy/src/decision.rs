@@ -48,6 +48,10 @@ pub enum ContentError {
         "spec.reason: Invalid value: R4: putting a withdrawn decision back in force is a new operation and needs a new reason"
     )]
     ReinstatedWithoutReason,
+    #[error(
+        "spec.state: Invalid value: R6: RestrictedAndFrozen -> Restricted is not an operation: frozen resources are unfrozen only with Unrestricted (Unrestrict Purchase and Unfreeze Resources, R9); restrict again afterwards if needed"
+    )]
+    UnfreezeWithoutUnrestrict,
 }
 
 /// Checks a new or changed decision: a non-blank reason (R4), a new reason whenever the state
@@ -68,6 +72,12 @@ pub fn check_content(old: Option<&DecisionContent<'_>>, new: &DecisionContent<'_
             from: old.state,
             to: new.state,
         });
+    }
+    if let Some(old) = old
+        && old.state == RestrictionState::RestrictedAndFrozen
+        && new.state == RestrictionState::Restricted
+    {
+        errors.push(ContentError::UnfreezeWithoutUnrestrict);
     }
     if new.state == RestrictionState::RestrictedAndFrozen && !new.agreement_accepted {
         errors.push(ContentError::AgreementNotAccepted);

@@ -46,6 +46,7 @@ impl Rejection {
             ) => "ReasonRequired",
             Rejection::Content(ContentError::WithdrawalControlCharacter) => "InvalidReason",
             Rejection::Content(ContentError::AgreementNotAccepted) => "AgreementNotAccepted",
+            Rejection::Content(ContentError::UnfreezeWithoutUnrestrict) => "NotAnOperation",
             Rejection::Content(ContentError::ControlCharacter) => "InvalidReason",
             Rejection::MadeWithoutAuthority { .. } => "MadeWithoutAuthority",
             Rejection::PreviousAssociation { .. } => "PreviousAssociation",
@@ -58,7 +59,7 @@ impl Rejection {
         match self {
             Rejection::Authority(denied) => denied.rule(),
             Rejection::Duplicate { .. } => "R3",
-            Rejection::Content(ContentError::AgreementNotAccepted) => "R6",
+            Rejection::Content(ContentError::AgreementNotAccepted | ContentError::UnfreezeWithoutUnrestrict) => "R6",
             Rejection::Content(_) => "R4",
             Rejection::MadeWithoutAuthority { .. } => "R3",
             Rejection::PreviousAssociation { .. } | Rejection::AssociationChanging => "R1",

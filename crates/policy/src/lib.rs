@@ -20,6 +20,7 @@ pub mod classify;
 pub mod decision;
 pub mod delegation;
 pub mod effective;
+pub mod freeze;
 pub mod impact;
 pub mod model;
 pub mod partner;
@@ -44,6 +45,10 @@ pub use delegation::{DelegationRejection, active_delegation, evaluate_delegation
 pub use effective::{
     Acceptance, Basis, CustomerEvaluation, DecisionVerdict, Effective, Rejection, evaluate_customer,
     verdict_without_customer,
+};
+pub use freeze::{
+    Desired, FROZEN_ANNOTATION, FROZEN_LABEL, FreezeAction, FrozenRecord, Restore, Settled, Step, Undo,
+    parse_retention, plan, scale_undoes_freeze, undoes_freeze,
 };
 pub use impact::{BillingMode, ImpactMatrix, MatrixError, ModeImpact, Operation};
 pub use model::*;

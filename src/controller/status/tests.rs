@@ -77,7 +77,6 @@ fn r1_a_new_customer_is_restricted_by_default_and_says_who_can_lift_it() {
         "{}",
         restricted.message
     );
-    assert_eq!(condition_of(&status.conditions, "ResourcesFrozen").status, "False");
     assert_eq!(status.authority.as_ref().map(|a| a.partner.as_str()), Some("dist-a"));
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.history.len(), 1, "the first state is recorded");
@@ -93,10 +92,6 @@ fn a_decision_in_force_is_recorded_with_its_user_and_history_grows_only_on_chang
     assert_eq!(
         condition_of(&first.conditions, "PurchaseRestricted").reason,
         "RestrictedByDistributor"
-    );
-    assert_eq!(
-        condition_of(&first.conditions, "ResourcesFrozen").reason,
-        "FrozenByDistributor"
     );
     let in_force = first.decision.as_ref().expect("a decision in force");
     assert_eq!(in_force.partner.as_deref(), Some("dist-a"));

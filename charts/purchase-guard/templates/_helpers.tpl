@@ -68,3 +68,17 @@ Deployments, ReplicaSets and StatefulSets, resize for Pods). A YAML list. */}}
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
+
+{{/* The freeze action of a guarded-resources entry: its own, or its kind's default as
+purchase-guard has it (FreezeAction::for_kind); empty when it is never frozen. */}}
+{{- define "purchase-guard.freezeAction" -}}
+{{- if hasKey . "freeze" -}}
+{{- if .freeze }}{{ .freeze.action }}{{ end -}}
+{{- else if and (eq .group "apps") (has .resource (list "deployments" "replicasets" "statefulsets")) -}}
+scale
+{{- else if and (eq .group "batch") (has .resource (list "jobs" "cronjobs")) -}}
+suspend
+{{- else if and (eq .group "compute.example.com") (eq .resource "virtualmachines") -}}
+patch
+{{- end -}}
+{{- end -}}

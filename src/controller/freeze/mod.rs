@@ -215,9 +215,12 @@ pub async fn converge(
                     };
                     tracing::info!(resource = %what, customer = %customer_name, operation = operation.label(), "{note}");
                     // On the resource, and for a release (the resource is gone) on the customer.
-                    publish(ctx, &target, type_, reason, note.clone()).await;
+                    publish(ctx, &target, None, type_, reason, note.clone()).await;
                     if operation == FreezeOperation::Release {
-                        publish(ctx, &customer.object_ref(&()), type_, reason, format!("{what}: {note}")).await;
+                        // Related to the resource: one event per release (events with the same
+                        // reason and related object form one series).
+                        let on = customer.object_ref(&());
+                        publish(ctx, &on, Some(target), type_, reason, format!("{what}: {note}")).await;
                     }
                 }
                 Err(e) => {
@@ -352,14 +355,21 @@ fn reference(resource: &kube::api::ApiResource, object: &DynamicObject) -> Objec
     }
 }
 
-/// Publishes an event about an object; a failure is logged.
-async fn publish(ctx: &Context, target: &ObjectReference, type_: EventType, reason: &str, note: String) {
+/// Publishes an event about an object, related to another; a failure is logged.
+async fn publish(
+    ctx: &Context,
+    target: &ObjectReference,
+    related: Option<ObjectReference>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
         action: "Freeze".into(),
-        secondary: None,
+        secondary: related,
     };
     if let Err(e) = ctx.recorder.publish(&event, target).await {
         tracing::warn!(error = %e, "cannot publish an event");

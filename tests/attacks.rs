@@ -523,7 +523,7 @@ async fn a_withdrawal_needs_a_reason_and_credits_its_user() {
     assert_eq!(last("user"), "dist-op", "the withdrawing user is credited");
     assert_eq!(last("partner"), "dist-emea");
     assert_eq!(last("withdrawn.name"), "acme");
-    assert_eq!(last("state"), "Restricted");
+    assert_eq!(last("state"), "RestrictedAndFrozen");
     p.wait_for_event("of the withdrawal", |e| {
         e.contains("after the withdrawal of PurchaseRestriction dist-emea/acme")
             && e.ends_with("(changed by \"dist-op\")")

@@ -1,9 +1,12 @@
 //! Two `purchase-guard run` processes against one sandbox: exactly one leader; after the
-//! leader is killed, the other takes over within the lease duration and the system converges.
+//! leader is killed, the other takes over within the lease duration and the system converges,
+//! also when the leader dies half-way through freezing hundreds of resources.
 
 mod support;
-use support::free_port;
+use support::{free_port, population};
 
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
@@ -78,6 +81,12 @@ where
     }
 }
 
+/// Who holds the leader Lease now.
+async fn lease_holder(client: &Client) -> Option<String> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    leases.get("purchase-guard").await.ok()?.spec?.holder_identity
+}
+
 async fn restricted(api: &Api<CustomerAccount>, name: &str) -> Option<String> {
     api.get(name)
         .await
@@ -102,15 +111,7 @@ async fn one_leader_and_failover_within_the_lease_duration() {
     let mut replicas = vec![start(&kubeconfig, "replica-a"), start(&kubeconfig, "replica-b")];
 
     // Exactly one leader: the lease holder, and the only replica whose leader gauge is 1.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
-    let holder = || async {
-        leases
-            .get("purchase-guard")
-            .await
-            .ok()
-            .and_then(|l| l.spec)
-            .and_then(|s| s.holder_identity)
-    };
+    let holder = || lease_holder(&client);
     eventually("a replica holds the lease", Duration::from_secs(20), || async {
         holder().await.is_some_and(|h| !h.is_empty())
     })
@@ -197,6 +198,136 @@ async fn one_leader_and_failover_within_the_lease_duration() {
         || async { restricted(&customers, "c1").await.as_deref() == Some("False") },
     )
     .await;
+    drop(replicas);
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}
+
+/// Customers and resources of the failover test.
+const CUSTOMERS: usize = 50;
+const PER_CUSTOMER: usize = 10;
+
+/// The replicas deployment `app-I` had when it was bought: 1 to 4.
+fn bought_replicas(i: usize) -> i32 {
+    (i % 4) as i32 + 1
+}
+
+/// The freeze record of a deployment, if it has one.
+fn record_of(d: &Deployment) -> Option<serde_json::Value> {
+    d.metadata
+        .annotations
+        .as_ref()?
+        .get("purchaseguard.io/frozen")
+        .map(|t| serde_json::from_str(t).expect("a record purchase-guard wrote"))
+}
+
+/// `app-I`'s I.
+fn index_of(d: &Deployment) -> usize {
+    let name = d.metadata.name.as_deref().expect("name");
+    name.trim_start_matches("app-").parse().expect("app-N")
+}
+
+/// R8 exactly once: the leader is killed (SIGKILL) half-way through freezing 500 resources of
+/// 50 customers; after failover every resource is frozen with its original replicas
+/// remembered (a second freeze would have remembered 0), and the unfreeze restores all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_interrupted_by_a_leader_kill_completes_exactly_once_after_failover() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = population::client_with_crds(&sandbox).await;
+    let kubeconfig = std::env::temp_dir().join(format!("pg-freeze-failover-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let names = population::populate(&client, CUSTOMERS, PER_CUSTOMER, bought_replicas).await;
+    let total = CUSTOMERS * PER_CUSTOMER;
+
+    let began = Instant::now();
+    let mut replicas = vec![start(&kubeconfig, "replica-a"), start(&kubeconfig, "replica-b")];
+    let holder = || lease_holder(&client);
+    let all = |reason: &'static str| {
+        let client = client.clone();
+        move || {
+            let client = client.clone();
+            async move { population::customers_with(&client, reason).await == CUSTOMERS }
+        }
+    };
+    eventually(
+        "the leader reconciled every customer",
+        Duration::from_secs(60),
+        all("NotFrozen"),
+    )
+    .await;
+    let leader = holder().await.expect("a holder");
+    eprintln!("{:?}: every customer reconciled", began.elapsed());
+
+    // The distributor restricts and freezes every customer; the leader is killed as soon as
+    // the first resource is frozen.
+    let all_deployments: Api<Deployment> = Api::all(client.clone());
+    let mut watch = kube::runtime::watcher(all_deployments.clone(), kube::runtime::watcher::Config::default()).boxed();
+    population::decide_all(&client, &names, "RestrictedAndFrozen", "Payment default").await;
+    let first_frozen = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(event) = watch.next().await {
+            if let Ok(kube::runtime::watcher::Event::Apply(d)) = event
+                && record_of(&d).is_some()
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(first_frozen.is_ok(), "no resource was frozen within 60s");
+    // An open watch would hold the sandbox's shutdown.
+    drop(watch);
+    let index = replicas
+        .iter()
+        .position(|r| r.identity == leader)
+        .expect("the leader is one of ours");
+    drop(replicas.remove(index));
+    let at_kill = all_deployments.list(&Default::default()).await.expect("list");
+    let frozen_at_kill = at_kill.items.iter().filter(|d| record_of(d).is_some()).count();
+    eprintln!(
+        "{:?}: frozen when the leader was killed: {frozen_at_kill} of {total}",
+        began.elapsed()
+    );
+    assert!(
+        frozen_at_kill < total,
+        "the leader finished before it was killed: the test did not interrupt it"
+    );
+
+    // The survivor takes over and completes the freeze; every record holds the replicas the
+    // deployment was bought with.
+    eventually(
+        "every customer is frozen under the new leader",
+        Duration::from_secs(120),
+        all("FrozenByDistributor"),
+    )
+    .await;
+    eprintln!("{:?}: every customer frozen", began.elapsed());
+    let after = all_deployments.list(&Default::default()).await.expect("list");
+    assert_eq!(after.items.len(), total);
+    for d in &after.items {
+        let at = (&d.metadata.namespace, &d.metadata.name);
+        let record = record_of(d).unwrap_or_else(|| panic!("{at:?} is not frozen"));
+        assert_eq!(
+            record["replicas"],
+            bought_replicas(index_of(d)),
+            "{at:?}: the record of a second freeze would hold 0"
+        );
+        assert_eq!(d.spec.as_ref().and_then(|s| s.replicas), Some(0), "{at:?}");
+    }
+
+    // R9: the unfreeze restores all of them exactly.
+    population::decide_all(&client, &names, "Unrestricted", "Paid in full").await;
+    eventually("every customer is unfrozen", Duration::from_secs(120), all("Unfrozen")).await;
+    eprintln!("{:?}: every customer unfrozen", began.elapsed());
+    let restored = all_deployments.list(&Default::default()).await.expect("list");
+    for d in &restored.items {
+        let at = (&d.metadata.namespace, &d.metadata.name);
+        assert_eq!(
+            d.spec.as_ref().and_then(|s| s.replicas),
+            Some(bought_replicas(index_of(d))),
+            "{at:?}"
+        );
+        assert!(record_of(d).is_none(), "{at:?} keeps its record");
+    }
     drop(replicas);
     let _ = std::fs::remove_file(&kubeconfig);
     sandbox.shutdown().await;

@@ -113,8 +113,9 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         };
         publish_related(&ctx, customer.as_ref(), related, EventType::Normal, &reason, message).await;
     }
-    // What was not done is retried; a freeze is looked at again when its retention ends.
-    if !report.failed.is_empty() || !report.pending_kinds.is_empty() {
+    // What failed is retried; kinds not listed yet reconcile the customers in play once they
+    // are (`Changed::All`); a freeze is looked at again when its retention ends.
+    if !report.failed.is_empty() {
         return Ok(Action::requeue(FREEZE_RETRY));
     }
     Ok(match window.and_then(|w| w.remaining(&now)) {

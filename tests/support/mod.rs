@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod platform;
+pub mod population;
 
 use std::io::Write;
 use std::path::Path;

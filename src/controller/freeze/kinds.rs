@@ -44,9 +44,16 @@ pub struct Watched {
     pub settings: KindSettings,
     state: OnceLock<(ApiResource, Store<DynamicObject>)>,
     synced: AtomicBool,
+    /// The API server answered that it does not serve the kind (looked for again later).
+    not_served: AtomicBool,
 }
 
 impl Watched {
+    /// Whether the API server said it does not serve the kind: no such objects exist.
+    pub fn not_served(&self) -> bool {
+        self.not_served.load(Ordering::SeqCst)
+    }
+
     /// The kind's resource and cache, once its first list is complete.
     pub fn ready(&self) -> Option<(&ApiResource, &Store<DynamicObject>)> {
         if !self.synced.load(Ordering::SeqCst) {
@@ -82,6 +89,7 @@ impl Kinds {
                     settings: s.clone(),
                     state: OnceLock::new(),
                     synced: AtomicBool::new(false),
+                    not_served: AtomicBool::new(false),
                 })
                 .collect(),
         }
@@ -136,6 +144,7 @@ async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::Un
             Ok(Some(r)) => break r,
             Ok(None) if !reported => {
                 reported = true;
+                watched.not_served.store(true, Ordering::SeqCst);
                 tracing::warn!(kind = %kind.qualified(), version = %kind.version, "a guarded kind with a freeze action is not served; its resources cannot be frozen until it is (looked for again every 30s)");
             }
             Ok(None) => {}
@@ -143,6 +152,7 @@ async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::Un
         }
         tokio::time::sleep(DISCOVERY_RETRY).await;
     };
+    watched.not_served.store(false, Ordering::SeqCst);
     let writer = reflector::store::Writer::new(resource.clone());
     let store = writer.as_reader();
     let _ = watched.state.set((resource.clone(), store));

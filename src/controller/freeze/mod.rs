@@ -132,7 +132,10 @@ pub async fn converge(
     let customer_name = customer.name_any();
     for watched in ctx.freezer.kinds() {
         let Some((resource, store)) = watched.ready() else {
-            report.pending_kinds.push(watched.settings.qualified());
+            // A kind the API server does not serve has no objects to freeze.
+            if !watched.not_served() {
+                report.pending_kinds.push(watched.settings.qualified());
+            }
             continue;
         };
         let kind = &watched.settings;

@@ -183,16 +183,22 @@ pub fn freeze_conditions(
                 s.released
             ),
         ),
-        (None, _) if !complete(report) => (
+        (None, Some(s)) => (
             false,
             "Unfreezing".to_string(),
+            format!("{} resources restored so far, not yet: {}", s.restored, not_yet()),
+        ),
+        (None, None) if report.failed.is_empty() => {
+            (false, "NotFrozen".to_string(), "resources are not frozen".to_string())
+        }
+        (None, None) => (
+            false,
+            "NotFrozen".to_string(),
             format!(
-                "{} resources restored so far, not yet: {}",
-                status.map_or(report.restored, |s| s.restored),
+                "resources are not frozen; resources carrying a freeze record could not be restored: {}",
                 not_yet()
             ),
         ),
-        (None, _) => (false, "NotFrozen".to_string(), "resources are not frozen".to_string()),
     };
     let mut conditions = vec![condition(
         previous,

@@ -77,8 +77,8 @@ const EXAMPLES: [(&str, &str); 7] = [
         include_str!("../examples/01-partners.yaml"),
     ),
     (
-        "examples/02-virtualmachines.yaml",
-        include_str!("../examples/02-virtualmachines.yaml"),
+        "examples/02-resources.yaml",
+        include_str!("../examples/02-resources.yaml"),
     ),
     (
         "examples/03-customers.yaml",
@@ -261,6 +261,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         );
         println!(
             "  kubectl -n acme-prod patch virtualmachine web-1 --type=merge -p '{{\"spec\":{{\"subscription\":{{\"renewedUntil\":\"2028-06-30\"}}}}}}'"
+        );
+        println!("  # acme is also frozen (R8): its pay-per-use VM and Deployment are stopped, the prepaid ones run");
+        println!("  kubectl get deploy,vm -A -L purchaseguard.io/frozen");
+        println!(
+            "  kubectl -n acme-dev scale deployment worker --replicas=5   # refused: it stays at 0 until unfrozen"
         );
         println!("  # R3: dist-emea delegated to reseller-alpha, so it may not decide for acme");
         println!("  kubectl -n dist-emea create -f - <<'EOF'");

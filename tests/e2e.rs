@@ -28,7 +28,16 @@ rules:
 - apiGroups: ["compute.example.com"]
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "deployments/scale"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
+
+fn deployment(namespace: &str, name: &str, mode: &str, replicas: u32) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels:\n    purchaseguard.io/billing-mode: {mode}\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: app\n        image: registry.k8s.io/pause:3.10\n"
+    )
+}
 
 fn restriction(namespace: &str, customer: &str, state: &str, reason: &str) -> String {
     let agreement = if state == "RestrictedAndFrozen" {
@@ -364,6 +373,74 @@ fn the_chart_judges_the_subresources_purchase_guard_judges() {
     );
 }
 
+/// The chart grants purchase-guard exactly what the freeze actions of the guarded kinds need, as
+/// purchase-guard reads them from the chart's ConfigMap: reading and patching each kind with an
+/// action, `patch` on the scale subresource for `scale` actions, `delete` only with release;
+/// nothing on kinds without an action.
+#[test]
+fn the_chart_grants_what_the_freeze_actions_need() {
+    let entries = serde_json::json!([
+        {"group": "apps", "version": "v1", "resource": "deployments"},
+        {"group": "apps", "version": "v1", "resource": "daemonsets"},
+        {"group": "batch", "version": "v1", "resource": "jobs"},
+        {"group": "apps", "version": "v1", "resource": "statefulsets", "freeze": null},
+        {"group": "", "version": "v1", "resource": "pods"},
+        {"group": "kubevirt.io", "version": "v1", "resource": "virtualmachines",
+         "freeze": {"action": "patch", "patch": {"spec": {"runStrategy": "Halted"}}}},
+        {"group": "example.com", "version": "v1", "resource": "widgets", "subresources": ["scale"],
+         "freeze": {"action": "scale", "replicasPath": "/spec/size"}},
+    ]);
+    for release in [false, true] {
+        let values = serde_json::json!({"webhook": {"guardedResources": entries},
+                                        "freeze": {"release": {"enabled": release}}});
+        let documents = rendered_chart_with(&values.to_string());
+        let config_map = documents.iter().find(|d| d["kind"] == "ConfigMap").expect("ConfigMap");
+        let file = config_map["data"]["guarded-kinds.yaml"]
+            .as_str()
+            .expect("guarded-kinds.yaml");
+        let guarded = purchase_guard::webhook::parse_guarded(file).expect("purchase-guard reads it");
+        let role = documents
+            .iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .expect("ClusterRole");
+        let rules = role["rules"].as_array().expect("rules");
+        let verbs_on = |group: &str, resource: &str| -> Vec<String> {
+            let mut verbs: Vec<String> = rules
+                .iter()
+                .filter(|r| {
+                    r["apiGroups"].as_array().is_some_and(|g| g.iter().any(|g| g == group))
+                        && r["resources"]
+                            .as_array()
+                            .is_some_and(|x| x.iter().any(|x| x == resource))
+                })
+                .flat_map(|r| r["verbs"].as_array().cloned().unwrap_or_default())
+                .map(|v| v.as_str().expect("a verb").to_string())
+                .collect();
+            verbs.sort();
+            verbs
+        };
+        for g in &guarded {
+            let mut expected: Vec<&str> = match &g.freeze {
+                Some(_) if release => vec!["delete", "get", "list", "patch", "watch"],
+                Some(_) => vec!["get", "list", "patch", "watch"],
+                None => vec![],
+            };
+            expected.sort();
+            assert_eq!(verbs_on(&g.group, &g.resource), expected, "{g} (release: {release})");
+            let scale: Vec<&str> = match g.freeze {
+                Some(purchase_guard_policy::FreezeAction::Scale { .. }) => vec!["patch"],
+                _ => vec![],
+            };
+            assert_eq!(verbs_on(&g.group, &format!("{}/scale", g.resource)), scale, "{g}/scale");
+        }
+        assert_eq!(
+            guarded.iter().filter(|g| g.freeze.is_some()).count(),
+            4,
+            "deployments and jobs by default, and the two explicit actions"
+        );
+    }
+}
+
 /// The sandbox platform: the chart's manifests applied and two replicas running.
 async fn sandbox_platform() -> Env {
     let webhook_ports = [free_port(), free_port()];
@@ -636,6 +713,80 @@ async fn the_whole_story() {
     );
     env.wait_for("customeraccount/globex", "{.status.decision.state}=Unrestricted");
     env.allowed("tenant", &vm("globex", "new-vm", "pay-per-use", 2));
+
+    // R8: restrict and freeze: the pay-per-use and spot resources stop (with the chart's
+    // RBAC: the VMs' patch action, the Deployment's scale subresource), the prepaid one keeps
+    // running; scaling up is refused; R9: the unfreeze restores them.
+    env.allowed("tenant", &deployment("globex", "web", "pay-per-use", 2));
+    env.allowed(
+        "dist-op",
+        &restriction(
+            "dist-emea",
+            "globex",
+            "RestrictedAndFrozen",
+            "Chargeback on the card, case 2026-3307",
+        ),
+    );
+    env.wait_for(
+        "customeraccount/globex",
+        r#"{.status.conditions[?(@.type=="ResourcesFrozen")].status}=True"#,
+    );
+    for (resource, jsonpath) in [
+        ("virtualmachine/new-vm", "{.spec.running}=false"),
+        ("virtualmachine/batch-7", "{.spec.running}=false"),
+        ("virtualmachine/db-1", "{.spec.running}=true"),
+        ("deployment/web", "{.spec.replicas}=0"),
+    ] {
+        env.ok(
+            &[
+                "wait",
+                "-n",
+                "globex",
+                resource,
+                &format!("--for=jsonpath={jsonpath}"),
+                "--timeout=10s",
+            ],
+            None,
+        );
+    }
+    let (scaled, refusal) = env.run(
+        &[
+            "--as",
+            "tenant",
+            "scale",
+            "deployment/web",
+            "-n",
+            "globex",
+            "--replicas=3",
+        ],
+        None,
+    );
+    assert!(!scaled && refusal.contains("R8"), "{refusal}");
+    env.allowed(
+        "dist-op",
+        &restriction("dist-emea", "globex", "Unrestricted", "Chargeback resolved"),
+    );
+    env.wait_for(
+        "customeraccount/globex",
+        r#"{.status.conditions[?(@.type=="ResourcesFrozen")].reason}=Unfrozen"#,
+    );
+    for (resource, jsonpath) in [
+        ("virtualmachine/new-vm", "{.spec.running}=true"),
+        ("virtualmachine/batch-7", "{.spec.running}=true"),
+        ("deployment/web", "{.spec.replicas}=2"),
+    ] {
+        env.ok(
+            &[
+                "wait",
+                "-n",
+                "globex",
+                resource,
+                &format!("--for=jsonpath={jsonpath}"),
+                "--timeout=10s",
+            ],
+            None,
+        );
+    }
 
     // R2: a reseller without delegation cannot act; a partner outside the hierarchy cannot.
     env.denied(

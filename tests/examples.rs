@@ -55,6 +55,11 @@ fn every_example_is_valid() {
                     "{}: namespace {name}",
                     file.display()
                 );
+            } else if kind == "Deployment" {
+                // A built-in kind: its types, and a name the API server accepts.
+                serde_json::from_value::<k8s_openapi::api::apps::v1::Deployment>(doc.clone())
+                    .unwrap_or_else(|e| panic!("{}: Deployment {name}: {e}", file.display()));
+                assert!(validate_dns1123_label(&name).is_empty(), "{}: {name}", file.display());
             } else {
                 assert!(
                     v.knows(doc["apiVersion"].as_str().unwrap_or_default(), &kind),

@@ -56,7 +56,15 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     let retention = ctx.freezer.retention(partner.as_deref());
     let freezing = previous.and_then(|p| p.freeze.as_ref());
     let window = freeze::status::window(freezing, eval.effective.state.freezes_resources(), retention, &now);
-    let wanted = window.as_ref().map_or(policy::Desired::Thawed, |w| w.desired(&now));
+    let why = match &eval.effective.basis {
+        policy::Basis::Decision {
+            issuer, role, reason, ..
+        } => format!("frozen by {role} \"{issuer}\": {reason}"),
+        _ => String::new(),
+    };
+    let wanted = window
+        .as_ref()
+        .map_or(policy::Desired::Thawed, |w| w.desired(&now, &why));
     let release = ctx.freezer.settings.release;
     let report = freeze::converge(&ctx, &customer, &desired.guarded_namespaces, &wanted, release).await;
     desired.freeze = freeze::status::freeze_status(freezing, window.as_ref(), &report, &now);

@@ -128,7 +128,7 @@ impl Platform {
         for f in [
             "00-namespaces.yaml",
             "01-partners.yaml",
-            "02-virtualmachines.yaml",
+            "02-resources.yaml",
             "03-customers.yaml",
             "04-delegation.yaml",
             "05-restrictions.yaml",

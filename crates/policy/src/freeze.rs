@@ -126,6 +126,9 @@ pub struct FrozenRecord {
     pub customer: String,
     /// When the object was frozen (RFC 3339).
     pub since: String,
+    /// Why: who froze the customer, with the decision's reason.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
     #[serde(flatten)]
     pub undo: Undo,
 }
@@ -143,7 +146,7 @@ pub enum Undo {
 impl FrozenRecord {
     /// The record for freezing `object` now with `action`: the values the action is about to
     /// change. Replicas absent from the object count as 1 (the Kubernetes default).
-    pub fn new(action: &FreezeAction, customer: &str, since: &str, object: &Value) -> Self {
+    pub fn new(action: &FreezeAction, customer: &str, since: &str, why: &str, object: &Value) -> Self {
         let undo = match action {
             FreezeAction::Scale { replicas_path } => Undo::Scale {
                 replicas: object.pointer(replicas_path).and_then(Value::as_i64).unwrap_or(1),
@@ -158,6 +161,7 @@ impl FrozenRecord {
         FrozenRecord {
             customer: customer.into(),
             since: since.into(),
+            why: why.into(),
             undo,
         }
     }
@@ -271,8 +275,13 @@ pub fn freezes(mode: BillingMode) -> bool {
 /// What the customer's state asks of its resources.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Desired {
-    /// Frozen (R8) since `since`; `release_due`: the retention period has ended.
-    Frozen { since: String, release_due: bool },
+    /// Frozen (R8) since `since`, for the reason `why`; `release_due`: the retention period
+    /// has ended.
+    Frozen {
+        since: String,
+        why: String,
+        release_due: bool,
+    },
     /// Not frozen: anything frozen is restored (R9).
     Thawed,
 }
@@ -328,7 +337,9 @@ pub fn plan(
         (Desired::Thawed, Some(r)) => Step::Restore(r),
         (Desired::Thawed, None) => Step::Nothing(Settled::NotFrozen),
         (Desired::Frozen { release_due: true, .. }, Some(_)) if release_enabled => Step::Release,
-        (Desired::Frozen { since, .. }, None) => Step::Freeze(FrozenRecord::new(action, customer, since, object)),
+        (Desired::Frozen { since, why, .. }, None) => {
+            Step::Freeze(FrozenRecord::new(action, customer, since, why, object))
+        }
         (Desired::Frozen { release_due, .. }, Some(r)) => {
             if !r.holds(object) {
                 Step::Reapply(r)
@@ -359,7 +370,7 @@ pub fn undoes_freeze(old: Option<&Value>, new: Option<&Value>) -> Option<String>
     let new = new?;
     if annotation(old) != annotation(Some(new)) || label(old) != label(Some(new)) {
         return Some(format!(
-            "the annotation and label {FROZEN_ANNOTATION} are written by purchase-guard alone: they remember what a freeze changed (R8) and are removed when the customer is unfrozen (R9)"
+            "the annotation and label {FROZEN_ANNOTATION} are written by purchase-guard alone: they remember what a freeze changed and are removed when the customer is unfrozen (R9)"
         ));
     }
     let record = FrozenRecord::of(old?).ok()??;
@@ -368,7 +379,7 @@ pub fn undoes_freeze(old: Option<&Value>, new: Option<&Value>) -> Option<String>
             let replicas = new.pointer(replicas_path).and_then(Value::as_i64).unwrap_or(0);
             (replicas > 0).then(|| {
                 format!(
-                    "it is frozen (R8): {} stays 0 until the customer is unfrozen",
+                    "it is frozen: {} stays 0 until the customer is unfrozen (R9)",
                     dotted(replicas_path)
                 )
             })
@@ -382,7 +393,7 @@ pub fn undoes_freeze(old: Option<&Value>, new: Option<&Value>) -> Option<String>
                 .map(|(path, frozen)| format!("{} stays {frozen}", dotted(path)))
                 .collect();
             (!moved.is_empty())
-                .then(|| format!("it is frozen (R8): {} until the customer is unfrozen", moved.join(", ")))
+                .then(|| format!("it is frozen: {} until the customer is unfrozen (R9)", moved.join(", ")))
         }
     }
 }
@@ -393,7 +404,7 @@ pub fn scale_undoes_freeze(old: Option<&Value>, new: Option<&Value>) -> Option<S
     let replicas = |o: Option<&Value>| o.and_then(|o| o.pointer("/spec/replicas")).and_then(Value::as_i64);
     let after = replicas(new)?;
     (after > replicas(old).unwrap_or(0) && after > 0).then(|| {
-        "its customer's resources are frozen (R8): scaling up is refused until the customer is unfrozen".to_string()
+        "the customer's resources are frozen: scaling up is refused until the customer is unfrozen (R9)".to_string()
     })
 }
 
@@ -523,6 +534,7 @@ mod tests {
     fn frozen(since: &str) -> Desired {
         Desired::Frozen {
             since: since.into(),
+            why: "fraud".into(),
             release_due: false,
         }
     }
@@ -574,7 +586,7 @@ mod tests {
             patch: json!({"spec": {"running": false, "power": {"state": "Off"}}}),
         };
         let vm = json!({"metadata": {}, "spec": {"running": true, "cpus": 2}});
-        let record = FrozenRecord::new(&action, "acme", "t0", &vm);
+        let record = FrozenRecord::new(&action, "acme", "t0", "fraud", &vm);
         assert_eq!(
             record.undo,
             Undo::Patch {
@@ -605,10 +617,11 @@ mod tests {
             plan(&action, "acme", &frozen("t0"), true, BillingMode::YearlyMonthly, &job),
             Step::Nothing(Settled::NotFrozen)
         );
-        let record = FrozenRecord::new(&action, "acme", "t0", &job);
+        let record = FrozenRecord::new(&action, "acme", "t0", "fraud", &job);
         let frozen_job = with_record(json!({"metadata": {}, "spec": {"suspend": true}}), &record);
         let due = Desired::Frozen {
             since: "t0".into(),
+            why: "fraud".into(),
             release_due: true,
         };
         assert_eq!(
@@ -653,7 +666,7 @@ mod tests {
     #[test]
     fn undoing_a_freeze_is_recognised_in_every_form() {
         let action = FreezeAction::for_kind("apps", "deployments").expect("an action");
-        let record = FrozenRecord::new(&action, "acme", "t0", &deployment(3));
+        let record = FrozenRecord::new(&action, "acme", "t0", "fraud", &deployment(3));
         let old = with_record(deployment(0), &record);
         // Scaling up through the object.
         let up = with_record(deployment(2), &record);
@@ -683,7 +696,7 @@ mod tests {
         // The patch action: starting the VM.
         let vm_action = FreezeAction::for_kind("compute.example.com", "virtualmachines").expect("an action");
         let vm = json!({"metadata": {}, "spec": {"running": true}});
-        let vm_record = FrozenRecord::new(&vm_action, "acme", "t0", &vm);
+        let vm_record = FrozenRecord::new(&vm_action, "acme", "t0", "fraud", &vm);
         let stopped = with_record(json!({"metadata": {}, "spec": {"running": false}}), &vm_record);
         let started = with_record(json!({"metadata": {}, "spec": {"running": true}}), &vm_record);
         assert!(

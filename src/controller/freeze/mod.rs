@@ -130,6 +130,14 @@ pub async fn converge(
 ) -> Report {
     let mut report = Report::default();
     let customer_name = customer.name_any();
+    // Objects controlled by an object frozen by scaling it (a Deployment's ReplicaSets) follow
+    // their owner: freezing them too would fight the owner's controller.
+    let scaled: Vec<(String, String)> = ctx
+        .freezer
+        .kinds()
+        .filter(|w| matches!(w.settings.action, policy::FreezeAction::Scale { .. }))
+        .filter_map(|w| w.ready().map(|(r, _)| (r.api_version.clone(), r.kind.clone())))
+        .collect();
     for watched in ctx.freezer.kinds() {
         let Some((resource, store)) = watched.ready() else {
             // A kind the API server does not serve has no objects to freeze.
@@ -141,7 +149,7 @@ pub async fn converge(
         let kind = &watched.settings;
         for object in store.state() {
             let Some(namespace) = object.namespace() else { continue };
-            if !namespaces.contains(&namespace) {
+            if !namespaces.contains(&namespace) || follows_owner(&object, &scaled) {
                 continue;
             }
             let name = object.name_any();
@@ -241,6 +249,16 @@ pub async fn converge(
         }
     }
     report
+}
+
+/// Whether `object` has a controller owner of one of `kinds` (apiVersion, kind).
+fn follows_owner(object: &DynamicObject, kinds: &[(String, String)]) -> bool {
+    object
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && kinds.iter().any(|(v, k)| *v == r.api_version && *k == r.kind))
 }
 
 fn freeze_note(customer: &str, record: &FrozenRecord) -> String {
@@ -376,5 +394,26 @@ async fn publish(
     };
     if let Err(e) = ctx.recorder.publish(&event, target).await {
         tracing::warn!(error = %e, "cannot publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployments_replicasets_follow_it_and_a_cronjobs_jobs_do_not() {
+        let owned_by = |api_version: &str, kind: &str, controller: bool| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": "web-5d9", "ownerReferences": [
+                    {"apiVersion": api_version, "kind": kind, "name": "web", "uid": "u1", "controller": controller}]}
+            }))
+            .expect("an object")
+        };
+        let scaled = [("apps/v1".to_string(), "Deployment".to_string())];
+        assert!(follows_owner(&owned_by("apps/v1", "Deployment", true), &scaled));
+        assert!(!follows_owner(&owned_by("apps/v1", "Deployment", false), &scaled));
+        assert!(!follows_owner(&owned_by("batch/v1", "CronJob", true), &scaled));
     }
 }

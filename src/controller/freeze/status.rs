@@ -19,9 +19,10 @@ pub struct Window {
 
 impl Window {
     /// What the freeze asks of the resources at `now`.
-    pub fn desired(&self, now: &Time) -> policy::Desired {
+    pub fn desired(&self, now: &Time, why: &str) -> policy::Desired {
         policy::Desired::Frozen {
             since: self.since.0.to_string(),
+            why: why.into(),
             release_due: now.0 >= self.retention_ends.0,
         }
     }
@@ -330,9 +331,10 @@ mod tests {
         assert_eq!(of(&conditions, "ReleaseDue").reason, "RetentionRunning");
         assert_eq!(later.remaining(&time(500)), Some(Duration::from_secs(86_000)));
         assert_eq!(
-            later.desired(&time(86_500)),
+            later.desired(&time(86_500), "fraud"),
             policy::Desired::Frozen {
                 since: time(100).0.to_string(),
+                why: "fraud".into(),
                 release_due: true
             }
         );

@@ -157,6 +157,23 @@ impl Env {
         );
     }
 
+    /// Waits for each (resource, jsonpath) in `namespace`.
+    fn wait_all(&self, namespace: &str, conditions: &[(&str, &str)]) {
+        for (resource, jsonpath) in conditions {
+            self.ok(
+                &[
+                    "wait",
+                    "-n",
+                    namespace,
+                    resource,
+                    &format!("--for=jsonpath={jsonpath}"),
+                    "--timeout=30s",
+                ],
+                None,
+            );
+        }
+    }
+
     fn lease_holder(&self) -> String {
         let (_, holder) = self.run(
             &[
@@ -731,24 +748,15 @@ async fn the_whole_story() {
         "customeraccount/globex",
         r#"{.status.conditions[?(@.type=="ResourcesFrozen")].status}=True"#,
     );
-    for (resource, jsonpath) in [
-        ("virtualmachine/new-vm", "{.spec.running}=false"),
-        ("virtualmachine/batch-7", "{.spec.running}=false"),
-        ("virtualmachine/db-1", "{.spec.running}=true"),
-        ("deployment/web", "{.spec.replicas}=0"),
-    ] {
-        env.ok(
-            &[
-                "wait",
-                "-n",
-                "globex",
-                resource,
-                &format!("--for=jsonpath={jsonpath}"),
-                "--timeout=10s",
-            ],
-            None,
-        );
-    }
+    env.wait_all(
+        "globex",
+        &[
+            ("virtualmachine/new-vm", "{.spec.running}=false"),
+            ("virtualmachine/batch-7", "{.spec.running}=false"),
+            ("virtualmachine/db-1", "{.spec.running}=true"),
+            ("deployment/web", "{.spec.replicas}=0"),
+        ],
+    );
     let (scaled, refusal) = env.run(
         &[
             "--as",
@@ -770,23 +778,14 @@ async fn the_whole_story() {
         "customeraccount/globex",
         r#"{.status.conditions[?(@.type=="ResourcesFrozen")].reason}=Unfrozen"#,
     );
-    for (resource, jsonpath) in [
-        ("virtualmachine/new-vm", "{.spec.running}=true"),
-        ("virtualmachine/batch-7", "{.spec.running}=true"),
-        ("deployment/web", "{.spec.replicas}=2"),
-    ] {
-        env.ok(
-            &[
-                "wait",
-                "-n",
-                "globex",
-                resource,
-                &format!("--for=jsonpath={jsonpath}"),
-                "--timeout=10s",
-            ],
-            None,
-        );
-    }
+    env.wait_all(
+        "globex",
+        &[
+            ("virtualmachine/new-vm", "{.spec.running}=true"),
+            ("virtualmachine/batch-7", "{.spec.running}=true"),
+            ("deployment/web", "{.spec.replicas}=2"),
+        ],
+    );
 
     // R2: a reseller without delegation cannot act; a partner outside the hierarchy cannot.
     env.denied(

@@ -207,6 +207,9 @@ impl Sandbox {
     /// Stops serving, flushes the state file, and waits for both.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // Open watches end, as kube-apiserver ends them when it stops; the graceful shutdown
+        // would otherwise wait for their timeouts.
+        self.server.store.close_watches();
         let _ = self.task.await;
         if let Some(p) = self.persist {
             let _ = p.await;

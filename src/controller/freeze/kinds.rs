@@ -99,10 +99,11 @@ impl Kinds {
         self.kinds.iter()
     }
 
-    /// Runs every watch for ever, sending what changed.
+    /// Runs every watch for ever, sending what changed; never returns (also without kinds).
     pub async fn run(&self, client: Client, changed: tokio::sync::mpsc::UnboundedSender<Changed>) {
         let watches = self.kinds.iter().map(|w| watch(w, client.clone(), changed.clone()));
         futures::future::join_all(watches).await;
+        std::future::pending::<()>().await
     }
 }
 

@@ -112,6 +112,11 @@ impl FreezeAction {
                             .into(),
                     );
                 }
+                if let Some((path, _)) = leaves.iter().find(|(_, v)| v.is_null()) {
+                    return Err(format!(
+                        "freeze.patch: {path} is null: a freeze sets fields to values, it does not remove them"
+                    ));
+                }
                 Ok(())
             }
         }
@@ -242,11 +247,18 @@ impl FrozenRecord {
             Undo::Patch { applied, previous } => {
                 let mut leaves = Vec::new();
                 leaves_of(applied, &mut String::new(), &mut leaves);
+                let still = |p: &str| object.pointer(p) == leaves.iter().find(|(l, _)| l == p).map(|(_, v)| v);
                 let mut patch = Value::Object(Map::new());
-                for (path, frozen) in leaves {
-                    if object.pointer(&path) == Some(&frozen) {
-                        let before = previous.pointer(&path).cloned().unwrap_or(Value::Null);
-                        set_path(&mut patch, &path, before);
+                for (path, _) in leaves.iter().filter(|(p, _)| still(p)) {
+                    // Where the previous value was recorded: the leaf, or the ancestor that was
+                    // absent (or not an object) before the freeze created it.
+                    let (at, before) = recorded_at(previous, path);
+                    let whole = leaves.iter().filter(|(l, _)| is_under(l, &at)).all(|(l, _)| still(l));
+                    if whole {
+                        set_path_once(&mut patch, &at, before);
+                    } else {
+                        // Someone changed a field beside it: remove only what the freeze set.
+                        set_path_once(&mut patch, path, Value::Null);
                     }
                 }
                 if let Some(p) = patch.as_object_mut() {
@@ -420,14 +432,64 @@ fn dotted(pointer: &str) -> String {
 
 /// The values `object` has at the leaves of `patch` (`null` where absent), as a merge patch of
 /// the same shape.
+/// An ancestor that is absent, or not an object, is recorded as it was (`null`: absent) in
+/// place of the leaves below it, so that restoring it removes what the freeze created.
 fn previous_values(patch: &Value, object: &Value) -> Value {
     let mut leaves = Vec::new();
     leaves_of(patch, &mut String::new(), &mut leaves);
     let mut out = Value::Object(Map::new());
     for (path, _) in leaves {
-        set_path(&mut out, &path, object.pointer(&path).cloned().unwrap_or(Value::Null));
+        let mut at = String::new();
+        let mut recorded = false;
+        for key in path.trim_start_matches('/').split('/') {
+            at.push('/');
+            at.push_str(key);
+            match object.pointer(&at) {
+                Some(v) if v.is_object() && at != path => continue,
+                Some(v) => set_path_once(&mut out, &at, v.clone()),
+                None => set_path_once(&mut out, &at, Value::Null),
+            }
+            recorded = true;
+            break;
+        }
+        debug_assert!(recorded, "a leaf path has at least one key");
     }
     out
+}
+
+/// Where `previous` recorded the value for `path`: the first prefix holding something other
+/// than an object, and that value (`null` when nothing was recorded).
+fn recorded_at(previous: &Value, path: &str) -> (String, Value) {
+    let mut at = String::new();
+    for key in path.trim_start_matches('/').split('/') {
+        at.push('/');
+        at.push_str(key);
+        match previous.pointer(&at) {
+            Some(v) if v.is_object() && at != path => continue,
+            Some(v) => return (at, v.clone()),
+            None => return (path.to_string(), Value::Null),
+        }
+    }
+    (path.to_string(), Value::Null)
+}
+
+/// Whether `path` is `ancestor` or below it.
+fn is_under(path: &str, ancestor: &str) -> bool {
+    path == ancestor || path.strip_prefix(ancestor).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// [`set_path`], unless a prefix of `pointer` already holds a value that is not an object (a
+/// whole ancestor is already recorded).
+fn set_path_once(target: &mut Value, pointer: &str, value: Value) {
+    let mut at = String::new();
+    for key in pointer.trim_start_matches('/').split('/') {
+        at.push('/');
+        at.push_str(key);
+        if at != pointer && target.pointer(&at).is_some_and(|v| !v.is_object()) {
+            return;
+        }
+    }
+    set_path(target, pointer, value);
 }
 
 /// Whether every leaf of `patch` has its value in `object` (a `null` leaf: absent).
@@ -591,7 +653,7 @@ mod tests {
             record.undo,
             Undo::Patch {
                 applied: json!({"spec": {"running": false, "power": {"state": "Off"}}}),
-                previous: json!({"spec": {"running": true, "power": {"state": null}}}),
+                previous: json!({"spec": {"running": true, "power": null}}),
             }
         );
         let patch = record.freeze_patch("5");
@@ -602,6 +664,11 @@ mod tests {
             &record,
         );
         assert!(record.holds(&frozen_vm));
+        // Untouched: what the freeze created (spec.power) goes as a whole.
+        assert_eq!(
+            record.restore(&frozen_vm, "6").patch["spec"],
+            json!({"running": true, "power": null})
+        );
         // Someone allowed to moved power.state meanwhile: it is left as it is.
         frozen_vm["spec"]["power"]["state"] = json!("Standby");
         assert!(!record.holds(&frozen_vm));
@@ -715,6 +782,10 @@ mod tests {
             ),
             (json!({"action": "patch", "patch": {"spec": {}}}), "changes no field"),
             (json!({"action": "patch", "patch": [1]}), "JSON merge patch object"),
+            (
+                json!({"action": "patch", "patch": {"spec": {"running": null}}}),
+                "/spec/running is null",
+            ),
             (
                 json!({"action": "scale", "replicasPath": "spec.replicas"}),
                 "not a JSON pointer",

@@ -269,6 +269,23 @@ fn r4_reason_required_and_renewed_on_state_change() {
             content(Restricted, "overdue since May"),
             vec![],
         ),
+        // R6: a frozen customer is unfrozen by Unrestricted only; restricting and freezing a
+        // restricted one is an operation.
+        (
+            Some(content(RestrictedAndFrozen, "fraud")),
+            content(Restricted, "fraud cleared, still overdue"),
+            vec![ContentError::UnfreezeWithoutUnrestrict],
+        ),
+        (
+            Some(content(RestrictedAndFrozen, "fraud")),
+            content(Unrestricted, "fraud cleared"),
+            vec![],
+        ),
+        (
+            Some(content(Restricted, "overdue")),
+            content(RestrictedAndFrozen, "fraud"),
+            vec![],
+        ),
     ];
     for (old, new, expected) in cases {
         assert_eq!(check_content(old.as_ref(), &new), expected, "{old:?} -> {new:?}");

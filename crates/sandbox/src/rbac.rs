@@ -180,6 +180,52 @@ pub fn allowed(inner: &Inner, user: &UserInfo, a: &Attributes) -> bool {
     false
 }
 
+/// Why RBAC could not decide for `user`, as kube-apiserver's authorizer reports it in a
+/// SubjectAccessReview: the roles that bindings of the user point at but that do not exist
+/// (`RBAC: clusterrole.rbac.authorization.k8s.io "x" not found`). `None` when every bound role
+/// exists: a denial then carries no reason.
+pub fn unresolved(inner: &Inner, user: &UserInfo, namespace: &str) -> Option<String> {
+    let binds = |binding: &Value| {
+        binding
+            .get("subjects")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|s| subject_matches(s, user)))
+    };
+    let mut missing = Vec::new();
+    let mut check = |binding: &Value, binding_namespace: &str| {
+        let name = binding
+            .pointer("/roleRef/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (plural, ns) = match binding.pointer("/roleRef/kind").and_then(Value::as_str) {
+            Some("Role") => ("roles", binding_namespace),
+            _ => ("clusterroles", ""),
+        };
+        let key = crate::store::Key::new(&format!("rbac.authorization.k8s.io/{plural}"), ns, name);
+        if inner.get(&key).is_none() {
+            let kind = &plural[..plural.len() - 1];
+            missing.push(format!("{kind}.rbac.authorization.k8s.io \"{name}\" not found"));
+        }
+    };
+    for (_, binding) in inner.list("rbac.authorization.k8s.io/clusterrolebindings", None) {
+        if binds(binding) {
+            check(binding, "");
+        }
+    }
+    if !namespace.is_empty() {
+        for (_, binding) in inner.list("rbac.authorization.k8s.io/rolebindings", Some(namespace)) {
+            if binds(binding) {
+                check(binding, namespace);
+            }
+        }
+    }
+    match missing.len() {
+        0 => None,
+        1 => Some(format!("RBAC: {}", missing[0])),
+        _ => Some(format!("RBAC: [{}]", missing.join(", "))),
+    }
+}
+
 /// The message kube-apiserver's RBAC authorizer gives for a denial.
 pub fn denial(user: &UserInfo, a: &Attributes) -> String {
     let resource = if a.subresource.is_empty() {

@@ -174,7 +174,7 @@ async fn bad_requests_get_kube_apiserver_status_errors() {
             vec![],
             400,
             "BadRequest",
-            "not a known field selector",
+            "field label not supported: data.a",
         ),
         (
             "GET",

@@ -294,6 +294,42 @@ async fn suite(version: Option<&str>) {
     let err = k.fails(&["apply", "-f", second.to_str().expect("utf-8")]);
     assert!(err.contains(&expected_message(&pair)), "{err}");
 
+    // An unsupported field selector, in kube-apiserver's words.
+    let err = k.fails(&["get", "configmaps", "--field-selector", "data.a=1"]);
+    assert!(err.contains("field label not supported: data.a"), "{err}");
+
+    // kube-apiserver keeps kubernetes.io/metadata.name equal to the namespace's name: removing
+    // or changing it succeeds and changes nothing.
+    k.ok(&["create", "namespace", "labelled"]);
+    for change in [
+        vec!["label", "namespace", "labelled", "kubernetes.io/metadata.name-"],
+        vec![
+            "label",
+            "namespace",
+            "labelled",
+            "kubernetes.io/metadata.name=other",
+            "--overwrite",
+        ],
+        vec![
+            "patch",
+            "namespace",
+            "labelled",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":null}}"#,
+        ],
+    ] {
+        k.ok(&change);
+        let label = k.ok(&[
+            "get",
+            "namespace",
+            "labelled",
+            "-o",
+            r"jsonpath={.metadata.labels.kubernetes\.io/metadata\.name}",
+        ]);
+        assert_eq!(label, "labelled", "after {change:?}");
+    }
+
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }

@@ -99,7 +99,26 @@ async fn roles_bindings_and_can_i() {
         &kubeconfig,
         &["--as", "alice", "auth", "can-i", "create", "configmaps", "-n", "team-b"],
     );
-    assert!(!allowed && answer.trim_start().starts_with("no"), "{answer}");
+    // kube-apiserver's RBAC gives no reason when no rule matches: kubectl prints "no".
+    assert!(!allowed && answer.trim() == "no", "{answer}");
+    // A binding to a role that does not exist is the reason, as kube-apiserver reports it.
+    ok(&[
+        "create",
+        "rolebinding",
+        "ghost",
+        "--role=ghost",
+        "--user=alice",
+        "-n",
+        "team-b",
+    ]);
+    let (allowed, answer) = kubectl(
+        &kubeconfig,
+        &["--as", "alice", "auth", "can-i", "create", "configmaps", "-n", "team-b"],
+    );
+    assert!(
+        !allowed && answer.trim() == r#"no - RBAC: role.rbac.authorization.k8s.io "ghost" not found"#,
+        "{answer}"
+    );
 
     // Groups, ClusterRoleBindings, and aggregated ClusterRoles.
     ok(&[

@@ -378,3 +378,31 @@ async fn aggregated_discovery_lists_every_group() {
     assert!(plain.contains("\"kind\":\"APIGroupList\""), "{plain}");
     sandbox.shutdown().await;
 }
+
+/// kube-apiserver answers the DELETE of a built-in object that goes at once with a Success
+/// Status naming it (kube-rs: `Right(Status)`), and with the object when it stays, being
+/// finalized, or when it is a custom resource.
+#[tokio::test]
+async fn delete_answers_a_status_when_the_object_goes_at_once() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = client(&sandbox);
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let created = api
+        .create(&PostParams::default(), &config_map("gone", None))
+        .await
+        .expect("created");
+    let answer = api.delete("gone", &DeleteParams::default()).await.expect("deleted");
+    let status = answer.right().expect("a Status for an object that went at once");
+    assert_eq!(status.status, Some(kube::core::response::StatusSummary::Success));
+    let details = status.details.expect("details");
+    assert_eq!((details.name.as_str(), details.kind.as_str()), ("gone", "configmaps"));
+    assert_eq!(Some(details.uid), created.metadata.uid);
+
+    let mut kept = config_map("kept", None);
+    kept.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    api.create(&PostParams::default(), &kept).await.expect("created");
+    let answer = api.delete("kept", &DeleteParams::default()).await.expect("marked");
+    let object = answer.left().expect("the object, still there while it is finalized");
+    assert!(object.metadata.deletion_timestamp.is_some());
+    sandbox.shutdown().await;
+}

@@ -24,7 +24,6 @@ impl ApiServer {
             LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or_default())?,
             FieldSelector::parse(
                 q.get("fieldSelector").map(String::as_str).unwrap_or_default(),
-                &rt.kind,
                 &rt.selectable_fields,
             )?,
         ))

@@ -279,7 +279,11 @@ impl ApiServer {
                         };
                         json!({"allowed": true, "reason": reason})
                     } else {
-                        json!({"allowed": false, "reason": crate::rbac::denial(&user, &asked)})
+                        // No rule allows it: no reason, unless a bound role is missing.
+                        match crate::rbac::unresolved(&self.store.lock(), &user, &asked.namespace) {
+                            Some(reason) => json!({"allowed": false, "reason": reason}),
+                            None => json!({"allowed": false}),
+                        }
                     };
                     return Ok(json_response(201, &review, &[]));
                 }
@@ -311,6 +315,21 @@ impl ApiServer {
                     parse_body(headers, &body)?
                 };
                 let deleted = self.delete(&t.rt, t.namespace.as_deref(), name, &options, q, Some(&user))?;
+                // An object of a built-in kind that went at once is answered with a Status, as
+                // kube-apiserver answers (custom resources, and Pods, which go gracefully on a
+                // cluster, with the object).
+                let gone = deleted.pointer("/metadata/deletionTimestamp").is_none();
+                if gone && !t.rt.custom && t.rt.plural != "pods" {
+                    let mut details = json!({"name": name, "kind": t.rt.plural});
+                    if !t.rt.group.is_empty() {
+                        details["group"] = json!(t.rt.group);
+                    }
+                    if let Some(uid) = str_field(&deleted, "/metadata/uid") {
+                        details["uid"] = json!(uid);
+                    }
+                    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details});
+                    return Ok(json_response(200, &status, &[]));
+                }
                 Ok(json_response(200, &deleted, &[]))
             }
             (Method::DELETE, None) => self.delete_collection(t, q, &user),

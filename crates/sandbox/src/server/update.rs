@@ -145,6 +145,11 @@ impl ApiServer {
         subresource: Option<&str>,
         dry: bool,
     ) -> Result<Value, Option<ApiError>> {
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            // kube-apiserver keeps this label equal to the namespace's name, whatever the
+            // update says.
+            new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(key.name);
+        }
         if let Some(manager) = updater {
             meta::record_update(Some(old), &mut new, manager, &rt.api_version(), subresource);
         }

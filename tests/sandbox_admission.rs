@@ -399,3 +399,83 @@ async fn webhooks_are_called_like_kube_apiserver() {
     sandbox.shutdown().await;
     let _ = std::fs::remove_file(&kubeconfig);
 }
+
+/// A self-signed certificate that is both the caBundle and the serving certificate, marked as
+/// a CA as `openssl req -x509 -addext subjectAltName=DNS:...` makes it, for `names`.
+fn self_signed_ca(names: &[&str]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).expect("names");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("self-signed");
+    (cert.pem(), key.serialize_pem())
+}
+
+/// kube-apiserver (Go's crypto/x509) trusts a serving certificate that is itself the caBundle,
+/// even marked as a CA, when its subjectAltName names the Service; the sandbox does the same,
+/// and still refuses one that names another host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_signed_ca_certificate_serves_a_webhook_as_on_a_cluster() {
+    let mut endpoints = std::collections::HashMap::new();
+    let mut bundles = Vec::new();
+    for (service, name) in [
+        ("self-signed", "self-signed.webhooks.svc"),
+        ("misnamed", "other.webhooks.svc"),
+    ] {
+        let (cert, key) = self_signed_ca(&[name]);
+        let serving =
+            tls::ServingCert::new(tls::certified_key(cert.as_bytes(), key.as_bytes(), service).expect("key pair"));
+        let reviews: Reviews = Arc::default();
+        let app = Router::new().route("/validate", post(validate)).with_state(reviews);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(tls::serve(
+            listener,
+            serving.server_config(),
+            app,
+            std::future::pending(),
+        ));
+        endpoints.insert(format!("webhooks/{service}"), format!("127.0.0.1:{port}"));
+        bundles.push((service, cert));
+    }
+    let sandbox = Sandbox::start(Config {
+        service_endpoints: endpoints,
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-self-signed-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let mut hooks = String::new();
+    for (service, cert) in &bundles {
+        hooks.push_str(&format!(
+            "- name: {service}.test.example.com\n  admissionReviewVersions: [\"v1\"]\n  sideEffects: None\n  failurePolicy: Fail\n  clientConfig:\n    caBundle: {}\n    service: {{namespace: webhooks, name: {service}, path: /validate, port: 443}}\n  objectSelector:\n    matchLabels: {{hook: {service}}}\n{}",
+            b64(cert),
+            rules("\"CREATE\"")
+        ));
+    }
+    let (ok, out) = kubectl(
+        &kubeconfig,
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: self-signed\nwebhooks:\n{hooks}"
+        )),
+    );
+    assert!(ok, "{out}");
+    let create = |name: &str, hook: &str| {
+        kubectl(
+            &kubeconfig,
+            &["create", "-f", "-"],
+            Some(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n  labels:\n    hook: {hook}\n"
+            )),
+        )
+    };
+    let (ok, out) = create("trusted", "self-signed");
+    assert!(ok, "the self-signed CA certificate is trusted as the caBundle: {out}");
+    let (ok, out) = create("refused", "misnamed");
+    assert!(!ok, "a certificate for another host is refused: {out}");
+    assert!(out.contains("failed calling webhook"), "{out}");
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}

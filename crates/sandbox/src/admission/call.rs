@@ -77,11 +77,7 @@ impl Admission {
             .https_only(true)
             .no_proxy();
         if !ca.is_empty() {
-            let certs = reqwest::Certificate::from_pem_bundle(ca)
-                .map_err(|e| format!("the caBundle is not a PEM certificate bundle: {e}"))?;
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
+            builder = builder.use_preconfigured_tls(super::tls::client_config(ca)?);
         }
         if let Some((host, addr)) = &resolve {
             builder = builder.resolve(host, *addr);

@@ -9,6 +9,7 @@
 
 mod call;
 mod matching;
+mod tls;
 
 use call::*;
 use matching::*;

@@ -107,6 +107,12 @@ impl ResourceType {
         self
     }
 
+    /// Fields a field selector may name (JSON paths such as `.reason`).
+    fn selectable(mut self, fields: Vec<String>) -> Self {
+        self.selectable_fields = fields;
+        self
+    }
+
     fn categories(mut self, names: &[&str]) -> Self {
         self.categories = names.iter().map(|s| s.to_string()).collect();
         self
@@ -213,8 +219,12 @@ pub fn builtins() -> Vec<ResourceType> {
         R::builtin("", "v1", "Service", "services", true, true)
             .short(&["svc"])
             .categories(&["all"]),
-        R::builtin("", "v1", "Event", "events", true, false).short(&["ev"]),
-        R::builtin("events.k8s.io", "v1", "Event", "events", true, false).short(&["ev"]),
+        R::builtin("", "v1", "Event", "events", true, false)
+            .short(&["ev"])
+            .selectable(crate::events::selectable(true)),
+        R::builtin("events.k8s.io", "v1", "Event", "events", true, false)
+            .short(&["ev"])
+            .selectable(crate::events::selectable(false)),
         R::builtin("coordination.k8s.io", "v1", "Lease", "leases", true, false),
         R::builtin(
             "apiextensions.k8s.io",

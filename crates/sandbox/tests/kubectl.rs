@@ -294,6 +294,62 @@ async fn suite(version: Option<&str>) {
     let err = k.fails(&["apply", "-f", second.to_str().expect("utf-8")]);
     assert!(err.contains(&expected_message(&pair)), "{err}");
 
+    // core/v1 and events.k8s.io/v1 Events are one resource: an Event written through either
+    // is listed, watched and described through both.
+    k.ok(&["create", "configmap", "described"]);
+    let uid = k.ok(&["get", "configmap", "described", "-o", "jsonpath={.metadata.uid}"]);
+    let new_api = dir.join("event-new.yaml");
+    std::fs::write(
+        &new_api,
+        format!(
+            "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: described.new\n  namespace: default\neventTime: \"2026-11-27T00:00:00.000000Z\"\nreportingController: example.com/checker\nreportingInstance: checker-1\naction: Check\nreason: CheckedNew\ntype: Normal\nnote: seen through events.k8s.io\nregarding:\n  apiVersion: v1\n  kind: ConfigMap\n  name: described\n  namespace: default\n  uid: {uid}\n"
+        ),
+    )
+    .expect("write");
+    let core_api = dir.join("event-core.yaml");
+    std::fs::write(
+        &core_api,
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: described.core\n  namespace: default\nreason: CheckedCore\ntype: Normal\nmessage: seen through core/v1\nfirstTimestamp: \"2026-11-27T00:00:00Z\"\nlastTimestamp: \"2026-11-27T00:00:00Z\"\ncount: 1\nsource:\n  component: example.com/old-checker\ninvolvedObject:\n  apiVersion: v1\n  kind: ConfigMap\n  name: described\n  namespace: default\n  uid: {uid}\n"
+        ),
+    )
+    .expect("write");
+    k.ok(&["create", "-f", new_api.to_str().expect("utf-8")]);
+    k.ok(&["create", "-f", core_api.to_str().expect("utf-8")]);
+    let core_list = k.ok(&["get", "events", "-n", "default", "-o", "jsonpath={.items[*].message}"]);
+    assert!(
+        core_list.contains("seen through events.k8s.io") && core_list.contains("seen through core/v1"),
+        "{core_list}"
+    );
+    let new_list = k.ok(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.items[*].note}",
+    ]);
+    assert!(
+        new_list.contains("seen through events.k8s.io") && new_list.contains("seen through core/v1"),
+        "{new_list}"
+    );
+    let described = k.ok(&["describe", "configmap", "described"]);
+    assert!(
+        described.contains("CheckedNew") && described.contains("CheckedCore"),
+        "{described}"
+    );
+    let by_reason = k.ok(&[
+        "get",
+        "events",
+        "-n",
+        "default",
+        "--field-selector",
+        "reason=CheckedNew",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(by_reason.trim(), "event/described.new");
+
     // An unsupported field selector, in kube-apiserver's words.
     let err = k.fails(&["get", "configmaps", "--field-selector", "data.a=1"]);
     assert!(err.contains("field label not supported: data.a"), "{err}");

@@ -12,11 +12,18 @@ impl ApiServer {
     }
 
     pub(super) fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Arc<Value>, ApiError> {
-        self.store
-            .lock()
-            .get(&Self::key(rt, namespace, name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))
+        let inner = self.store.lock();
+        let key = Self::key(rt, namespace, name);
+        if let Some(found) = inner.get(&key) {
+            return Ok(found.clone());
+        }
+        // An Event written through the other Events API.
+        if let Some((twin, convert)) = crate::events::twin(&key.resource)
+            && let Some(found) = inner.get(&Key::new(twin, &key.namespace, &key.name))
+        {
+            return Ok(Arc::new(convert(found)));
+        }
+        Err(ApiError::not_found(&rt.group, &rt.plural, name))
     }
 
     pub(super) fn selectors(&self, rt: &ResourceType, q: &Query) -> Result<(LabelSelector, FieldSelector), ApiError> {
@@ -45,7 +52,21 @@ impl ApiServer {
         let mut items = Vec::new();
         let mut next = None;
         let resource = t.rt.group_resource();
-        for (k, v) in inner.list(&resource, t.namespace.as_deref()) {
+        // Events written through the other Events API too, converted, in key order.
+        let mut entries: Vec<(&Key, std::borrow::Cow<'_, Value>)> = inner
+            .list(&resource, t.namespace.as_deref())
+            .map(|(k, v)| (k, std::borrow::Cow::Borrowed(&**v)))
+            .collect();
+        if let Some((twin, convert)) = crate::events::twin(&resource) {
+            entries.extend(
+                inner
+                    .list(twin, t.namespace.as_deref())
+                    .map(|(k, v)| (k, std::borrow::Cow::Owned(convert(v)))),
+            );
+            entries.sort_by(|a, b| (&a.0.namespace, &a.0.name).cmp(&(&b.0.namespace, &b.0.name)));
+        }
+        for (k, v) in entries {
+            let v = v.as_ref();
             if let Some((ns, name)) = &after
                 && (k.namespace.as_str(), k.name.as_str()) <= (ns.as_str(), name.as_str())
             {
@@ -63,7 +84,7 @@ impl ApiServer {
                 });
                 break;
             }
-            items.push((**v).clone());
+            items.push(v.clone());
         }
         drop(inner);
         if accept.contains("as=Table") {

@@ -7,10 +7,22 @@ impl ApiServer {
         let (labels, fields) = self.selectors(&t.rt, q)?;
         let resource = t.rt.group_resource();
         let namespace = t.namespace.clone();
+        // Events written through the other Events API are watched too, converted.
+        let twin = crate::events::twin(&resource);
         let filter_key = {
             let resource = resource.clone();
             let namespace = namespace.clone();
-            move |k: &Key| k.resource == resource && namespace.as_ref().is_none_or(|ns| &k.namespace == ns)
+            move |k: &Key| {
+                (k.resource == resource || twin.is_some_and(|(t, _)| k.resource == t))
+                    && namespace.as_ref().is_none_or(|ns| &k.namespace == ns)
+            }
+        };
+        // An object as this watch shows it.
+        let shown = move |k: &Key, o: &Arc<Value>| -> Arc<Value> {
+            match twin {
+                Some((t, convert)) if k.resource == t => Arc::new(convert(o)),
+                _ => o.clone(),
+            }
         };
         let send_initial = truthy(q, "sendInitialEvents");
         let from = match q.get("resourceVersion").map(String::as_str) {
@@ -46,7 +58,8 @@ impl ApiServer {
             };
             let matches = |o: &Value| labels.matches(o) && fields.matches(o);
             let mut last_rv = start_rv;
-            for (_, obj) in initial {
+            for (key, obj) in initial {
+                let obj = shown(&key, &obj);
                 if matches(&obj) && tx.send(line(json!({"type": "ADDED", "object": *obj}))).await.is_err() {
                     return;
                 }
@@ -59,9 +72,10 @@ impl ApiServer {
             }
             for e in past {
                 last_rv = e.rv;
-                if matches(&e.object)
+                let obj = shown(&e.key, &e.object);
+                if matches(&obj)
                     && tx
-                        .send(line(json!({"type": e.kind.as_str(), "object": *e.object})))
+                        .send(line(json!({"type": e.kind.as_str(), "object": *obj})))
                         .await
                         .is_err()
                 {
@@ -87,8 +101,15 @@ impl ApiServer {
                         Ok(e) => {
                             if e.rv <= last_rv { continue; }
                             last_rv = e.rv;
-                            if !filter_key(&e.key) || !matches(&e.object) { continue; }
-                            if tx.send(Ok(Bytes::from(e.line.to_string()))).await.is_err() { return; }
+                            if !filter_key(&e.key) { continue; }
+                            let obj = shown(&e.key, &e.object);
+                            if !matches(&obj) { continue; }
+                            let out = if Arc::ptr_eq(&obj, &e.object) {
+                                Bytes::from(e.line.to_string())
+                            } else {
+                                Bytes::from(format!("{}\n", json!({"type": e.kind.as_str(), "object": *obj})))
+                            };
+                            if tx.send(Ok(out)).await.is_err() { return; }
                         }
                         // A watcher that falls behind is closed; the client resumes from its
                         // last resourceVersion.

@@ -66,6 +66,8 @@ impl ApiServer {
         }
         if rt.namespaced
             && let (Some(body_ns), Some(url_ns)) = (str_field(obj, "/metadata/namespace"), namespace)
+            // An empty namespace in the body is the request's, as kube-apiserver reads it.
+            && !body_ns.is_empty()
             && body_ns != url_ns
         {
             return Err(ApiError::bad_request(

@@ -78,6 +78,21 @@ impl ResourceType {
     }
 
     /// The storage key prefix: `group/plural`.
+    /// Whether kube-apiserver keeps `metadata.generation` for this kind: custom resources and
+    /// the built-ins whose strategies track it; not the core group's kinds (ConfigMaps,
+    /// Secrets, Namespaces, ServiceAccounts, Services, Pods...) but ReplicationControllers, nor
+    /// Leases, Events and RBAC objects.
+    pub fn tracks_generation(&self) -> bool {
+        if self.custom {
+            return true;
+        }
+        match self.group.as_str() {
+            "" => self.plural == "replicationcontrollers",
+            "coordination.k8s.io" | "events.k8s.io" | "rbac.authorization.k8s.io" => false,
+            _ => true,
+        }
+    }
+
     pub fn group_resource(&self) -> String {
         format!("{}/{}", self.group, self.plural)
     }

@@ -350,6 +350,14 @@ async fn suite(version: Option<&str>) {
     ]);
     assert_eq!(by_reason.trim(), "event/described.new");
 
+    // Objects carry only what kube-apiserver writes: a ConfigMap has no generation, and no
+    // empty generateName (kubectl 1.33 sends one in its protobuf body).
+    let stored = k.ok(&["get", "configmap", "described", "-o", "json"]);
+    let stored: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
+    for absent in ["generation", "generateName"] {
+        assert!(stored["metadata"].get(absent).is_none(), "{absent}: {stored}");
+    }
+
     // An unsupported field selector, in kube-apiserver's words.
     let err = k.fails(&["get", "configmaps", "--field-selector", "data.a=1"]);
     assert!(err.contains("field label not supported: data.a"), "{err}");

@@ -170,7 +170,11 @@ async fn pagination_generate_name_and_crd_deletion() {
         .expect("readable"),
     )
     .expect("a CRD");
-    crds.create(&PostParams::default(), &crd).await.expect("CRD created");
+    let created = crds.create(&PostParams::default(), &crd).await.expect("CRD created");
+    // The answer carries the CRD's status, as kube-apiserver's does.
+    let status = created.status.expect("a status");
+    assert_eq!(status.stored_versions, Some(vec!["v1".to_string()]));
+    assert!(status.accepted_names.is_some_and(|n| !n.plural.is_empty()));
     let vm = kube::api::DynamicObject::new(
         "vm1",
         &kube::api::ApiResource {

@@ -49,7 +49,7 @@ impl ApiServer {
             o.insert("apiVersion".into(), json!(rt.api_version()));
             o.insert("kind".into(), json!(rt.kind));
         }
-        if sub.is_none() && content(&out) != content(old) {
+        if sub.is_none() && rt.tracks_generation() && content(&out) != content(old) {
             let generation = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
             if let Some(m) = meta_mut(&mut out) {
                 m.insert("generation".into(), json!(generation + 1));

@@ -211,7 +211,15 @@ impl ApiServer {
             }
             m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             m.insert("creationTimestamp".into(), json!(now()));
-            m.insert("generation".into(), json!(1));
+            if rt.tracks_generation() {
+                m.insert("generation".into(), json!(1));
+            } else {
+                m.remove("generation");
+            }
+            // Only what kube-apiserver writes: no empty generateName (protobuf bodies carry one).
+            if m.get("generateName").is_some_and(|g| g == "") {
+                m.remove("generateName");
+            }
         }
         if rt.plural == "namespaces" {
             // kube-apiserver labels every namespace with its name, for namespace selectors.
@@ -241,6 +249,11 @@ impl ApiServer {
         drop(inner);
         if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
             self.establish_crd(&name);
+            // Answered with its status (accepted names, stored versions), as kube-apiserver
+            // answers a CRD's creation.
+            if let Some(current) = self.store.lock().get(&Self::key(rt, None, &name)) {
+                return Ok(((**current).clone(), warnings));
+            }
         }
         Ok(((*stored).clone(), warnings))
     }

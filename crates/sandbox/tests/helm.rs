@@ -1,0 +1,65 @@
+//! Helm 4 (the engine of helm-python-sdk, as CI uses it) installs into the sandbox with its
+//! default release storage (a Secret in the release namespace; it was refused with "the
+//! namespace of the provided object does not match"). Uninstalling is not shown: Helm sends its
+//! DeleteOptions as protobuf, which the sandbox does not decode yet.
+
+use purchase_guard_sandbox::{Config, Sandbox};
+use std::process::Command;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_installs_with_secret_storage() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let dir = std::env::temp_dir().join(format!("pg-helm-{}", std::process::id()));
+    let templates = dir.join("chart/templates");
+    std::fs::create_dir_all(&templates).expect("chart dir");
+    std::fs::write(
+        dir.join("chart/Chart.yaml"),
+        "apiVersion: v2\nname: mini\nversion: 0.1.0\n",
+    )
+    .expect("Chart.yaml");
+    std::fs::write(
+        templates.join("configmap.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: mini\ndata:\n  greeting: hello\n",
+    )
+    .expect("template");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let script = r#"
+import sys
+from helm_python import Config
+config = Config(kubeconfig_path=sys.argv[1], namespace="default")
+release = config.install(sys.argv[2], "mini", namespace="default")
+print(release["status"])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&kubeconfig)
+        .arg(dir.join("chart"))
+        .output()
+        .expect("python3 runs (python3 -m pip install helm-python-sdk)");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && printed.trim() == "deployed",
+        "helm install: {printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client.clone(), "default");
+    let release = secrets
+        .get("sh.helm.release.v1.mini.v1")
+        .await
+        .expect("the release Secret");
+    assert_eq!(
+        release
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("owner"))
+            .map(String::as_str),
+        Some("helm")
+    );
+    let maps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "default");
+    assert!(maps.get("mini").await.is_ok(), "the chart's ConfigMap is installed");
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// A printer column of a Table response.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Column {
     pub name: String,
     pub type_: String,
@@ -12,6 +12,106 @@ pub struct Column {
     pub priority: i64,
     /// A JSONPath, or `None` for the built-in Name and Age columns.
     pub json_path: Option<String>,
+    /// A cell kube-apiserver's printer computes (a built-in's `READY 2/3`), in place of the
+    /// JSONPath.
+    pub computed: Option<fn(&Value) -> Value>,
+}
+
+/// Columns are equal by what they show; a computed cell by its presence (function addresses
+/// are not comparable).
+impl PartialEq for Column {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.name,
+            &self.type_,
+            &self.format,
+            &self.description,
+            self.priority,
+            &self.json_path,
+        ) == (
+            &other.name,
+            &other.type_,
+            &other.format,
+            &other.description,
+            other.priority,
+            &other.json_path,
+        ) && self.computed.is_some() == other.computed.is_some()
+    }
+}
+
+impl Column {
+    /// A column kube-apiserver prints for a built-in kind.
+    fn printed(name: &str, type_: &str, description: &str, cell: fn(&Value) -> Value) -> Self {
+        Column {
+            name: name.into(),
+            type_: type_.into(),
+            format: String::new(),
+            description: description.into(),
+            priority: 0,
+            json_path: None,
+            computed: Some(cell),
+        }
+    }
+}
+
+/// A whole number of the object at `pointer`, 0 when absent (as kube-apiserver prints it).
+fn count(object: &Value, pointer: &str) -> i64 {
+    object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// `READY` of Deployments and StatefulSets: ready replicas out of `spec.replicas` (1 when
+/// unset).
+fn ready(object: &Value) -> Value {
+    let wanted = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    Value::String(format!("{}/{wanted}", count(object, "/status/readyReplicas")))
+}
+
+/// The columns kube-apiserver prints for Deployments, ReplicaSets and StatefulSets.
+fn workload_columns(kind: &str) -> Vec<Column> {
+    let desired = |o: &Value| Value::from(o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1));
+    match kind {
+        "Deployment" => vec![
+            Column::printed("Ready", "string", "Number of the pod with ready state", ready),
+            Column::printed(
+                "Up-to-date",
+                "integer",
+                "Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+                |o| Value::from(count(o, "/status/updatedReplicas")),
+            ),
+            Column::printed(
+                "Available",
+                "integer",
+                "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+                |o| Value::from(count(o, "/status/availableReplicas")),
+            ),
+        ],
+        "ReplicaSet" => vec![
+            Column::printed(
+                "Desired",
+                "integer",
+                "Replicas is the number of desired replicas.",
+                desired,
+            ),
+            Column::printed(
+                "Current",
+                "integer",
+                "Replicas is the most recently observed number of replicas.",
+                |o| Value::from(count(o, "/status/replicas")),
+            ),
+            Column::printed(
+                "Ready",
+                "integer",
+                "The number of ready replicas for this replica set.",
+                |o| Value::from(count(o, "/status/readyReplicas")),
+            ),
+        ],
+        _ => vec![Column::printed(
+            "Ready",
+            "string",
+            "Number of the pod with ready state",
+            ready,
+        )],
+    }
 }
 
 /// A served resource type.
@@ -122,6 +222,12 @@ impl ResourceType {
         self
     }
 
+    /// The printer columns kube-apiserver shows for a built-in kind (after Name, before Age).
+    fn printed(mut self, columns: Vec<Column>) -> Self {
+        self.columns = columns;
+        self
+    }
+
     /// Fields a field selector may name (JSON paths such as `.reason`).
     fn selectable(mut self, fields: Vec<String>) -> Self {
         self.selectable_fields = fields;
@@ -175,6 +281,7 @@ impl ResourceType {
                                 .to_string(),
                             priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
                             json_path: Some(c.get("jsonPath")?.as_str()?.to_string()),
+                            computed: None,
                         })
                     })
                     .collect()
@@ -253,15 +360,18 @@ pub fn builtins() -> Vec<ResourceType> {
         R::builtin("apps", "v1", "Deployment", "deployments", true, true)
             .short(&["deploy"])
             .categories(&["all"])
-            .scalable(),
+            .scalable()
+            .printed(workload_columns("Deployment")),
         R::builtin("apps", "v1", "ReplicaSet", "replicasets", true, true)
             .short(&["rs"])
             .categories(&["all"])
-            .scalable(),
+            .scalable()
+            .printed(workload_columns("ReplicaSet")),
         R::builtin("apps", "v1", "StatefulSet", "statefulsets", true, true)
             .short(&["sts"])
             .categories(&["all"])
-            .scalable(),
+            .scalable()
+            .printed(workload_columns("StatefulSet")),
         R::builtin("apps", "v1", "DaemonSet", "daemonsets", true, true)
             .short(&["ds"])
             .categories(&["all"]),

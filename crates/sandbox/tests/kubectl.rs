@@ -358,6 +358,19 @@ async fn suite(version: Option<&str>) {
         assert!(stored["metadata"].get(absent).is_none(), "{absent}: {stored}");
     }
 
+    // Deployments print kube-apiserver's columns (no Pods run here: none ready).
+    let workload = dir.join("deployment.yaml");
+    std::fs::write(
+        &workload,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: printed\n  namespace: default\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: printed}\n  template:\n    metadata:\n      labels: {app: printed}\n    spec:\n      containers:\n      - {name: app, image: nginx}\n",
+    )
+    .expect("write");
+    k.ok(&["apply", "-f", workload.to_str().expect("utf-8")]);
+    let table = k.ok(&["get", "deployment", "printed"]);
+    let lines: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"], "{table}");
+    assert_eq!(lines[1][..4], ["printed", "0/2", "0", "0"], "{table}");
+
     // An unsupported field selector, in kube-apiserver's words.
     let err = k.fails(&["get", "configmaps", "--field-selector", "data.a=1"]);
     assert!(err.contains("field label not supported: data.a"), "{err}");

@@ -146,7 +146,10 @@ impl ApiServer {
             .map(|item| {
                 let mut cells = vec![json!(str_field(item, "/metadata/name").unwrap_or_default())];
                 for c in &rt.columns {
-                    let v = c.json_path.as_deref().and_then(|p| json_path(item, p)).cloned().unwrap_or(Value::Null);
+                    let v = match c.computed {
+                        Some(cell) => cell(item),
+                        None => c.json_path.as_deref().and_then(|p| json_path(item, p)).cloned().unwrap_or(Value::Null),
+                    };
                     cells.push(if c.type_ == "date" { age(&v) } else { v });
                 }
                 if !has_age_column {

@@ -175,24 +175,17 @@ async fn restrict_behind_the_watches(sandbox: &Sandbox) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
     let (sandbox, _kubeconfig) = platform("race").await;
-    let replicas = [
-        // A generous bound: under load, a wait past it would refuse as "unknown" rather than
-        // "restricted", which is still a refusal but not what this test checks.
+    // A generous bound: under load, a wait past it would refuse as "unknown" rather than
+    // "restricted", which is still a refusal but not what this test checks.
+    let linearizable = || {
         replica(
             &sandbox,
             Consistency::Linearizable,
             Duration::from_secs(30),
             Duration::from_secs(5),
         )
-        .await,
-        replica(
-            &sandbox,
-            Consistency::Linearizable,
-            Duration::from_secs(30),
-            Duration::from_secs(5),
-        )
-        .await,
-    ];
+    };
+    let replicas = [linearizable().await, linearizable().await];
     // The writer is another client than the replicas'.
     let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
     let (allowed, reason) = judge(&replicas[0], 0).await;

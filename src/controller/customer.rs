@@ -71,7 +71,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     let unfreezable = ctx.freezer.unfreezable();
     let settings = freeze::status::Context {
         by,
-        unfreezable: &unfreezable,
+        unfreezable,
         release,
     };
     let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
@@ -142,35 +142,25 @@ async fn freeze_events(
     previous: Option<&crate::api::CustomerAccountStatus>,
     desired: &crate::api::CustomerAccountStatus,
 ) {
-    let status_of = |s: Option<&crate::api::CustomerAccountStatus>, type_: &str| {
-        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
-            .map(|c| (c.status.clone(), c.reason.clone()))
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    let find = |s: Option<&crate::api::CustomerAccountStatus>, type_: &str| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_)).cloned()
     };
-    for (type_, reason, type_of_event) in [
-        ("ResourcesFrozen", None, EventType::Normal),
-        ("ReleaseDue", None, EventType::Warning),
-        ("ResourcesFrozen", Some("Unfrozen"), EventType::Normal),
+    let is_true: fn(&Condition) -> bool = |c| c.status == "True";
+    let unfrozen: fn(&Condition) -> bool = |c| c.reason == "Unfrozen";
+    for (type_, holds, event_type) in [
+        ("ResourcesFrozen", is_true, EventType::Normal),
+        ("ReleaseDue", is_true, EventType::Warning),
+        ("ResourcesFrozen", unfrozen, EventType::Normal),
     ] {
-        let now = status_of(Some(desired), type_);
-        let before = status_of(previous, type_);
-        let fired = match reason {
-            None => now.as_ref().is_some_and(|(s, _)| s == "True") && before.as_ref().is_none_or(|(s, _)| s != "True"),
-            Some(r) => now.as_ref().is_some_and(|(_, x)| x == r) && before.as_ref().is_none_or(|(_, x)| x != r),
+        // An event when the condition starts to hold.
+        let Some(now) = find(Some(desired), type_).filter(holds) else {
+            continue;
         };
-        if !fired {
+        if find(previous, type_).is_some_and(|c| holds(&c)) {
             continue;
         }
-        let Some(condition) = desired.conditions.iter().find(|c| c.type_ == type_) else {
-            continue;
-        };
-        publish(
-            ctx,
-            customer,
-            type_of_event,
-            &condition.reason,
-            condition.message.clone(),
-        )
-        .await;
+        publish(ctx, customer, event_type, &now.reason, now.message).await;
     }
 }
 

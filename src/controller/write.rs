@@ -96,14 +96,28 @@ pub async fn publish_related(
     reason: &str,
     note: String,
 ) {
+    publish_to(ctx, &obj.object_ref(&()), related, "Reconcile", type_, reason, note).await
+}
+
+/// Publishes an event about the object `target` refers to (any kind), for `action`; a failure
+/// is logged, never retried.
+pub async fn publish_to(
+    ctx: &Context,
+    target: &k8s_openapi::api::core::v1::ObjectReference,
+    related: Option<k8s_openapi::api::core::v1::ObjectReference>,
+    action: &str,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: "Reconcile".into(),
+        action: action.into(),
         secondary: related,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&event, target).await {
         tracing::warn!(error = %e, "cannot publish an event");
     }
 }

@@ -49,11 +49,6 @@ pub fn freeze_settings(
     let mut kinds = Vec::new();
     let mut unfreezable = Vec::new();
     for g in &settings.guarded {
-        let qualified = if g.group.is_empty() {
-            g.resource.clone()
-        } else {
-            format!("{}.{}", g.resource, g.group)
-        };
         match &g.freeze {
             Some(action) => kinds.push(controller::freeze::KindSettings {
                 group: g.group.clone(),
@@ -62,7 +57,7 @@ pub fn freeze_settings(
                 action: action.clone(),
                 default_billing_mode: g.classify.default_billing_mode,
             }),
-            None => unfreezable.push(qualified),
+            None => unfreezable.push(controller::freeze::kinds::qualified(&g.group, &g.resource)),
         }
     }
     controller::freeze::Settings {

@@ -125,29 +125,12 @@ impl Webhooks {
             new: req.object.as_ref(),
         };
         // R8: what would undo a freeze, whatever the matrix says.
-        let undone = if request.scale {
-            match &state {
-                policy::CustomerState::Known { state, .. } if state.freezes_resources() => {
-                    policy::scale_undoes_freeze(request.old, request.new)
-                }
-                _ => None,
-            }
-        } else {
-            policy::undoes_freeze(request.old, request.new)
-        };
-        if let Some(why) = undone {
-            let message = format!(
-                "R8: {} \"{}\" of customer \"{customer_label}\" in namespace \"{namespace}\": {why}",
-                req.resource, req.name
-            );
-            return Judged::Judgement(
-                policy::Judgement::Deny {
-                    rule: "R8",
-                    reason: "ResourceFrozen",
-                    message,
-                },
-                customer_name,
-            );
+        let subject = format!(
+            "{} \"{}\" of customer \"{customer_label}\" in namespace \"{namespace}\"",
+            req.resource, req.name
+        );
+        if let Some(refused) = policy::judge_freeze(&state, &request, &subject) {
+            return Judged::Judgement(refused, customer_name);
         }
         let judgement = policy::judge_request(
             &guarded.classify,

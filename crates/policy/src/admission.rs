@@ -172,6 +172,28 @@ pub enum Judgement {
     },
 }
 
+/// R8 for one request on a billable resource: what would undo a freeze is refused whatever
+/// the R7 matrix says ([`crate::undoes_freeze`]; through the scale subresource, any raise while
+/// the customer is frozen, [`crate::scale_undoes_freeze`]). `subject` names the resource in the
+/// message. `None`: the request undoes no freeze.
+pub fn judge_freeze(state: &CustomerState, request: &BillableRequest<'_>, subject: &str) -> Option<Judgement> {
+    let why = if request.scale {
+        match state {
+            CustomerState::Known { state, .. } if state.freezes_resources() => {
+                crate::scale_undoes_freeze(request.old, request.new)
+            }
+            _ => None,
+        }
+    } else {
+        crate::undoes_freeze(request.old, request.new)
+    }?;
+    Some(Judgement::Deny {
+        rule: "R8",
+        reason: "ResourceFrozen",
+        message: format!("R8: {subject}: {why}"),
+    })
+}
+
 /// R7 for one request on a billable resource of `customer`: classifies it (a request on the
 /// scale subresource by its replicas), reads the billing mode (the object's label, else
 /// `rules.default_billing_mode`; a Scale carries no labels) and asks [`decide_purchase`].

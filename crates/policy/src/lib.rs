@@ -27,7 +27,7 @@ pub mod partner;
 
 pub use admission::{
     BillableRequest, CUSTOMER_UNRESTRICTED, CustomerState, Judgement, RestrictionSource, Verdict, decide_purchase,
-    evaluated_state, judge_request,
+    evaluated_state, judge_freeze, judge_request,
 };
 pub use authority::{
     AuthorityDenied, AuthorityHolder, IssuerError, NoAuthority, authority_holder, check_issuer_authority, issuer_of,

@@ -43,25 +43,24 @@ const SHARED: [(&str, &str); 8] = [
     ("reportingInstance", "reportingInstance"),
 ];
 
+/// The fields named differently: (`events.k8s.io/v1`, `core/v1`).
+const RENAMED: [(&str, &str); 7] = [
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
 /// An `events.k8s.io/v1` Event as `core/v1` shows it.
 pub fn to_core(event: &Value) -> Value {
     let mut out = Map::new();
     out.insert("kind".into(), json!("Event"));
     out.insert("apiVersion".into(), json!("v1"));
     copy(event, &SHARED, &mut out);
-    copy(
-        event,
-        &[
-            ("regarding", "involvedObject"),
-            ("note", "message"),
-            ("reportingController", "reportingComponent"),
-            ("deprecatedSource", "source"),
-            ("deprecatedFirstTimestamp", "firstTimestamp"),
-            ("deprecatedLastTimestamp", "lastTimestamp"),
-            ("deprecatedCount", "count"),
-        ],
-        &mut out,
-    );
+    copy(event, &RENAMED, &mut out);
     // core/v1 requires an involved object; the reporting controller is its source.
     out.entry("involvedObject").or_insert_with(|| json!({}));
     if !out.contains_key("source")
@@ -78,19 +77,8 @@ pub fn to_events(event: &Value) -> Value {
     out.insert("kind".into(), json!("Event"));
     out.insert("apiVersion".into(), json!("events.k8s.io/v1"));
     copy(event, &SHARED, &mut out);
-    copy(
-        event,
-        &[
-            ("involvedObject", "regarding"),
-            ("message", "note"),
-            ("reportingComponent", "reportingController"),
-            ("source", "deprecatedSource"),
-            ("firstTimestamp", "deprecatedFirstTimestamp"),
-            ("lastTimestamp", "deprecatedLastTimestamp"),
-            ("count", "deprecatedCount"),
-        ],
-        &mut out,
-    );
+    let renamed: Vec<(&str, &str)> = RENAMED.iter().map(|&(new, core)| (core, new)).collect();
+    copy(event, &renamed, &mut out);
     // events.k8s.io requires an eventTime; an Event written through core/v1 may have only
     // its timestamps.
     if !out.contains_key("eventTime")

@@ -31,11 +31,16 @@ pub struct KindSettings {
 impl KindSettings {
     /// `deployments.apps`, `pods` (core group).
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        qualified(&self.group, &self.resource)
+    }
+}
+
+/// A resource named as kubectl names it: `deployments.apps`, `pods` (core group).
+pub fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_string()
+    } else {
+        format!("{resource}.{group}")
     }
 }
 

@@ -15,10 +15,11 @@ pub mod status;
 
 use super::context::Context;
 use super::metrics::FreezeOperation;
+use super::write::publish_to;
 use crate::api::CustomerAccount;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use policy::{Desired, FrozenRecord, Step};
 use purchase_guard_policy as policy;
@@ -65,8 +66,8 @@ impl Freezer {
     }
 
     /// Guarded kinds without a freeze action, as the messages name them.
-    pub fn unfreezable(&self) -> Vec<String> {
-        self.settings.unfreezable.clone()
+    pub fn unfreezable(&self) -> &[String] {
+        &self.settings.unfreezable
     }
 
     /// The freezable kinds.
@@ -184,10 +185,10 @@ pub async fn converge(
                     report.failed.push(format!("{what}: {why}"));
                     continue;
                 }
-                Step::Freeze(record) => freeze(&api, kind, &name, record, &rv)
+                Step::Freeze(record) => freeze(&api, &name, record, &rv)
                     .await
                     .map(|()| (FreezeOperation::Freeze, "Frozen", freeze_note(&customer_name, record))),
-                Step::Reapply(record) => reapply(&api, kind, &name, record).await.map(|()| {
+                Step::Reapply(record) => reapply(&api, &name, record).await.map(|()| {
                     (
                         FreezeOperation::DriftCorrection,
                         "FreezeReapplied",
@@ -226,12 +227,21 @@ pub async fn converge(
                     };
                     tracing::info!(resource = %what, customer = %customer_name, operation = operation.label(), "{note}");
                     // On the resource, and for a release (the resource is gone) on the customer.
-                    publish(ctx, &target, None, type_, reason, note.clone()).await;
+                    publish_to(ctx, &target, None, "Freeze", type_, reason, note.clone()).await;
                     if operation == FreezeOperation::Release {
                         // Related to the resource: one event per release (events with the same
                         // reason and related object form one series).
                         let on = customer.object_ref(&());
-                        publish(ctx, &on, Some(target), type_, reason, format!("{what}: {note}")).await;
+                        publish_to(
+                            ctx,
+                            &on,
+                            Some(target),
+                            "Freeze",
+                            type_,
+                            reason,
+                            format!("{what}: {note}"),
+                        )
+                        .await;
                     }
                 }
                 Err(e) => {
@@ -278,34 +288,20 @@ fn params() -> PatchParams {
 
 /// Writes the record (and the action's patch, atomically) on the object as it was read; for
 /// scale, then sets the scale subresource to 0.
-async fn freeze(
-    api: &Api<DynamicObject>,
-    kind: &KindSettings,
-    name: &str,
-    record: &FrozenRecord,
-    rv: &str,
-) -> Result<(), kube::Error> {
+async fn freeze(api: &Api<DynamicObject>, name: &str, record: &FrozenRecord, rv: &str) -> Result<(), kube::Error> {
     api.patch(name, &params(), &Patch::Merge(record.freeze_patch(rv)))
         .await?;
-    if matches!(kind.action, policy::FreezeAction::Scale { .. }) {
+    if matches!(record.undo, policy::Undo::Scale { .. }) {
         scale_to(api, name, 0).await?;
     }
     Ok(())
 }
 
 /// Applies the action again to an object that carries its record.
-async fn reapply(
-    api: &Api<DynamicObject>,
-    kind: &KindSettings,
-    name: &str,
-    record: &FrozenRecord,
-) -> Result<(), kube::Error> {
+async fn reapply(api: &Api<DynamicObject>, name: &str, record: &FrozenRecord) -> Result<(), kube::Error> {
     match &record.undo {
         policy::Undo::Scale { .. } => scale_to(api, name, 0).await.map(|_| ()),
-        policy::Undo::Patch { applied, .. } => {
-            let _ = kind;
-            api.patch(name, &params(), &Patch::Merge(applied)).await.map(|_| ())
-        }
+        policy::Undo::Patch { applied, .. } => api.patch(name, &params(), &Patch::Merge(applied)).await.map(|_| ()),
     }
 }
 
@@ -319,24 +315,12 @@ async fn restore(
 ) -> Result<(), kube::Error> {
     let mut plan = record.restore(object, rv);
     if let Some(replicas) = plan.scale_to {
-        let scale = scale_to(api, name, replicas).await?;
         // The record goes in a second write, on the object as the scale left it.
-        if let Some(after) = scale {
-            plan = record.restore(&scaled(object, record, replicas), &after);
+        if let Some(after) = scale_to(api, name, replicas).await? {
+            plan.patch["metadata"]["resourceVersion"] = after.into();
         }
     }
     api.patch(name, &params(), &Patch::Merge(&plan.patch)).await.map(|_| ())
-}
-
-/// The object as it is after its replicas were set through the scale subresource.
-fn scaled(object: &serde_json::Value, record: &FrozenRecord, replicas: i64) -> serde_json::Value {
-    let mut object = object.clone();
-    if let policy::Undo::Scale { replicas_path, .. } = &record.undo
-        && let Some(v) = object.pointer_mut(replicas_path)
-    {
-        *v = replicas.into();
-    }
-    object
 }
 
 /// Sets the scale subresource's replicas; returns the object's resourceVersion after.
@@ -373,27 +357,6 @@ fn reference(resource: &kube::api::ApiResource, object: &DynamicObject) -> Objec
         uid: object.metadata.uid.clone(),
         resource_version: object.metadata.resource_version.clone(),
         ..ObjectReference::default()
-    }
-}
-
-/// Publishes an event about an object, related to another; a failure is logged.
-async fn publish(
-    ctx: &Context,
-    target: &ObjectReference,
-    related: Option<ObjectReference>,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Freeze".into(),
-        secondary: related,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, target).await {
-        tracing::warn!(error = %e, "cannot publish an event");
     }
 }
 

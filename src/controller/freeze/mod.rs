@@ -199,11 +199,17 @@ pub async fn converge(
                     )
                 }),
                 Step::Restore(record) => restore(&api, &name, record, &value, &rv).await.map(|()| {
-                    (
-                        FreezeOperation::Restore,
-                        "Unfrozen",
-                        format!("restored as it was before the freeze of {} (R9)", record.since),
-                    )
+                    // Only fields still at their frozen values are put back: say so when some
+                    // were changed since.
+                    let note = if record.holds(&value) {
+                        format!("restored as it was before the freeze of {} (R9)", record.since)
+                    } else {
+                        format!(
+                            "unfrozen (R9): the fields still at their frozen values are back as they were before the freeze of {}; those changed since are kept",
+                            record.since
+                        )
+                    };
+                    (FreezeOperation::Restore, "Unfrozen", note)
                 }),
                 Step::Release => release_one(&api, &object).await.map(|()| {
                     (

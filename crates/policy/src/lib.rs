@@ -12,6 +12,7 @@
 //!   customer's evaluation.
 //! - [`changes`]: may a decision be created, changed or withdrawn (admission of R2..R6).
 //! - [`partner`]: whether a partner can act.
+//! - [`verification`]: one-time verification codes on restriction operations (R5).
 
 pub mod admission;
 pub mod authority;
@@ -24,6 +25,7 @@ pub mod freeze;
 pub mod impact;
 pub mod model;
 pub mod partner;
+pub mod verification;
 
 pub use admission::{
     BillableRequest, CUSTOMER_UNRESTRICTED, CustomerState, Judgement, RestrictionSource, Verdict, decide_purchase,

@@ -8,7 +8,10 @@
 //! - [`index`]: the watched objects and the indexes over them, translated into the core's
 //!   types.
 //! - [`controller`]: the reconcilers writing status conditions and events.
-//! - [`webhook`]: the admission webhooks, reading the index; they never call the API server.
+//! - [`verification`]: verification codes (R5): the partners' secrets and one-time ledgers in
+//!   the API server; the rule is the policy core's.
+//! - [`webhook`]: the admission webhooks, reading the index; the only API calls on their path
+//!   are verification's, for restriction operations of partners that require codes.
 //! - [`runtime`]: the process: one start path, leader election, health, metrics, logging.
 
 pub mod api;
@@ -16,4 +19,5 @@ pub mod controller;
 pub mod crdgen;
 pub mod index;
 pub mod runtime;
+pub mod verification;
 pub mod webhook;

@@ -2,6 +2,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod codes;
 mod run;
 #[cfg(feature = "sandbox")]
 mod sandbox;
@@ -26,6 +27,9 @@ enum Command {
     /// Run the controllers and the admission webhooks against the cluster of the current kube
     /// context (in-cluster in a pod).
     Run(Box<run::Args>),
+    /// Verification codes (R5): enrol a partner's authenticator, print a current code.
+    #[command(subcommand)]
+    Verification(codes::Command),
     /// Run a local Kubernetes API server (no cluster needed) and write a kubeconfig for it.
     #[cfg(feature = "sandbox")]
     Sandbox(sandbox::Args),
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crds { dir } => crds(dir),
         Command::Run(args) => run::run(*args),
+        Command::Verification(command) => codes::run(command),
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(args),
     };

@@ -39,7 +39,41 @@ pub struct Args {
     #[command(flatten)]
     freeze: FreezeArgs,
     #[command(flatten)]
+    verification: VerificationArgs,
+    #[command(flatten)]
     webhooks: WebhookArgs,
+}
+
+/// Verification codes (R5) of partners that enable them.
+#[derive(clap::Args)]
+pub struct VerificationArgs {
+    /// Consecutive failed verification codes (malformed, invalid or expired) after which a
+    /// partner is locked out.
+    #[arg(long, env = "PURCHASE_GUARD_VERIFICATION_MAX_FAILURES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub verification_max_failures: u32,
+    /// How long a locked-out partner's codes are all refused, e.g. 15m.
+    #[arg(long, env = "PURCHASE_GUARD_VERIFICATION_LOCKOUT", default_value = "15m", value_parser = parse_duration)]
+    pub verification_lockout: Duration,
+    /// The namespace of the partners' verification ledgers (ConfigMaps); default: purchase-guard's
+    /// own namespace (--lease-namespace).
+    #[arg(long, env = "PURCHASE_GUARD_VERIFICATION_NAMESPACE")]
+    pub verification_namespace: Option<String>,
+}
+
+impl VerificationArgs {
+    pub fn options(&self, default_namespace: &str) -> runtime::VerificationOptions {
+        runtime::VerificationOptions {
+            namespace: self
+                .verification_namespace
+                .clone()
+                .unwrap_or_else(|| default_namespace.to_string()),
+            limits: policy::verification::Limits {
+                max_failures: self.verification_max_failures,
+                lockout_seconds: self.verification_lockout.as_secs().max(1),
+            },
+        }
+    }
 }
 
 /// How customers' resources are frozen (R8).
@@ -311,6 +345,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 lease,
                 freeze_retention: args.freeze.freeze_retention,
                 release_frozen: args.freeze.release_frozen,
+                verification: args.verification.options(&args.lease_namespace),
             },
         )
         .await?;

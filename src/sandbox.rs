@@ -38,6 +38,8 @@ pub struct Args {
     without_examples: bool,
     #[command(flatten)]
     freeze: crate::run::FreezeArgs,
+    #[command(flatten)]
+    verification: crate::run::VerificationArgs,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
     state_file: Option<PathBuf>,
@@ -196,6 +198,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 lease: None,
                 freeze_retention: args.freeze.freeze_retention,
                 release_frozen: args.freeze.release_frozen,
+                verification: args.verification.options(WEBHOOK_NAMESPACE),
             },
         )
         .await?;

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
+#[x_kube(validation = Rule::new("!has(oldSelf.revocation) || (has(self.revocation) && self.revocation == oldSelf.revocation)").message("spec.revocation cannot be changed or removed: a revoked delegation stays revoked; create a new ResellerDelegation").field_path(".revocation"))]
 #[serde(rename_all = "camelCase")]
 pub struct ResellerDelegationSpec {
     /// The name of the reseller Partner receiving restriction authority over its customers.
@@ -49,6 +50,24 @@ pub struct ResellerDelegationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub reason: Option<String>,
+
+    /// The revocation of this delegation: once set, the delegation no longer moves authority
+    /// (authority returns to the distributor, R3) and cannot be put back; create a new one
+    /// instead. Deleting the delegation revokes it too, but a partner with verification codes
+    /// enabled revokes here first, with its code, since a DELETE cannot carry one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation: Option<DelegationRevocation>,
+}
+
+/// A revocation and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DelegationRevocation {
+    /// Why, written by the operator (R4): visible characters, on one line.
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new(r"self.matches('[^\\s\\p{Cf}]')").message("R4: a revocation needs a reason, and it must not be blank"))]
+    #[x_kube(validation = Rule::new(r"!self.matches('\\p{Cc}')").message("R4: a reason is one line of text: control characters (newlines, tabs, escapes) are not allowed"))]
+    pub reason: String,
 }
 
 /// The observed state of a delegation, written by the controller.

@@ -73,10 +73,37 @@ pub struct PartnerSpec {
     #[schemars(length(min = 2, max = 32), regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
     pub freeze_retention: Option<String>,
 
+    /// Verification codes (R5): when set, every restriction operation issued from this
+    /// partner's namespace (creating, changing or withdrawing a PurchaseRestriction; creating,
+    /// changing or revoking a ResellerDelegation) needs the current one-time code of the
+    /// partner's authenticator in the annotation purchaseguard.io/verification-code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<PartnerVerification>,
+
     /// A human-readable name for the partner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub display_name: Option<String>,
+}
+
+/// A partner's verification codes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerVerification {
+    /// The Secret, in the partner's namespace, holding the TOTP secret (RFC 6238): key
+    /// `secret` (base32, at least 128 bits), optional `digits` (6, 7 or 8; default 6),
+    /// `period` (seconds; default 30) and `algorithm` (SHA1, SHA256 or SHA512; default SHA1).
+    /// `purchase-guard verification enroll` creates it.
+    pub secret_ref: SecretReference,
+}
+
+/// A Secret in the partner's own namespace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
+    pub name: String,
 }
 
 /// The observed state of a Partner, written by the controller.
@@ -87,7 +114,10 @@ pub struct PartnerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// `Ready`: the partner's namespace exists and, for a reseller, its distributor exists.
+    /// `Ready`: the partner's namespace exists, for a reseller its distributor exists, and
+    /// with verification enabled its secret is usable.
+    /// `VerificationReady` (with spec.verification): whether the verification Secret exists
+    /// and holds a valid TOTP secret.
     /// `RestrictionDelegated` (resellers): whether the distributor delegated restriction of
     /// this reseller's customers to it (R3).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

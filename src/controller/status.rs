@@ -365,7 +365,11 @@ pub fn delegation_status(
                 prev,
                 "Active",
                 ok,
-                if ok { "Active" } else { "NotAccepted" },
+                match verdict {
+                    Ok(()) => "Active",
+                    Err(policy::DelegationRejection::Revoked) => "Revoked",
+                    Err(_) => "NotAccepted",
+                },
                 message,
                 generation,
                 now,
@@ -375,31 +379,50 @@ pub fn delegation_status(
     }
 }
 
-/// The status of a partner: `Ready` from its readiness, and for a reseller
+/// The status of a partner: `Ready` from its readiness (and its verification's, when
+/// enabled), `VerificationReady` when verification is enabled, and for a reseller
 /// `RestrictionDelegated` from the delegation in force for it (`delegation`).
+#[allow(clippy::too_many_arguments)]
 pub fn partner_status(
     generation: Option<i64>,
     previous: Option<&PartnerStatus>,
     namespace: &str,
     readiness: &Result<(), policy::PartnerNotReady>,
+    verification: Option<&Result<(), policy::verification::NotReady>>,
     reseller: bool,
     delegation: Option<&policy::ObjectKey>,
     now: &Time,
 ) -> PartnerStatus {
     let prev = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let (reason, message) = match readiness {
-        Ok(()) => ("Ready", format!("acts in namespace \"{namespace}\"")),
-        Err(e) => (e.reason(), e.to_string()),
+    let (ready, reason, message) = match (readiness, verification) {
+        (Err(e), _) => (false, e.reason(), e.to_string()),
+        (Ok(()), Some(Err(e))) => (false, "VerificationNotReady", e.to_string()),
+        (Ok(()), Some(Ok(()))) => (
+            true,
+            "Ready",
+            format!("acts in namespace \"{namespace}\", with verification codes"),
+        ),
+        (Ok(()), None) => (true, "Ready", format!("acts in namespace \"{namespace}\"")),
     };
-    let mut conditions = vec![condition(
-        prev,
-        "Ready",
-        readiness.is_ok(),
-        reason,
-        message,
-        generation,
-        now,
-    )];
+    let mut conditions = vec![condition(prev, "Ready", ready, reason, message, generation, now)];
+    if let Some(verification) = verification {
+        let (reason, message) = match verification {
+            Ok(()) => (
+                "SecretValid",
+                "restriction operations from this partner's namespace need its current verification code".to_string(),
+            ),
+            Err(e) => (e.reason(), e.to_string()),
+        };
+        conditions.push(condition(
+            prev,
+            "VerificationReady",
+            verification.is_ok(),
+            reason,
+            message,
+            generation,
+            now,
+        ));
+    }
     if reseller {
         let (reason, message) = match delegation {
             Some(key) => (

@@ -39,6 +39,7 @@ pub fn delegation(d: &ResellerDelegation) -> policy::Delegation {
         key: policy::ObjectKey::new(&d.namespace().unwrap_or_default(), &d.name_any()),
         reseller: d.spec.reseller.clone(),
         created: d.metadata.creation_timestamp.as_ref().map(seconds).unwrap_or_default(),
+        revoked: d.spec.revocation.is_some(),
     }
 }
 

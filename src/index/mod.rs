@@ -148,6 +148,20 @@ impl Stores {
         self.customers.get(&ObjectRef::new(name))
     }
 
+    /// The Partner acting in `namespace`, if exactly one does.
+    pub fn partner_acting_in(&self, namespace: &str) -> Option<Arc<Partner>> {
+        let hierarchy = self.hierarchy();
+        let issuer = policy::issuer_of(&hierarchy, namespace).ok()?;
+        self.partners.get(&ObjectRef::new(&issuer.name))
+    }
+
+    /// The name of the partner acting in `namespace` when it requires verification codes.
+    pub fn verification_of_namespace(&self, namespace: &str) -> Option<String> {
+        self.partner_acting_in(namespace)
+            .filter(|p| p.spec.verification.is_some())
+            .map(|p| p.name_any())
+    }
+
     /// Evaluates a customer with the policy core: the hierarchy, its decisions, the time.
     pub fn evaluate(
         &self,

@@ -11,6 +11,7 @@ pub struct Telemetry {
     registry: Mutex<Registry>,
     pub controller: Arc<controller::Metrics>,
     pub admission: Arc<crate::webhook::Metrics>,
+    pub verification: Arc<crate::verification::Metrics>,
 }
 
 impl Default for Telemetry {
@@ -18,10 +19,12 @@ impl Default for Telemetry {
         let mut registry = Registry::with_prefix("purchase_guard");
         let controller = Arc::new(controller::Metrics::register(&mut registry));
         let admission = Arc::new(crate::webhook::Metrics::register(&mut registry));
+        let verification = Arc::new(crate::verification::Metrics::register(&mut registry));
         Telemetry {
             registry: Mutex::new(registry),
             controller,
             admission,
+            verification,
         }
     }
 }

@@ -37,6 +37,13 @@ pub struct Options {
     pub freeze_retention: std::time::Duration,
     /// Whether frozen resources are deleted when retention ends.
     pub release_frozen: bool,
+    pub verification: VerificationOptions,
+}
+
+/// Where verification ledgers live and when partners are locked out (R5).
+pub struct VerificationOptions {
+    pub namespace: String,
+    pub limits: purchase_guard_policy::verification::Limits,
 }
 
 /// The freeze settings of the controllers from the guarded kinds: those with a freeze action
@@ -130,6 +137,20 @@ pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
     let freeze = freeze_settings(&options.settings, options.freeze_retention, options.release_frozen);
     let telemetry = Arc::new(Telemetry::default());
     let webhooks = Arc::new(Webhooks::new(options.settings));
+    webhooks.set_verifier(Arc::new(crate::verification::Verifier::new(
+        client.clone(),
+        options.verification.namespace,
+        options.verification.limits,
+        kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: controller::context::MANAGER.into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        ),
+        telemetry.verification.clone(),
+        jiff::Timestamp::now,
+    )));
     let webhook_server = webhook::start(
         client.clone(),
         options.webhook_addr,

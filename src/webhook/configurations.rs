@@ -1,6 +1,7 @@
 //! The ValidatingWebhookConfiguration and MutatingWebhookConfiguration of the webhooks, as the
 //! Helm chart renders them (tests/e2e.rs compares the two): decisions, status ownership, the
-//! namespace guard and purchases (validating), and the audit stamp (mutating).
+//! namespace guard and purchases (validating), the audit stamp and verification codes
+//! (mutating).
 
 use super::Settings;
 
@@ -110,11 +111,20 @@ pub fn configurations(
         "operations": ["CREATE", "UPDATE"], "apiGroups": [crate::api::GROUP],
         "apiVersions": [crate::api::VERSION], "resources": ["purchaserestrictions"], "scope": "Namespaced",
     }]);
+    // Always Fail: no restriction operation passes unverified while purchase-guard is away.
+    let mut verification = hook("verification.purchaseguard.io", "/mutate/verification");
+    verification["sideEffects"] = json!("NoneOnDryRun");
+    verification["reinvocationPolicy"] = json!("Never");
+    verification["rules"] = json!([{
+        "operations": ["CREATE", "UPDATE"], "apiGroups": [crate::api::GROUP],
+        "apiVersions": [crate::api::VERSION], "resources": ["purchaserestrictions", "resellerdelegations"],
+        "scope": "Namespaced",
+    }]);
     [
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
                "metadata": {"name": name}, "webhooks": webhooks}),
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-               "metadata": {"name": name}, "webhooks": [audit]}),
+               "metadata": {"name": name}, "webhooks": [audit, verification]}),
     ]
 }
 

@@ -15,26 +15,44 @@ impl Webhooks {
         if req.group != GROUP || !matches!(req.kind.as_str(), "PurchaseRestriction" | "ResellerDelegation") {
             return unexpected_kind(req, "judges PurchaseRestriction and ResellerDelegation");
         }
+        if req.sub_resource.is_none()
+            && req
+                .object
+                .as_ref()
+                .and_then(|o| o.pointer("/metadata/annotations"))
+                .and_then(|a| a.get(policy::verification::CODE_ANNOTATION))
+                .is_some()
+        {
+            // The verification webhook removes every code before validation; one that got
+            // here would be stored.
+            return Outcome::deny(
+                500,
+                "VerificationWebhookMissing",
+                format!(
+                    "R5: the annotation {} reached validation: purchase-guard's verification webhook (MutatingWebhookConfiguration) did not run, and a code is never stored; reinstall purchase-guard's webhook configurations",
+                    policy::verification::CODE_ANNOTATION
+                ),
+            )
+            .rule("R5");
+        }
+        self.judge_decision(req)
+    }
+
+    /// The decision webhook's judgement, without the check that no code is left in the object
+    /// (the verification webhook asks it before it spends a code).
+    pub(super) fn judge_decision(&self, req: &Request) -> Outcome {
         if req.sub_resource.is_some() {
             return Outcome::allow("Subresource");
         }
-        let Some(stores) = self.stores() else {
-            return Outcome::deny(503, "NotSynced", format!("{}; retry shortly", super::NOT_SYNCED));
-        };
-        let Some(namespace) = req.namespace.as_deref() else {
-            return Outcome::deny(
-                400,
-                "NoNamespace",
-                "the request has no namespace; these kinds are namespaced",
-            );
+        let (stores, namespace) = match self.synced_and_namespaced(req) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
         };
         match (req.kind.as_str(), req.operation.as_str()) {
             ("PurchaseRestriction", "CREATE" | "UPDATE") => restriction_write(stores, namespace, req),
             ("PurchaseRestriction", "DELETE") => restriction_delete(stores, namespace, req, (self.clock)()),
             ("ResellerDelegation", "CREATE" | "UPDATE") => self.delegation_write(stores, namespace, req),
-            // Revoking is the delegating distributor's right: RBAC limits who acts in its
-            // namespace.
-            ("ResellerDelegation", _) => Outcome::allow("Revoked"),
+            ("ResellerDelegation", "DELETE") => delegation_delete(stores, namespace, req),
             _ => Outcome::allow("OperationNotJudged"),
         }
     }
@@ -44,6 +62,11 @@ impl Webhooks {
             Ok(d) => d,
             Err(e) => return e,
         };
+        if new.spec.revocation.is_some() {
+            // Revoking is the delegating distributor's right: RBAC limits who acts in its
+            // namespace; a revocation cannot be undone (CRD validation).
+            return Outcome::allow("Revoked");
+        }
         let mut delegation = index::delegation(&new);
         delegation.key = policy::ObjectKey::new(namespace, &new.name_any());
         if req.operation == "CREATE" {
@@ -150,5 +173,55 @@ fn restriction_delete(stores: &Stores, namespace: &str, req: &Request, now: jiff
     match policy::check_withdrawal(&withdrawal, withdrawn_from.as_ref()) {
         Ok(allowed) => Outcome::allow(allowed.reason()),
         Err(denied) => Outcome::deny(403, denied.reason(), denied.to_string()).rule(denied.rule()),
+    }
+}
+
+/// Revoking is the delegating distributor's right: RBAC limits who acts in its namespace. A
+/// partner with verification codes revokes through spec.revocation, with a code (a DELETE
+/// cannot carry one); then the revoked delegation may be deleted.
+fn delegation_delete(stores: &Stores, namespace: &str, req: &Request) -> Outcome {
+    let Some(old) = req.old_object.as_ref() else {
+        return Outcome::deny(400, "NoOldObject", "request.oldObject is missing for DELETE");
+    };
+    let old: ResellerDelegation = match parse_object(Some(old), namespace) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    if old.spec.revocation.is_some() || policy::is_cleanup_user(&req.username) {
+        return Outcome::allow("Revoked");
+    }
+    match stores.verification_of_namespace(namespace) {
+        Some(partner) => Outcome::deny(
+            403,
+            "RevokeWithCode",
+            format!(
+                "R5: partner \"{partner}\" requires a verification code to revoke a delegation, and a DELETE cannot carry one: set spec.revocation.reason with the code in the annotation {}, then delete the revoked delegation",
+                policy::verification::CODE_ANNOTATION
+            ),
+        )
+        .rule("R5"),
+        None => Outcome::allow("Revoked"),
+    }
+}
+
+impl Webhooks {
+    /// The caches and the request's namespace, for the webhooks of the namespaced kinds of the
+    /// API; a denial when either is missing.
+    pub(super) fn synced_and_namespaced<'a>(&'a self, req: &'a Request) -> Result<(&'a Stores, &'a str), Outcome> {
+        let Some(stores) = self.stores() else {
+            return Err(Outcome::deny(
+                503,
+                "NotSynced",
+                format!("{}; retry shortly", super::NOT_SYNCED),
+            ));
+        };
+        let Some(namespace) = req.namespace.as_deref() else {
+            return Err(Outcome::deny(
+                400,
+                "NoNamespace",
+                "the request has no namespace; these kinds are namespaced",
+            ));
+        };
+        Ok((stores, namespace))
     }
 }

@@ -5,6 +5,7 @@
 //! - [`settings`]: what the purchase webhook guards and how it enforces.
 //! - [`decisions`]: PurchaseRestriction and ResellerDelegation writes (R2, R3, R4, R6).
 //! - [`audit`]: the audit stamp (who changed a decision, and when).
+//! - [`verification`]: one-time verification codes on restriction operations (R5).
 //! - [`purchases`]: operations on customers' billable resources (R1, R7).
 //! - [`status`]: the status of the four kinds is purchase-guard's alone.
 //! - [`namespaces`]: the label that puts a namespace under the purchase webhook.
@@ -27,6 +28,7 @@ pub mod server;
 pub mod settings;
 pub mod status;
 pub mod tls;
+pub mod verification;
 
 pub use audit::AUDIT_TIME_ANNOTATION;
 pub use configurations::{ServiceRef, configurations};
@@ -46,6 +48,9 @@ pub struct Webhooks {
     /// Confirms the caches current (none: trusted as the watches have them, in tests).
     freshness: OnceLock<Arc<Freshness>>,
     clock: fn() -> jiff::Timestamp,
+    /// Checks verification codes (R5); none: partners that enabled verification cannot
+    /// operate (tests without an API server).
+    verifier: OnceLock<Arc<crate::verification::Verifier>>,
 }
 
 const NOT_SYNCED: &str = "purchase-guard's caches are not synced yet (the controller is starting)";
@@ -57,7 +62,13 @@ impl Webhooks {
             stores: OnceLock::new(),
             freshness: OnceLock::new(),
             clock: jiff::Timestamp::now,
+            verifier: OnceLock::new(),
         }
+    }
+
+    /// Hands over what checks verification codes.
+    pub fn set_verifier(&self, verifier: Arc<crate::verification::Verifier>) {
+        let _ = self.verifier.set(verifier);
     }
 
     /// Hands over the synced caches; admission refuses what it cannot judge until then.

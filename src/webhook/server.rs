@@ -25,15 +25,17 @@ pub enum Which {
     Purchases,
     Status,
     Namespaces,
+    Verification,
 }
 
 impl Which {
-    pub const ALL: [Which; 5] = [
+    pub const ALL: [Which; 6] = [
         Which::Decisions,
         Which::Audit,
         Which::Purchases,
         Which::Status,
         Which::Namespaces,
+        Which::Verification,
     ];
 
     pub fn path(self) -> &'static str {
@@ -43,6 +45,7 @@ impl Which {
             Which::Purchases => "/validate/purchases",
             Which::Status => "/validate/status",
             Which::Namespaces => "/validate/namespaces",
+            Which::Verification => "/mutate/verification",
         }
     }
 
@@ -53,6 +56,7 @@ impl Which {
             Which::Purchases => "purchases",
             Which::Status => "status",
             Which::Namespaces => "namespaces",
+            Which::Verification => "verification",
         }
     }
 }
@@ -100,6 +104,7 @@ pub async fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, b
                     Which::Purchases => webhooks.purchases(&request).await,
                     Which::Status => webhooks.status(&request),
                     Which::Namespaces => webhooks.namespaces(&request),
+                    Which::Verification => webhooks.verification(&request).await,
                 };
                 tracing::Span::current().record("outcome", outcome.reason);
                 if !outcome.allowed {

@@ -31,6 +31,8 @@ pub enum DelegationRejection {
     Duplicate {
         of: ObjectKey,
     },
+    /// The distributor revoked it (`spec.revocation`).
+    Revoked,
 }
 
 impl DelegationRejection {
@@ -43,6 +45,7 @@ impl DelegationRejection {
             DelegationRejection::NotAReseller { .. } => "NotAReseller",
             DelegationRejection::NotYourReseller { .. } => "NotYourReseller",
             DelegationRejection::Duplicate { .. } => "DuplicateDelegation",
+            DelegationRejection::Revoked => "Revoked",
         }
     }
 }
@@ -78,6 +81,10 @@ impl fmt::Display for DelegationRejection {
             DelegationRejection::Duplicate { of } => write!(
                 f,
                 "R3: the older ResellerDelegation {of} already delegates to this reseller; this one is ignored, delete it"
+            ),
+            DelegationRejection::Revoked => write!(
+                f,
+                "R3: the distributor revoked this delegation (spec.revocation): authority over the reseller's customers is back with the distributor"
             ),
         }
     }
@@ -121,13 +128,16 @@ pub fn active_delegation<'a>(hierarchy: &'a Hierarchy, reseller: &str) -> Option
     hierarchy
         .delegations
         .iter()
-        .filter(|d| d.reseller == reseller && check_delegation_parties(hierarchy, d).is_ok())
+        .filter(|d| d.reseller == reseller && !d.revoked && check_delegation_parties(hierarchy, d).is_ok())
         .min_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)))
 }
 
 /// Whether a delegation moves authority (Ok) or why not.
 pub fn evaluate_delegation(hierarchy: &Hierarchy, delegation: &Delegation) -> Result<(), DelegationRejection> {
     check_delegation_parties(hierarchy, delegation)?;
+    if delegation.revoked {
+        return Err(DelegationRejection::Revoked);
+    }
     match active_delegation(hierarchy, &delegation.reseller) {
         Some(active) if active.key != delegation.key => Err(DelegationRejection::Duplicate { of: active.key.clone() }),
         _ => Ok(()),

@@ -87,6 +87,8 @@ pub struct Delegation {
     pub reseller: String,
     /// Creation time; the oldest of duplicate delegations is the one accepted.
     pub created: Timestamp,
+    /// Revoked (`spec.revocation`): moves no authority, and is no duplicate of a newer one.
+    pub revoked: bool,
 }
 
 /// How a customer is associated with partners.

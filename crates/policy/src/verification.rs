@@ -178,6 +178,81 @@ impl TotpSecret {
     }
 }
 
+/// Why a partner that enabled verification cannot operate. The messages say how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error(
+        "R5: partner \"{partner}\" requires verification codes (spec.verification) but Secret {namespace}/{name} does not exist: create it with `purchase-guard verification enroll --partner {partner} --namespace {namespace} --secret {name}`, or remove spec.verification"
+    )]
+    SecretNotFound {
+        partner: String,
+        namespace: String,
+        name: String,
+    },
+    #[error(
+        "R5: partner \"{partner}\" requires verification codes but Secret {namespace}/{name} cannot verify them: {error}; fix the Secret, or replace it with `purchase-guard verification enroll --partner {partner} --namespace {namespace} --secret {name} --replace`"
+    )]
+    SecretInvalid {
+        partner: String,
+        namespace: String,
+        name: String,
+        /// The [`SecretError`]'s message.
+        error: String,
+    },
+    #[error(
+        "R5: partner \"{partner}\" requires verification codes but purchase-guard cannot read Secret {namespace}/{name}: {error} (the Helm chart grants reading Secrets with verification.enabled=true)"
+    )]
+    Unreadable {
+        partner: String,
+        namespace: String,
+        name: String,
+        error: String,
+    },
+}
+
+impl NotReady {
+    /// A CamelCase reason for the `VerificationReady` condition and denials.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            NotReady::SecretNotFound { .. } => "SecretNotFound",
+            NotReady::SecretInvalid { .. } => "SecretInvalid",
+            NotReady::Unreadable { .. } => "SecretUnreadable",
+        }
+    }
+}
+
+/// How a partner's verification Secret was found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretLookup<'a> {
+    Found(&'a BTreeMap<String, Vec<u8>>),
+    NotFound,
+    Unreadable(String),
+}
+
+/// Whether a partner that enabled verification can operate, from its Secret.
+pub fn readiness(partner: &str, namespace: &str, name: &str, secret: SecretLookup<'_>) -> Result<TotpSecret, NotReady> {
+    let (partner, namespace, name) = (partner.to_string(), namespace.to_string(), name.to_string());
+    match secret {
+        SecretLookup::Found(data) => TotpSecret::from_data(data).map_err(|error| NotReady::SecretInvalid {
+            partner,
+            namespace,
+            name,
+            error: error.to_string(),
+        }),
+        SecretLookup::NotFound => Err(NotReady::SecretNotFound {
+            partner,
+            namespace,
+            name,
+        }),
+        SecretLookup::Unreadable(error) => Err(NotReady::Unreadable {
+            partner,
+            namespace,
+            name,
+            error,
+        }),
+    }
+}
+
 /// How many failures lock a partner out, and for how long.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {

@@ -30,6 +30,7 @@ fn hierarchy(delegated: bool) -> Hierarchy {
             key: ObjectKey::new("ns-d0", "delegate-r0"),
             reseller: "r0".into(),
             created: Timestamp(0),
+            revoked: false,
         });
     }
     h

@@ -52,6 +52,7 @@ fn world() -> impl Strategy<Value = World> {
                     key: ObjectKey::new(&format!("ns-d{}", j % nd), &format!("delegate-r{j}")),
                     reseller: format!("r{j}"),
                     created: Timestamp(0),
+                    revoked: false,
                 })
                 .collect();
             let hierarchy = Hierarchy {
@@ -152,7 +153,7 @@ proptest! {
         delegated.delegations.retain(|d| d.reseller != reseller);
         let distributor = delegated.partner(&reseller).and_then(|p| p.distributor.clone()).unwrap_or_default();
         let dist_ns = delegated.partner(&distributor).map(|p| p.namespace.clone()).unwrap_or_default();
-        delegated.delegations.push(Delegation { key: ObjectKey::new(&dist_ns, "grant"), reseller: reseller.clone(), created: Timestamp(1) });
+        delegated.delegations.push(Delegation { key: ObjectKey::new(&dist_ns, "grant"), reseller: reseller.clone(), created: Timestamp(1), revoked: false });
         prop_assert_eq!(authority_holder(&delegated, &w.customer).map(|h| h.partner), Ok(reseller.clone()));
         delegated.delegations.retain(|d| d.reseller != reseller);
         let holder = authority_holder(&delegated, &w.customer).map(|h| (h.partner, h.role));
@@ -226,7 +227,7 @@ proptest! {
         } else {
             let distributor = handed.partner(&reseller).and_then(|p| p.distributor.clone()).unwrap_or_default();
             let ns = handed.partner(&distributor).map(|p| p.namespace.clone()).unwrap_or_default();
-            handed.delegations.push(Delegation { key: ObjectKey::new(&ns, "handover"), reseller: reseller.clone(), created: Timestamp(w.now) });
+            handed.delegations.push(Delegation { key: ObjectKey::new(&ns, "handover"), reseller: reseller.clone(), created: Timestamp(w.now), revoked: false });
         }
         prop_assert_ne!(authority_holder(&handed, &w.customer).map(|h| h.partner), Ok(holder_of(&w).partner));
         let after = evaluate_customer(&handed, &w.customer, &w.decisions, Timestamp(w.now + 1));

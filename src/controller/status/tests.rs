@@ -186,7 +186,7 @@ fn delegation_status_says_why_it_is_not_accepted() {
 #[test]
 fn partner_status_reports_readiness_and_delegation() {
     let key = policy::ObjectKey::new("ns-dist-a", "d1");
-    let reseller = partner_status(Some(1), None, "ns-r1", &Ok(()), true, Some(&key), &time(100));
+    let reseller = partner_status(Some(1), None, "ns-r1", &Ok(()), None, true, Some(&key), &time(100));
     assert_eq!(
         condition_of(&reseller.conditions, "Ready").message,
         "acts in namespace \"ns-r1\""
@@ -200,7 +200,7 @@ fn partner_status_reports_readiness_and_delegation() {
     let missing = Err(policy::PartnerNotReady::NamespaceMissing {
         namespace: "ns-x".into(),
     });
-    let distributor = partner_status(Some(1), None, "ns-x", &missing, false, None, &time(100));
+    let distributor = partner_status(Some(1), None, "ns-x", &missing, None, false, None, &time(100));
     assert_eq!(
         condition_of(&distributor.conditions, "Ready").reason,
         "NamespaceMissing"
@@ -211,6 +211,42 @@ fn partner_status_reports_readiness_and_delegation() {
         "no RestrictionDelegated for a distributor"
     );
     assert_eq!(distributor.delegation, None);
+}
+
+#[test]
+fn partner_status_reports_verification_and_is_not_ready_without_its_secret() {
+    let ready = partner_status(Some(2), None, "ns-d", &Ok(()), Some(&Ok(())), false, None, &time(100));
+    let cond = condition_of(&ready.conditions, "VerificationReady");
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("True", "SecretValid"));
+    assert_eq!(condition_of(&ready.conditions, "Ready").status, "True");
+
+    let missing = Err(policy::verification::NotReady::SecretNotFound {
+        partner: "d".into(),
+        namespace: "ns-d".into(),
+        name: "otp".into(),
+    });
+    let not_ready = partner_status(Some(2), None, "ns-d", &Ok(()), Some(&missing), false, None, &time(100));
+    let cond = condition_of(&not_ready.conditions, "VerificationReady");
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("False", "SecretNotFound")
+    );
+    assert!(
+        cond.message.contains("purchase-guard verification enroll"),
+        "says how to fix: {}",
+        cond.message
+    );
+    let ready = condition_of(&not_ready.conditions, "Ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "VerificationNotReady")
+    );
+
+    let plain = partner_status(Some(2), None, "ns-d", &Ok(()), None, false, None, &time(100));
+    assert!(
+        plain.conditions.iter().all(|c| c.type_ != "VerificationReady"),
+        "no verification condition without spec.verification"
+    );
 }
 
 #[test]

@@ -1,0 +1,124 @@
+//! The verification webhook (mutating): PurchaseRestriction and ResellerDelegation, CREATE and
+//! UPDATE (R5). For a partner that enabled verification codes, a restriction operation
+//! (a creation, or a change of the spec: withdrawals and revocations included) needs the
+//! partner's current one-time code in the annotation `purchaseguard.io/verification-code`.
+//! Whatever the partner, the annotation is removed from the object before it is stored.
+//!
+//! The operation is judged first (the decision webhook's rules, from the caches), so that a
+//! code is not spent on an operation that would be refused anyway; then the code is checked
+//! and spent through [`crate::verification::Verifier`], the one call to the API server on the
+//! admission path.
+
+use super::Webhooks;
+use super::review::{Outcome, Request, unexpected_kind};
+use crate::api::GROUP;
+use purchase_guard_policy::verification::{CODE_ANNOTATION, needs_code};
+use serde_json::{Value, json};
+
+/// How long a code check may take in all.
+const VERIFY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(4);
+
+impl Webhooks {
+    /// The verification webhook.
+    pub async fn verification(&self, req: &Request) -> Outcome {
+        if req.group != GROUP || !matches!(req.kind.as_str(), "PurchaseRestriction" | "ResellerDelegation") {
+            return unexpected_kind(req, "verifies PurchaseRestriction and ResellerDelegation");
+        }
+        let Some(object) = req.object.as_ref().filter(|_| req.sub_resource.is_none()) else {
+            return Outcome::allow("NothingToVerify");
+        };
+        let given = object
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(CODE_ANNOTATION));
+        let code = given.and_then(Value::as_str);
+        let strip = |mut outcome: Outcome| {
+            if given.is_some() {
+                let path = format!(
+                    "/metadata/annotations/{}",
+                    CODE_ANNOTATION.replace('~', "~0").replace('/', "~1")
+                );
+                outcome.patch = Some(json!([{"op": "remove", "path": path}]));
+            }
+            outcome
+        };
+        if given.is_some() && code.is_none() {
+            return Outcome::deny(
+                400,
+                "VerificationCodeMalformed",
+                format!("metadata.annotations[{CODE_ANNOTATION}]: Invalid value: the code must be a string of digits"),
+            )
+            .rule("R5");
+        }
+        let (stores, namespace) = match self.synced_and_namespaced(req) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        let spec_changed = req.old_object.as_ref().and_then(|o| o.get("spec")) != object.get("spec");
+        let partner = stores
+            .partner_acting_in(namespace)
+            .filter(|p| p.spec.verification.is_some());
+        let Some(partner) = partner.filter(|_| needs_code(&req.operation, spec_changed)) else {
+            return strip(Outcome::allow("VerificationNotRequired"));
+        };
+        // The rules first: a code is not spent on an operation that is refused anyway.
+        let judged = self.judge_decision(req);
+        if !judged.allowed {
+            return judged;
+        }
+        let Some(verifier) = self.verifier.get() else {
+            return Outcome::deny(
+                503,
+                "VerificationUnavailable",
+                "R5: this purchase-guard process cannot check verification codes (it has no API client)",
+            )
+            .rule("R5");
+        };
+        let operation = digest(&req.kind, namespace, object);
+        // Within the API server's deadline for the webhook (5 s by default). A code spent by
+        // a write that then timed out authorises the same operation again (a retry).
+        match tokio::time::timeout(
+            VERIFY_DEADLINE,
+            verifier.verify(&partner, code, &operation, req.dry_run),
+        )
+        .await
+        {
+            Ok(Ok(reason)) => strip(Outcome::allow(reason)),
+            Ok(Err(denied)) => Outcome::deny(denied.code, denied.reason, denied.message).rule("R5"),
+            Err(_) => Outcome::deny(
+                503,
+                "VerificationUnavailable",
+                format!(
+                    "R5: the verification code could not be checked within {}s; retry",
+                    VERIFY_DEADLINE.as_secs()
+                ),
+            )
+            .rule("R5"),
+        }
+    }
+}
+
+/// What a restriction operation writes, as an opaque digest for the ledger: the kind, the
+/// object's namespace and name (or generateName) and its spec. A retry of the same write has
+/// the same digest; any other operation has another.
+fn digest(kind: &str, namespace: &str, object: &Value) -> String {
+    use sha2::Digest;
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            object
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .map(|g| format!("{g}*"))
+        })
+        .unwrap_or_default();
+    // serde_json's maps are sorted: the same spec always serialises the same way.
+    let spec = object.get("spec").map(Value::to_string).unwrap_or_default();
+    let mut hash = sha2::Sha256::new();
+    for part in [kind, namespace, &name, &spec] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -234,15 +234,9 @@ impl Verifier {
         }
     }
 
-    /// Checks `code` for a restriction `operation` (an opaque digest of what it writes) of
-    /// `partner`, which enabled verification. On a dry run, nothing is recorded.
-    pub async fn verify(
-        &self,
-        partner: &Partner,
-        code: Option<&str>,
-        operation: &str,
-        dry_run: bool,
-    ) -> Result<&'static str, Denied> {
+    /// Checks and spends `code` for a restriction `operation` (an opaque digest of what it
+    /// writes) of `partner`, which enabled verification.
+    pub async fn verify(&self, partner: &Partner, code: Option<&str>, operation: &str) -> Result<&'static str, Denied> {
         let name = partner.name_any();
         let secret = match readiness(&self.client, partner).await {
             None => return Ok("VerificationNotEnabled"),
@@ -272,14 +266,14 @@ impl Verifier {
             };
             let ledger = current.as_ref().map(|cm| ledger_of(cm, now)).unwrap_or_default();
             let judgement = rule::judge(&secret, code, now, &ledger, operation, &self.limits);
-            if let (Some(next), false) = (&judgement.ledger, dry_run) {
+            if let Some(next) = &judgement.ledger {
                 let written = self.write(&api, &ledger_name, &name, current, next).await?;
                 if !written {
                     // Another replica's write came first: judge again against it.
                     continue;
                 }
             }
-            return self.conclude(partner, judgement, dry_run).await;
+            return self.conclude(partner, judgement).await;
         }
         Err(unavailable(format!(
             "ledger {}/{ledger_name} changed {LEDGER_ATTEMPTS} times while this code was checked",
@@ -333,17 +327,12 @@ impl Verifier {
         }
     }
 
-    async fn conclude(
-        &self,
-        partner: &Partner,
-        judgement: rule::Judgement,
-        dry_run: bool,
-    ) -> Result<&'static str, Denied> {
+    async fn conclude(&self, partner: &Partner, judgement: rule::Judgement) -> Result<&'static str, Denied> {
         let name = partner.name_any();
         match judgement.verdict {
             Verdict::Accepted { .. } => {
                 self.metrics.record(&name, "Accepted");
-                Ok(if dry_run { "VerifiedDryRun" } else { "Verified" })
+                Ok("Verified")
             }
             Verdict::Repeated { .. } => {
                 self.metrics.record(&name, "Repeated");
@@ -351,7 +340,7 @@ impl Verifier {
             }
             Verdict::Refused(refusal) => {
                 self.metrics.record(&name, refusal.reason());
-                if refusal.counts() && !dry_run {
+                if refusal.counts() {
                     self.event(partner, &refusal, judgement.locked_now).await;
                 }
                 let code = match refusal {

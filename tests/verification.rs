@@ -230,11 +230,17 @@ async fn a_partner_that_requires_codes_needs_a_fresh_one_for_every_restriction_o
         e.starts_with("VerificationFailed ") && e.contains("invalid")
     });
 
-    // A dry run checks a code without spending it.
-    let code = authenticator.fresh(&platform);
-    let mut dry = globex(patch(&change, Some(&code)));
+    // A dry run has no side effects, so it cannot count a failure: it checks no code (or it
+    // would be a free oracle for guesses), only that one is given, and spends none.
+    let mut dry = globex(patch(&change, None));
     dry.push("--dry-run=server".into());
-    platform.allowed("dist-op", &args(&dry), None);
+    let out = platform.refused_output("dist-op", &args(&dry));
+    assert!(out.contains("a verification code is required"), "{out}");
+    let mut dry = globex(patch(&change, Some(&wrong)));
+    dry.push("--dry-run=server".into());
+    let out = platform.allowed("dist-op", &args(&dry), None);
+    assert!(out.contains("a dry run does not check verification codes"), "{out}");
+    let code = authenticator.fresh(&platform);
     // The valid code: admitted, and not stored.
     platform.allowed("dist-op", &args(&globex(patch(&change, Some(&code)))), None);
     assert_eq!(

@@ -12,6 +12,7 @@
 use super::Webhooks;
 use super::review::{Outcome, Request, unexpected_kind};
 use crate::api::GROUP;
+use purchase_guard_policy as policy;
 use purchase_guard_policy::verification::{CODE_ANNOTATION, needs_code};
 use serde_json::{Value, json};
 
@@ -73,15 +74,28 @@ impl Webhooks {
             )
             .rule("R5");
         };
+        if req.dry_run {
+            // A dry run must have no side effects, so a failed code could not count towards
+            // the lockout: checking codes there would let anyone guess without limit. It is
+            // admitted without a check (nothing is stored), as long as a code is given.
+            return match code.map(str::trim).filter(|c| !c.is_empty()) {
+                None => {
+                    let missing = policy::verification::Refusal::Missing;
+                    Outcome::deny(403, missing.reason(), missing.to_string()).rule("R5")
+                }
+                Some(_) => {
+                    let mut outcome = strip(Outcome::allow("VerificationNotCheckedOnDryRun"));
+                    outcome
+                        .warnings
+                        .push("R5: a dry run does not check verification codes; the real request will".to_string());
+                    outcome
+                }
+            };
+        }
         let operation = digest(&req.kind, namespace, object);
         // Within the API server's deadline for the webhook (5 s by default). A code spent by
         // a write that then timed out authorises the same operation again (a retry).
-        match tokio::time::timeout(
-            VERIFY_DEADLINE,
-            verifier.verify(&partner, code, &operation, req.dry_run),
-        )
-        .await
-        {
+        match tokio::time::timeout(VERIFY_DEADLINE, verifier.verify(&partner, code, &operation)).await {
             Ok(Ok(reason)) => strip(Outcome::allow(reason)),
             Ok(Err(denied)) => Outcome::deny(denied.code, denied.reason, denied.message).rule("R5"),
             Err(_) => Outcome::deny(

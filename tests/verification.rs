@@ -342,6 +342,22 @@ async fn a_partner_that_requires_codes_needs_a_fresh_one_for_every_restriction_o
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_failures_lock_the_partner_out_until_the_lockout_ends() {
     let platform = platform_requiring_codes("verification-lockout").await;
+    // Before verification: any distributor may revoke with spec.revocation, for good.
+    let delegation = |p: String| patch_args("resellerdelegation/delegate-reseller-alpha", p);
+    platform.allowed(
+        "dist-op",
+        &args(&delegation(patch(
+            r#"{"revocation":{"reason":"contract ended"}}"#,
+            None,
+        ))),
+        None,
+    );
+    platform.refused(
+        "dist-op",
+        &args(&delegation(patch(r#"{"revocation":null}"#, None))),
+        None,
+        &["spec.revocation cannot be changed or removed"],
+    );
     purchase_guard(
         &platform,
         &[

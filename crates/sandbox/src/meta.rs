@@ -122,6 +122,23 @@ fn paths_of(fields: &Value) -> Vec<String> {
     out
 }
 
+/// Drops what kube-apiserver never stores because Go's `omitempty` leaves it out: empty
+/// `labels` and `annotations` maps, empty `finalizers` and `ownerReferences` lists (a JSON
+/// patch removing the last annotation leaves `annotations: {}`, which a real cluster does not
+/// show).
+pub fn omit_empty(object: &mut Value) {
+    if let Some(m) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.retain(|key, value| {
+            !(matches!(
+                key.as_str(),
+                "labels" | "annotations" | "finalizers" | "ownerReferences"
+            ) && (value.is_null()
+                || value.as_object().is_some_and(Map::is_empty)
+                || value.as_array().is_some_and(Vec::is_empty)))
+        });
+    }
+}
+
 /// Records an Update by `manager`: it owns every field it wrote; fields whose value changed
 /// move to it from other managers.
 pub fn record_update(

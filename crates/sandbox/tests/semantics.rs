@@ -410,3 +410,24 @@ async fn delete_answers_a_status_when_the_object_goes_at_once() {
     assert!(object.metadata.deletion_timestamp.is_some());
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn empty_metadata_maps_and_lists_are_not_stored() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let api: Api<ConfigMap> = Api::namespaced(client(&sandbox), "default");
+    let mut cm = config_map("empty-maps", None);
+    cm.metadata.labels = Some(Default::default());
+    cm.metadata.finalizers = Some(vec![]);
+    cm.metadata.annotations = Some([("only".to_string(), "one".to_string())].into());
+    api.create(&PostParams::default(), &cm).await.expect("created");
+    // Removing the last annotation leaves an empty map, which kube-apiserver does not store
+    // (omitempty).
+    let patch = serde_json::json!({"metadata": {"annotations": {"only": null}}});
+    api.patch("empty-maps", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patched");
+    let raw: serde_json::Value = serde_json::to_value(api.get("empty-maps").await.expect("read")).expect("json");
+    for key in ["labels", "annotations", "finalizers"] {
+        assert!(raw["metadata"].get(key).is_none(), "metadata.{key} is omitted: {raw}");
+    }
+}

@@ -150,6 +150,7 @@ impl ApiServer {
             // update says.
             new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(key.name);
         }
+        meta::omit_empty(&mut new);
         if let Some(manager) = updater {
             meta::record_update(Some(old), &mut new, manager, &rt.api_version(), subresource);
         }

@@ -232,6 +232,7 @@ impl ApiServer {
             self.validate_admission(request, &obj, &mut warnings)?;
         }
         warnings.splice(0..0, admission_warnings);
+        meta::omit_empty(&mut obj);
         meta::record_update(None, &mut obj, manager, &rt.api_version(), None);
         let key = Self::key(rt, namespace, &name);
         let mut inner = self.store.lock();

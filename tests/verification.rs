@@ -415,7 +415,24 @@ async fn repeated_failures_lock_the_partner_out_until_the_lockout_ends() {
     } else {
         valid
     };
-    platform.allowed("dist-op", &args(&change(11, Some(&valid))), None);
+    // This time with `kubectl apply`, which records the whole manifest, code included, in an
+    // annotation of its own: no copy of the code is stored.
+    let manifest =
+        support::platform::restriction("dist-emea", "globex", "Restricted", "payment overdue, settled later").replace(
+            r#""metadata":{"#,
+            &format!(r#""metadata":{{"annotations":{{"{CODE}":"{valid}"}},"#),
+        );
+    platform.allowed("dist-op", &["apply", "-f", "-"], Some(&manifest));
+    let stored = platform.kubectl_ok(&["get", "purchaserestriction/globex", "-n", "dist-emea", "-o", "json"]);
+    assert!(stored.contains("payment overdue, settled later"), "{stored}");
+    assert!(
+        stored.contains("last-applied-configuration"),
+        "kubectl apply recorded its manifest: {stored}"
+    );
+    assert!(
+        !stored.contains(CODE) && !stored.contains(&format!("\\\"{valid}\\\"")),
+        "no copy of the code is stored: {stored}"
+    );
 }
 
 mod race {

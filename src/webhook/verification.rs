@@ -33,12 +33,9 @@ impl Webhooks {
             .and_then(|a| a.get(CODE_ANNOTATION));
         let code = given.and_then(Value::as_str);
         let strip = |mut outcome: Outcome| {
-            if given.is_some() {
-                let path = format!(
-                    "/metadata/annotations/{}",
-                    CODE_ANNOTATION.replace('~', "~0").replace('/', "~1")
-                );
-                outcome.patch = Some(json!([{"op": "remove", "path": path}]));
+            let ops = without_code(object);
+            if !ops.is_empty() {
+                outcome.patch = Some(Value::Array(ops));
             }
             outcome
         };
@@ -109,6 +106,41 @@ impl Webhooks {
             .rule("R5"),
         }
     }
+}
+
+/// The annotation in which `kubectl apply` keeps the whole manifest it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+fn annotation_path(key: &str) -> String {
+    format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// The JSON patch that removes every copy of a code from `object`: the annotation, and the
+/// annotation inside the manifest `kubectl apply` records (which would otherwise store it).
+fn without_code(object: &Value) -> Vec<Value> {
+    let mut ops = Vec::new();
+    let annotations = object.pointer("/metadata/annotations").and_then(Value::as_object);
+    if annotations.is_some_and(|a| a.contains_key(CODE_ANNOTATION)) {
+        ops.push(json!({"op": "remove", "path": annotation_path(CODE_ANNOTATION)}));
+    }
+    let applied = annotations
+        .and_then(|a| a.get(LAST_APPLIED))
+        .and_then(Value::as_str)
+        .and_then(|text| serde_json::from_str::<Value>(text).ok());
+    if let Some(mut applied) = applied
+        && let Some(recorded) = applied
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        && recorded.remove(CODE_ANNOTATION).is_some()
+    {
+        if recorded.is_empty()
+            && let Some(metadata) = applied.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            metadata.remove("annotations");
+        }
+        ops.push(json!({"op": "replace", "path": annotation_path(LAST_APPLIED), "value": applied.to_string()}));
+    }
+    ops
 }
 
 /// What a restriction operation writes, as an opaque digest for the ledger: the kind, the

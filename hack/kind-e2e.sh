@@ -47,11 +47,13 @@ docker build -t "$IMAGE" .
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
 echo "== chart"
-# The same short lease as the sandbox run of the suite (tests/e2e.rs E2E_VALUES).
+# The same values as the sandbox run of the suite (tests/e2e.rs E2E_VALUES): a short lease,
+# and reading Partners' verification Secrets.
 helm upgrade --install purchase-guard charts/purchase-guard \
   --namespace "$NAMESPACE" --create-namespace \
   --set image.repository=purchase-guard --set image.tag=e2e --set image.pullPolicy=Never \
   --set leaderElection.leaseDurationSeconds=4 --set leaderElection.renewGraceSeconds=1 \
+  --set verification.enabled=true \
   --wait --timeout 5m
 kubectl -n "$NAMESPACE" rollout status deployment/purchase-guard --timeout=180s
 

@@ -81,8 +81,9 @@ struct Env {
 }
 
 /// The values the suite renders and installs the chart with: a short lease, so that failover
-/// is quick.
-const E2E_VALUES: &str = r#"{"leaderElection": {"leaseDurationSeconds": 4, "renewGraceSeconds": 1}}"#;
+/// is quick; purchase-guard may read Partners' verification Secrets (R5).
+const E2E_VALUES: &str =
+    r#"{"leaderElection": {"leaseDurationSeconds": 4, "renewGraceSeconds": 1}, "verification": {"enabled": true}}"#;
 
 /// The chart rendered by the real Helm engine: (CRDs, other manifests) as YAML documents.
 fn rendered_chart() -> Vec<Value> {
@@ -854,6 +855,86 @@ async fn the_whole_story() {
         &vm("globex", "after-failover", "pay-per-use", 2),
         &["customer \"globex\"", "Invoice INV-2026-1201 overdue"],
     );
+
+    // R5: dist-emea enrols an authenticator; from then on its restriction operations need a
+    // code, read by purchase-guard with the chart's RBAC (the Secret, the ledger, events).
+    let purchase_guard = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
+            .args(args)
+            .env("KUBECONFIG", &env.kubeconfig)
+            .output()
+            .expect("purchase-guard runs");
+        assert!(
+            out.status.success(),
+            "purchase-guard {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    purchase_guard(&[
+        "verification",
+        "enroll",
+        "--partner",
+        "dist-emea",
+        "-n",
+        "dist-emea",
+        "--no-qr",
+    ]);
+    env.ok(
+        &[
+            "patch",
+            "partner/dist-emea",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"verification":{"secretRef":{"name":"purchase-guard-verification"}}}}"#,
+        ],
+        None,
+    );
+    env.wait_for(
+        "partner/dist-emea",
+        r#"{.status.conditions[?(@.type=="VerificationReady")].status}=True"#,
+    );
+    let verified = restriction(
+        "dist-emea",
+        "globex",
+        "Restricted",
+        "Invoice INV-2026-1201 overdue, second reminder",
+    );
+    env.denied("dist-op", &verified, &["a verification code is required"]);
+    let secret = env.ok(
+        &[
+            "get",
+            "secret",
+            "purchase-guard-verification",
+            "-n",
+            "dist-emea",
+            "-o",
+            "yaml",
+        ],
+        None,
+    );
+    let secret_file = env.kubeconfig.with_extension("otp.yaml");
+    std::fs::write(&secret_file, secret).expect("writes the secret file");
+    let code = purchase_guard(&[
+        "verification",
+        "code",
+        "--secret-file",
+        secret_file.to_str().expect("utf-8"),
+    ]);
+    let _ = std::fs::remove_file(&secret_file);
+    let with_code = verified.replace(
+        "  namespace: dist-emea\n",
+        &format!(
+            "  namespace: dist-emea\n  annotations:\n    purchaseguard.io/verification-code: \"{}\"\n",
+            code.trim()
+        ),
+    );
+    env.allowed("dist-op", &with_code);
+    env.wait_for(
+        "customeraccount/globex",
+        "{.status.decision.reason}=Invoice INV-2026-1201 overdue, second reminder",
+    );
+    env.denied("dist-op", &with_code.replace("second", "third"), &["already used"]);
 
     if let Platform::Sandbox { .. } = env.platform {
         // Warn mode (on a cluster it is a helm upgrade): allowed, and kubectl prints the warning.

@@ -18,11 +18,27 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         for version in &mut crd.spec.versions {
             if let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
                 unwrap_descriptions(schema);
+                not_yet_observed(schema);
             }
         }
     }
     crds
 }
+
+/// The status an object has until purchase-guard first writes one: `observedGeneration: -1`,
+/// applied by the API server's defaulting whenever the object is read. kstatus (Flux, Helm 4's
+/// `--wait`, `kubectl wait`) counts an object without status or conditions as current; with
+/// an observed generation that is not the object's, it counts it as in progress, so a GitOps
+/// rollout waits for purchase-guard's verdict instead of passing before anyone looked.
+fn not_yet_observed(schema: &mut JSONSchemaProps) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSON;
+    if let Some(status) = schema.properties.as_mut().and_then(|p| p.get_mut("status")) {
+        status.default = Some(JSON(serde_json::json!({"observedGeneration": NOT_YET_OBSERVED})));
+    }
+}
+
+/// `status.observedGeneration` of an object purchase-guard has not reconciled yet.
+pub const NOT_YET_OBSERVED: i64 = -1;
 
 /// Doc comments are wrapped at source width; descriptions read better (`kubectl explain`
 /// wraps them itself) as one line per paragraph.

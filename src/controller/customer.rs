@@ -84,6 +84,12 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         customer.metadata.generation,
         &now,
     ));
+    desired.conditions.extend(status::kstatus_conditions(
+        prev_conditions,
+        &customer_progress(&desired),
+        customer.metadata.generation,
+        &now,
+    ));
     let api: Api<CustomerAccount> = Api::all(ctx.client.clone());
     let before = previous
         .and_then(|p| p.decision.as_ref())
@@ -219,4 +225,24 @@ fn versioned_ref<K: Resource<DynamicType = ()>>(obj: &K) -> k8s_openapi::api::co
     let mut reference = obj.object_ref(&());
     reference.resource_version = obj.meta().resource_version.clone();
     reference
+}
+
+/// How far purchase-guard got with a customer: current once its state is evaluated and its
+/// resources are as that state wants them (restricted or not); in progress while a freeze or
+/// an unfreeze is under way.
+fn customer_progress(status: &crate::api::CustomerAccountStatus) -> status::Progress {
+    let freezing = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ResourcesFrozen" && matches!(c.reason.as_str(), "Freezing" | "Unfreezing"));
+    match freezing {
+        Some(c) => status::Progress::in_progress(&c.reason, c.message.clone()),
+        None => {
+            let state = status
+                .decision
+                .as_ref()
+                .map_or_else(|| "evaluated".to_string(), |d| format!("{:?}", d.state));
+            status::Progress::current("Evaluated", format!("purchase-guard evaluated this customer: {state}"))
+        }
+    }
 }

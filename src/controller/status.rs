@@ -9,6 +9,9 @@ use crate::index::convert::micro_time;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use purchase_guard_policy as policy;
 
+mod kstatus;
+pub use kstatus::{Progress, kstatus_conditions};
+
 /// Most transitions kept in a customer's history.
 pub const HISTORY: usize = 10;
 
@@ -303,6 +306,19 @@ pub fn decision_status(
             },
         )
     };
+    // A decision that is not accepted stays so until someone changes something: stalled, with
+    // the reason; except while the customer's new association is being numbered.
+    let progress = if current_accepted {
+        Progress::current(
+            if verdict.in_force { "InForce" } else { &effective_reason },
+            effective_message.clone(),
+        )
+    } else if accepted_reason == "AssociationChanging" {
+        Progress::in_progress(&accepted_reason, accepted_message.clone())
+    } else {
+        Progress::failed(&accepted_reason, accepted_message.clone())
+    };
+    let kstatus = kstatus_conditions(prev, &progress, generation, now);
     PurchaseRestrictionStatus {
         observed_generation: generation,
         conditions: vec![
@@ -324,7 +340,10 @@ pub fn decision_status(
                 generation,
                 now,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(kstatus)
+        .collect(),
         issuer: verdict.issuer.clone(),
         accepted: verdict.record.as_ref().map(|r| AcceptedDecision {
             generation: r.generation,
@@ -357,6 +376,12 @@ pub fn delegation_status(
         Err(e) => (e.reason().to_string(), e.to_string()),
     };
     let ok = verdict.is_ok();
+    let progress = match verdict {
+        Ok(()) => Progress::current("Accepted", message.clone()),
+        Err(policy::DelegationRejection::Revoked) => Progress::current("Revoked", message.clone()),
+        Err(e) => Progress::failed(e.reason(), message.clone()),
+    };
+    let kstatus = kstatus_conditions(prev, &progress, generation, now);
     ResellerDelegationStatus {
         observed_generation: generation,
         conditions: vec![
@@ -374,7 +399,10 @@ pub fn delegation_status(
                 generation,
                 now,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(kstatus)
+        .collect(),
         distributor,
     }
 }
@@ -394,17 +422,22 @@ pub fn partner_status(
     now: &Time,
 ) -> PartnerStatus {
     let prev = previous.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let (ready, reason, message) = match (readiness, verification) {
-        (Err(e), _) => (false, e.reason(), e.to_string()),
-        (Ok(()), Some(Err(e))) => (false, "VerificationNotReady", e.to_string()),
-        (Ok(()), Some(Ok(()))) => (
-            true,
+    // What a partner waits for (its namespace, its distributor, its verification Secret) may
+    // be applied after it by the same sync: in progress. A Secret that exists but cannot
+    // verify codes needs someone to fix it: stalled.
+    let progress = match (readiness, verification) {
+        (Err(e), _) => Progress::in_progress(e.reason(), e.to_string()),
+        (Ok(()), Some(Err(e @ policy::verification::NotReady::SecretInvalid { .. }))) => {
+            Progress::failed("VerificationNotReady", e.to_string())
+        }
+        (Ok(()), Some(Err(e))) => Progress::in_progress("VerificationNotReady", e.to_string()),
+        (Ok(()), Some(Ok(()))) => Progress::current(
             "Ready",
             format!("acts in namespace \"{namespace}\", with verification codes"),
         ),
-        (Ok(()), None) => (true, "Ready", format!("acts in namespace \"{namespace}\"")),
+        (Ok(()), None) => Progress::current("Ready", format!("acts in namespace \"{namespace}\"")),
     };
-    let mut conditions = vec![condition(prev, "Ready", ready, reason, message, generation, now)];
+    let mut conditions = kstatus_conditions(prev, &progress, generation, now).to_vec();
     if let Some(verification) = verification {
         let (reason, message) = match verification {
             Ok(()) => (

@@ -208,6 +208,16 @@ impl CrdValidator {
         if let Value::Object(map) = &mut value {
             // apiVersion, kind and metadata are validated by the server, not the schema.
             let properties = served.schema.get("properties").and_then(Value::as_object);
+            // Top-level defaults too (a `status` default is how an object reads before its
+            // controller's first status write).
+            for (key, child_schema) in properties.into_iter().flatten() {
+                if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
+                    && !map.contains_key(key)
+                    && let Some(default) = child_schema.get("default")
+                {
+                    map.insert(key.clone(), default.clone());
+                }
+            }
             let keys: Vec<String> = map.keys().cloned().collect();
             for key in keys {
                 if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {

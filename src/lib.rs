@@ -13,11 +13,14 @@
 //! - [`webhook`]: the admission webhooks, reading the index; the only API calls on their path
 //!   are verification's, for restriction operations of partners that require codes.
 //! - [`runtime`]: the process: one start path, leader election, health, metrics, logging.
+//! - [`plugin`]: `kubectl purchase-guard`, a client: it reads what the controller wrote and
+//!   judges with the policy core.
 
 pub mod api;
 pub mod controller;
 pub mod crdgen;
 pub mod index;
+pub mod plugin;
 pub mod runtime;
 pub mod verification;
 pub mod webhook;

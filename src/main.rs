@@ -36,6 +36,15 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Installed (or linked) as kubectl-purchase_guard, this binary is the kubectl plugin.
+    let invoked = std::env::args_os().next().map(PathBuf::from);
+    if invoked
+        .as_deref()
+        .and_then(|p| p.file_stem())
+        .is_some_and(|name| name == "kubectl-purchase_guard")
+    {
+        return purchase_guard::plugin::main();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds { dir } => crds(dir),

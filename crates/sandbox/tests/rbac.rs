@@ -158,3 +158,96 @@ async fn roles_bindings_and_can_i() {
     let _ = std::fs::remove_file(&aggregated);
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_every_cluster_has() {
+    let sandbox = Sandbox::start(Config {
+        rbac: true,
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-defaults-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let ok = |args: &[&str]| {
+        let (ok, text) = kubectl(&kubeconfig, args);
+        assert!(ok, "{args:?}: {text}");
+        text
+    };
+    // The API server's own Service.
+    let port = ok(&[
+        "get",
+        "service",
+        "kubernetes",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.ports[0].port}",
+    ]);
+    assert_eq!(port, "443");
+    for ns in ["kube-public", "kube-node-lease"] {
+        ok(&["get", "namespace", ns]);
+    }
+    // Every namespace, old or new, has its default ServiceAccount and the root CA.
+    ok(&["create", "namespace", "team-c"]);
+    for ns in ["default", "kube-system", "team-c"] {
+        ok(&["get", "serviceaccount", "default", "-n", ns]);
+        let ca = ok(&[
+            "get",
+            "configmap",
+            "kube-root-ca.crt",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ]);
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ns}: {ca}");
+    }
+    // The default roles, aggregated: view reads but does not write and sees no Secrets; edit
+    // writes; admin manages RoleBindings.
+    for role in [
+        "cluster-admin",
+        "admin",
+        "edit",
+        "view",
+        "system:discovery",
+        "system:basic-user",
+    ] {
+        ok(&["get", "clusterrole", role]);
+    }
+    for (user, role) in [("viewer", "view"), ("editor", "edit"), ("owner", "admin")] {
+        ok(&[
+            "create",
+            "rolebinding",
+            user,
+            "-n",
+            "team-c",
+            &format!("--clusterrole={role}"),
+            &format!("--user={user}"),
+        ]);
+    }
+    let can = |user: &str, verb: &str, resource: &str| {
+        let (_, text) = kubectl(
+            &kubeconfig,
+            &["auth", "can-i", verb, resource, "-n", "team-c", "--as", user],
+        );
+        // The answer, without kubectl's warnings (a cluster-scoped resource asked with -n).
+        text.lines().next().unwrap_or_default().trim().to_string()
+    };
+    assert_eq!(can("viewer", "list", "deployments.apps"), "yes");
+    assert_eq!(can("viewer", "create", "deployments.apps"), "no");
+    assert_eq!(can("viewer", "get", "secrets"), "no");
+    assert_eq!(can("editor", "create", "deployments.apps"), "yes");
+    assert_eq!(can("editor", "get", "secrets"), "yes");
+    assert_eq!(can("editor", "create", "rolebindings.rbac.authorization.k8s.io"), "no");
+    assert_eq!(can("owner", "create", "rolebindings.rbac.authorization.k8s.io"), "yes");
+    assert_eq!(can("owner", "list", "pods"), "yes");
+    // Every authenticated user may ask what it may do (system:basic-user), and nothing more.
+    assert_eq!(
+        can("nobody", "create", "selfsubjectaccessreviews.authorization.k8s.io"),
+        "yes"
+    );
+    assert_eq!(can("nobody", "list", "pods"), "no");
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}

@@ -431,3 +431,45 @@ async fn empty_metadata_maps_and_lists_are_not_stored() {
         assert!(raw["metadata"].get(key).is_none(), "metadata.{key} is omitted: {raw}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_recorder_reports_on_the_kubernetes_service() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = client(&sandbox);
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let kubernetes = services
+        .get("kubernetes")
+        .await
+        .expect("every cluster has default/kubernetes");
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "sandbox-test".into(),
+            instance: None,
+        },
+    );
+    recorder
+        .publish(
+            &Event {
+                type_: EventType::Normal,
+                reason: "Checked".into(),
+                note: Some("the API server's Service is there".into()),
+                action: "Check".into(),
+                secondary: None,
+            },
+            &kubernetes.object_ref(&()),
+        )
+        .await
+        .expect("published");
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client, "default");
+    let listed = events.list(&ListParams::default()).await.expect("listed");
+    assert!(
+        listed.items.iter().any(|e| e.reason.as_deref() == Some("Checked")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("kubernetes")),
+        "the event regards the kubernetes Service"
+    );
+    sandbox.shutdown().await;
+}

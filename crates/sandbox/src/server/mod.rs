@@ -1,5 +1,6 @@
 //! The HTTP API: the server state and its own writes; one file per part of a request's life.
 
+mod defaults;
 mod delete;
 mod discovery;
 mod http;
@@ -50,9 +51,25 @@ pub struct ApiServer {
     pub rbac: bool,
     /// Admission webhooks and the service mapping that reaches them.
     pub admission: Admission,
+    /// The cluster's CA certificate (PEM), published in every namespace's kube-root-ca.crt.
+    cluster_ca: String,
 }
 
 type Query = HashMap<String, String>;
+
+/// A self-signed CA certificate for the cluster (nothing is signed with it: the sandbox serves
+/// plain HTTP), as the PEM clients find in kube-root-ca.crt.
+fn cluster_ca() -> String {
+    let made = rcgen::KeyPair::generate().and_then(|key| {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "purchase-guard-sandbox-ca");
+        params.self_signed(&key)
+    });
+    made.map(|cert| cert.pem()).unwrap_or_default()
+}
 
 /// The axum handler.
 pub async fn handler(State(server): State<Arc<ApiServer>>, req: Request) -> Response {
@@ -68,6 +85,7 @@ impl ApiServer {
             bookmark_interval: Duration::from_secs(1),
             rbac: false,
             admission: Admission::default(),
+            cluster_ca: cluster_ca(),
         }
     }
 
@@ -104,6 +122,7 @@ impl ApiServer {
                 }
             }
         }
+        self.bootstrap_defaults();
         // Serve the CRDs that are stored (after a restart from a state file).
         let crds: Vec<Value> = {
             let inner = self.store.lock();

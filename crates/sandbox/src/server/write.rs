@@ -80,6 +80,9 @@ impl ApiServer {
     pub(super) fn check_name(&self, rt: &ResourceType, name: &str) -> Result<(), ApiError> {
         let problems = if rt.plural == "namespaces" {
             validate_dns1123_label(name)
+        } else if rt.group == "rbac.authorization.k8s.io" {
+            // RBAC objects take any path segment: `system:discovery`, `edit`.
+            path_segment_problems(name)
         } else {
             validate_dns1123_subdomain(name)
         };
@@ -248,6 +251,9 @@ impl ApiServer {
         }
         let stored = inner.put(&self.store, key, obj);
         drop(inner);
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            self.populate_namespace(&name);
+        }
         if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
             self.establish_crd(&name);
             // Answered with its status (accepted names, stored versions), as kube-apiserver
@@ -258,4 +264,18 @@ impl ApiServer {
         }
         Ok(((*stored).clone(), warnings))
     }
+}
+
+/// What kube-apiserver refuses in a name that must be a path segment (RBAC objects).
+fn path_segment_problems(name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if name == "." || name == ".." {
+        problems.push(format!("may not be '{name}'"));
+    }
+    for c in ['/', '%'] {
+        if name.contains(c) {
+            problems.push(format!("may not contain '{c}'"));
+        }
+    }
+    problems
 }

@@ -148,18 +148,18 @@ impl Stores {
         self.customers.get(&ObjectRef::new(name))
     }
 
-    /// The Partner acting in `namespace`, if exactly one does.
-    pub fn partner_acting_in(&self, namespace: &str) -> Option<Arc<Partner>> {
-        let hierarchy = self.hierarchy();
-        let issuer = policy::issuer_of(&hierarchy, namespace).ok()?;
-        self.partners.get(&ObjectRef::new(&issuer.name))
-    }
-
-    /// The name of the partner acting in `namespace` when it requires verification codes.
-    pub fn verification_of_namespace(&self, namespace: &str) -> Option<String> {
-        self.partner_acting_in(namespace)
-            .filter(|p| p.spec.verification.is_some())
-            .map(|p| p.name_any())
+    /// A partner that claims `namespace` and requires verification codes: when two Partners
+    /// claim one namespace (a misconfiguration the decision webhook refuses to act on), codes
+    /// are still required if either requires them.
+    pub fn verification_of_namespace(&self, namespace: &str) -> Option<Arc<Partner>> {
+        let mut claiming: Vec<Arc<Partner>> = self
+            .partners
+            .state()
+            .into_iter()
+            .filter(|p| p.spec.namespace == namespace && p.spec.verification.is_some())
+            .collect();
+        claiming.sort_by_key(|p| p.name_any());
+        claiming.into_iter().next()
     }
 
     /// Evaluates a customer with the policy core: the hierarchy, its decisions, the time.

@@ -190,7 +190,7 @@ fn delegation_delete(stores: &Stores, namespace: &str, req: &Request) -> Outcome
     if old.spec.revocation.is_some() || policy::is_cleanup_user(&req.username) {
         return Outcome::allow("Revoked");
     }
-    match stores.verification_of_namespace(namespace) {
+    match stores.verification_of_namespace(namespace).map(|p| p.name_any()) {
         Some(partner) => Outcome::deny(
             403,
             "RevokeWithCode",

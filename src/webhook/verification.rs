@@ -52,9 +52,7 @@ impl Webhooks {
             Err(outcome) => return outcome,
         };
         let spec_changed = req.old_object.as_ref().and_then(|o| o.get("spec")) != object.get("spec");
-        let partner = stores
-            .partner_acting_in(namespace)
-            .filter(|p| p.spec.verification.is_some());
+        let partner = stores.verification_of_namespace(namespace);
         let Some(partner) = partner.filter(|_| needs_code(&req.operation, spec_changed)) else {
             return strip(Outcome::allow("VerificationNotRequired"));
         };
@@ -167,4 +165,94 @@ fn digest(kind: &str, namespace: &str, object: &Value) -> String {
         hash.update(part.as_bytes());
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Partner, PartnerRole, PartnerSpec, PartnerVerification, SecretReference};
+    use crate::index::Stores;
+    use crate::webhook::{Settings, Webhooks};
+
+    fn partner(name: &str, namespace: &str, verification: bool) -> Partner {
+        Partner::new(
+            name,
+            PartnerSpec {
+                role: PartnerRole::Distributor,
+                distributor: None,
+                namespace: namespace.into(),
+                freeze_retention: None,
+                verification: verification.then(|| PartnerVerification {
+                    secret_ref: SecretReference { name: "otp".into() },
+                }),
+                display_name: None,
+            },
+        )
+    }
+
+    fn request(namespace: &str, annotations: Value) -> crate::webhook::review::Request {
+        let object = json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+            "metadata": {"name": "c", "namespace": namespace, "annotations": annotations},
+            "spec": {"customer": "c", "state": "Restricted", "reason": "overdue"}});
+        crate::webhook::review::Request {
+            uid: "u".into(),
+            group: GROUP.into(),
+            version: "v1alpha1".into(),
+            kind: "PurchaseRestriction".into(),
+            resource_group: GROUP.into(),
+            resource_version: "v1alpha1".into(),
+            resource: "purchaserestrictions".into(),
+            sub_resource: None,
+            name: "c".into(),
+            namespace: Some(namespace.into()),
+            operation: "CREATE".into(),
+            username: "op".into(),
+            object: Some(object),
+            old_object: None,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn a_code_and_its_copy_in_the_applied_manifest_are_removed() {
+        let applied = json!({"metadata": {"annotations": {CODE_ANNOTATION: "123456"}}}).to_string();
+        let object = json!({"metadata": {"annotations": {CODE_ANNOTATION: "123456", LAST_APPLIED: applied}}});
+        let ops = without_code(&object);
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        assert_eq!(ops[0]["op"], "remove");
+        let rewritten = ops[1]["value"].as_str().expect("the manifest");
+        assert!(!rewritten.contains(CODE_ANNOTATION), "{rewritten}");
+        assert!(without_code(&json!({"metadata": {}})).is_empty());
+    }
+
+    #[tokio::test]
+    async fn either_of_two_partners_claiming_a_namespace_can_require_codes() {
+        // Two Partners claim ns-x (a misconfiguration); one requires codes: a code is required.
+        let stores = Stores::from_objects(
+            vec![partner("a", "ns-x", false), partner("b", "ns-x", true)],
+            vec![],
+            vec![],
+            vec![],
+        );
+        let webhooks = Webhooks::new(Settings::default());
+        webhooks.set_stores(stores);
+        let outcome = webhooks.verification(&request("ns-x", json!({}))).await;
+        assert!(!outcome.allowed, "{outcome:?}");
+        // Without any verifier (no API client), a code could not be checked: refused, never
+        // waved through; the decision webhook would refuse the ambiguous issuer first.
+        assert!(
+            matches!(outcome.reason, "VerificationUnavailable" | "AmbiguousIssuer"),
+            "{outcome:?}"
+        );
+        // A partner without verification: the code is removed and nothing is required.
+        let stores = Stores::from_objects(vec![partner("a", "ns-y", false)], vec![], vec![], vec![]);
+        let webhooks = Webhooks::new(Settings::default());
+        webhooks.set_stores(stores);
+        let outcome = webhooks
+            .verification(&request("ns-y", json!({CODE_ANNOTATION: "123456"})))
+            .await;
+        assert!(outcome.allowed);
+        assert_eq!(outcome.reason, "VerificationNotRequired");
+        assert!(outcome.patch.is_some(), "the code is removed");
+    }
 }

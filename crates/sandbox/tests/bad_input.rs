@@ -221,7 +221,8 @@ async fn bad_requests_get_kube_apiserver_status_errors() {
     .await;
     assert_eq!((code, conflict["reason"].as_str()), (409, Some("Conflict")));
 
-    // Nothing half-written: the rejected objects do not exist, dry runs store nothing.
+    // Nothing half-written: the rejected objects do not exist, dry runs store nothing (besides
+    // the root CA ConfigMap every namespace has).
     let (_, list) = call(&sandbox, "GET", cms, json_ct, vec![]).await;
     let names: Vec<&str> = list["items"]
         .as_array()
@@ -229,7 +230,7 @@ async fn bad_requests_get_kube_apiserver_status_errors() {
         .iter()
         .filter_map(|i| i["metadata"]["name"].as_str())
         .collect();
-    assert_eq!(names, ["dup"]);
+    assert_eq!(names, ["dup", "kube-root-ca.crt"]);
     assert_eq!(
         call(&sandbox, "POST", &format!("{cms}?dryRun=All"), json_ct, cm("dry"))
             .await

@@ -126,10 +126,12 @@ async fn pagination_generate_name_and_crd_deletion() {
             _ => break,
         }
     }
-    assert_eq!(names.len(), 7);
+    // The seven created, and the root CA ConfigMap every namespace has.
+    assert_eq!(names.len(), 8);
+    assert!(names.iter().any(|n| n == "kube-root-ca.crt"));
     // A metadata-only list: PartialObjectMetadata items without data, resourceVersions kept.
     let meta = api.list_metadata(&ListParams::default()).await.expect("metadata list");
-    assert_eq!(meta.items.len(), 7);
+    assert_eq!(meta.items.len(), 8);
     assert!(meta.metadata.resource_version.is_some());
     for item in &meta.items {
         let types = item.types.as_ref().expect("each item has its kind");
@@ -158,7 +160,7 @@ async fn pagination_generate_name_and_crd_deletion() {
     let mut sorted = names.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(sorted.len(), 7, "every object exactly once");
+    assert_eq!(sorted.len(), 8, "every object exactly once");
 
     // A CRD serves its kind; deleting it stops serving and deletes its objects.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

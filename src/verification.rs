@@ -5,8 +5,9 @@
 //! replicas, exactly one is accepted. The rule itself is the policy core's
 //! (`purchase_guard_policy::verification`).
 //!
-//! This is the only API call on the admission path, and it is made only for restriction
-//! operations of partners that enabled verification.
+//! Besides the freshness check's metadata-only reads, these are the only API calls on the
+//! admission path, and they are made only for restriction operations of partners that enabled
+//! verification.
 
 use crate::api::Partner;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};

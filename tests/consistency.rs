@@ -10,15 +10,13 @@
 
 mod support;
 
-use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use purchase_guard::api::PurchaseRestriction;
-use purchase_guard::controller::{self, Metrics};
-use purchase_guard::index::{Freshness, Stores};
+use purchase_guard::index::Freshness;
 use purchase_guard::webhook::server::{Which, review_body};
 use purchase_guard::webhook::settings::Freshness as FreshnessSettings;
 use purchase_guard::webhook::{Consistency, Settings, Webhooks};
-use purchase_guard_sandbox::{Config, Sandbox};
+use purchase_guard_sandbox::Sandbox;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,10 +28,6 @@ struct Replica {
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn client(sandbox: &Sandbox) -> Client {
-    Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client")
-}
-
 /// A replica in `consistency` mode; `check_timeout` bounds its confirmations.
 async fn replica(
     sandbox: &Sandbox,
@@ -41,26 +35,9 @@ async fn replica(
     max_staleness: Duration,
     check_timeout: Duration,
 ) -> Replica {
-    let client = client(sandbox).await;
-    let (stores_tx, stores_rx) = tokio::sync::oneshot::channel::<Stores>();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = support::sandbox_client(sandbox);
     // Not the leader: caches only, as every replica but one.
-    tokio::spawn(controller::run(
-        client.clone(),
-        Arc::new(Metrics::default()),
-        Default::default(),
-        tokio::sync::watch::channel(false).1,
-        async move {
-            let _ = stopped.await;
-        },
-        move |stores| {
-            let _ = stores_tx.send(stores);
-        },
-    ));
-    let stores = tokio::time::timeout(Duration::from_secs(20), stores_rx)
-        .await
-        .expect("the caches sync")
-        .expect("stores");
+    let (stores, stop) = support::follower_caches(client.clone()).await;
     let settings = FreshnessSettings {
         consistency,
         max_staleness,
@@ -87,28 +64,17 @@ async fn replica(
 
 /// The examples' partners and customers: initech is unrestricted by dist-emea's decision.
 async fn platform(test: &str) -> (Sandbox, std::path::PathBuf) {
-    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-    let dir = std::env::temp_dir().join(format!("purchase-guard-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let kubeconfig = dir.join("kubeconfig");
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let ok = |args: &[&str]| {
-        let (ok, out) = support::kubectl(&kubeconfig, args, None);
-        assert!(ok, "kubectl {args:?}: {out}");
-    };
-    ok(&["apply", "-f", &format!("{root}/crds")]);
-    ok(&["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"]);
-    for f in [
-        "00-namespaces.yaml",
-        "01-partners.yaml",
-        "03-customers.yaml",
-        "04-delegation.yaml",
-        "05-restrictions.yaml",
-    ] {
-        ok(&["apply", "-f", &format!("{root}/examples/{f}")]);
-    }
-    (sandbox, kubeconfig)
+    support::examples_sandbox(
+        test,
+        &[
+            "00-namespaces.yaml",
+            "01-partners.yaml",
+            "03-customers.yaml",
+            "04-delegation.yaml",
+            "05-restrictions.yaml",
+        ],
+    )
+    .await
 }
 
 /// Waits until a confirmation succeeds (the watches resumed and relisted).
@@ -169,7 +135,12 @@ async fn set_state(api: &Api<PurchaseRestriction>, state: &str, round: usize) {
 async fn restrict_behind_the_watches(sandbox: &Sandbox) {
     sandbox.server.store.pause_watches();
     sandbox.server.store.close_watches();
-    set_state(&Api::namespaced(client(sandbox).await, "dist-emea"), "Restricted", 0).await;
+    set_state(
+        &Api::namespaced(support::sandbox_client(sandbox), "dist-emea"),
+        "Restricted",
+        0,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -187,7 +158,7 @@ async fn linearizable_mode_admits_no_purchase_after_a_restriction() {
     };
     let replicas = [linearizable().await, linearizable().await];
     // The writer is another client than the replicas'.
-    let decisions: Api<PurchaseRestriction> = Api::namespaced(client(&sandbox).await, "dist-emea");
+    let decisions: Api<PurchaseRestriction> = Api::namespaced(support::sandbox_client(&sandbox), "dist-emea");
     let (allowed, reason) = judge(&replicas[0], 0).await;
     assert!(allowed, "initech starts unrestricted: {reason}");
     const ROUNDS: usize = 1000;

@@ -858,28 +858,8 @@ async fn the_whole_story() {
 
     // R5: dist-emea enrols an authenticator; from then on its restriction operations need a
     // code, read by purchase-guard with the chart's RBAC (the Secret, the ledger, events).
-    let purchase_guard = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
-            .args(args)
-            .env("KUBECONFIG", &env.kubeconfig)
-            .output()
-            .expect("purchase-guard runs");
-        assert!(
-            out.status.success(),
-            "purchase-guard {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    purchase_guard(&[
-        "verification",
-        "enroll",
-        "--partner",
-        "dist-emea",
-        "-n",
-        "dist-emea",
-        "--no-qr",
-    ]);
+    let purchase_guard = |args: &[&str]| support::purchase_guard(&env.kubeconfig, args);
+    support::enroll_dist_emea(&env.kubeconfig, &["--no-qr"]);
     env.ok(
         &[
             "patch",

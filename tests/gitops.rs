@@ -5,7 +5,6 @@
 
 mod support;
 
-use purchase_guard_sandbox::{Config, Sandbox};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use support::platform::Platform;
@@ -50,19 +49,13 @@ async fn kubectl_wait_for_ready_works_on_every_kind() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_object_nobody_has_reconciled_is_in_progress() {
     // No purchase-guard: nobody reconciles.
-    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-    let kubeconfig = std::env::temp_dir().join(format!("pg-gitops-unobserved-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let root = env!("CARGO_MANIFEST_DIR");
+    let (sandbox, kubeconfig) =
+        support::examples_sandbox("gitops-unobserved", &["00-namespaces.yaml", "01-partners.yaml"]).await;
     let ok = |args: &[&str]| {
         let (ok, out) = support::kubectl(&kubeconfig, args, None);
         assert!(ok, "kubectl {args:?}: {out}");
         out
     };
-    ok(&["apply", "-f", &format!("{root}/crds")]);
-    ok(&["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"]);
-    ok(&["apply", "-f", &format!("{root}/examples/00-namespaces.yaml")]);
-    ok(&["apply", "-f", &format!("{root}/examples/01-partners.yaml")]);
     // kstatus counts an object without status as current; with an observed generation that is
     // not its own, as in progress until purchase-guard writes one.
     let seen = ok(&[
@@ -145,17 +138,12 @@ async fn helm_waits_for_purchase_guards_verdict() {
     // rollout.
     let webhook_port = support::free_port();
     let (sandbox, kubeconfig) = support::webhook_sandbox(false, webhook_port, "gitops-helm").await;
-    let root = env!("CARGO_MANIFEST_DIR");
-    let ok = |args: &[&str]| {
-        let (ok, out) = support::kubectl(&kubeconfig, args, None);
-        assert!(ok, "kubectl {args:?}: {out}");
-    };
-    ok(&["apply", "-f", &format!("{root}/crds")]);
-    ok(&["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"]);
-    for f in ["00-namespaces.yaml", "01-partners.yaml", "03-customers.yaml"] {
-        ok(&["apply", "-f", &format!("{root}/examples/{f}")]);
-    }
-    ok(&["create", "namespace", "purchase-guard"]);
+    support::install_examples(
+        &kubeconfig,
+        &["00-namespaces.yaml", "01-partners.yaml", "03-customers.yaml"],
+    );
+    let (created, out) = support::kubectl(&kubeconfig, &["create", "namespace", "purchase-guard"], None);
+    assert!(created, "{out}");
     let _replica = support::Run::start(&kubeconfig, webhook_port, &[]).wait_ready();
     let dir = std::env::temp_dir().join(format!("pg-gitops-charts-{}", std::process::id()));
 

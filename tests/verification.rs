@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::platform::{Platform, args};
 
@@ -23,17 +22,14 @@ fn unix_now() -> u64 {
 
 /// `purchase-guard ARGS` with the platform admin's kubeconfig; must succeed.
 fn purchase_guard(platform: &Platform, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
-        .args(args)
-        .env("KUBECONFIG", &platform.kubeconfig)
-        .output()
-        .expect("purchase-guard runs");
-    assert!(
-        out.status.success(),
-        "purchase-guard {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::purchase_guard(&platform.kubeconfig, args)
+}
+
+/// `purchase-guard verification enroll` of dist-emea with 15 s codes, and `extra` arguments.
+fn enroll(platform: &Platform, extra: &[&str]) -> String {
+    let mut args = vec!["--period", "15"];
+    args.extend_from_slice(extra);
+    support::enroll_dist_emea(&platform.kubeconfig, &args)
 }
 
 /// dist-emea's authenticator: codes from its Secret, as a script would get them.
@@ -184,19 +180,7 @@ async fn a_partner_that_requires_codes_needs_a_fresh_one_for_every_restriction_o
     );
 
     // Enrolment: the Secret, the otpauth URI and a QR code.
-    let printed = purchase_guard(
-        &platform,
-        &[
-            "verification",
-            "enroll",
-            "--partner",
-            "dist-emea",
-            "-n",
-            "dist-emea",
-            "--period",
-            "15",
-        ],
-    );
+    let printed = enroll(&platform, &[]);
     assert!(
         printed.contains("otpauth://totp/purchase-guard:dist-emea?") && printed.contains("period=15"),
         "{printed}"
@@ -358,20 +342,7 @@ async fn repeated_failures_lock_the_partner_out_until_the_lockout_ends() {
         None,
         &["spec.revocation cannot be changed or removed"],
     );
-    purchase_guard(
-        &platform,
-        &[
-            "verification",
-            "enroll",
-            "--partner",
-            "dist-emea",
-            "-n",
-            "dist-emea",
-            "--period",
-            "15",
-            "--no-qr",
-        ],
-    );
+    enroll(&platform, &["--no-qr"]);
     enable(&platform);
     platform.wait_for(
         "partner/dist-emea",
@@ -442,14 +413,12 @@ mod race {
     //! sandbox's, as it would be the API server's.
 
     use super::support;
-    use kube::Client;
     use kube::runtime::events::{Recorder, Reporter};
-    use purchase_guard::controller::{self, Metrics};
     use purchase_guard::verification::{self, Verifier};
     use purchase_guard::webhook::server::{Which, review_body};
     use purchase_guard::webhook::{Settings, Webhooks};
     use purchase_guard_policy::verification::{Algorithm, Limits, TotpSecret};
-    use purchase_guard_sandbox::{Config, Sandbox};
+    use purchase_guard_sandbox::Sandbox;
     use serde_json::{Value, json};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
@@ -473,25 +442,8 @@ mod race {
     }
 
     async fn replica(sandbox: &Sandbox) -> Replica {
-        let client = Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
-        let (stores_tx, stores_rx) = tokio::sync::oneshot::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(controller::run(
-            client.clone(),
-            Arc::new(Metrics::default()),
-            Default::default(),
-            tokio::sync::watch::channel(false).1,
-            async move {
-                let _ = stopped.await;
-            },
-            move |stores| {
-                let _ = stores_tx.send(stores);
-            },
-        ));
-        let stores: purchase_guard::index::Stores = tokio::time::timeout(Duration::from_secs(20), stores_rx)
-            .await
-            .expect("the caches sync")
-            .expect("stores");
+        let client = support::sandbox_client(sandbox);
+        let (stores, stop) = support::follower_caches(client.clone()).await;
         let deadline = Instant::now() + Duration::from_secs(20);
         while stores.verification_of_namespace("dist-emea").is_none() {
             assert!(
@@ -545,30 +497,21 @@ mod race {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn two_replicas_racing_one_code_admit_exactly_one_attempt_per_round() {
-        let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-        let dir = std::env::temp_dir().join(format!("purchase-guard-verification-race-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let kubeconfig = dir.join("kubeconfig");
-        sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-        let root = env!("CARGO_MANIFEST_DIR");
+        let (sandbox, kubeconfig) = support::examples_sandbox(
+            "verification-race",
+            &[
+                "00-namespaces.yaml",
+                "01-partners.yaml",
+                "03-customers.yaml",
+                "05-restrictions.yaml",
+            ],
+        )
+        .await;
         let ok = |args: &[&str], stdin: Option<&str>| {
             let (ok, out) = support::kubectl(&kubeconfig, args, stdin);
             assert!(ok, "kubectl {args:?}: {out}");
             out
         };
-        ok(&["apply", "-f", &format!("{root}/crds")], None);
-        ok(
-            &["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"],
-            None,
-        );
-        for f in [
-            "00-namespaces.yaml",
-            "01-partners.yaml",
-            "03-customers.yaml",
-            "05-restrictions.yaml",
-        ] {
-            ok(&["apply", "-f", &format!("{root}/examples/{f}")], None);
-        }
         ok(&["create", "namespace", "purchase-guard"], None);
         ok(
             &[

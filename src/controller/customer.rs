@@ -241,7 +241,7 @@ fn customer_progress(status: &crate::api::CustomerAccountStatus) -> status::Prog
             let state = status
                 .decision
                 .as_ref()
-                .map_or_else(|| "evaluated".to_string(), |d| format!("{:?}", d.state));
+                .map_or("evaluated", |d| policy::RestrictionState::from(d.state).as_str());
             status::Progress::current("Evaluated", format!("purchase-guard evaluated this customer: {state}"))
         }
     }

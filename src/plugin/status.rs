@@ -7,13 +7,9 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
-/// A customer's state as one line of text: `RestrictedAndFrozen`, ...
+/// A state by its API name: `RestrictedAndFrozen`, ...
 pub fn state_word(state: RestrictionState) -> &'static str {
-    match state {
-        RestrictionState::Restricted => "Restricted",
-        RestrictionState::RestrictedAndFrozen => "RestrictedAndFrozen",
-        RestrictionState::Unrestricted => "Unrestricted",
-    }
+    purchase_guard_policy::RestrictionState::from(state).as_str()
 }
 
 /// Whether purchase-guard's status describes the customer as it is now.

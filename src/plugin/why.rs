@@ -2,8 +2,8 @@
 //! state purchase-guard wrote on the customer, as the purchase webhook judges it.
 
 use super::output::{self, Format};
-use super::status::{is_current, state_word};
-use crate::api::{CustomerAccount, RestrictionState};
+use super::status::is_current;
+use crate::api::CustomerAccount;
 use anyhow::Context as _;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -76,10 +76,7 @@ fn state_of(customer: &CustomerAccount) -> policy::CustomerState {
                 .authority
                 .as_ref()
                 .filter(|a| &a.partner == partner)
-                .map(|a| match a.role {
-                    crate::api::PartnerRole::Distributor => policy::Role::Distributor,
-                    crate::api::PartnerRole::Reseller => policy::Role::Reseller,
-                }),
+                .map(|a| a.role.into()),
             reason: decision.reason.clone(),
         },
         _ => policy::RestrictionSource::Default { holder },
@@ -190,12 +187,7 @@ pub async fn why(client: &kube::Client, args: &Args, format: Format) -> anyhow::
         .as_ref()
         .map(|ops| policy::decide_purchase(&matrix, &name, &state, mode, ops));
     let state_text = match &state {
-        policy::CustomerState::Known { state, .. } => state_word(match state {
-            policy::RestrictionState::Restricted => RestrictionState::Restricted,
-            policy::RestrictionState::RestrictedAndFrozen => RestrictionState::RestrictedAndFrozen,
-            policy::RestrictionState::Unrestricted => RestrictionState::Unrestricted,
-        })
-        .to_string(),
+        policy::CustomerState::Known { state, .. } => state.as_str().to_string(),
         policy::CustomerState::Unknown { why } => format!("unknown ({why}): every purchase is refused"),
     };
     let decision = customer.status.as_ref().and_then(|s| s.decision.as_ref()).map(|d| {

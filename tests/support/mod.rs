@@ -52,6 +52,89 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> (bool, 
     )
 }
 
+/// `purchase-guard ARGS` with `kubeconfig`, which must succeed; its standard output.
+pub fn purchase_guard(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .output()
+        .expect("purchase-guard runs");
+    assert!(
+        out.status.success(),
+        "purchase-guard {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `purchase-guard verification enroll` of the examples' distributor dist-emea (its Secret in
+/// namespace dist-emea), with `extra` arguments; its standard output.
+pub fn enroll_dist_emea(kubeconfig: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["verification", "enroll", "--partner", "dist-emea", "-n", "dist-emea"];
+    args.extend_from_slice(extra);
+    purchase_guard(kubeconfig, &args)
+}
+
+/// Applies the CRDs, waits until they are established, then applies the example `files`
+/// (names in examples/), in order.
+pub fn install_examples(kubeconfig: &Path, files: &[&str]) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ok = |args: &[&str]| {
+        let (ok, out) = kubectl(kubeconfig, args, None);
+        assert!(ok, "kubectl {args:?}: {out}");
+    };
+    ok(&["apply", "-f", &format!("{root}/crds")]);
+    ok(&["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"]);
+    for f in files {
+        ok(&["apply", "-f", &format!("{root}/examples/{f}")]);
+    }
+}
+
+/// A sandbox without RBAC or webhooks, with the CRDs and the example `files`, and a kubeconfig
+/// for it named after `test`.
+pub async fn examples_sandbox(test: &str, files: &[&str]) -> (purchase_guard_sandbox::Sandbox, std::path::PathBuf) {
+    let sandbox = purchase_guard_sandbox::Sandbox::start(purchase_guard_sandbox::Config::default())
+        .await
+        .expect("sandbox");
+    let dir = std::env::temp_dir().join(format!("purchase-guard-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    install_examples(&kubeconfig, files);
+    (sandbox, kubeconfig)
+}
+
+/// A kube-rs client of `sandbox`.
+pub fn sandbox_client(sandbox: &purchase_guard_sandbox::Sandbox) -> kube::Client {
+    kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client")
+}
+
+/// The caches of a replica that does not lead (as every replica but one): the controllers
+/// run with their watches but reconcile nothing. The synced caches, and what stops them.
+pub async fn follower_caches(
+    client: kube::Client,
+) -> (purchase_guard::index::Stores, tokio::sync::oneshot::Sender<()>) {
+    let (stores_tx, stores_rx) = tokio::sync::oneshot::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(purchase_guard::controller::run(
+        client,
+        std::sync::Arc::new(purchase_guard::controller::Metrics::default()),
+        Default::default(),
+        tokio::sync::watch::channel(false).1,
+        async move {
+            let _ = stopped.await;
+        },
+        move |stores| {
+            let _ = stores_tx.send(stores);
+        },
+    ));
+    let stores = tokio::time::timeout(std::time::Duration::from_secs(20), stores_rx)
+        .await
+        .expect("the caches sync")
+        .expect("stores");
+    (stores, stop)
+}
+
 /// A RoleBinding of the ClusterRole `role` to `user` in `namespace`, as a YAML document.
 pub fn binding(namespace: &str, role: &str, user: &str) -> String {
     format!(

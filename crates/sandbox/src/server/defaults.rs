@@ -150,17 +150,8 @@ fn cluster_roles() -> Vec<Value> {
 impl ApiServer {
     /// Creates `obj` unless an object of its kind and name exists.
     fn ensure(&self, obj: Value) {
-        let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
-        let kind = obj["kind"].as_str().unwrap_or_default().to_string();
-        let (group, version) = api_version.split_once('/').unwrap_or(("", &api_version));
-        let Some(rt) = self
-            .types()
-            .iter()
-            .find(|t| t.group == group && t.version == version && t.kind == kind)
-            .cloned()
-        else {
-            return;
-        };
+        // A kind this sandbox does not serve has nothing to ensure.
+        let Ok(rt) = self.type_of(&obj) else { return };
         let namespace = obj
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -174,7 +165,7 @@ impl ApiServer {
         if self.store.lock().get(&key).is_none()
             && let Err(e) = self.create(&rt, namespace.as_deref(), obj, &Query::new(), "kube-apiserver")
         {
-            tracing::error!(kind = %kind, name = %name, error = ?e, "cannot create a default object");
+            tracing::error!(kind = %rt.kind, name = %name, error = ?e, "cannot create a default object");
         }
     }
 

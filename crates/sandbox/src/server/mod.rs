@@ -139,19 +139,21 @@ impl ApiServer {
     /// Creates or replaces an object of any served kind, found by its apiVersion and kind
     /// (the sandbox's own writes, such as installing examples; no admission webhooks).
     pub fn apply_object(&self, obj: Value, manager: &str) -> Result<Value, ApiError> {
-        let api_version = str_field(&obj, "/apiVersion").unwrap_or_default();
-        let kind = str_field(&obj, "/kind").unwrap_or_default();
+        let rt = self.type_of(&obj)?;
+        let namespace = str_field(&obj, "/metadata/namespace").map(str::to_string);
+        self.apply_builtin(&rt.group, &rt.version, &rt.plural, namespace.as_deref(), obj, manager)
+    }
+
+    /// The served resource of an object, by its apiVersion and kind.
+    fn type_of(&self, obj: &Value) -> Result<ResourceType, ApiError> {
+        let api_version = str_field(obj, "/apiVersion").unwrap_or_default();
+        let kind = str_field(obj, "/kind").unwrap_or_default();
         let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let rt = self
-            .types()
+        self.types()
             .iter()
             .find(|t| t.group == group && t.version == version && t.kind == kind)
             .cloned()
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("no resource of kind {kind:?} is served at {api_version:?}"))
-            })?;
-        let namespace = str_field(&obj, "/metadata/namespace").map(str::to_string);
-        self.apply_builtin(&rt.group, &rt.version, &rt.plural, namespace.as_deref(), obj, manager)
+            .ok_or_else(|| ApiError::bad_request(format!("no resource of kind {kind:?} is served at {api_version:?}")))
     }
 
     /// Creates an object, or replaces an existing one's content (for callers inside the

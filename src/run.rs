@@ -39,9 +39,42 @@ pub struct Args {
     #[command(flatten)]
     freeze: FreezeArgs,
     #[command(flatten)]
+    audit: AuditArgs,
+    #[command(flatten)]
     verification: VerificationArgs,
     #[command(flatten)]
     webhooks: WebhookArgs,
+}
+
+/// The audit of customers' resources: what is out of line with their state.
+#[derive(clap::Args)]
+pub struct AuditArgs {
+    /// The policy report kind the audit writes, one per customer namespace with findings:
+    /// openreports (openreports.io/v1alpha1 Report), policyreport (wgpolicyk8s.io/v1alpha2
+    /// PolicyReport) or none (counts in the customers' statuses and metrics only). Its CRD is
+    /// installed separately.
+    #[arg(long, env = "PURCHASE_GUARD_REPORTS", value_enum, default_value = "openreports")]
+    pub reports: purchase_guard::controller::audit::ReportFormat,
+    /// The most results one report lists; its summary counts them all.
+    #[arg(long, env = "PURCHASE_GUARD_REPORT_MAX_RESULTS", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub report_max_results: u32,
+    /// How often every customer is audited again besides on changes, e.g. 10m; 0s: only on
+    /// changes.
+    #[arg(long, env = "PURCHASE_GUARD_AUDIT_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub audit_interval: Duration,
+}
+
+impl AuditArgs {
+    /// The audit's settings (its matrix is set from the webhook settings at start).
+    pub fn settings(&self) -> purchase_guard::controller::audit::Settings {
+        purchase_guard::controller::audit::Settings {
+            format: self.reports,
+            max_results: self.report_max_results as usize,
+            interval: (!self.audit_interval.is_zero()).then_some(self.audit_interval),
+            ..Default::default()
+        }
+    }
 }
 
 /// Verification codes (R5) of partners that enable them.
@@ -346,6 +379,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 freeze_retention: args.freeze.freeze_retention,
                 release_frozen: args.freeze.release_frozen,
                 verification: args.verification.options(&args.lease_namespace),
+                audit: args.audit.settings(),
             },
         )
         .await?;

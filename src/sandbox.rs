@@ -39,6 +39,8 @@ pub struct Args {
     #[command(flatten)]
     freeze: crate::run::FreezeArgs,
     #[command(flatten)]
+    audit: crate::run::AuditArgs,
+    #[command(flatten)]
     verification: crate::run::VerificationArgs,
     /// Persist objects in this file so that a restart keeps them (default: in memory).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_STATE_FILE", value_name = "PATH")]
@@ -199,6 +201,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 freeze_retention: args.freeze.freeze_retention,
                 release_frozen: args.freeze.release_frozen,
                 verification: args.verification.options(WEBHOOK_NAMESPACE),
+                audit: args.audit.settings(),
             },
         )
         .await?;

@@ -90,11 +90,14 @@ impl Env {
         self.task = Some(tokio::spawn(controller::run(
             client,
             metrics,
-            purchase_guard::runtime::freeze_settings(
-                &purchase_guard::webhook::Settings::default(),
-                purchase_guard::controller::freeze::DEFAULT_RETENTION,
-                false,
-            ),
+            controller::Settings {
+                freeze: purchase_guard::runtime::freeze_settings(
+                    &purchase_guard::webhook::Settings::default(),
+                    purchase_guard::controller::freeze::DEFAULT_RETENTION,
+                    false,
+                ),
+                ..Default::default()
+            },
             tokio::sync::watch::channel(true).1,
             async move {
                 let _ = stopped.await;

@@ -394,7 +394,7 @@ fn the_chart_judges_the_subresources_purchase_guard_judges() {
 /// The chart grants purchase-guard exactly what the freeze actions of the guarded kinds need, as
 /// purchase-guard reads them from the chart's ConfigMap: reading and patching each kind with an
 /// action, `patch` on the scale subresource for `scale` actions, `delete` only with release;
-/// nothing on kinds without an action.
+/// reading only (the audit) on kinds without an action.
 #[test]
 fn the_chart_grants_what_the_freeze_actions_need() {
     let entries = serde_json::json!([
@@ -441,7 +441,7 @@ fn the_chart_grants_what_the_freeze_actions_need() {
             let mut expected: Vec<&str> = match &g.freeze {
                 Some(_) if release => vec!["delete", "get", "list", "patch", "watch"],
                 Some(_) => vec!["get", "list", "patch", "watch"],
-                None => vec![],
+                None => vec!["get", "list", "watch"],
             };
             expected.sort();
             assert_eq!(verbs_on(&g.group, &g.resource), expected, "{g} (release: {release})");

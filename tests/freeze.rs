@@ -33,15 +33,12 @@ fn buy_and_freeze(p: &Platform) {
             Some(&vm_billed("initech", name, mode)),
         );
     }
-    p.allowed(
+    p.decide(
         "dist-op",
-        &["apply", "-f", "-"],
-        Some(&restriction(
-            "dist-emea",
-            "initech",
-            "RestrictedAndFrozen",
-            "Payment default, case 2026-2201",
-        )),
+        "dist-emea",
+        "initech",
+        "RestrictedAndFrozen",
+        "Payment default, case 2026-2201",
     );
     p.wait_for(
         "customeraccount/initech",
@@ -51,15 +48,12 @@ fn buy_and_freeze(p: &Platform) {
 
 /// dist-emea unrestricts and unfreezes initech (R6, R9); waits until the unfreeze is done.
 fn unrestrict_and_unfreeze(p: &Platform) {
-    p.allowed(
+    p.decide(
         "dist-op",
-        &["apply", "-f", "-"],
-        Some(&restriction(
-            "dist-emea",
-            "initech",
-            "Unrestricted",
-            "Paid in full on 2026-11-26",
-        )),
+        "dist-emea",
+        "initech",
+        "Unrestricted",
+        "Paid in full on 2026-11-26",
     );
     p.wait_for(
         "customeraccount/initech",

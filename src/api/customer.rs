@@ -121,6 +121,13 @@ impl NamespaceSelector {
         description = "When frozen resources are due for release (R8)"
     ),
     printcolumn(
+        name = "Out Of Line",
+        type_ = "integer",
+        json_path = ".status.audit.failures",
+        description = "Guarded resources out of line with the customer's state (the audit's failures)",
+        priority = 1
+    ),
+    printcolumn(
         name = "Why",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"PurchaseRestricted\")].reason",
@@ -264,6 +271,27 @@ pub struct CustomerAccountStatus {
     /// ends, and what happened to the resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub freeze: Option<FreezeStatus>,
+
+    /// What the audit found among the customer's guarded resources: those out of line with
+    /// its current state (created or changed while restricted, running while frozen). The
+    /// resources are listed in each namespace's report (OpenReports Report or PolicyReport).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditStatus>,
+}
+
+/// Counts of the audit's findings about a customer's resources.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditStatus {
+    /// Resources certainly out of line (result `fail` in the reports).
+    pub failures: u32,
+    /// Resources possibly out of line (result `warn`): their specification was written while
+    /// the customer was restricted, and the audit cannot see what changed.
+    pub warnings: u32,
+    /// The counts by finding: CreatedWhileRestricted, ChangedWhileRestricted,
+    /// RunningWhileFrozen (absent when zero).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub findings: std::collections::BTreeMap<String, u32>,
 }
 
 /// A freeze of a customer's pay-per-use resources, as purchase-guard carried it out.

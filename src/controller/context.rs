@@ -48,6 +48,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// The freeze settings and the caches of the freezable kinds (R8, R9).
     pub freezer: Arc<super::freeze::Freezer>,
+    /// The audit's settings and the cache of the reports it wrote.
+    pub auditor: Arc<super::audit::Auditor>,
     /// The clock, replaceable in tests.
     pub now: fn() -> jiff::Timestamp,
 }

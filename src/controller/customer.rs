@@ -2,6 +2,7 @@
 //! `PurchaseRestricted` and `ResourcesFrozen` conditions and the history, with an event when
 //! the effective state changes; the label that puts its namespaces under the purchase webhook.
 
+use super::audit;
 use super::context::{Context, Error};
 use super::freeze;
 use super::metrics::Kind;
@@ -84,6 +85,21 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         customer.metadata.generation,
         &now,
     ));
+    // The audit, from the state and resources as this pass left them: the reports first, then
+    // the counts in the status. While a guarded kind's watch is not synced the counts would
+    // miss its objects: the previous ones stay until it is (its sync reconciles again).
+    let state = policy::evaluated_state(&eval);
+    let found = audit::audit(&ctx, &customer, &state, &desired, &report.failed_on);
+    if found.pending_kinds.is_empty() {
+        let state_name = desired
+            .decision
+            .as_ref()
+            .map_or("Unknown", |d| policy::RestrictionState::from(d.state).as_str());
+        audit::write_reports(&ctx, &customer, state_name, &found).await?;
+        desired.audit = Some(found.status());
+    } else {
+        desired.audit = previous.and_then(|p| p.audit.clone());
+    }
     desired.conditions.extend(status::kstatus_conditions(
         prev_conditions,
         &customer_progress(&desired),
@@ -132,8 +148,12 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     if !report.failed.is_empty() {
         return Ok(Action::requeue(FREEZE_RETRY));
     }
-    Ok(match window.and_then(|w| w.remaining(&now)) {
-        Some(left) => Action::requeue(left + std::time::Duration::from_secs(1)),
+    // The sweep audits every customer again every interval.
+    let retention = window
+        .and_then(|w| w.remaining(&now))
+        .map(|left| left + std::time::Duration::from_secs(1));
+    Ok(match retention.into_iter().chain(ctx.auditor.settings.interval).min() {
+        Some(after) => Action::requeue(after),
         None => Action::await_change(),
     })
 }

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use purchase_guard_policy as policy;
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -86,6 +87,14 @@ struct StateLabel {
     state: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabels {
+    state: &'static str,
+    rule: &'static str,
+    reason: &'static str,
+    result: &'static str,
+}
+
 /// What became of a status write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -112,6 +121,7 @@ pub struct Metrics {
     duration: Family<KindLabel, Histogram>,
     status_writes: Family<WriteLabels, Counter>,
     customers: Family<StateLabel, Gauge>,
+    findings: Family<FindingLabels, Gauge>,
     freeze_operations: Family<FreezeLabels, Counter>,
     leader: Gauge,
     leader_missing: Gauge,
@@ -164,6 +174,7 @@ impl Metrics {
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 14))),
             status_writes: Family::default(),
             customers: Family::default(),
+            findings: Family::default(),
             freeze_operations: Family::default(),
             leader: Gauge::default(),
             leader_missing: Gauge::default(),
@@ -190,6 +201,11 @@ impl Metrics {
             metrics.status_writes.clone(),
         );
         registry.register("customers", "Customers by effective state", metrics.customers.clone());
+        registry.register(
+            "audit_findings",
+            "Guarded resources out of line with their customer's state, by the customer's effective state, rule, finding and result (fail, warn), as the customers' statuses count them",
+            metrics.findings.clone(),
+        );
         registry.register(
             "freeze_operations",
             "Operations on customers' resources per operation (freeze, drift_correction, restore, release) and outcome (done, failed)",
@@ -286,21 +302,35 @@ impl Metrics {
         let Some(store) = self.customer_store.get() else {
             return;
         };
+        const STATES: [&str; 4] = ["Restricted", "RestrictedAndFrozen", "Unrestricted", "Unknown"];
         let mut counts = [0i64; 4];
+        let mut findings = [[0i64; 3]; 4];
         for c in store.state() {
-            let idx = match c.status.as_ref().and_then(|s| s.decision.as_ref()).map(|d| d.state) {
+            let status = c.status.as_ref();
+            let idx = match status.and_then(|s| s.decision.as_ref()).map(|d| d.state) {
                 Some(RestrictionState::Restricted) => 0,
                 Some(RestrictionState::RestrictedAndFrozen) => 1,
                 Some(RestrictionState::Unrestricted) => 2,
                 None => 3,
             };
             counts[idx] += 1;
+            for (reason, n) in status.and_then(|s| s.audit.as_ref()).iter().flat_map(|a| &a.findings) {
+                if let Some(r) = policy::audit::Reason::ALL.iter().position(|r| r.as_str() == reason) {
+                    findings[idx][r] += i64::from(*n);
+                }
+            }
         }
-        for (state, n) in ["Restricted", "RestrictedAndFrozen", "Unrestricted", "Unknown"]
-            .into_iter()
-            .zip(counts)
-        {
-            self.customers.get_or_create(&StateLabel { state }).set(n);
+        for (i, state) in STATES.into_iter().enumerate() {
+            self.customers.get_or_create(&StateLabel { state }).set(counts[i]);
+            for (r, reason) in policy::audit::Reason::ALL.into_iter().enumerate() {
+                let labels = FindingLabels {
+                    state,
+                    rule: reason.rule(),
+                    reason: reason.as_str(),
+                    result: reason.severity().as_str(),
+                };
+                self.findings.get_or_create(&labels).set(findings[i][r]);
+            }
         }
     }
 }

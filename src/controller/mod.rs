@@ -5,11 +5,14 @@
 //!
 //! - [`customer`], [`restriction`], [`delegation`], [`partner`]: one reconciler per kind.
 //! - [`freeze`]: what a customer's reconcile does to its resources (R8, R9), with one watch
-//!   per freezable kind.
+//!   per guarded kind.
+//! - [`audit`]: which of a customer's resources are out of line, in its status and in policy
+//!   reports.
 //! - [`status`]: the statuses they write, computed by pure functions.
 //! - [`write`]: status patches and events; [`retry`]: spans, timers, backoff.
 //! - [`context`]: what reconciles share, and the error type; [`metrics`].
 
+pub mod audit;
 pub mod context;
 pub mod customer;
 pub mod delegation;
@@ -39,16 +42,25 @@ use reflectors::Reflector;
 use std::future::Future;
 use std::sync::Arc;
 
-/// The customers to reconcile for a change of a freezable kind: those claiming its namespace
-/// whose freeze is in play (frozen, being frozen or unfrozen, or the object carries a record),
-/// or all such customers when a watch (re)synced.
+/// What the controllers are configured with besides the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    pub freeze: freeze::Settings,
+    pub audit: audit::Settings,
+}
+
+/// The customers to reconcile for a change of a guarded kind: those claiming its namespace
+/// whose freeze or audit is in play (frozen, being frozen or unfrozen, restricted, with
+/// findings, or the object carries a freeze record), or all such customers when a watch
+/// (re)synced.
 fn customers_of_change(stores: &Stores, changed: &freeze::kinds::Changed) -> Vec<ObjectRef<CustomerAccount>> {
     let in_play = |c: &CustomerAccount| {
         c.status.as_ref().is_some_and(|s| {
             s.freeze.as_ref().is_some_and(|f| f.unfrozen.is_none() || f.failed > 0)
                 || s.decision
                     .as_ref()
-                    .is_some_and(|d| d.state == crate::api::RestrictionState::RestrictedAndFrozen)
+                    .is_some_and(|d| purchase_guard_policy::RestrictionState::from(d.state).restricts_purchases())
+                || s.audit.as_ref().is_some_and(|a| a.failures + a.warnings > 0)
         })
     };
     match changed {
@@ -105,7 +117,7 @@ where
 pub async fn run(
     client: Client,
     metrics: Arc<Metrics>,
-    freeze: freeze::Settings,
+    settings: Settings,
     leader: tokio::sync::watch::Receiver<bool>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(Stores) + Send + 'static,
@@ -145,7 +157,8 @@ pub async fn run(
         })
     };
     let (synced_tx, synced) = tokio::sync::watch::channel(false);
-    let freezer = Arc::new(freeze::Freezer::new(freeze));
+    let freezer = Arc::new(freeze::Freezer::new(settings.freeze));
+    let auditor = Arc::new(audit::Auditor::new(settings.audit));
     // Where objects of the freezable kinds change: the customers whose freeze is in play there
     // are reconciled (drift correction, resources created while frozen, stragglers to restore).
     let (changed_tx, changed_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -163,6 +176,7 @@ pub async fn run(
         stores: stores.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         freezer: freezer.clone(),
+        auditor: auditor.clone(),
         now: jiff::Timestamp::now,
     });
     let s = &stores;
@@ -262,7 +276,10 @@ pub async fn run(
         delegations_ctrl.for_each(|_| async {}),
         partners_ctrl.for_each(|_| async {}),
     );
-    let freeze_watches = freezer.run(client.clone(), changed_tx);
+    let freeze_watches = futures::future::join(
+        freezer.run(client.clone(), changed_tx.clone()),
+        auditor.run(client.clone(), changed_tx),
+    );
     tokio::select! {
         _ = shutdown => {}
         _ = freeze_watches => {}

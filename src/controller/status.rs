@@ -205,6 +205,7 @@ pub fn customer_status(
         association: previous.and_then(|p| p.association.clone()),
         // Set by the reconciler once the freeze pass has run (`freeze::status`).
         freeze: None,
+        audit: None,
     }
 }
 

@@ -38,6 +38,8 @@ pub struct Options {
     /// Whether frozen resources are deleted when retention ends.
     pub release_frozen: bool,
     pub verification: VerificationOptions,
+    /// The audit: report kind, bound and sweep (its matrix is the webhook settings').
+    pub audit: controller::audit::Settings,
 }
 
 /// Where verification ledgers live and when partners are locked out (R5).
@@ -46,8 +48,8 @@ pub struct VerificationOptions {
     pub limits: purchase_guard_policy::verification::Limits,
 }
 
-/// The freeze settings of the controllers from the guarded kinds: those with a freeze action
-/// are frozen, the others named as never frozen.
+/// The freeze settings of the controllers from the guarded kinds: all are watched (the audit
+/// reads them); those with a freeze action are frozen, the others named as never frozen.
 pub fn freeze_settings(
     settings: &Settings,
     retention: std::time::Duration,
@@ -56,16 +58,17 @@ pub fn freeze_settings(
     let mut kinds = Vec::new();
     let mut unfreezable = Vec::new();
     for g in &settings.guarded {
-        match &g.freeze {
-            Some(action) => kinds.push(controller::freeze::KindSettings {
-                group: g.group.clone(),
-                version: g.version.clone(),
-                resource: g.resource.clone(),
-                action: action.clone(),
-                default_billing_mode: g.classify.default_billing_mode,
-            }),
-            None => unfreezable.push(controller::freeze::kinds::qualified(&g.group, &g.resource)),
+        if g.freeze.is_none() {
+            unfreezable.push(controller::freeze::kinds::qualified(&g.group, &g.resource));
         }
+        // Every guarded kind is watched: those without a freeze action for the audit.
+        kinds.push(controller::freeze::KindSettings {
+            group: g.group.clone(),
+            version: g.version.clone(),
+            resource: g.resource.clone(),
+            action: g.freeze.clone(),
+            default_billing_mode: g.classify.default_billing_mode,
+        });
     }
     controller::freeze::Settings {
         kinds,
@@ -125,7 +128,7 @@ pub struct Running {
     telemetry: Arc<Telemetry>,
     ready: Arc<AtomicBool>,
     lease: Option<LeaseOptions>,
-    freeze: controller::freeze::Settings,
+    controllers: controller::Settings,
     webhook_server: tokio::task::JoinHandle<()>,
     health_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -134,7 +137,13 @@ pub struct Running {
 /// or certificate is reported before anything runs.
 pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
     check_crds(&client).await?;
-    let freeze = freeze_settings(&options.settings, options.freeze_retention, options.release_frozen);
+    let controllers = controller::Settings {
+        freeze: freeze_settings(&options.settings, options.freeze_retention, options.release_frozen),
+        audit: controller::audit::Settings {
+            matrix: options.settings.matrix.clone(),
+            ..options.audit
+        },
+    };
     let telemetry = Arc::new(Telemetry::default());
     let webhooks = Arc::new(Webhooks::new(options.settings));
     webhooks.set_verifier(Arc::new(crate::verification::Verifier::new(
@@ -185,7 +194,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
         telemetry,
         ready,
         lease: options.lease,
-        freeze,
+        controllers,
         webhook_server,
         health_server,
     })
@@ -214,7 +223,7 @@ impl Running {
         let controllers = controller::run(
             self.client.clone(),
             metrics,
-            self.freeze.clone(),
+            self.controllers.clone(),
             election.leading.clone(),
             shutdown,
             move |stores| {

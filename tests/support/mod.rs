@@ -239,6 +239,16 @@ impl Run {
         }))
     }
 
+    /// The replica's /metrics, as text.
+    pub fn metrics(&self) -> String {
+        let mut out = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.0.health_port)) {
+            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+            let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        }
+        out
+    }
+
     /// Waits until /readyz answers 200 (caches synced).
     pub fn wait_ready(self) -> Run {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

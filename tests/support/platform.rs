@@ -298,6 +298,16 @@ impl Platform {
         out
     }
 
+    /// `user` applies the PurchaseRestriction named after `customer` in `namespace` (see
+    /// [`restriction`]), which must be admitted.
+    pub fn decide(&self, user: &str, namespace: &str, customer: &str, state: &str, reason: &str) {
+        self.allowed(
+            user,
+            &["apply", "-f", "-"],
+            Some(&restriction(namespace, customer, state, reason)),
+        );
+    }
+
     /// Waits until an event, listed as `REASON NOTE`, satisfies `matches`; returns it.
     pub fn wait_for_event(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -12,9 +12,11 @@
 //!   customer's evaluation.
 //! - [`changes`]: may a decision be created, changed or withdrawn (admission of R2..R6).
 //! - [`partner`]: whether a partner can act.
+//! - [`audit`]: which existing resources are out of line with their customer's state.
 //! - [`verification`]: one-time verification codes on restriction operations (R5).
 
 pub mod admission;
+pub mod audit;
 pub mod authority;
 pub mod changes;
 pub mod classify;

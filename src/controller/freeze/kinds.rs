@@ -1,8 +1,12 @@
-//! One watch per guarded kind with a freeze action: a cache of its objects (read by the freeze
-//! passes) and the namespaces where objects change (so that a frozen customer whose resource
-//! was changed back, or who got a new one, is reconciled: drift correction). A kind that the
-//! API server does not serve (a CRD not installed yet) is looked for again every
-//! [`DISCOVERY_RETRY`].
+//! One watch per guarded kind: a cache of its objects (read by the freeze passes and the audit)
+//! and the namespaces where objects change (so that a frozen customer whose resource was
+//! changed back, or who got a new one, is reconciled: drift correction; and a restricted
+//! customer's resources are audited). A kind that the API server does not serve (a CRD not
+//! installed yet) is looked for again every [`DISCOVERY_RETRY`].
+//!
+//! The caches keep what the passes read: of `metadata.managedFields`, only the entries of
+//! other managers that wrote `spec` (manager, operation, time, subresource; no field sets);
+//! of a kind without a freeze action, only the metadata.
 
 use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
@@ -17,13 +21,13 @@ use std::time::Duration;
 /// How often a kind the API server does not serve is looked for again.
 pub const DISCOVERY_RETRY: Duration = Duration::from_secs(30);
 
-/// A guarded kind with a freeze action.
+/// A guarded kind, with its freeze action if it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KindSettings {
     pub group: String,
     pub version: String,
     pub resource: String,
-    pub action: policy::FreezeAction,
+    pub action: Option<policy::FreezeAction>,
     /// The billing mode of objects without a valid billing-mode label.
     pub default_billing_mode: policy::BillingMode,
 }
@@ -144,6 +148,7 @@ async fn discover(client: &Client, kind: &KindSettings) -> Result<Option<ApiReso
 
 async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::UnboundedSender<Changed>) {
     let kind = &watched.settings;
+    let freezable = kind.action.is_some();
     let mut reported = false;
     let resource = loop {
         match discover(&client, kind).await {
@@ -151,7 +156,7 @@ async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::Un
             Ok(None) if !reported => {
                 reported = true;
                 watched.not_served.store(true, Ordering::SeqCst);
-                tracing::warn!(kind = %kind.qualified(), version = %kind.version, "a guarded kind with a freeze action is not served; its resources cannot be frozen until it is (looked for again every 30s)");
+                tracing::warn!(kind = %kind.qualified(), version = %kind.version, "a guarded kind is not served; its resources cannot be frozen nor audited until it is (looked for again every 30s)");
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(kind = %kind.qualified(), error = %e, "cannot discover a guarded kind"),
@@ -166,7 +171,7 @@ async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::Un
     let synced = &watched.synced;
     watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(|obj| obj.managed_fields_mut().clear())
+        .modify(move |obj| slim(obj, freezable))
         .reflect(writer)
         .for_each(|event| {
             match event {
@@ -175,7 +180,16 @@ async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::Un
                     let _ = changed.send(Changed::All);
                 }
                 Ok(watcher::Event::Apply(obj) | watcher::Event::Delete(obj)) => {
-                    if let Some(namespace) = obj.namespace() {
+                    // Objects controlled by others (a ReplicaSet's Pods) of a kind that is not
+                    // frozen are neither frozen nor audited: their churn reconciles nobody.
+                    let controlled = || {
+                        obj.metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .any(|r| r.controller == Some(true))
+                    };
+                    if let Some(namespace) = obj.namespace().filter(|_| freezable || !controlled()) {
                         let frozen = obj.labels().contains_key(policy::FROZEN_LABEL);
                         let _ = changed.send(Changed::Namespace { namespace, frozen });
                     }
@@ -186,4 +200,69 @@ async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::Un
             async {}
         })
         .await;
+}
+
+/// What the caches keep of an object: see the module's documentation.
+fn slim(obj: &mut DynamicObject, freezable: bool) {
+    let fields = obj.managed_fields_mut();
+    fields.retain(|f| {
+        f.manager.as_deref() != Some(crate::controller::MANAGER)
+            && f.fields_v1.as_ref().is_some_and(|v| v.0.get("f:spec").is_some())
+    });
+    for f in fields.iter_mut() {
+        f.fields_v1 = None;
+        f.fields_type = None;
+    }
+    if !freezable {
+        obj.data = serde_json::Value::Object(Default::default());
+    }
+}
+
+/// The latest write of `spec` by another manager than purchase-guard, as [`slim`] kept it.
+pub fn spec_written(obj: &DynamicObject) -> Option<(&str, &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time)> {
+    obj.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|f| Some((f.manager.as_deref().unwrap_or("unknown"), f.time.as_ref()?)))
+        .max_by_key(|(_, t)| t.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_other_managers_writes_of_spec_and_the_metadata_of_unfreezable_kinds() {
+        let object = || -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "acme", "managedFields": [
+                    {"manager": "kubectl-client-side-apply", "operation": "Update", "time": "2026-01-01T00:00:01Z",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                    {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                     "time": "2026-01-01T00:00:09Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}},
+                    {"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:05Z",
+                     "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:template": {}}}},
+                    {"manager": "purchase-guard", "operation": "Update", "subresource": "scale",
+                     "time": "2026-01-01T00:00:07Z", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+                ]},
+                "spec": {"replicas": 2}
+            }))
+            .expect("an object")
+        };
+        let mut freezable = object();
+        slim(&mut freezable, true);
+        let kept = freezable.metadata.managed_fields.as_deref().unwrap_or_default();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept.iter().all(|f| f.fields_v1.is_none()));
+        let (manager, time) = spec_written(&freezable).expect("a write of spec");
+        assert_eq!(manager, "kubectl-edit");
+        assert_eq!(time.0.to_string(), "2026-01-01T00:00:05Z");
+        assert_eq!(freezable.data["spec"]["replicas"], 2);
+        let mut other = object();
+        slim(&mut other, false);
+        assert_eq!(other.data, serde_json::json!({}));
+        assert_eq!(other.metadata.name.as_deref(), Some("web"));
+    }
 }

@@ -30,7 +30,7 @@ pub use kinds::{KindSettings, Kinds};
 /// How customers' resources are frozen.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The guarded kinds with a freeze action.
+    /// The guarded kinds, watched: those with a freeze action are frozen, all are audited.
     pub kinds: Vec<KindSettings>,
     /// The guarded kinds without one (`pods`, `daemonsets.apps`): named in the status.
     pub unfreezable: Vec<String>,
@@ -112,12 +112,14 @@ pub struct Report {
     pub restored: u32,
     /// Resources not frozen or restored as they should be, with why.
     pub failed: Vec<String>,
+    /// Why, by resource (`deployments.apps acme-dev/web`): what the audit reports.
+    pub failed_on: std::collections::BTreeMap<String, String>,
     /// Kinds whose objects are not known yet (not served, or their watch not synced).
     pub pending_kinds: Vec<String>,
 }
 
 /// A resource, for events and messages: `deployments.apps acme-dev/web`.
-fn describe(kind: &KindSettings, namespace: &str, name: &str) -> String {
+pub(crate) fn describe(kind: &KindSettings, namespace: &str, name: &str) -> String {
     format!("{} {namespace}/{name}", kind.qualified())
 }
 
@@ -136,10 +138,13 @@ pub async fn converge(
     let scaled: Vec<(String, String)> = ctx
         .freezer
         .kinds()
-        .filter(|w| matches!(w.settings.action, policy::FreezeAction::Scale { .. }))
+        .filter(|w| matches!(w.settings.action, Some(policy::FreezeAction::Scale { .. })))
         .filter_map(|w| w.ready().map(|(r, _)| (r.api_version.clone(), r.kind.clone())))
         .collect();
     for watched in ctx.freezer.kinds() {
+        let Some(action) = &watched.settings.action else {
+            continue;
+        };
         let Some((resource, store)) = watched.ready() else {
             // A kind the API server does not serve has no objects to freeze.
             if !watched.not_served() {
@@ -157,15 +162,15 @@ pub async fn converge(
             let value = match serde_json::to_value(object.as_ref()) {
                 Ok(v) => v,
                 Err(e) => {
-                    report
-                        .failed
-                        .push(format!("{}: {e}", describe(kind, &namespace, &name)));
+                    let what = describe(kind, &namespace, &name);
+                    report.failed.push(format!("{what}: {e}"));
+                    report.failed_on.insert(what, e.to_string());
                     continue;
                 }
             };
             let mode =
                 policy::billing_mode_of(&value, kind.default_billing_mode).unwrap_or(policy::BillingMode::PayPerUse);
-            let step = policy::plan(&kind.action, &customer_name, desired, release, mode, &value);
+            let step = policy::plan(action, &customer_name, desired, release, mode, &value);
             let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
             let rv = object.resource_version().unwrap_or_default();
             let what = describe(kind, &namespace, &name);
@@ -183,6 +188,7 @@ pub async fn converge(
                 Step::Nothing(policy::Settled::NotFrozen) => continue,
                 Step::Unreadable(why) => {
                     report.failed.push(format!("{what}: {why}"));
+                    report.failed_on.insert(what, why.clone());
                     continue;
                 }
                 Step::Freeze(record) => freeze(&api, &name, record, &rv)
@@ -260,6 +266,9 @@ pub async fn converge(
                     ctx.metrics.freeze_operation(operation, false);
                     tracing::warn!(resource = %what, customer = %customer_name, operation = operation.label(), error = %e, "cannot change a resource");
                     report.failed.push(format!("{what}: {} failed: {e}", operation.label()));
+                    report
+                        .failed_on
+                        .insert(what, format!("{} failed: {e}", operation.label()));
                 }
             }
         }

@@ -129,6 +129,32 @@ async fn a_dryrun_restriction_reports_exactly_what_was_bought_and_no_stale_entri
         "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
     );
     assert_eq!(owner, "CustomerAccount/initech");
+    // kubectl purchase-guard report: the three, and exit code 2 (out of line).
+    let (code, out, err) = p.plugin(None, &["report", "-n", "initech"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("initech ")).collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains(" fail ") && r.contains("R7 CreatedWhileRestricted")),
+        "{out}"
+    );
+    let (code, out, _) = p.plugin(None, &["report", "-o", "json"]);
+    assert_eq!(code, 2);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let mut resources: Vec<&str> = json
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["resource"].as_str().expect("a resource"))
+        .collect();
+    resources.sort();
+    assert_eq!(
+        resources,
+        ["Deployment/buy-web", "Job/buy-import", "VirtualMachine/buy-vm"]
+    );
+    let (_, out, _) = p.plugin(None, &["status", "initech"]);
+    assert!(out.contains("3 failures, 0 warnings"), "{out}");
     let metrics = p.replica.as_ref().expect("a replica").metrics();
     assert!(
         metrics.contains(r#"purchase_guard_audit_findings{state="Restricted",rule="R7",reason="CreatedWhileRestricted",result="fail"} 3"#),
@@ -164,6 +190,12 @@ async fn a_dryrun_restriction_reports_exactly_what_was_bought_and_no_stale_entri
     );
     wait_for_listed(&p, &[]);
     p.wait_for("customeraccount/initech", "{.status.audit.failures}=0");
+    let (code, out, err) = p.plugin(None, &["report", "-n", "initech"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "Nothing out of line in namespace \"initech\"."),
+        "{err}"
+    );
     let metrics = p.replica.as_ref().expect("a replica").metrics();
     assert!(
         metrics.contains(r#"purchase_guard_audit_findings{state="Unrestricted",rule="R7",reason="CreatedWhileRestricted",result="fail"} 0"#),

@@ -3,57 +3,33 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Command;
 use support::platform::Platform;
-
-/// `kubectl purchase-guard ARGS` (as `user` when given): (exit code, stdout, stderr).
-fn plugin(platform: &Platform, user: Option<&str>, args: &[&str]) -> (i32, String, String) {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-purchase_guard"));
-    let dir = bin.parent().expect("the binaries' directory");
-    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
-    let mut command = Command::new("kubectl");
-    command
-        .arg("purchase-guard")
-        .args(args)
-        .env("PATH", path)
-        .env("KUBECONFIG", &platform.kubeconfig);
-    if let Some(user) = user {
-        command.args(["--as", user]);
-    }
-    let out = command.output().expect("kubectl runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_plugin_answers_who_why_and_writes_decisions() {
     let platform = Platform::start("plugin").await;
 
     // status: one line per customer, and one screen (or JSON) per customer.
-    let (code, out, err) = plugin(&platform, None, &["status"]);
+    let (code, out, err) = platform.plugin(None, &["status"]);
     assert_eq!(code, 0, "{err}");
     let acme = out.lines().find(|l| l.starts_with("acme ")).expect("a line for acme");
     assert!(
         acme.contains("reseller-alpha") && acme.contains("RestrictedAndFrozen") && acme.contains("until "),
         "{out}"
     );
-    let (code, out, err) = plugin(&platform, None, &["status", "acme", "-o", "json"]);
+    let (code, out, err) = platform.plugin(None, &["status", "acme", "-o", "json"]);
     assert_eq!(code, 0, "{err}");
     let acme: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(acme["state"], "RestrictedAndFrozen");
     assert_eq!(acme["authority"]["partner"], "reseller-alpha");
     assert_eq!(acme["decision"], "reseller-alpha/acme");
     assert!(acme["freeze"]["retentionEnds"].is_string(), "{acme}");
-    let (_, screen, _) = plugin(&platform, None, &["status", "globex"]);
+    let (_, screen, _) = platform.plugin(None, &["status", "globex"]);
     assert!(
         screen.contains("Authority:") && screen.contains("dist-emea (Distributor)"),
         "{screen}"
     );
-    let (code, history, _) = plugin(&platform, None, &["history", "acme"]);
+    let (code, history, _) = platform.plugin(None, &["history", "acme"]);
     assert_eq!(code, 0);
     assert!(
         history
@@ -64,7 +40,7 @@ async fn the_plugin_answers_who_why_and_writes_decisions() {
     );
 
     // why: the operations of a frozen Deployment, and a verb with its exit code.
-    let (code, out, err) = plugin(&platform, None, &["why", "-n", "acme-dev", "deployment/worker"]);
+    let (code, out, err) = platform.plugin(None, &["why", "-n", "acme-dev", "deployment/worker"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("Frozen:") && out.contains("deployments/worker (pay-per-use)"),
@@ -74,8 +50,7 @@ async fn the_plugin_answers_who_why_and_writes_decisions() {
     assert!(purchase.contains("refused") && purchase.contains("R7"), "{out}");
     let rename = out.lines().find(|l| l.starts_with("rename ")).expect("rename");
     assert!(rename.contains("allowed"), "{out}");
-    let (code, out, _) = plugin(
-        &platform,
+    let (code, out, _) = platform.plugin(
         None,
         &["why", "-n", "acme-dev", "--verb", "create", "--resource", "deployments"],
     );
@@ -84,8 +59,7 @@ async fn the_plugin_answers_who_why_and_writes_decisions() {
         out.contains("create is refused") && out.contains("customer \"acme\""),
         "{out}"
     );
-    let (code, out, _) = plugin(
-        &platform,
+    let (code, out, _) = platform.plugin(
         None,
         &[
             "why",
@@ -102,8 +76,7 @@ async fn the_plugin_answers_who_why_and_writes_decisions() {
     assert_eq!(code, 0, "allowed: {out}");
     let answer: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(answer["asked"]["allowed"], true);
-    let (code, out, _) = plugin(
-        &platform,
+    let (code, out, _) = platform.plugin(
         None,
         &["why", "-n", "default", "--verb", "create", "--resource", "deployments"],
     );
@@ -111,8 +84,7 @@ async fn the_plugin_answers_who_why_and_writes_decisions() {
     assert!(out.contains("belongs to no customer"), "{out}");
 
     // restrict: a dry run prints the manifest and writes nothing.
-    let (code, manifest, err) = plugin(
-        &platform,
+    let (code, manifest, err) = platform.plugin(
         Some("dist-op"),
         &[
             "restrict",
@@ -134,38 +106,34 @@ async fn the_plugin_answers_who_why_and_writes_decisions() {
         "Unrestricted"
     );
     // As the partner operator, with the chart's rights on its own namespace only.
-    let (code, out, err) = plugin(
-        &platform,
+    let (code, out, err) = platform.plugin(
         Some("dist-op"),
         &["restrict", "initech", "-n", "dist-emea", "--reason", "Card declined"],
     );
     assert_eq!(code, 0, "{out}{err}");
     platform.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
-    let (code, _, err) = plugin(
-        &platform,
+    let (code, _, err) = platform.plugin(
         Some("dist-op"),
         &["unrestrict", "initech", "-n", "dist-emea", "--reason", "Paid in full"],
     );
     assert_eq!(code, 0, "{err}");
     platform.wait_for("customeraccount/initech", "{.status.decision.reason}=Paid in full");
     // A partner without authority is refused by purchase-guard, with the rule.
-    let (code, _, err) = plugin(
-        &platform,
+    let (code, _, err) = platform.plugin(
         Some("beta-op"),
         &["restrict", "initech", "-n", "reseller-beta", "--reason", "fraud"],
     );
     assert_eq!(code, 1);
     assert!(err.contains("R2") && err.contains("has not delegated"), "{err}");
     // Without -n the plugin reads the customer's authority, which partner roles cannot.
-    let (code, _, err) = plugin(&platform, Some("dist-op"), &["restrict", "initech", "--reason", "x"]);
+    let (code, _, err) = platform.plugin(Some("dist-op"), &["restrict", "initech", "--reason", "x"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("customeraccounts") || err.contains("CustomerAccounts"),
         "{err}"
     );
     // Freezing needs the agreement (R6).
-    let (code, _, err) = plugin(
-        &platform,
+    let (code, _, err) = platform.plugin(
         Some("dist-op"),
         &["restrict", "initech", "-n", "dist-emea", "--reason", "x", "--freeze"],
     );

@@ -6,13 +6,16 @@
 //! - `why -n NAMESPACE [KIND/NAME | --verb VERB --resource RESOURCE]`: what the customer owning
 //!   the namespace may do now, and which rule and decision say so;
 //! - `history CUSTOMER`: the customer's last state changes;
+//! - `report [-n NAMESPACE]`: the resources the audit found out of line, from its policy
+//!   reports;
 //! - `restrict` / `unrestrict CUSTOMER --reason ...`: write the declarative PurchaseRestriction
 //!   (or print it with `--dry-run`, to commit it to Git).
 //!
 //! Exit codes: 0 done (for `why`, the asked operation is allowed), 1 error, 2 `why`: the asked
-//! operation would be refused.
+//! operation would be refused; `report`: a resource is out of line (a `fail` result).
 
 mod output;
+mod report;
 mod status;
 mod why;
 mod write;
@@ -50,6 +53,9 @@ enum Command {
     Why(why::Args),
     /// The customer's last state changes, oldest first.
     History { customer: String },
+    /// The resources out of line with their customer's state, from the audit's reports (exit
+    /// code 2 when one certainly is).
+    Report(report::Args),
     /// Restrict a customer's purchases (or also freeze its pay-per-use resources).
     Restrict(write::Args),
     /// Lift a customer's restriction (and unfreeze its resources).
@@ -115,6 +121,7 @@ async fn run(cli: Cli, format: output::Format) -> anyhow::Result<u8> {
         Command::Status { customer } => status::status(&client, customer.as_deref(), format).await,
         Command::History { customer } => status::history(&client, &customer, format).await,
         Command::Why(args) => why::why(&client, &args, format).await,
+        Command::Report(args) => report::report(&client, &args, format).await,
         Command::Restrict(args) => write::restrict(&client, &args, false, format).await,
         Command::Unrestrict(args) => write::restrict(&client, &args, true, format).await,
     }

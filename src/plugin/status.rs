@@ -61,6 +61,7 @@ fn summary(customer: &CustomerAccount) -> Value {
             "released": f.released,
         })),
         "guardedNamespaces": status.guarded_namespaces,
+        "outOfLine": status.audit.as_ref().map(|a| json!({"failures": a.failures, "warnings": a.warnings})),
         "ready": condition("Ready"),
         "purchaseRestricted": condition("PurchaseRestricted"),
         "resourcesFrozen": condition("ResourcesFrozen"),
@@ -151,6 +152,17 @@ pub async fn status(client: &kube::Client, customer: Option<&str>, format: Forma
         ("Since", text(&s["since"])),
         ("By", text(&s["by"])),
         ("Frozen", freeze),
+        (
+            "Out of line",
+            match &s["outOfLine"] {
+                Value::Null => "not audited yet".to_string(),
+                a => format!(
+                    "{} failures, {} warnings (kubectl purchase-guard report)",
+                    text(&a["failures"]),
+                    text(&a["warnings"])
+                ),
+            },
+        ),
         (
             "Namespaces",
             s["guardedNamespaces"]

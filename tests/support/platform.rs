@@ -6,6 +6,7 @@
 
 use super::{Run, binding, free_port, kubectl, webhook_sandbox};
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const NAMESPACE: &str = "purchase-guard";
@@ -296,6 +297,29 @@ impl Platform {
         let (ok, out) = self.kubectl(&all, stdin);
         assert!(ok, "{user} {args:?} was refused: {out}");
         out
+    }
+
+    /// `kubectl purchase-guard ARGS` (as `user` when given), the real kubectl finding the
+    /// plugin on the PATH: (exit code, stdout, stderr).
+    pub fn plugin(&self, user: Option<&str>, args: &[&str]) -> (i32, String, String) {
+        let bin = PathBuf::from(env!("CARGO_BIN_EXE_kubectl-purchase_guard"));
+        let dir = bin.parent().expect("the binaries' directory");
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+        let mut command = Command::new("kubectl");
+        command
+            .arg("purchase-guard")
+            .args(args)
+            .env("PATH", path)
+            .env("KUBECONFIG", &self.kubeconfig);
+        if let Some(user) = user {
+            command.args(["--as", user]);
+        }
+        let out = command.output().expect("kubectl runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// `user` applies the PurchaseRestriction named after `customer` in `namespace` (see

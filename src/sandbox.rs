@@ -36,6 +36,11 @@ pub struct Args {
     /// Start without the examples (partners, customers, resources, a delegation, decisions).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_WITHOUT_EXAMPLES")]
     without_examples: bool,
+    /// What the purchase webhook does with a request it would refuse: deny, warn (admitted
+    /// with a warning) or dryrun (admitted, logged); with warn or dryrun, what slips through is
+    /// listed by the audit (`kubectl purchase-guard report`).
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_ENFORCEMENT", value_enum, default_value = "deny")]
+    enforcement: webhook::Enforcement,
     #[command(flatten)]
     freeze: crate::run::FreezeArgs,
     #[command(flatten)]
@@ -151,8 +156,26 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     .await?;
     if !args.api_only {
         let manager = "purchase-guard-sandbox";
-        for crd in purchase_guard::crdgen::all() {
-            let value = serde_json::to_value(&crd)?;
+        // And a minimal definition of the report kind the audit writes, so that its reports
+        // can be read here (on clusters, the project's own CRD is installed).
+        let report_crd = match args.audit.reports {
+            purchase_guard::controller::audit::ReportFormat::Openreports => {
+                Some(include_str!("../examples/reports/reports.openreports.io.yaml"))
+            }
+            purchase_guard::controller::audit::ReportFormat::Policyreport => {
+                Some(include_str!("../examples/reports/policyreports.wgpolicyk8s.io.yaml"))
+            }
+            purchase_guard::controller::audit::ReportFormat::None => None,
+        };
+        let report_crd = report_crd
+            .map(serde_yaml_ng::from_str::<serde_json::Value>)
+            .transpose()
+            .context("examples/reports")?;
+        let ours = purchase_guard::crdgen::all()
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()?;
+        for value in ours.into_iter().chain(report_crd) {
             sandbox.server.apply_builtin(
                 "apiextensions.k8s.io",
                 "v1",
@@ -172,6 +195,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // as the kubeconfig's administrator: only it writes statuses and guard labels.
     let settings = Settings {
         controller_identities: vec![CONTROLLER_USER.to_string()],
+        enforcement: args.enforcement,
         ..Settings::default()
     };
     let configured = settings.clone();
@@ -244,7 +268,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         println!("  export KUBECONFIG={kubeconfig}");
         println!("  kubectl get namespaces");
     } else {
-        println!("purchase-guard runs in it: CRDs, controllers and admission webhooks (enforcement: deny)");
+        let enforcement = match args.enforcement {
+            webhook::Enforcement::Deny => "deny",
+            webhook::Enforcement::Warn => "warn",
+            webhook::Enforcement::Dryrun => "dryrun",
+        };
+        println!("purchase-guard runs in it: CRDs, controllers and admission webhooks (enforcement: {enforcement})");
         if examples > 0 {
             println!("the examples are installed ({examples} objects from examples/)");
         }

@@ -77,8 +77,15 @@ pub async fn populate(
         })
         .collect();
     create_all(|_| Api::all(client.clone()), accounts).await;
+    create_deployments(client, &names, per_customer, replicas).await;
+    names
+}
+
+/// Creates `per_customer` pay-per-use Deployments `app-I` of `replicas(I)` replicas in each
+/// customer's namespace.
+pub async fn create_deployments(client: &Client, names: &[String], per_customer: usize, replicas: fn(usize) -> i32) {
     let mut deployments = Vec::new();
-    for n in &names {
+    for n in names {
         for i in 0..per_customer {
             deployments.push(
                 serde_json::from_value::<Deployment>(json!({
@@ -97,7 +104,6 @@ pub async fn populate(
         deployments,
     )
     .await;
-    names
 }
 
 /// The distributor's decisions about every customer, server-side applied (a decision per

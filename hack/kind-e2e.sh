@@ -47,6 +47,9 @@ docker build -t "$IMAGE" .
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
 echo "== chart"
+# The report kind the audit writes (the chart's default, audit.reports: openreports); on a
+# real cluster install the OpenReports CRD instead of this minimal definition.
+kubectl apply -f examples/reports/reports.openreports.io.yaml
 # The same values as the sandbox run of the suite (tests/e2e.rs E2E_VALUES): a short lease,
 # and reading Partners' verification Secrets.
 helm upgrade --install purchase-guard charts/purchase-guard \

@@ -264,3 +264,47 @@ async fn changes_while_restricted_warn_and_unfreezable_resources_running_while_f
     p.wait_for("customeraccount/initech", "{.status.audit.failures}=1");
     assert_eq!(p.get("customeraccount/initech", None, "{.status.audit.warnings}"), "1");
 }
+
+/// A report the API server refuses (here its CRD requires a field purchase-guard does not
+/// write; in a cluster, missing RBAC) holds up nothing else: the customer's status still counts
+/// the findings, and the decision and freeze are written as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_that_cannot_be_written_does_not_hold_up_the_status() {
+    let mut p = Platform::start("audit-refused").await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let crd = std::fs::read_to_string(format!("{root}/examples/reports/reports.openreports.io.yaml")).expect("the CRD");
+    let strict = crd.replace(
+        "          type: object\n          properties:\n            apiVersion:",
+        "          type: object\n          required: [approvedBy]\n          properties:\n            approvedBy: {type: string}\n            apiVersion:",
+    );
+    assert_ne!(strict, crd, "the CRD's schema changed");
+    p.kubectl_ok_with(&["apply", "-f", "-"], &strict);
+    p.kubectl_ok(&[
+        "wait",
+        "--for=condition=established",
+        "crd/reports.openreports.io",
+        "--timeout=30s",
+    ]);
+    restart(&mut p, &["--enforcement=dryrun"]);
+    p.decide("dist-op", "dist-emea", "initech", "Restricted", "Credit limit review");
+    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
+    after_the_second_of(&p, "customeraccount/initech", "{.status.history[-1:].time}");
+    p.allowed(
+        "tenant",
+        &["create", "-f", "-"],
+        Some(&vm_billed("initech", "buy-vm", "spot")),
+    );
+    p.wait_for("customeraccount/initech", "{.status.audit.failures}=1");
+    let (exists, _) = p.kubectl(&["get", REPORT, "-n", "initech"], None);
+    assert!(!exists, "the API server refused the report");
+    // The next decision is still reconciled.
+    p.decide(
+        "dist-op",
+        "dist-emea",
+        "initech",
+        "Unrestricted",
+        "Credit limit restored",
+    );
+    p.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
+    p.wait_for("customeraccount/initech", "{.status.audit.failures}=0");
+}

@@ -29,9 +29,16 @@ rules:
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: ["apps"]
-  resources: ["deployments", "deployments/scale"]
+  resources: ["deployments", "deployments/scale", "daemonsets"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
+
+/// A pay-per-use DaemonSet: a guarded kind without a freeze action.
+fn daemonset(namespace: &str, name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels:\n    purchaseguard.io/billing-mode: pay-per-use\nspec:\n  selector:\n    matchLabels:\n      app: {name}\n  template:\n    metadata:\n      labels:\n        app: {name}\n    spec:\n      containers:\n      - name: app\n        image: registry.k8s.io/pause:3.10\n"
+    )
+}
 
 fn deployment(namespace: &str, name: &str, mode: &str, replicas: u32) -> String {
     format!(
@@ -172,6 +179,34 @@ impl Env {
                 ],
                 None,
             );
+        }
+    }
+
+    /// Waits until the audit's report in `namespace` reads `expected` ("FAILURES KIND/NAME
+    /// RULE ...", or empty when there is no report).
+    fn wait_for_report(&self, namespace: &str, expected: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (exists, now) = self.run(
+                &[
+                    "get",
+                    "reports.openreports.io/purchase-guard",
+                    "-n",
+                    namespace,
+                    "-o",
+                    "jsonpath={.summary.fail}{range .results[*]} {.resources[0].kind}/{.resources[0].name} {.rule}{end}",
+                ],
+                None,
+            );
+            let now = if exists { now } else { String::new() };
+            if now.trim() == expected {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the report in {namespace} reads {now:?}, expected {expected:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
     }
 
@@ -480,6 +515,16 @@ async fn sandbox_platform() -> Env {
         .collect::<Vec<_>>()
         .join("---\n");
     env.ok(&["apply", "-f", "-"], Some(&all));
+    // The report kind the audit writes (the chart's default), as hack/kind-e2e.sh installs it.
+    let root = env!("CARGO_MANIFEST_DIR");
+    env.ok(
+        &[
+            "apply",
+            "-f",
+            &format!("{root}/examples/reports/reports.openreports.io.yaml"),
+        ],
+        None,
+    );
     env.ok(
         &["wait", "--for=condition=established", "crd", "--all", "--timeout=30s"],
         None,
@@ -736,6 +781,7 @@ async fn the_whole_story() {
     // RBAC: the VMs' patch action, the Deployment's scale subresource), the prepaid one keeps
     // running; scaling up is refused; R9: the unfreeze restores them.
     env.allowed("tenant", &deployment("globex", "web", "pay-per-use", 2));
+    env.allowed("tenant", &daemonset("globex", "agent"));
     env.allowed(
         "dist-op",
         &restriction(
@@ -770,6 +816,10 @@ async fn the_whole_story() {
         None,
     );
     assert!(!scaled && refusal.contains("R8"), "{refusal}");
+    // The audit (with the chart's RBAC: reading DaemonSets, writing reports): the DaemonSet
+    // cannot be frozen and is reported running; the frozen ones are not.
+    env.wait_for_report("globex", "1 DaemonSet/agent RunningWhileFrozen");
+    env.wait_for("customeraccount/globex", "{.status.audit.failures}=1");
     env.allowed(
         "dist-op",
         &restriction("dist-emea", "globex", "Unrestricted", "Chargeback resolved"),
@@ -785,6 +835,8 @@ async fn the_whole_story() {
             ("deployment/web", "{.spec.replicas}=2"),
         ],
     );
+    // Unrestricted: nothing is out of line, the report goes.
+    env.wait_for_report("globex", "");
 
     // R2: a reseller without delegation cannot act; a partner outside the hierarchy cannot.
     env.denied(

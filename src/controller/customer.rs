@@ -89,13 +89,19 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     // the counts in the status. While a guarded kind's watch is not synced the counts would
     // miss its objects: the previous ones stay until it is (its sync reconciles again).
     let state = policy::evaluated_state(&eval);
+    let mut reports_failed = false;
     let found = audit::audit(&ctx, &customer, &state, &desired, &report.failed_on);
     if found.pending_kinds.is_empty() {
         let state_name = desired
             .decision
             .as_ref()
             .map_or("Unknown", |d| policy::RestrictionState::from(d.state).as_str());
-        audit::write_reports(&ctx, &customer, state_name, &found).await?;
+        // A report that cannot be written (its kind's RBAC missing, the API server failing)
+        // holds up nothing else: the status is written, the reports are tried again.
+        if let Err(e) = audit::write_reports(&ctx, &customer, state_name, &found).await {
+            tracing::warn!(customer = %customer.name_any(), error = %e, "cannot write the audit's policy reports; retried in {REPORT_RETRY:?}");
+            reports_failed = true;
+        }
         desired.audit = Some(found.status());
     } else {
         desired.audit = previous.and_then(|p| p.audit.clone());
@@ -152,11 +158,22 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     let retention = window
         .and_then(|w| w.remaining(&now))
         .map(|left| left + std::time::Duration::from_secs(1));
-    Ok(match retention.into_iter().chain(ctx.auditor.settings.interval).min() {
-        Some(after) => Action::requeue(after),
-        None => Action::await_change(),
-    })
+    let reports = reports_failed.then_some(REPORT_RETRY);
+    Ok(
+        match retention
+            .into_iter()
+            .chain(ctx.auditor.settings.interval)
+            .chain(reports)
+            .min()
+        {
+            Some(after) => Action::requeue(after),
+            None => Action::await_change(),
+        },
+    )
 }
+
+/// How soon policy reports that could not be written are tried again.
+const REPORT_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How soon resources that could not be frozen or restored are tried again.
 const FREEZE_RETRY: std::time::Duration = std::time::Duration::from_secs(2);

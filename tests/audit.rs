@@ -64,6 +64,14 @@ fn wait_for_listed(p: &Platform, expected: &[&str]) {
     }
 }
 
+/// dist-emea restricts initech; returns once a resource bought now is bought after the
+/// restriction took effect.
+fn restrict_initech(p: &Platform) {
+    p.decide("dist-op", "dist-emea", "initech", "Restricted", "Credit limit review");
+    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
+    after_the_second_of(p, "customeraccount/initech", "{.status.history[-1:].time}");
+}
+
 /// The creation timestamps Kubernetes keeps are whole seconds: a resource created within the
 /// second the restriction took effect cannot be told apart from one created just before, and
 /// the audit does not report it. The test buys in a later second, as a user would.
@@ -94,9 +102,7 @@ async fn a_dryrun_restriction_reports_exactly_what_was_bought_and_no_stale_entri
     assert!(!exists, "an unrestricted customer has no report");
 
     // dist-emea restricts initech; its tenant buys three resources, admitted in dryrun.
-    p.decide("dist-op", "dist-emea", "initech", "Restricted", "Credit limit review");
-    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
-    after_the_second_of(&p, "customeraccount/initech", "{.status.history[-1:].time}");
+    restrict_initech(&p);
     for manifest in [
         workload_billed("Deployment", "initech", "buy-web", 2, "pay-per-use"),
         workload_billed("Job", "initech", "buy-import", 1, "yearly-monthly"),
@@ -216,9 +222,7 @@ async fn changes_while_restricted_warn_and_unfreezable_resources_running_while_f
         p.allowed("tenant", &["create", "-f", "-"], Some(&manifest));
     }
     with_reports(&mut p, &["--enforcement=warn"]);
-    p.decide("dist-op", "dist-emea", "initech", "Restricted", "Credit limit review");
-    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
-    after_the_second_of(&p, "customeraccount/initech", "{.status.history[-1:].time}");
+    restrict_initech(&p);
     // A raise admitted with a warning in warn mode.
     let out = p.allowed(
         "tenant",
@@ -286,9 +290,7 @@ async fn a_report_that_cannot_be_written_does_not_hold_up_the_status() {
         "--timeout=30s",
     ]);
     restart(&mut p, &["--enforcement=dryrun"]);
-    p.decide("dist-op", "dist-emea", "initech", "Restricted", "Credit limit review");
-    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
-    after_the_second_of(&p, "customeraccount/initech", "{.status.history[-1:].time}");
+    restrict_initech(&p);
     p.allowed(
         "tenant",
         &["create", "-f", "-"],

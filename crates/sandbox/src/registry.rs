@@ -427,6 +427,22 @@ pub fn builtins() -> Vec<ResourceType> {
         R::builtin(
             "admissionregistration.k8s.io",
             "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            false,
+            true,
+        ),
+        R::builtin(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            false,
+            false,
+        ),
+        R::builtin(
+            "admissionregistration.k8s.io",
+            "v1",
             "MutatingWebhookConfiguration",
             "mutatingwebhookconfigurations",
             false,

@@ -1,5 +1,6 @@
 //! Admission webhooks, called as kube-apiserver calls them: MutatingWebhookConfigurations
-//! first, then schema validation (in the server), then ValidatingWebhookConfigurations.
+//! first, then schema validation (in the server), then ValidatingAdmissionPolicies
+//! ([`policy`]), then ValidatingWebhookConfigurations.
 //!
 //! Webhooks are read from the store at every request, so configuration changes take effect
 //! at once. Calls are HTTPS only, verified against the webhook's `caBundle`; a webhook given as
@@ -9,6 +10,7 @@
 
 mod call;
 mod matching;
+pub mod policy;
 mod tls;
 
 use call::*;

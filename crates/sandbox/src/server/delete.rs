@@ -58,8 +58,7 @@ impl ApiServer {
             let mut none = None;
             self.admission
                 .admit(&self.store, Phase::Mutating, &request, &mut none, &mut ignored)?;
-            self.admission
-                .admit(&self.store, Phase::Validating, &request, &mut none, &mut ignored)?;
+            self.validate_admission(&request, None, &mut ignored)?;
             reviewed = Some(old);
         };
         if let Some(expected) = options

@@ -186,3 +186,26 @@ impl ApiServer {
         }
     }
 }
+
+/// What ValidatingAdmissionPolicies need of the served types: params by kind, the versions of
+/// a resource (`matchPolicy: Equivalent`).
+impl crate::admission::policy::Types for ApiServer {
+    fn by_kind(&self, api_version: &str, kind: &str) -> Option<crate::admission::policy::Served> {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        self.types()
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
+            .map(|t| crate::admission::policy::Served {
+                resource: t.group_resource(),
+                namespaced: t.namespaced,
+            })
+    }
+
+    fn versions(&self, group: &str, plural: &str) -> Vec<String> {
+        self.types()
+            .iter()
+            .filter(|t| t.group == group && t.plural == plural)
+            .map(|t| t.version.clone())
+            .collect()
+    }
+}

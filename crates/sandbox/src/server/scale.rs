@@ -177,7 +177,7 @@ impl ApiServer {
                 None => new_scale,
             };
             if let Some(r) = &request {
-                self.validate_admission(r, &new_scale, &mut warnings)?;
+                self.validate_admission(r, Some(&new_scale), &mut warnings)?;
             }
             let mut candidate = old.as_ref().clone();
             set_pointer(&mut candidate, &paths.spec_replicas, json!(replicas));

@@ -71,14 +71,16 @@ impl ApiServer {
         slot.ok_or_else(|| ApiError::internal("a mutating webhook removed the object"))
     }
 
-    /// Runs validating webhooks on the object about to be stored.
+    /// Runs ValidatingAdmissionPolicies, then validating webhooks, on the object about to be
+    /// stored (`None` for a DELETE).
     pub(super) fn validate_admission(
         &self,
         request: &AdmissionRequest,
-        object: &Value,
+        object: Option<&Value>,
         warnings: &mut Vec<String>,
     ) -> Result<(), ApiError> {
-        let mut slot = Some(object.clone());
+        crate::admission::policy::validate(&self.store, self, request, object, warnings)?;
+        let mut slot = object.cloned();
         self.admission
             .admit(&self.store, Phase::Validating, request, &mut slot, warnings)
     }
@@ -126,7 +128,7 @@ impl ApiServer {
         }
         let (merged, mut warnings) = self.validate_custom(rt, &merged, Some(old), q)?;
         if let Some(r) = &request {
-            self.validate_admission(r, &merged, &mut warnings)?;
+            self.validate_admission(r, Some(&merged), &mut warnings)?;
         }
         warnings.splice(0..0, admission_warnings);
         Ok((merged, warnings))

@@ -11,6 +11,28 @@ impl ApiServer {
         old: Option<&Value>,
         q: &Query,
     ) -> Result<(Value, Vec<String>), ApiError> {
+        if rt.group == "admissionregistration.k8s.io" {
+            let errors = crate::admission::policy::check(&rt.kind, obj);
+            if !errors.is_empty() {
+                let name = str_field(obj, "/metadata/name").unwrap_or_default();
+                let texts: Vec<String> = errors.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
+                let detail = match texts.as_slice() {
+                    [one] => one.clone(),
+                    many => format!("[{}]", many.join(", ")),
+                };
+                let causes = errors
+                    .iter()
+                    .map(|(f, reason, m)| json!({"reason": reason, "message": m, "field": f}))
+                    .collect();
+                return Err(ApiError::invalid(
+                    &rt.group,
+                    &rt.kind,
+                    name,
+                    format!("{}.{} {name:?} is invalid: {detail}", rt.kind, rt.group),
+                    causes,
+                ));
+            }
+        }
         if !rt.custom {
             return Ok((obj.clone(), vec![]));
         }
@@ -232,7 +254,7 @@ impl ApiServer {
         }
         let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, q)?;
         if let Some(request) = &request {
-            self.validate_admission(request, &obj, &mut warnings)?;
+            self.validate_admission(request, Some(&obj), &mut warnings)?;
         }
         warnings.splice(0..0, admission_warnings);
         meta::omit_empty(&mut obj);

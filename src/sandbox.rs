@@ -246,6 +246,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ) {
             sandbox.server.apply_object(config, "purchase-guard-sandbox")?;
         }
+        for policy in webhook::policies::namespace_labels("purchase-guard", CONTROLLER_USER) {
+            sandbox.server.apply_object(policy, "purchase-guard-sandbox")?;
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(running.run(async {
             let _ = stopped.await;

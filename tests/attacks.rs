@@ -276,8 +276,56 @@ async fn the_guard_label_is_purchase_guards() {
         "true"
     );
     p.purchase_refused("acme-dev", "acme");
+    // The state label says what each customer may do, and is purchase-guard's as well.
+    let state = |ns: &str| {
+        p.get(
+            &format!("namespace/{ns}"),
+            None,
+            r"{.metadata.labels.purchaseguard\.io/purchases}",
+        )
+    };
+    assert_eq!(state("acme-dev"), "frozen");
+    assert_eq!(state("globex"), "restricted");
+    assert_eq!(state("initech"), "allowed");
+    for args in [
+        [
+            "label",
+            "namespace",
+            "acme-dev",
+            "purchaseguard.io/purchases=allowed",
+            "--overwrite",
+        ],
+        [
+            "label",
+            "namespace",
+            "acme-dev",
+            "purchaseguard.io/purchases-",
+            "--overwrite",
+        ],
+        [
+            "label",
+            "namespace",
+            "default",
+            "purchaseguard.io/purchases=allowed",
+            "--overwrite",
+        ],
+    ] {
+        let (ok, out) = p.kubectl(&args, None);
+        assert!(!ok, "{args:?} was allowed: {out}");
+        assert!(
+            out.contains("is set by purchase-guard alone") || out.contains("belongs to CustomerAccount acme"),
+            "{out}"
+        );
+    }
+    assert_eq!(state("acme-dev"), "frozen");
+    // It follows the customer's state.
+    p.decide("dist-op", "dist-emea", "initech", "Restricted", "Credit limit review");
+    p.wait_for(
+        "namespace/initech",
+        r"{.metadata.labels.purchaseguard\.io/purchases}=restricted",
+    );
     // Releasing a namespace is removing it from the customer's list: then the controller
-    // removes the label, and says so.
+    // removes the labels, and says so.
     p.admin_patch("customeraccount/acme", r#"{"spec":{"namespaces":["acme-prod"]}}"#);
     p.wait_for("customeraccount/acme", "{.status.guardedNamespaces[*]}=acme-prod");
     assert_eq!(
@@ -288,6 +336,7 @@ async fn the_guard_label_is_purchase_guards() {
         ),
         ""
     );
+    assert_eq!(state("acme-dev"), "");
     p.wait_for_event("releasing acme-dev", |e| {
         e.starts_with("NamespaceReleased") && e.contains("\"acme-dev\"")
     });
@@ -306,7 +355,16 @@ async fn deleting_a_customer_does_not_unguard_its_namespaces() {
         &["purchases.purchaseguard.io", "no CustomerAccount claims it"],
     );
     // Releasing it is an explicit act, allowed now that no customer lists it.
-    let (ok, out) = p.kubectl(&["label", "namespace", "acme-dev", "purchaseguard.io/guarded-"], None);
+    let (ok, out) = p.kubectl(
+        &[
+            "label",
+            "namespace",
+            "acme-dev",
+            "purchaseguard.io/guarded-",
+            "purchaseguard.io/purchases-",
+        ],
+        None,
+    );
     assert!(ok, "{out}");
     let (ok, out) = p.kubectl(
         &["--as", "tenant", "create", "-f", "-"],

@@ -551,6 +551,19 @@ async fn sandbox_platform() -> Env {
             config["kind"]
         );
     }
+    // And the same ValidatingAdmissionPolicies.
+    let controller = format!("system:serviceaccount:{NAMESPACE}:{RELEASE}");
+    for built in purchase_guard::webhook::policies::namespace_labels(RELEASE, &controller) {
+        let rendered = documents
+            .iter()
+            .find(|d| d["kind"] == built["kind"] && d["metadata"]["name"] == built["metadata"]["name"])
+            .expect("the chart renders it");
+        assert_eq!(
+            rendered["spec"], built["spec"],
+            "{} differs from the chart's",
+            built["kind"]
+        );
+    }
     let deployment = documents
         .iter()
         .find(|d| d["kind"] == "Deployment")
@@ -642,6 +655,25 @@ async fn the_whole_story() {
     ] {
         env.wait_for(&resource, "{.webhooks[0].clientConfig.caBundle}");
     }
+
+    // The namespaces' labels are purchase-guard's, inside the API server (the chart's
+    // ValidatingAdmissionPolicy, which needs no purchase-guard pod): not even the platform
+    // admin sets them.
+    let (changed, refusal) = env.run(
+        &[
+            "label",
+            "namespace",
+            "initech",
+            "purchaseguard.io/purchases=allowed",
+            "--overwrite",
+        ],
+        None,
+    );
+    assert!(!changed, "{refusal}");
+    assert!(
+        refusal.contains("ValidatingAdmissionPolicy 'purchase-guard-namespace-labels' with binding 'purchase-guard-namespace-labels' denied request: the label purchaseguard.io/purchases is set by purchase-guard alone"),
+        "{refusal}"
+    );
 
     // R1: a Reseller-model customer without a decision is restricted by default; its new
     // resources are refused.

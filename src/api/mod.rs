@@ -29,5 +29,23 @@ pub const AUDIT_USER_ANNOTATION: &str = "purchaseguard.io/changed-by";
 /// purchase-guard or, once no CustomerAccount lists the namespace, by whoever releases it.
 pub const GUARDED_LABEL: &str = "purchaseguard.io/guarded";
 
+/// The label purchase-guard keeps on every guarded namespace saying what its customer may do:
+/// `allowed`, `restricted` or `frozen` (the effective state). ValidatingAdmissionPolicies read
+/// it inside the API server, so restrictions hold while purchase-guard is down. Set and
+/// removed like [`GUARDED_LABEL`].
+pub const PURCHASES_LABEL: &str = "purchaseguard.io/purchases";
+
+/// The labels of customers' namespaces that only purchase-guard sets.
+pub const OWNED_NAMESPACE_LABELS: [&str; 2] = [GUARDED_LABEL, PURCHASES_LABEL];
+
+/// The value of [`PURCHASES_LABEL`] for an effective state.
+pub fn purchases_value(state: purchase_guard_policy::RestrictionState) -> &'static str {
+    match state {
+        purchase_guard_policy::RestrictionState::Unrestricted => "allowed",
+        purchase_guard_policy::RestrictionState::Restricted => "restricted",
+        purchase_guard_policy::RestrictionState::RestrictedAndFrozen => "frozen",
+    }
+}
+
 /// The category every kind belongs to: `kubectl get purchaseguard` lists them all.
 pub const CATEGORY: &str = "purchaseguard";

@@ -8,7 +8,7 @@ use super::freeze;
 use super::metrics::Kind;
 use super::status;
 use super::write::{patch_params, publish, publish_related, write_status};
-use crate::api::{CustomerAccount, GUARDED_LABEL};
+use crate::api::{CustomerAccount, GUARDED_LABEL, PURCHASES_LABEL};
 use crate::index::is_guarded;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch};
@@ -47,7 +47,8 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     );
     desired.association = Some(status::association(previous, &customer.spec, &now));
     // Labels first: the status says which namespaces are guarded only once they are.
-    desired.guarded_namespaces = guard_namespaces(&ctx, &customer).await?;
+    let purchases = crate::api::purchases_value(eval.effective.state);
+    desired.guarded_namespaces = guard_namespaces(&ctx, &customer, purchases).await?;
     // Then the resources (R8, R9); the status says what was done, not what was asked.
     let by = match &eval.effective.basis {
         policy::Basis::Decision { issuer, role, .. } => Some((*role, issuer.as_str())),
@@ -208,10 +209,11 @@ async fn freeze_events(
 }
 
 /// Labels the existing namespaces the customer claims (listed or selected) with
-/// [`GUARDED_LABEL`], and removes the label from those it claimed before (its status says
-/// which) that no customer claims any more, with an event. Returns the namespaces now guarded
+/// [`GUARDED_LABEL`] and [`PURCHASES_LABEL`] (`purchases`: what the customer may do now), and
+/// removes both from those it claimed before (its status says which) that no customer claims
+/// any more, with an event. Returns the namespaces now guarded
 /// for it: listed ones in spec order, then selected ones by name.
-async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<Vec<String>, Error> {
+async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount, purchases: &str) -> Result<Vec<String>, Error> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let params = patch_params();
     let mut guarded = Vec::new();
@@ -220,10 +222,12 @@ async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<V
         let Some(namespace) = ctx.stores.namespaces.get(&ObjectRef::new(name)) else {
             continue;
         };
-        if !is_guarded(&namespace) {
-            let patch = serde_json::json!({"metadata": {"labels": {GUARDED_LABEL: "true"}}});
+        let state_label = namespace.labels().get(PURCHASES_LABEL).map(String::as_str);
+        if !is_guarded(&namespace) || state_label != Some(purchases) {
+            let patch =
+                serde_json::json!({"metadata": {"labels": {GUARDED_LABEL: "true", PURCHASES_LABEL: purchases}}});
             api.patch(name, &params, &Patch::Merge(&patch)).await?;
-            tracing::info!(namespace = %name, "namespace guarded");
+            tracing::info!(namespace = %name, purchases, "namespace guarded");
         }
         guarded.push(name.clone());
     }
@@ -242,7 +246,7 @@ async fn guard_namespaces(ctx: &Context, customer: &CustomerAccount) -> Result<V
         if listed_elsewhere || !labelled {
             continue;
         }
-        let patch = serde_json::json!({"metadata": {"labels": {GUARDED_LABEL: null}}});
+        let patch = serde_json::json!({"metadata": {"labels": {GUARDED_LABEL: null, PURCHASES_LABEL: null}}});
         api.patch(name, &params, &Patch::Merge(&patch)).await?;
         publish(
             ctx,

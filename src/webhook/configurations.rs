@@ -61,7 +61,13 @@ pub fn configurations(
         "operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"],
         "resources": ["namespaces"], "scope": "Cluster",
     }]);
-    let mut webhooks = vec![decisions, status, namespaces];
+    // Also namespaces that carry only the state label (set by someone else, or left behind).
+    let mut namespace_state = hook("namespace-state.purchaseguard.io", "/validate/namespaces");
+    namespace_state["objectSelector"] = json!({"matchExpressions": [
+        {"key": crate::api::PURCHASES_LABEL, "operator": "Exists"},
+    ]});
+    namespace_state["rules"] = namespaces["rules"].clone();
+    let mut webhooks = vec![decisions, status, namespaces, namespace_state];
     let guarded = &settings.guarded;
     if !guarded.is_empty() {
         let mut purchases = hook("purchases.purchaseguard.io", "/validate/purchases");

@@ -8,11 +8,13 @@
 //! - [`verification`]: one-time verification codes on restriction operations (R5).
 //! - [`purchases`]: operations on customers' billable resources (R1, R7).
 //! - [`status`]: the status of the four kinds is purchase-guard's alone.
-//! - [`namespaces`]: the label that puts a namespace under the purchase webhook.
+//! - [`namespaces`]: the labels that put a namespace under the purchase webhook and say what
+//!   its customer may do.
 //! - [`review`]: the AdmissionReview envelope.
 //! - [`server`]: the admission routes and their metrics ([`metrics`]); [`https`]: the
 //!   listener and its certificate.
-//! - [`configurations`]: the webhook configurations for the API server.
+//! - [`configurations`]: the webhook configurations for the API server; [`policies`]: the
+//!   ValidatingAdmissionPolicies it enforces by itself.
 //! - [`tls`], [`certs`]: serving certificates, from files or self-managed.
 
 pub mod audit;
@@ -22,6 +24,7 @@ pub mod decisions;
 pub mod https;
 pub mod metrics;
 pub mod namespaces;
+pub mod policies;
 pub mod purchases;
 pub mod review;
 pub mod server;

@@ -1,40 +1,47 @@
-//! The namespace guard: the label that puts a namespace under the purchase webhook
-//! ([`GUARDED_LABEL`]) is purchase-guard's. Nobody else sets or changes it; removing it is
-//! releasing the namespace, allowed once no CustomerAccount claims it (by list or selector).
+//! The namespace guard: the labels that put a namespace under the purchase webhook
+//! ([`GUARDED_LABEL`]) and say what its customer may do ([`PURCHASES_LABEL`]) are
+//! purchase-guard's. Nobody else sets or changes them; removing them is releasing the
+//! namespace, allowed once no CustomerAccount claims it (by list or selector).
 
 use super::Webhooks;
 use super::review::{Outcome, Request};
-use crate::api::GUARDED_LABEL;
+use crate::api::{GUARDED_LABEL, OWNED_NAMESPACE_LABELS, PURCHASES_LABEL};
 use kube::ResourceExt;
 use serde_json::Value;
 
-fn label(object: Option<&Value>) -> Option<&Value> {
+fn label<'a>(object: Option<&'a Value>, key: &str) -> Option<&'a Value> {
     object
         .and_then(|o| o.pointer("/metadata/labels"))
-        .and_then(|l| l.get(GUARDED_LABEL))
+        .and_then(|l| l.get(key))
 }
 
 impl Webhooks {
-    /// Judges a namespace's CREATE or UPDATE that may touch [`GUARDED_LABEL`].
+    /// Judges a namespace's CREATE or UPDATE that may touch purchase-guard's labels.
     pub fn namespaces(&self, req: &Request) -> Outcome {
         if !req.group.is_empty() || req.kind != "Namespace" {
             return Outcome::deny(
                 400,
                 "UnexpectedKind",
                 format!(
-                    "this webhook guards the label {GUARDED_LABEL} of namespaces, not {}/{} {}; check the webhook configuration's rules",
+                    "this webhook guards the labels {GUARDED_LABEL} and {PURCHASES_LABEL} of namespaces, not {}/{} {}; check the webhook configuration's rules",
                     req.group, req.version, req.kind
                 ),
             );
         }
-        let (old, new) = (label(req.old_object.as_ref()), label(req.object.as_ref()));
-        if old == new {
+        let changed: Vec<(&str, bool)> = OWNED_NAMESPACE_LABELS
+            .iter()
+            .filter_map(|key| {
+                let (old, new) = (label(req.old_object.as_ref(), key), label(req.object.as_ref(), key));
+                (old != new).then_some((*key, old.is_some() && new.is_none()))
+            })
+            .collect();
+        if changed.is_empty() {
             return Outcome::allow("LabelUnchanged");
         }
         if self.settings.controller_identities.contains(&req.username) {
             return Outcome::allow("Controller");
         }
-        if old.is_some() && new.is_none() {
+        if changed.iter().all(|(_, removed)| *removed) {
             let Some(stores) = self.stores() else {
                 return Outcome::deny(503, "NotSynced", format!("{}; retry shortly", super::NOT_SYNCED));
             };
@@ -57,11 +64,13 @@ impl Webhooks {
             )
             .rule("R7");
         }
+        let names: Vec<&str> = changed.iter().map(|(key, _)| *key).collect();
         Outcome::deny(
             403,
             "GuardLabelOwnedByController",
             format!(
-                "the label {GUARDED_LABEL} is set by purchase-guard alone, on the namespaces CustomerAccounts list; {:?} may not set or change it: list the namespace in a CustomerAccount's spec.namespaces instead",
+                "the label {} is set by purchase-guard alone, on the namespaces CustomerAccounts list; {:?} may not set or change it: list the namespace in a CustomerAccount's spec.namespaces instead",
+                names.join(" and "),
                 req.username
             ),
         )

@@ -2,30 +2,14 @@
 //! every reply is a well-formed AdmissionReview answering the request's uid, or a 400 with a
 //! reason when the body is unusable.
 
+mod support;
 use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
 use purchase_guard::index::Stores;
 use purchase_guard::webhook::Metrics;
 use purchase_guard::webhook::server::{Which, review_body};
 use purchase_guard::webhook::{Enforcement, Settings, Webhooks};
 use serde_json::{Value, json};
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+use support::rng::Rng;
 
 fn from<K: serde::de::DeserializeOwned>(v: Value) -> K {
     serde_json::from_value(v).expect("a valid fixture")

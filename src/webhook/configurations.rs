@@ -138,7 +138,7 @@ pub fn configurations(
 /// control away from the purchase webhook (the webhook allows them too): decided inside the
 /// API server, so that an outage of purchase-guard never stops a ReplicaSet from recreating
 /// its Pods. `None` without such users.
-fn not_a_controlled_child(users: &[String]) -> Option<serde_json::Value> {
+pub(super) fn not_a_controlled_child(users: &[String]) -> Option<serde_json::Value> {
     if users.is_empty() {
         return None;
     }

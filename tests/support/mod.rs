@@ -3,6 +3,7 @@
 
 pub mod platform;
 pub mod population;
+pub mod rng;
 
 use std::io::Write;
 use std::path::Path;

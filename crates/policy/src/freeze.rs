@@ -503,7 +503,8 @@ fn is_applied(patch: &Value, object: &Value) -> bool {
 }
 
 /// The leaves of a merge patch (values that are not objects), as JSON pointers.
-fn leaves_of(patch: &Value, prefix: &mut String, out: &mut Vec<(String, Value)>) {
+/// The leaves of a merge patch, as (JSON pointer, value).
+pub fn leaves_of(patch: &Value, prefix: &mut String, out: &mut Vec<(String, Value)>) {
     match patch.as_object() {
         Some(fields) => {
             for (key, value) in fields {

@@ -18,6 +18,7 @@ use crate::selectors::LabelSelector;
 use crate::status::ApiError;
 use crate::store::{Key, Store};
 use kube_cel::KubeCelExt;
+use kube_cel::cel::extractors::This;
 use kube_cel::cel::objects::{Key as CelKey, Map};
 use kube_cel::cel::{Context, Program, Value as Cel};
 use serde_json::{Value, json};
@@ -62,6 +63,44 @@ pub fn to_cel(value: &Value) -> Cel {
                 .collect();
             Cel::Map(Map { map: Arc::new(map) })
         }
+    }
+}
+
+/// CEL's `type(x)` and the type values it is compared with (`type(x) == int`), which the CEL
+/// library here lacks: types as their names.
+fn add_type_values(ctx: &mut Context) {
+    fn type_name(This(this): This<Cel>) -> Arc<String> {
+        Arc::new(
+            match this {
+                Cel::Int(_) => "int",
+                Cel::UInt(_) => "uint",
+                Cel::Float(_) => "double",
+                Cel::String(_) => "string",
+                Cel::Bool(_) => "bool",
+                Cel::Map(_) => "map",
+                Cel::List(_) => "list",
+                Cel::Null => "null_type",
+                Cel::Bytes(_) => "bytes",
+                Cel::Duration(_) => "google.protobuf.Duration",
+                Cel::Timestamp(_) => "google.protobuf.Timestamp",
+                _ => "dyn",
+            }
+            .to_string(),
+        )
+    }
+    ctx.add_function("type", type_name);
+    for name in [
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bool",
+        "map",
+        "list",
+        "null_type",
+        "bytes",
+    ] {
+        ctx.add_variable_from_value(name, Cel::String(Arc::new(name.to_string())));
     }
 }
 
@@ -182,10 +221,26 @@ fn request_value(req: &Request) -> Value {
     })
 }
 
+/// Compiled expressions, by their text: a policy's programs are compiled once.
+fn compiled(expression: &str) -> Result<Arc<Program>, String> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<HashMap<String, Arc<Program>>>> = std::sync::OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(expression) {
+        return Ok(p.clone());
+    }
+    let program = Arc::new(Program::compile(expression).map_err(|e| format!("compilation failed: {e}"))?);
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    // Bounded: policies come and go; a full cache starts again.
+    if cache.len() >= 4096 {
+        cache.clear();
+    }
+    cache.insert(expression.to_string(), program.clone());
+    Ok(program)
+}
+
 /// An expression's result, or why it has none.
 fn run(ctx: &Context, expression: &str) -> Result<Cel, String> {
-    let program = Program::compile(expression).map_err(|e| format!("compilation failed: {e}"))?;
-    program.execute(ctx).map_err(|e| e.to_string())
+    compiled(expression)?.execute(ctx).map_err(|e| e.to_string())
 }
 
 fn truth(ctx: &Context, expression: &str) -> Result<bool, String> {
@@ -392,6 +447,7 @@ pub fn validate(
     let versions = types.versions(&req.rt.group, &req.rt.plural);
     let mut base = Context::default();
     base.register_all();
+    add_type_values(&mut base);
     base.add_variable_from_value("object", object.map_or(Cel::Null, to_cel));
     base.add_variable_from_value("oldObject", req.old.map_or(Cel::Null, to_cel));
     base.add_variable_from_value("request", to_cel(&request_value(req)));

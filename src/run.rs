@@ -244,6 +244,16 @@ pub struct WebhookArgs {
     /// purchase-guard blocks those creations everywhere).
     #[arg(long, env = "PURCHASE_GUARD_STRICT", default_value_t = false, action = clap::ArgAction::Set)]
     strict: bool,
+    /// Where purchases are judged: webhook (the purchase webhook), policy
+    /// (ValidatingAdmissionPolicies that purchase-guard keeps current, nothing on the purchase
+    /// path calls it) or both (the policies as the backstop, the webhook with failurePolicy
+    /// Ignore).
+    #[arg(long, env = "PURCHASE_GUARD_ENFORCE_WITH", value_enum, default_value = "webhook")]
+    enforce_with: webhook::EnforceWith,
+    /// The prefix of the ValidatingAdmissionPolicies purchase-guard keeps (the chart passes
+    /// its release's full name).
+    #[arg(long, env = "PURCHASE_GUARD_POLICY_PREFIX", default_value = "purchase-guard")]
+    policy_prefix: String,
     /// A namespace strict mode leaves alone (repeatable or comma-separated).
     #[arg(
         long = "strict-exempt-namespace",
@@ -315,6 +325,7 @@ impl WebhookArgs {
             enforcement: self.enforcement,
             controller_identities: self.controller_identities.clone(),
             strict: self.strict.then(|| self.strict_exempt_namespaces.clone()),
+            enforce_with: self.enforce_with,
             freshness: Freshness {
                 consistency: self.consistency,
                 check_interval: self.cache_check_interval,
@@ -380,6 +391,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 release_frozen: args.freeze.release_frozen,
                 verification: args.verification.options(&args.lease_namespace),
                 audit: args.audit.settings(),
+                policy_prefix: args.webhooks.policy_prefix.clone(),
             },
         )
         .await?;

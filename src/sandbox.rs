@@ -41,6 +41,15 @@ pub struct Args {
     /// listed by the audit (`kubectl purchase-guard report`).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_ENFORCEMENT", value_enum, default_value = "deny")]
     enforcement: webhook::Enforcement,
+    /// Where purchases are judged: webhook, policy (ValidatingAdmissionPolicies inside the API
+    /// server, kept by purchase-guard) or both.
+    #[arg(
+        long,
+        env = "PURCHASE_GUARD_SANDBOX_ENFORCE_WITH",
+        value_enum,
+        default_value = "webhook"
+    )]
+    enforce_with: webhook::EnforceWith,
     #[command(flatten)]
     freeze: crate::run::FreezeArgs,
     #[command(flatten)]
@@ -196,6 +205,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let settings = Settings {
         controller_identities: vec![CONTROLLER_USER.to_string()],
         enforcement: args.enforcement,
+        enforce_with: args.enforce_with,
         ..Settings::default()
     };
     let configured = settings.clone();
@@ -226,6 +236,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 release_frozen: args.freeze.release_frozen,
                 verification: args.verification.options(WEBHOOK_NAMESPACE),
                 audit: args.audit.settings(),
+                policy_prefix: "purchase-guard".into(),
             },
         )
         .await?;

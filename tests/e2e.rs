@@ -97,6 +97,30 @@ fn rendered_chart() -> Vec<Value> {
     rendered_chart_with(E2E_VALUES)
 }
 
+/// purchase-guard's ValidatingWebhookConfiguration for `settings`, named as the chart's
+/// release names it.
+fn built_validating(settings: &purchase_guard::webhook::Settings) -> Value {
+    let [validating, _] = purchase_guard::webhook::configurations(
+        RELEASE,
+        &purchase_guard::webhook::ServiceRef {
+            namespace: NAMESPACE,
+            name: "purchase-guard-webhook",
+        },
+        None,
+        settings,
+        &["kube-system", NAMESPACE],
+    );
+    validating
+}
+
+/// The chart's rendered ValidatingWebhookConfiguration.
+fn rendered_validating(documents: &[Value]) -> &Value {
+    documents
+        .iter()
+        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
+        .expect("the chart renders a ValidatingWebhookConfiguration")
+}
+
 /// The chart rendered with `values` (JSON) set.
 fn rendered_chart_with(values: &str) -> Vec<Value> {
     let out = Command::new("python3")
@@ -387,20 +411,8 @@ fn the_chart_judges_the_subresources_purchase_guard_judges() {
         workload_controllers: vec!["system:kube-controller-manager".into()],
         ..Default::default()
     };
-    let [built, _] = purchase_guard::webhook::configurations(
-        RELEASE,
-        &purchase_guard::webhook::ServiceRef {
-            namespace: NAMESPACE,
-            name: "purchase-guard-webhook",
-        },
-        None,
-        &settings,
-        &["kube-system", NAMESPACE],
-    );
-    let rendered = documents
-        .iter()
-        .find(|d| d["kind"] == "ValidatingWebhookConfiguration")
-        .expect("rendered");
+    let built = built_validating(&settings);
+    let rendered = rendered_validating(&documents);
     let purchases = |c: &Value| {
         c["webhooks"]
             .as_array()
@@ -424,6 +436,39 @@ fn the_chart_judges_the_subresources_purchase_guard_judges() {
         purchase_guard::webhook::parse_guarded(file).expect("purchase-guard reads it"),
         settings.guarded
     );
+}
+
+/// Where purchases are judged (`enforceWith`): the chart registers the purchase webhook as
+/// purchase-guard's configurations do in each mode: as configured with `webhook`, with
+/// failurePolicy Ignore with `both`, not at all with `policy`.
+#[test]
+fn the_chart_registers_the_purchase_webhook_as_each_enforcement_mode_wants() {
+    use purchase_guard::webhook::EnforceWith;
+    for (mode, value) in [
+        (EnforceWith::Webhook, "webhook"),
+        (EnforceWith::Policy, "policy"),
+        (EnforceWith::Both, "both"),
+    ] {
+        let documents = rendered_chart_with(&serde_json::json!({"enforceWith": value}).to_string());
+        let settings = purchase_guard::webhook::Settings {
+            enforce_with: mode,
+            ..Default::default()
+        };
+        let (rendered, built) = (rendered_validating(&documents), built_validating(&settings));
+        assert_eq!(rendered["webhooks"], built["webhooks"], "enforceWith: {value}");
+        let args = documents
+            .iter()
+            .find(|d| d["kind"] == "Deployment")
+            .and_then(|d| d.pointer("/spec/template/spec/containers/0/args"))
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            args.as_array().is_some_and(|a| a
+                .iter()
+                .any(|x| x == &serde_json::json!(format!("--enforce-with={value}")))),
+            "{args}"
+        );
+    }
 }
 
 /// The chart grants purchase-guard exactly what the freeze actions of the guarded kinds need, as

@@ -9,6 +9,7 @@
 pub mod health;
 pub mod leader;
 pub mod logging;
+pub mod policies;
 pub mod shutdown;
 
 use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
@@ -40,6 +41,9 @@ pub struct Options {
     pub verification: VerificationOptions,
     /// The audit: report kind, bound and sweep (its matrix is the webhook settings').
     pub audit: controller::audit::Settings,
+    /// The prefix of the ValidatingAdmissionPolicies purchase-guard keeps
+    /// (`settings.enforce_with` policy or both).
+    pub policy_prefix: String,
 }
 
 /// Where verification ledgers live and when partners are locked out (R5).
@@ -129,6 +133,7 @@ pub struct Running {
     ready: Arc<AtomicBool>,
     lease: Option<LeaseOptions>,
     controllers: controller::Settings,
+    policy_prefix: String,
     webhook_server: tokio::task::JoinHandle<()>,
     health_server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -195,6 +200,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running, Error> {
         ready,
         lease: options.lease,
         controllers,
+        policy_prefix: options.policy_prefix,
         webhook_server,
         health_server,
     })
@@ -215,6 +221,12 @@ impl Running {
             .clone()
             .map(|lease| tokio::spawn(leader::watch_leader(self.client.clone(), lease, metrics.clone())));
         tracing::info!("purchase-guard controllers starting");
+        let keeper = tokio::spawn(policies::keep(
+            self.client.clone(),
+            self.policy_prefix.clone(),
+            self.webhooks.settings.clone(),
+            election.leading.clone(),
+        ));
         let webhooks = self.webhooks.clone();
         let ready = self.ready.clone();
         let client = self.client.clone();
@@ -257,6 +269,7 @@ impl Running {
             e = health => Err(e),
         };
         let _ = checks_stop.send(());
+        keeper.abort();
         if let Some(task) = leader_watch {
             task.abort();
         }

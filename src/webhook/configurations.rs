@@ -69,8 +69,13 @@ pub fn configurations(
     namespace_state["rules"] = namespaces["rules"].clone();
     let mut webhooks = vec![decisions, status, namespaces, namespace_state];
     let guarded = &settings.guarded;
-    if !guarded.is_empty() {
+    // With policies alone, the API server judges purchases by itself.
+    if !guarded.is_empty() && settings.enforce_with != super::EnforceWith::Policy {
         let mut purchases = hook("purchases.purchaseguard.io", "/validate/purchases");
+        // With policies as the backstop, an outage of purchase-guard blocks nothing.
+        if settings.enforce_with == super::EnforceWith::Both {
+            purchases["failurePolicy"] = json!("Ignore");
+        }
         // Every served version of a guarded kind, converted to the listed one.
         purchases["matchPolicy"] = json!("Equivalent");
         if let Some(condition) = not_a_controlled_child(&settings.workload_controllers) {

@@ -38,7 +38,8 @@ pub use configurations::{ServiceRef, configurations};
 pub use https::{Certificates, StartError, start};
 pub use metrics::Metrics;
 pub use settings::{
-    Consistency, Enforcement, Guarded, Settings, default_guarded, default_workload_controllers, parse_guarded,
+    Consistency, EnforceWith, Enforcement, Guarded, Settings, default_guarded, default_workload_controllers,
+    parse_guarded,
 };
 
 use crate::index::{Freshness, Stores};

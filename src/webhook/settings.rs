@@ -15,6 +15,19 @@ pub enum Enforcement {
     Dryrun,
 }
 
+/// Where purchases are judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EnforceWith {
+    /// The purchase webhook alone (failurePolicy as configured).
+    Webhook,
+    /// ValidatingAdmissionPolicies alone, inside the API server: nothing on the purchase path
+    /// calls purchase-guard; a change of state takes effect when its namespace label does.
+    Policy,
+    /// Both: the policies as the backstop, the webhook (with failurePolicy Ignore) judging from
+    /// the latest state; while purchase-guard is down, the policies still refuse.
+    Both,
+}
+
 /// How current the caches must be before a purchase is admitted because its customer is not
 /// restricted (refusals never wait: a cache that is behind can only have missed a lift).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -261,6 +274,8 @@ pub struct Settings {
     /// exempt namespaces (and those the webhook configuration excludes). `None`: namespaces
     /// that belong to no customer are not judged.
     pub strict: Option<Vec<String>>,
+    /// Where purchases are judged: the webhook, ValidatingAdmissionPolicies, or both.
+    pub enforce_with: EnforceWith,
 }
 
 impl Default for Settings {
@@ -273,6 +288,7 @@ impl Default for Settings {
             controller_identities: Vec::new(),
             freshness: Freshness::default(),
             strict: None,
+            enforce_with: EnforceWith::Webhook,
         }
     }
 }

@@ -1,0 +1,162 @@
+//! Keeps the generated ValidatingAdmissionPolicies current (`--enforce-with policy|both`):
+//! the leader applies them (server-side, purchase-guard's field manager) at start and every
+//! [`CHECK_EVERY`], and deletes the ones it generated before that the settings no longer
+//! call for (a kind no longer guarded, or `--enforce-with webhook`). The objects carry the
+//! label `purchaseguard.io/policy-set: purchases`; the chart's own policies do not.
+
+use crate::controller::MANAGER;
+use crate::webhook::{self, EnforceWith, Settings};
+use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How often the leader checks the policies.
+pub const CHECK_EVERY: Duration = Duration::from_secs(60);
+/// The label of the generated policies and bindings.
+pub const POLICY_SET_LABEL: &str = "purchaseguard.io/policy-set";
+
+/// The generated objects, labelled.
+pub fn desired(prefix: &str, settings: &Settings) -> Vec<Value> {
+    if settings.enforce_with == EnforceWith::Webhook {
+        return Vec::new();
+    }
+    let mut objects = webhook::policies::purchases(prefix, settings);
+    for o in &mut objects {
+        o["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": MANAGER, POLICY_SET_LABEL: "purchases"});
+    }
+    objects
+}
+
+/// One pass: applies what differs, deletes what is not wanted. Returns how many objects it
+/// wrote or deleted.
+pub async fn reconcile(client: &Client, prefix: &str, settings: &Settings) -> Result<usize, kube::Error> {
+    let policies: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    let selector = ListParams::default().labels(&format!("{POLICY_SET_LABEL}=purchases"));
+    let wanted = desired(prefix, settings);
+    let mut changes = 0;
+    let params = PatchParams::apply(MANAGER).force();
+    // Policies before their bindings.
+    for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
+        let existing: Vec<Value> = match kind {
+            "ValidatingAdmissionPolicy" => policies
+                .list(&selector)
+                .await?
+                .items
+                .iter()
+                .map(|p| serde_json::to_value(p).unwrap_or_default())
+                .collect(),
+            _ => bindings
+                .list(&selector)
+                .await?
+                .items
+                .iter()
+                .map(|b| serde_json::to_value(b).unwrap_or_default())
+                .collect(),
+        };
+        for object in wanted.iter().filter(|o| o["kind"] == kind) {
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            let current = existing.iter().find(|e| e["metadata"]["name"] == name);
+            // The API server fills defaults in: compare what purchase-guard sets.
+            if current.is_some_and(|c| contains(&c["spec"], &object["spec"])) {
+                continue;
+            }
+            match kind {
+                "ValidatingAdmissionPolicy" => {
+                    policies.patch(name, &params, &Patch::Apply(object)).await?;
+                }
+                _ => {
+                    bindings.patch(name, &params, &Patch::Apply(object)).await?;
+                }
+            }
+            changes += 1;
+        }
+    }
+    // Bindings before their policies.
+    for binding in bindings.list(&selector).await?.items {
+        if !wanted
+            .iter()
+            .any(|o| o["kind"] == "ValidatingAdmissionPolicyBinding" && o["metadata"]["name"] == binding.name_any())
+        {
+            bindings.delete(&binding.name_any(), &DeleteParams::default()).await?;
+            changes += 1;
+        }
+    }
+    for policy in policies.list(&selector).await?.items {
+        if !wanted
+            .iter()
+            .any(|o| o["kind"] == "ValidatingAdmissionPolicy" && o["metadata"]["name"] == policy.name_any())
+        {
+            policies.delete(&policy.name_any(), &DeleteParams::default()).await?;
+            changes += 1;
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether `have` holds every field of `want` with the same value (objects compared field by
+/// field, anything else as a whole).
+fn contains(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| contains(hv, v))),
+        (Value::Array(h), Value::Array(w)) => h.len() == w.len() && h.iter().zip(w).all(|(a, b)| contains(a, b)),
+        _ => have == want,
+    }
+}
+
+/// While this replica leads, keeps the policies current, for ever.
+pub async fn keep(client: Client, prefix: String, settings: Settings, mut leading: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if !*leading.borrow_and_update() {
+            if leading.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            continue;
+        }
+        match reconcile(&client, &prefix, &settings).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(changes = n, "ValidatingAdmissionPolicies brought up to date"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot keep the ValidatingAdmissionPolicies current; retried in {CHECK_EVERY:?}")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+            _ = leading.changed() => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_mode_wants_no_policies_and_the_others_want_one_per_kind_and_the_label_one() {
+        let mut settings = Settings::default();
+        assert!(desired("pg", &settings).is_empty());
+        for mode in [EnforceWith::Policy, EnforceWith::Both] {
+            settings.enforce_with = mode;
+            let objects = desired("pg", &settings);
+            assert_eq!(objects.len(), 2 * settings.guarded.len() + 2);
+            assert!(
+                objects
+                    .iter()
+                    .all(|o| o["metadata"]["labels"][POLICY_SET_LABEL] == "purchases")
+            );
+        }
+    }
+
+    #[test]
+    fn defaults_the_api_server_adds_do_not_count_as_a_difference() {
+        let want = json!({"a": {"b": 1}, "l": [{"x": 1}]});
+        assert!(contains(
+            &json!({"a": {"b": 1, "c": 2}, "l": [{"x": 1, "y": 0}]}),
+            &want
+        ));
+        assert!(!contains(&json!({"a": {"b": 2}, "l": [{"x": 1}]}), &want));
+        assert!(!contains(&json!({"a": {"b": 1}, "l": []}), &want));
+    }
+}

@@ -117,6 +117,17 @@ metadata:
 "#,
         ),
     );
+    // The status kube-apiserver's type checking writes once it has seen a generation.
+    let (observed, _) = k.ok(
+        &[
+            "get",
+            "validatingadmissionpolicy/demo-policy.example.com",
+            "-o",
+            "jsonpath={.metadata.generation} {.status.observedGeneration}",
+        ],
+        None,
+    );
+    assert_eq!(observed, "1 1");
     let (list, _) = k.ok(
         &["get", "validatingadmissionpolicies,validatingadmissionpolicybindings"],
         None,

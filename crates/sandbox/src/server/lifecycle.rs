@@ -7,6 +7,9 @@ impl ApiServer {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.establish_crd(&key.name);
         }
+        if rt.group == "admissionregistration.k8s.io" && rt.plural == "validatingadmissionpolicies" {
+            self.observe_policy(key);
+        }
         // Only deletions start garbage collection: an update of a live object cannot orphan
         // anything. (A removed object went through `after_delete`.)
         let deleting = self
@@ -16,6 +19,25 @@ impl ApiServer {
             .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
         if deleting {
             self.collect_garbage();
+        }
+    }
+
+    /// A ValidatingAdmissionPolicy's status, as kube-apiserver's type-checking controller
+    /// writes it once it has looked at a generation: `observedGeneration`, and `typeChecking`
+    /// with no warnings (the sandbox does not type-check expressions against schemas).
+    pub(super) fn observe_policy(&self, key: &Key) {
+        let Some(policy) = self.store.lock().get(key).cloned() else {
+            return;
+        };
+        let generation = policy.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
+        let status = json!({"observedGeneration": generation, "typeChecking": {}});
+        if policy.get("status") == Some(&status) {
+            return;
+        }
+        let mut updated = (*policy).clone();
+        updated["status"] = status;
+        if let Some(rt) = self.find("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies") {
+            let _ = self.commit_update(&rt, key, &policy, updated, false);
         }
     }
 

@@ -276,6 +276,9 @@ impl ApiServer {
         if rt.group.is_empty() && rt.plural == "namespaces" {
             self.populate_namespace(&name);
         }
+        if rt.group == "admissionregistration.k8s.io" && rt.plural == "validatingadmissionpolicies" {
+            self.observe_policy(&Self::key(rt, None, &name));
+        }
         if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
             self.establish_crd(&name);
             // Answered with its status (accepted names, stored versions), as kube-apiserver

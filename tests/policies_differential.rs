@@ -17,6 +17,8 @@ use support::rng::Rng;
 
 const CONTROLLER: &str = "system:serviceaccount:purchase-guard:purchase-guard";
 const WORKLOAD_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
+/// Namespaces of no customer, in strict mode: one exempt, one not.
+const OUTSIDE: [&str; 2] = ["exempt-ns", "loose"];
 /// (namespace, customer, decision state).
 const CUSTOMERS: [(&str, &str, &str); 3] = [
     ("acme", "acme", "Restricted"),
@@ -254,7 +256,11 @@ struct Case {
 
 fn case(rng: &mut Rng, settings: &Settings, i: usize) -> Case {
     let g = rng.pick(&settings.guarded).clone();
-    let (namespace, _, _) = *rng.pick(&CUSTOMERS);
+    let namespace = if rng.chance(10) {
+        *rng.pick(&OUTSIDE)
+    } else {
+        rng.pick(&CUSTOMERS).0
+    };
     let name = format!("obj-{i}");
     let user = match rng.below(20) {
         0 => CONTROLLER,
@@ -333,10 +339,26 @@ fn case(rng: &mut Rng, settings: &Settings, i: usize) -> Case {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_generated_policies_and_the_purchase_webhook_agree() {
-    let settings = Settings {
+    agree(Settings {
         controller_identities: vec![CONTROLLER.to_string()],
         ..Settings::default()
-    };
+    })
+    .await;
+}
+
+/// Strict mode: creating guarded kinds in a namespace of no customer is refused, but in the
+/// exempt ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_generated_policies_and_the_purchase_webhook_agree_in_strict_mode() {
+    agree(Settings {
+        controller_identities: vec![CONTROLLER.to_string()],
+        strict: Some(vec![OUTSIDE[0].to_string()]),
+        ..Settings::default()
+    })
+    .await;
+}
+
+async fn agree(settings: Settings) {
     // The webhook, judging from caches that hold the three customers and their decisions.
     let webhooks = Webhooks::new(settings.clone());
     let stores = stores();
@@ -378,8 +400,18 @@ async fn the_generated_policies_and_the_purchase_webhook_agree() {
             )
             .expect("namespace");
     }
+    for namespace in OUTSIDE {
+        sandbox
+            .server
+            .apply_object(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+                "test",
+            )
+            .expect("namespace");
+    }
     let generated = policies::purchases("purchase-guard", &settings);
-    assert_eq!(generated.len(), 2 * settings.guarded.len() + 2);
+    let strict = usize::from(settings.strict.is_some());
+    assert_eq!(generated.len(), 2 * (settings.guarded.len() + 1 + strict));
     for p in generated {
         sandbox
             .server

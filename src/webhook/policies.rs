@@ -418,6 +418,38 @@ fn billing_mode_policy(name: &str, settings: &super::Settings) -> Value {
     })
 }
 
+/// Strict mode's policy: guarded kinds are created only in customers' (guarded) namespaces,
+/// except in the exempt ones, as the webhook refuses them.
+fn strict_policy(name: &str, settings: &super::Settings, exempt: &[String]) -> Value {
+    let rules: Vec<Value> = settings
+        .guarded
+        .iter()
+        .map(|g| json!({"apiGroups": [g.group], "apiVersions": [g.version], "operations": ["CREATE"], "resources": [g.resource]}))
+        .collect();
+    let mut selector = vec![json!({"key": GUARDED_LABEL, "operator": "DoesNotExist"})];
+    if !exempt.is_empty() {
+        selector.push(json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": exempt}));
+    }
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": format!("{name}-strict")},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": rules,
+                "namespaceSelector": {"matchExpressions": selector},
+            },
+            "matchConditions": match_conditions(settings),
+            "validations": [{
+                "expression": "false",
+                "messageExpression": "'R7: namespace \"' + request.namespace + '\" belongs to no customer, and purchase-guard runs in strict mode: ' + request.resource.resource + ' are created only in customers\\' namespaces; list the namespace in a CustomerAccount\\'s spec.namespaces, or exempt it (webhook.strict.exemptNamespaces)'",
+                "reason": "Forbidden",
+            }],
+        },
+    })
+}
+
 fn binding(policy: &str, actions: &[&str]) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -431,7 +463,8 @@ fn binding(policy: &str, actions: &[&str]) -> Value {
 /// purchase webhook refuses, from the same settings (guarded kinds with their field roles and
 /// freeze actions, the R7 matrix, the billing-mode default, the exempt users): one policy per
 /// guarded kind, bound with the enforcement mode's action (deny: Deny, warn: Warn, dryrun:
-/// Audit), and one for the billing-mode label, always Deny. They read the customer's state
+/// Audit), one for the billing-mode label, always Deny, and in strict mode one that refuses
+/// creating guarded kinds outside customers' namespaces. They read the customer's state
 /// from the namespace's [`PURCHASES_LABEL`] (absent: unknown, refused as by the webhook).
 pub fn purchases(name: &str, settings: &super::Settings) -> Vec<Value> {
     if settings.guarded.is_empty() {
@@ -452,5 +485,9 @@ pub fn purchases(name: &str, settings: &super::Settings) -> Vec<Value> {
     let billing = billing_mode_policy(name, settings);
     out.push(billing);
     out.push(binding(&format!("{name}-billing-mode"), &["Deny"]));
+    if let Some(exempt) = &settings.strict {
+        out.push(strict_policy(name, settings, exempt));
+        out.push(binding(&format!("{name}-strict"), &[action]));
+    }
     out
 }

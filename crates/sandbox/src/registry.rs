@@ -448,6 +448,36 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
             false,
         ),
+        R::builtin("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, true).printed(vec![
+            Column::printed(
+                "Service",
+                "string",
+                "The reference to the service that hosts this API endpoint.",
+                |o| match o.pointer("/spec/service") {
+                    Some(s) if s.is_object() => Value::String(format!(
+                        "{}/{}",
+                        s["namespace"].as_str().unwrap_or_default(),
+                        s["name"].as_str().unwrap_or_default()
+                    )),
+                    _ => Value::String("Local".into()),
+                },
+            ),
+            Column::printed("Available", "string", "Whether this service is available.", |o| {
+                let available = o
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .and_then(|c| c.iter().find(|c| c["type"] == "Available"));
+                Value::String(match available {
+                    Some(c) if c["status"] == "True" => "True".into(),
+                    Some(c) => format!(
+                        "{} ({})",
+                        c["status"].as_str().unwrap_or("Unknown"),
+                        c["reason"].as_str().unwrap_or_default()
+                    ),
+                    None => "Unknown".into(),
+                })
+            }),
+        ]),
         R::builtin(
             "networking.k8s.io",
             "v1",

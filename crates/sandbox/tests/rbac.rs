@@ -148,6 +148,25 @@ async fn roles_bindings_and_can_i() {
         "--clusterrole=viewer",
         "--group=auditors",
     ]);
+    // As kube-controller-manager's aggregation writes them: the selected roles' rules.
+    let rules = ok(&["get", "clusterrole", "viewer", "-o", "jsonpath={.rules}"]);
+    assert_eq!(
+        rules,
+        r#"[{"apiGroups":[""],"resources":["namespaces"],"verbs":["get","list"]}]"#
+    );
+    // The defaults too: admin holds edit's and view's rules.
+    let admin = ok(&["get", "clusterrole", "admin", "-o", "json"]);
+    let admin: serde_json::Value = serde_json::from_str(&admin).expect("JSON");
+    let view = ok(&["get", "clusterrole", "view", "-o", "json"]);
+    let view: serde_json::Value = serde_json::from_str(&view).expect("JSON");
+    let view_rules = view["rules"].as_array().expect("view has rules");
+    assert!(!view_rules.is_empty());
+    assert!(
+        view_rules
+            .iter()
+            .all(|r| admin["rules"].as_array().expect("admin's rules").contains(r)),
+        "{admin}"
+    );
     fails(&["--as", "bob", "get", "namespaces"]);
     let listed = ok(&["--as", "bob", "--as-group", "auditors", "get", "namespaces"]);
     assert!(listed.contains("team-a"), "{listed}");

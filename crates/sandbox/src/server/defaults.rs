@@ -149,7 +149,8 @@ fn cluster_roles() -> Vec<Value> {
 
 impl ApiServer {
     /// Creates `obj` unless an object of its kind and name exists.
-    fn ensure(&self, obj: Value) {
+    /// Creates `obj` unless an object of its kind and name exists (a kind not served: nothing).
+    pub(super) fn ensure(&self, obj: Value) {
         // A kind this sandbox does not serve has nothing to ensure.
         let Ok(rt) = self.type_of(&obj) else { return };
         let namespace = obj
@@ -183,6 +184,8 @@ impl ApiServer {
         for role in cluster_roles() {
             self.ensure(role);
         }
+        self.aggregate_cluster_roles();
+        self.sync_api_services();
         for (role, groups) in [
             ("cluster-admin", &["system:masters"][..]),
             ("system:discovery", &["system:authenticated"][..]),

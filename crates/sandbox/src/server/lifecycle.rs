@@ -10,6 +10,9 @@ impl ApiServer {
         if rt.group == "admissionregistration.k8s.io" && rt.plural == "validatingadmissionpolicies" {
             self.observe_policy(key);
         }
+        if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
+            self.aggregate_cluster_roles();
+        }
         // Only deletions start garbage collection: an update of a live object cannot orphan
         // anything. (A removed object went through `after_delete`.)
         let deleting = self
@@ -19,6 +22,64 @@ impl ApiServer {
             .is_some_and(|o| o.pointer("/metadata/deletionTimestamp").is_some());
         if deleting {
             self.collect_garbage();
+        }
+    }
+
+    /// kube-controller-manager's ClusterRole aggregation: the `rules` of every ClusterRole with
+    /// an `aggregationRule` are the rules of the ClusterRoles its selectors match (in name
+    /// order, without repeats), rewritten until nothing changes (aggregated roles may select
+    /// each other: `edit` aggregates into `admin`).
+    pub(super) fn aggregate_cluster_roles(&self) {
+        const ROLES: &str = "rbac.authorization.k8s.io/clusterroles";
+        let Some(rt) = self.find("rbac.authorization.k8s.io", "v1", "clusterroles") else {
+            return;
+        };
+        for _round in 0..8 {
+            let roles: Vec<(Key, Arc<Value>)> = self
+                .store
+                .lock()
+                .list(ROLES, None)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut changed = false;
+            for (key, role) in &roles {
+                let Some(selectors) = role
+                    .pointer("/aggregationRule/clusterRoleSelectors")
+                    .and_then(Value::as_array)
+                else {
+                    continue;
+                };
+                let mut rules: Vec<Value> = Vec::new();
+                for (other_key, other) in &roles {
+                    let labels = other.pointer("/metadata/labels");
+                    if other_key == key
+                        || !selectors
+                            .iter()
+                            .any(|s| crate::selectors::LabelSelector::matches_object_selector(s, labels))
+                    {
+                        continue;
+                    }
+                    for rule in other.get("rules").and_then(Value::as_array).into_iter().flatten() {
+                        if !rules.contains(rule) {
+                            rules.push(rule.clone());
+                        }
+                    }
+                }
+                let rules = Value::Array(rules);
+                if role.get("rules").unwrap_or(&Value::Null) == &rules
+                    || (rules.as_array().is_some_and(Vec::is_empty) && role.get("rules").is_none())
+                {
+                    continue;
+                }
+                let mut updated = (**role).clone();
+                updated["rules"] = rules;
+                if self.commit_update(&rt, key, role, updated, false).is_ok() {
+                    changed = true;
+                }
+            }
+            if !changed {
+                return;
+            }
         }
     }
 
@@ -44,6 +105,9 @@ impl ApiServer {
     pub(super) fn after_delete(&self, rt: &ResourceType, key: &Key) {
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             self.unserve_crd(&key.name);
+        }
+        if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
+            self.aggregate_cluster_roles();
         }
         self.collect_garbage();
     }
@@ -71,6 +135,72 @@ impl ApiServer {
         if let Err(e) = validator.add_crd(crd) {
             tracing::warn!(crd = %str_field(crd, "/metadata/name").unwrap_or_default(), error = %e, "CRD schema not usable for validation");
         }
+        drop(validator);
+        self.sync_api_services();
+    }
+
+    /// One APIService per served group version, as kube-apiserver registers them (local:
+    /// no service, always available): `v1.` for the core group, `v1.apps`, and those of CRDs
+    /// (labelled automanaged `true`), removed when their group version is no longer served.
+    pub(super) fn sync_api_services(&self) {
+        const RESOURCE: &str = "apiregistration.k8s.io/apiservices";
+        const AUTOMANAGED: &str = "kube-aggregator.kubernetes.io/automanaged";
+        let served: Vec<(String, String, bool)> = {
+            let mut gvs: Vec<(String, String, bool)> = Vec::new();
+            for t in self.types().iter() {
+                if !gvs.iter().any(|(g, v, _)| *g == t.group && *v == t.version) {
+                    gvs.push((t.group.clone(), t.version.clone(), t.custom));
+                }
+            }
+            gvs
+        };
+        let names: Vec<String> = served.iter().map(|(g, v, _)| format!("{v}.{g}")).collect();
+        // Those of group versions no longer served go.
+        {
+            let mut inner = self.store.lock();
+            let gone: Vec<Key> = inner
+                .list(RESOURCE, None)
+                .filter(|(k, o)| {
+                    o.pointer(&format!("/metadata/labels/{}", AUTOMANAGED.replace('/', "~1")))
+                        .is_some()
+                        && !names.contains(&k.name)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in gone {
+                inner.remove(&self.store, &k);
+            }
+        }
+        for (group, version, custom) in served {
+            let (group_priority, version_priority) = if custom {
+                (1000, 100)
+            } else {
+                let group_priority = match group.as_str() {
+                    "" => 18000,
+                    "apps" => 17800,
+                    "events.k8s.io" => 17750,
+                    "authorization.k8s.io" => 17600,
+                    "batch" => 17400,
+                    "networking.k8s.io" => 17200,
+                    "policy" => 17100,
+                    "rbac.authorization.k8s.io" => 17000,
+                    "admissionregistration.k8s.io" | "apiextensions.k8s.io" => 16700,
+                    "coordination.k8s.io" => 16500,
+                    "apiregistration.k8s.io" => 18000,
+                    _ => 16000,
+                };
+                (group_priority, 15)
+            };
+            self.ensure(json!({
+                "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                "metadata": {"name": format!("{version}.{group}"),
+                             "labels": {AUTOMANAGED: if custom { "true" } else { "onstart" }}},
+                "spec": {"group": group, "version": version,
+                         "groupPriorityMinimum": group_priority, "versionPriority": version_priority},
+                "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Local",
+                    "message": "Local APIServices are always available", "lastTransitionTime": now()}]},
+            }));
+        }
     }
 
     pub(super) fn unserve_crd(&self, name: &str) {
@@ -87,6 +217,8 @@ impl ApiServer {
         for k in keys {
             inner.remove(&self.store, &k);
         }
+        drop(inner);
+        self.sync_api_services();
     }
 
     /// Serves a CRD and sets its `NamesAccepted` and `Established` conditions.

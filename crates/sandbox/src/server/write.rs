@@ -102,8 +102,9 @@ impl ApiServer {
     pub(super) fn check_name(&self, rt: &ResourceType, name: &str) -> Result<(), ApiError> {
         let problems = if rt.plural == "namespaces" {
             validate_dns1123_label(name)
-        } else if rt.group == "rbac.authorization.k8s.io" {
-            // RBAC objects take any path segment: `system:discovery`, `edit`.
+        } else if rt.group == "rbac.authorization.k8s.io" || rt.group == "apiregistration.k8s.io" {
+            // RBAC objects take any path segment: `system:discovery`, `edit`; APIServices are
+            // named `<version>.<group>`, `v1.` for the core group.
             path_segment_problems(name)
         } else {
             validate_dns1123_subdomain(name)
@@ -278,6 +279,9 @@ impl ApiServer {
         }
         if rt.group == "admissionregistration.k8s.io" && rt.plural == "validatingadmissionpolicies" {
             self.observe_policy(&Self::key(rt, None, &name));
+        }
+        if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
+            self.aggregate_cluster_roles();
         }
         if rt.plural == "customresourcedefinitions" && rt.group == "apiextensions.k8s.io" {
             self.establish_crd(&name);

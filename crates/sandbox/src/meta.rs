@@ -389,3 +389,59 @@ mod tests {
         assert_eq!(after["data"], json!({"b": "2", "c": "3"}));
     }
 }
+
+/// A JSON value written as kube-apiserver writes objects: in every object, `kind` then
+/// `apiVersion` first (Go's field order), the other keys after them in key order.
+pub struct KindFirst<'a>(pub &'a Value);
+
+impl serde::Serialize for KindFirst<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Object(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for key in ["kind", "apiVersion"] {
+                    if let Some(v) = fields.get(key) {
+                        map.serialize_entry(key, &KindFirst(v))?;
+                    }
+                }
+                for (k, v) in fields.iter().filter(|(k, _)| *k != "kind" && *k != "apiVersion") {
+                    map.serialize_entry(k, &KindFirst(v))?;
+                }
+                map.end()
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&KindFirst(v))?;
+                }
+                seq.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// [`KindFirst`] as bytes.
+pub fn to_json(value: &Value) -> Vec<u8> {
+    serde_json::to_vec(&KindFirst(value)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod kind_first_tests {
+    use super::*;
+
+    #[test]
+    fn objects_start_with_kind_and_api_version_at_every_level() {
+        let list = serde_json::json!({"apiVersion": "v1", "items": [
+            {"apiVersion": "v1", "data": {"a": "b"}, "kind": "ConfigMap", "metadata": {"name": "x"}}
+        ], "kind": "ConfigMapList", "metadata": {}});
+        let text = String::from_utf8(to_json(&list)).expect("UTF-8");
+        assert_eq!(
+            text,
+            r#"{"kind":"ConfigMapList","apiVersion":"v1","items":[{"kind":"ConfigMap","apiVersion":"v1","data":{"a":"b"},"metadata":{"name":"x"}}],"metadata":{}}"#
+        );
+        let back: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(back, list, "the same value");
+    }
+}

@@ -56,7 +56,7 @@ pub struct Event {
 
 impl Event {
     fn new(rv: u64, kind: EventType, key: Key, object: Arc<Value>) -> Self {
-        let json = serde_json::to_string(&*object).unwrap_or_else(|_| "{}".into());
+        let json = String::from_utf8(crate::meta::to_json(&object)).unwrap_or_else(|_| "{}".into());
         let line: Arc<str> = format!("{{\"type\":\"{}\",\"object\":{json}}}\n", kind.as_str()).into();
         Event {
             rv,

@@ -53,9 +53,7 @@ pub(super) fn json_response(code: u16, body: &Value, warnings: &[String]) -> Res
             builder = builder.header("Warning", v);
         }
     }
-    builder
-        .body(Body::from(serde_json::to_vec(body).unwrap_or_default()))
-        .unwrap_or_default()
+    builder.body(Body::from(crate::meta::to_json(body))).unwrap_or_default()
 }
 
 pub(super) fn error_response(e: &ApiError) -> Response {

@@ -44,7 +44,7 @@ impl ApiServer {
         let mut epoch = self.store.watch_epoch();
         let (tx, body_rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1024);
         tokio::spawn(async move {
-            let line = |v: Value| Ok(Bytes::from(format!("{v}\n")));
+            let line = |v: Value| Ok(Bytes::from(watch_line(&v)));
             store.watches_allowed().await;
             let (past, initial, mut rx, start_rv) = match store.watch_from(start, &filter_key) {
                 Ok(s) => s,
@@ -107,7 +107,7 @@ impl ApiServer {
                             let out = if Arc::ptr_eq(&obj, &e.object) {
                                 Bytes::from(e.line.to_string())
                             } else {
-                                Bytes::from(format!("{}\n", json!({"type": e.kind.as_str(), "object": *obj})))
+                                Bytes::from(watch_line(&json!({"type": e.kind.as_str(), "object": *obj})))
                             };
                             if tx.send(Ok(out)).await.is_err() { return; }
                         }
@@ -125,4 +125,10 @@ impl ApiServer {
             .body(Body::from_stream(stream))
             .unwrap_or_default())
     }
+}
+
+/// A watch event's line as kube-apiserver writes it: `{"type":...,"object":{"kind":...}}`.
+fn watch_line(event: &Value) -> String {
+    let object = String::from_utf8(crate::meta::to_json(&event["object"])).unwrap_or_else(|_| "{}".into());
+    format!("{{\"type\":{},\"object\":{object}}}\n", event["type"])
 }

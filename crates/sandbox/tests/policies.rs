@@ -166,6 +166,32 @@ metadata:
         refused,
         "The ValidatingAdmissionPolicyBinding \"bad\" is invalid: spec.validationActions: Required value: at least one validation action is required"
     );
+    // An audit annotation that is not a string fails the request under failurePolicy Fail.
+    k.ok(
+        &["apply", "-f", "-"],
+        Some(
+            r#"{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": "annotated"},
+                "spec": {"matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["configmaps"]}]},
+                         "auditAnnotations": [{"key": "size", "valueExpression": "size(object.data)"}]}}
+---
+{"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+ "metadata": {"name": "annotated"}, "spec": {"policyName": "annotated", "validationActions": ["Deny"]}}"#,
+        ),
+    );
+    let refused = k.refused(&["create", "configmap", "c1", "-n", "test", "--from-literal=a=b"], None);
+    assert!(
+        refused.contains("valueExpression 'size(object.data)' resulted in error"),
+        "{refused}"
+    );
+    k.ok(
+        &[
+            "delete",
+            "validatingadmissionpolicybinding/annotated",
+            "validatingadmissionpolicy/annotated",
+        ],
+        None,
+    );
     // Within the bound, or outside the binding's namespaces: admitted.
     k.ok(&["create", "-f", "-"], Some(&deployment("test", "small", 5, "")));
     k.ok(&["create", "-f", "-"], Some(&deployment("prod", "nginx", 6, "")));
@@ -326,6 +352,9 @@ spec:
       resources: ["configmaps"]
   validations:
   - expression: "request.operation == 'DELETE' ? !has(oldObject.metadata.labels) || !('keep' in oldObject.metadata.labels) : object.data.missing == 'x'"
+  auditAnnotations:
+  - key: deleted-by
+    valueExpression: "request.operation == 'DELETE' ? request.userInfo.username : null"
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding

@@ -349,6 +349,32 @@ fn evaluate(policy: &Value, base: &Context, params: Option<&Value>) -> Outcome {
             }
         }
     }
+    // Audit annotations: evaluated as kube-apiserver evaluates them (a string, or null for
+    // none; anything else, or an error, under the failurePolicy); their values would go to the
+    // audit log, which the sandbox does not keep.
+    for annotation in spec
+        .get("auditAnnotations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let expression = annotation
+            .get("valueExpression")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match run(&ctx, expression) {
+            Ok(Cel::String(_) | Cel::Null) => {}
+            Ok(other) if !ignore => {
+                return failed(format!(
+                    "valueExpression '{expression}' resulted in error: expected a string or null, got {other:?}"
+                ));
+            }
+            Err(e) if !ignore => {
+                return failed(format!("valueExpression '{expression}' resulted in error: {e}"));
+            }
+            _ => {}
+        }
+    }
     Outcome::Pass
 }
 

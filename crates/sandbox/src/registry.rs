@@ -54,6 +54,22 @@ impl Column {
     }
 }
 
+impl Column {
+    /// `AGE` where kube-apiserver prints it before other columns (Nodes: before `VERSION`).
+    fn age() -> Self {
+        Column {
+            name: "Age".into(),
+            type_: "date".into(),
+            format: String::new(),
+            description: "CreationTimestamp is a timestamp representing the server time when this object was created."
+                .into(),
+            priority: 0,
+            json_path: Some(".metadata.creationTimestamp".into()),
+            computed: None,
+        }
+    }
+}
+
 /// A whole number of the object at `pointer`, 0 when absent (as kube-apiserver prints it).
 fn count(object: &Value, pointer: &str) -> i64 {
     object.pointer(pointer).and_then(Value::as_i64).unwrap_or(0)
@@ -64,6 +80,41 @@ fn count(object: &Value, pointer: &str) -> i64 {
 fn ready(object: &Value) -> Value {
     let wanted = object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
     Value::String(format!("{}/{wanted}", count(object, "/status/readyReplicas")))
+}
+
+/// `STATUS` of Nodes: Ready, NotReady or Unknown, and SchedulingDisabled when cordoned.
+fn node_status(o: &Value) -> Value {
+    let ready = o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+    let mut status = match ready {
+        Some(c) if c["status"] == "True" => "Ready".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
+    };
+    if o.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
+        status.push_str(",SchedulingDisabled");
+    }
+    Value::String(status)
+}
+
+/// `ROLES` of Nodes: from the `node-role.kubernetes.io/<role>` labels.
+fn node_roles(o: &Value) -> Value {
+    let roles: Vec<String> = o
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.keys()
+                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    Value::String(if roles.is_empty() {
+        "<none>".into()
+    } else {
+        roles.join(",")
+    })
 }
 
 /// The columns kube-apiserver prints for Deployments, ReplicaSets and StatefulSets.
@@ -448,6 +499,91 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
             false,
         ),
+        R::builtin("", "v1", "Node", "nodes", false, true)
+            .short(&["no"])
+            .printed(vec![
+                Column::printed("Status", "string", "The status of the node", node_status),
+                Column::printed("Roles", "string", "The roles of the node", node_roles),
+                Column::age(),
+                Column::printed("Version", "string", "Kubelet Version reported by the node.", |o| {
+                    o.pointer("/status/nodeInfo/kubeletVersion")
+                        .cloned()
+                        .unwrap_or(Value::String(String::new()))
+                }),
+            ]),
+        R::builtin("", "v1", "ComponentStatus", "componentstatuses", false, false)
+            .short(&["cs"])
+            .verbs(&["get", "list"])
+            .printed(vec![
+                Column::printed("Status", "string", "Status of the component conditions", |o| {
+                    let healthy = o
+                        .pointer("/conditions")
+                        .and_then(Value::as_array)
+                        .and_then(|c| c.iter().find(|c| c["type"] == "Healthy"));
+                    Value::String(match healthy {
+                        Some(c) if c["status"] == "True" => "Healthy".into(),
+                        Some(_) => "Unhealthy".into(),
+                        None => "Unknown".into(),
+                    })
+                }),
+                Column::printed("Message", "string", "Message of the component conditions", |o| {
+                    o.pointer("/conditions/0/message")
+                        .cloned()
+                        .unwrap_or(Value::String(String::new()))
+                }),
+                Column::printed("Error", "string", "Error of the component conditions", |o| {
+                    o.pointer("/conditions/0/error")
+                        .cloned()
+                        .unwrap_or(Value::String(String::new()))
+                }),
+            ]),
+        R::builtin(
+            "certificates.k8s.io",
+            "v1",
+            "CertificateSigningRequest",
+            "certificatesigningrequests",
+            false,
+            true,
+        )
+        .short(&["csr"])
+        .printed(vec![
+            Column::age(),
+            Column::printed("SignerName", "string", "Name of the signer", |o| {
+                o.pointer("/spec/signerName")
+                    .cloned()
+                    .unwrap_or(Value::String(String::new()))
+            }),
+            Column::printed("Requestor", "string", "Name of the requestor", |o| {
+                o.pointer("/spec/username")
+                    .cloned()
+                    .unwrap_or(Value::String(String::new()))
+            }),
+            Column::printed(
+                "RequestedDuration",
+                "string",
+                "Requested duration of the issued certificate",
+                |o| match o.pointer("/spec/expirationSeconds").and_then(Value::as_i64) {
+                    Some(seconds) => Value::String(crate::meta::human_duration(seconds)),
+                    None => Value::String("<none>".into()),
+                },
+            ),
+            Column::printed("Condition", "string", "The conditions of the request", |o| {
+                let conditions: Vec<String> = o
+                    .pointer("/status/conditions")
+                    .and_then(Value::as_array)
+                    .map(|c| {
+                        c.iter()
+                            .filter_map(|c| c["type"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Value::String(if conditions.is_empty() {
+                    "Pending".into()
+                } else {
+                    conditions.join(",")
+                })
+            }),
+        ]),
         R::builtin("apiregistration.k8s.io", "v1", "APIService", "apiservices", false, true).printed(vec![
             Column::printed(
                 "Service",

@@ -186,6 +186,34 @@ impl ApiServer {
         }
         self.aggregate_cluster_roles();
         self.sync_api_services();
+        // One node, as a single-node cluster has (nothing runs on it), and the components
+        // `kubectl get componentstatuses` reports.
+        let version = format!("v{}.{}.0", super::KUBERNETES_VERSION.0, super::KUBERNETES_VERSION.1);
+        self.ensure(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "sandbox", "labels": {
+                "kubernetes.io/hostname": "sandbox", "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"podCIDR": "10.244.0.0/24", "podCIDRs": ["10.244.0.0/24"]},
+            "status": {
+                "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                    "message": "kubelet is posting ready status", "lastHeartbeatTime": crate::meta::now(),
+                    "lastTransitionTime": crate::meta::now()}],
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": "sandbox"}],
+                "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux",
+                    "architecture": "amd64", "containerRuntimeVersion": "none://sandbox", "osImage": "purchase-guard sandbox",
+                    "kernelVersion": "", "machineID": "", "systemUUID": "", "bootID": ""},
+            },
+        }));
+        for component in ["scheduler", "controller-manager", "etcd-0"] {
+            self.ensure(json!({
+                "apiVersion": "v1", "kind": "ComponentStatus",
+                "metadata": {"name": component},
+                "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}],
+            }));
+        }
         for (role, groups) in [
             ("cluster-admin", &["system:masters"][..]),
             ("system:discovery", &["system:authenticated"][..]),

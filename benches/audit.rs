@@ -21,7 +21,6 @@ mod population;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
-use purchase_guard::api::CustomerAccount;
 use purchase_guard_policy as policy;
 use purchase_guard_sandbox::{Config, Sandbox};
 use std::time::{Duration, Instant};
@@ -35,21 +34,9 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// How many customers' statuses count `per_customer` failures (`Some(0)`: audited, none).
+/// How many customers' statuses count `per_customer` failures (0: audited, none).
 async fn audited(client: &kube::Client, per_customer: u32) -> usize {
-    let api: Api<CustomerAccount> = Api::all(client.clone());
-    let Ok(list) = api.list(&Default::default()).await else {
-        return 0;
-    };
-    list.items
-        .iter()
-        .filter(|c| {
-            c.status
-                .as_ref()
-                .and_then(|s| s.audit.as_ref())
-                .is_some_and(|a| a.failures == per_customer)
-        })
-        .count()
+    population::customers_where(client, |s| s.audit.as_ref().is_some_and(|a| a.failures == per_customer)).await
 }
 
 /// How many reports list `per_customer` failures.

@@ -72,6 +72,17 @@ fn restrict_initech(p: &Platform) {
     after_the_second_of(p, "customeraccount/initech", "{.status.history[-1:].time}");
 }
 
+/// dist-emea lifts initech's restriction.
+fn unrestrict_initech(p: &Platform) {
+    p.decide(
+        "dist-op",
+        "dist-emea",
+        "initech",
+        "Unrestricted",
+        "Credit limit restored",
+    );
+}
+
 /// The creation timestamps Kubernetes keeps are whole seconds: a resource created within the
 /// second the restriction took effect cannot be told apart from one created just before, and
 /// the audit does not report it. The test buys in a later second, as a user would.
@@ -187,13 +198,7 @@ async fn a_dryrun_restriction_reports_exactly_what_was_bought_and_no_stale_entri
     wait_for_listed(&p, &[CREATED[0], CREATED[2]]);
 
     // Lifting the restriction: nothing is out of line any more, the report goes.
-    p.decide(
-        "dist-op",
-        "dist-emea",
-        "initech",
-        "Unrestricted",
-        "Credit limit restored",
-    );
+    unrestrict_initech(&p);
     wait_for_listed(&p, &[]);
     p.wait_for("customeraccount/initech", "{.status.audit.failures}=0");
     let (code, out, err) = p.plugin(None, &["report", "-n", "initech"]);
@@ -300,13 +305,7 @@ async fn a_report_that_cannot_be_written_does_not_hold_up_the_status() {
     let (exists, _) = p.kubectl(&["get", REPORT, "-n", "initech"], None);
     assert!(!exists, "the API server refused the report");
     // The next decision is still reconciled.
-    p.decide(
-        "dist-op",
-        "dist-emea",
-        "initech",
-        "Unrestricted",
-        "Credit limit restored",
-    );
+    unrestrict_initech(&p);
     p.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
     p.wait_for("customeraccount/initech", "{.status.audit.failures}=0");
 }

@@ -109,31 +109,13 @@ impl Auditor {
     /// reconciles the customers of its namespace (it is written again). A report kind the API
     /// server does not serve is looked for again every [`kinds::DISCOVERY_RETRY`].
     pub async fn run(&self, client: Client, changed: tokio::sync::mpsc::UnboundedSender<Changed>) {
-        let Some((group, version, plural, kind)) = self.settings.format.resource() else {
+        let Some((group, version, plural, _)) = self.settings.format.resource() else {
             return std::future::pending().await;
         };
-        let api_version = format!("{group}/{version}");
-        let mut reported = false;
-        let resource = loop {
-            match client.list_api_group_resources(&api_version).await {
-                Ok(list) if list.resources.iter().any(|r| r.name == plural) => {
-                    break ApiResource {
-                        group: group.into(),
-                        version: version.into(),
-                        api_version: api_version.clone(),
-                        kind: kind.into(),
-                        plural: plural.into(),
-                    };
-                }
-                Ok(_) | Err(kube::Error::Api(_)) if !reported => {
-                    reported = true;
-                    tracing::warn!(kind = %format!("{plural}.{group}"), version, "the policy report kind is not served (install its CRD, or choose another with --reports); the audit's findings are counted in the customers' statuses only until it is (looked for again every 30s)");
-                }
-                Ok(_) | Err(kube::Error::Api(_)) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot discover the policy report kind"),
-            }
-            tokio::time::sleep(kinds::DISCOVERY_RETRY).await;
-        };
+        let resource = kinds::until_served(&client, group, version, plural, || {
+            tracing::warn!(kind = %kinds::qualified(group, plural), version, "the policy report kind is not served (install its CRD, or choose another with --reports); the audit's findings are counted in the customers' statuses only until it is (looked for again every 30s)");
+        })
+        .await;
         let writer = reflector::store::Writer::new(resource.clone());
         let _ = self.reports.set((resource.clone(), writer.as_reader()));
         let api: Api<DynamicObject> = Api::all_with(client, &resource);

@@ -20,21 +20,12 @@ pub struct Args {
 /// The report kind the cluster serves, OpenReports first.
 async fn served(client: &kube::Client) -> anyhow::Result<Option<ApiResource>> {
     for format in [ReportFormat::Openreports, ReportFormat::Policyreport] {
-        let Some((group, version, plural, kind)) = format.resource() else {
+        let Some((group, version, plural, _)) = format.resource() else {
             continue;
         };
-        let api_version = format!("{group}/{version}");
-        match client.list_api_group_resources(&api_version).await {
-            Ok(list) if list.resources.iter().any(|r| r.name == plural) => {
-                return Ok(Some(ApiResource {
-                    group: group.into(),
-                    version: version.into(),
-                    api_version,
-                    kind: kind.into(),
-                    plural: plural.into(),
-                }));
-            }
-            Ok(_) | Err(kube::Error::Api(_)) => {}
+        match crate::controller::freeze::kinds::discover(client, group, version, plural).await {
+            Ok(Some(resource)) => return Ok(Some(resource)),
+            Ok(None) | Err(kube::Error::Api(_)) => {}
             Err(e) => return Err(e).context("cannot discover the policy report kinds"),
         }
     }

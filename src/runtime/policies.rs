@@ -7,8 +7,8 @@
 use crate::controller::MANAGER;
 use crate::webhook::{self, EnforceWith, Settings};
 use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -36,60 +36,64 @@ pub async fn reconcile(client: &Client, prefix: &str, settings: &Settings) -> Re
     let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
     let selector = ListParams::default().labels(&format!("{POLICY_SET_LABEL}=purchases"));
     let wanted = desired(prefix, settings);
-    let mut changes = 0;
+    let of_kind = |kind: &str| -> Vec<&Value> { wanted.iter().filter(|o| o["kind"] == kind).collect() };
+    let (wanted_policies, wanted_bindings) = (
+        of_kind("ValidatingAdmissionPolicy"),
+        of_kind("ValidatingAdmissionPolicyBinding"),
+    );
+    let existing_policies = listed(&policies, &selector).await?;
+    let existing_bindings = listed(&bindings, &selector).await?;
+    // Policies before their bindings are applied; bindings before their policies deleted.
+    let mut changes = apply(&policies, &existing_policies, &wanted_policies).await?;
+    changes += apply(&bindings, &existing_bindings, &wanted_bindings).await?;
+    changes += remove_unwanted(&bindings, &existing_bindings, &wanted_bindings).await?;
+    changes += remove_unwanted(&policies, &existing_policies, &wanted_policies).await?;
+    Ok(changes)
+}
+
+/// The objects of `api` that `selector` selects, as JSON.
+async fn listed<K>(api: &Api<K>, selector: &ListParams) -> Result<Vec<Value>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    Ok(api
+        .list(selector)
+        .await?
+        .items
+        .iter()
+        .map(|o| serde_json::to_value(o).unwrap_or_default())
+        .collect())
+}
+
+/// Applies each of `wanted` whose spec differs from the existing one's (the API server fills
+/// defaults in: only what purchase-guard sets is compared).
+async fn apply<K>(api: &Api<K>, existing: &[Value], wanted: &[&Value]) -> Result<usize, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let params = PatchParams::apply(MANAGER).force();
-    // Policies before their bindings.
-    for kind in ["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"] {
-        let existing: Vec<Value> = match kind {
-            "ValidatingAdmissionPolicy" => policies
-                .list(&selector)
-                .await?
-                .items
-                .iter()
-                .map(|p| serde_json::to_value(p).unwrap_or_default())
-                .collect(),
-            _ => bindings
-                .list(&selector)
-                .await?
-                .items
-                .iter()
-                .map(|b| serde_json::to_value(b).unwrap_or_default())
-                .collect(),
-        };
-        for object in wanted.iter().filter(|o| o["kind"] == kind) {
-            let name = object["metadata"]["name"].as_str().unwrap_or_default();
-            let current = existing.iter().find(|e| e["metadata"]["name"] == name);
-            // The API server fills defaults in: compare what purchase-guard sets.
-            if current.is_some_and(|c| contains(&c["spec"], &object["spec"])) {
-                continue;
-            }
-            match kind {
-                "ValidatingAdmissionPolicy" => {
-                    policies.patch(name, &params, &Patch::Apply(object)).await?;
-                }
-                _ => {
-                    bindings.patch(name, &params, &Patch::Apply(object)).await?;
-                }
-            }
-            changes += 1;
+    let mut changes = 0;
+    for object in wanted {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let current = existing.iter().find(|e| e["metadata"]["name"] == name);
+        if current.is_some_and(|c| contains(&c["spec"], &object["spec"])) {
+            continue;
         }
+        api.patch(name, &params, &Patch::Apply(object)).await?;
+        changes += 1;
     }
-    // Bindings before their policies.
-    for binding in bindings.list(&selector).await?.items {
-        if !wanted
-            .iter()
-            .any(|o| o["kind"] == "ValidatingAdmissionPolicyBinding" && o["metadata"]["name"] == binding.name_any())
-        {
-            bindings.delete(&binding.name_any(), &DeleteParams::default()).await?;
-            changes += 1;
-        }
-    }
-    for policy in policies.list(&selector).await?.items {
-        if !wanted
-            .iter()
-            .any(|o| o["kind"] == "ValidatingAdmissionPolicy" && o["metadata"]["name"] == policy.name_any())
-        {
-            policies.delete(&policy.name_any(), &DeleteParams::default()).await?;
+    Ok(changes)
+}
+
+/// Deletes the existing objects none of `wanted` names.
+async fn remove_unwanted<K>(api: &Api<K>, existing: &[Value], wanted: &[&Value]) -> Result<usize, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut changes = 0;
+    for name in existing.iter().filter_map(|e| e["metadata"]["name"].as_str()) {
+        if !wanted.iter().any(|o| o["metadata"]["name"] == name) {
+            api.delete(name, &DeleteParams::default()).await?;
             changes += 1;
         }
     }

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
+use purchase_guard::api::{CustomerAccount, CustomerAccountStatus, Partner, PurchaseRestriction};
 use serde_json::json;
 
 /// Requests in flight when creating or applying many objects (the controller's reconcile
@@ -125,20 +125,24 @@ pub async fn decide_all(client: &Client, names: &[String], state: &str, reason: 
         .await;
 }
 
-/// How many customers' `ResourcesFrozen` condition has `reason`.
-pub async fn customers_with(client: &Client, reason: &str) -> usize {
+/// How many customers have a status that satisfies `holds`.
+pub async fn customers_where(client: &Client, holds: impl Fn(&CustomerAccountStatus) -> bool) -> usize {
     let api: Api<CustomerAccount> = Api::all(client.clone());
     let Ok(list) = api.list(&Default::default()).await else {
         return 0;
     };
     list.items
         .iter()
-        .filter(|c| {
-            c.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|x| x.type_ == "ResourcesFrozen" && x.reason == reason)
-            })
-        })
+        .filter(|c| c.status.as_ref().is_some_and(&holds))
         .count()
+}
+
+/// How many customers' `ResourcesFrozen` condition has `reason`.
+pub async fn customers_with(client: &Client, reason: &str) -> usize {
+    customers_where(client, |s| {
+        s.conditions
+            .iter()
+            .any(|x| x.type_ == "ResourcesFrozen" && x.reason == reason)
+    })
+    .await
 }

@@ -116,14 +116,20 @@ impl Kinds {
     }
 }
 
-/// The API resource of a kind, as the API server serves it; `None` when it does not.
-async fn discover(client: &Client, kind: &KindSettings) -> Result<Option<ApiResource>, kube::Error> {
-    let api_version = if kind.group.is_empty() {
-        kind.version.clone()
+/// The resource `plural` of `group`/`version` as the API server serves it; `None` when it does
+/// not.
+pub async fn discover(
+    client: &Client,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Result<Option<ApiResource>, kube::Error> {
+    let api_version = if group.is_empty() {
+        version.to_string()
     } else {
-        format!("{}/{}", kind.group, kind.version)
+        format!("{group}/{version}")
     };
-    let list = if kind.group.is_empty() {
+    let list = if group.is_empty() {
         client.list_core_api_resources(&api_version).await
     } else {
         client.list_api_group_resources(&api_version).await
@@ -133,36 +139,49 @@ async fn discover(client: &Client, kind: &KindSettings) -> Result<Option<ApiReso
         Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(list
-        .resources
-        .iter()
-        .find(|r| r.name == kind.resource)
-        .map(|r| ApiResource {
-            group: kind.group.clone(),
-            version: kind.version.clone(),
-            api_version: api_version.clone(),
-            kind: r.kind.clone(),
-            plural: kind.resource.clone(),
-        }))
+    Ok(list.resources.iter().find(|r| r.name == plural).map(|r| ApiResource {
+        group: group.to_string(),
+        version: version.to_string(),
+        api_version: api_version.clone(),
+        kind: r.kind.clone(),
+        plural: plural.to_string(),
+    }))
+}
+
+/// Looks for the resource every [`DISCOVERY_RETRY`] until the API server serves it;
+/// `not_served` is called once, the first time it does not.
+pub async fn until_served(
+    client: &Client,
+    group: &str,
+    version: &str,
+    plural: &str,
+    not_served: impl FnOnce(),
+) -> ApiResource {
+    let mut not_served = Some(not_served);
+    loop {
+        match discover(client, group, version, plural).await {
+            Ok(Some(r)) => return r,
+            Ok(None) => {
+                if let Some(report) = not_served.take() {
+                    report();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(resource = %qualified(group, plural), %version, error = %e, "cannot discover a resource")
+            }
+        }
+        tokio::time::sleep(DISCOVERY_RETRY).await;
+    }
 }
 
 async fn watch(watched: &Watched, client: Client, changed: tokio::sync::mpsc::UnboundedSender<Changed>) {
     let kind = &watched.settings;
     let freezable = kind.action.is_some();
-    let mut reported = false;
-    let resource = loop {
-        match discover(&client, kind).await {
-            Ok(Some(r)) => break r,
-            Ok(None) if !reported => {
-                reported = true;
-                watched.not_served.store(true, Ordering::SeqCst);
-                tracing::warn!(kind = %kind.qualified(), version = %kind.version, "a guarded kind is not served; its resources cannot be frozen nor audited until it is (looked for again every 30s)");
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(kind = %kind.qualified(), error = %e, "cannot discover a guarded kind"),
-        }
-        tokio::time::sleep(DISCOVERY_RETRY).await;
-    };
+    let resource = until_served(&client, &kind.group, &kind.version, &kind.resource, || {
+        watched.not_served.store(true, Ordering::SeqCst);
+        tracing::warn!(kind = %kind.qualified(), version = %kind.version, "a guarded kind is not served; its resources cannot be frozen nor audited until it is (looked for again every 30s)");
+    })
+    .await;
     watched.not_served.store(false, Ordering::SeqCst);
     let writer = reflector::store::Writer::new(resource.clone());
     let store = writer.as_reader();

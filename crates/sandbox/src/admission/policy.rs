@@ -150,7 +150,7 @@ fn rules_match(rules: Option<&Value>, req: &Request, versions: &[String], equiva
 
 /// Whether `constraints` (a policy's matchConstraints or a binding's matchResources) match.
 fn constraints_match(
-    store: &Store,
+    namespace: Option<&Value>,
     constraints: &Value,
     req: &Request,
     object: Option<&Value>,
@@ -172,7 +172,7 @@ fn constraints_match(
         let labels = if is_namespace {
             labels_of(object.or(req.old)).cloned()
         } else {
-            namespace_object(store, req).and_then(|n| n.pointer("/metadata/labels").cloned())
+            namespace.and_then(|n| n.pointer("/metadata/labels").cloned())
         };
         if !LabelSelector::matches_object_selector(selector, labels.as_ref()) {
             return false;
@@ -471,16 +471,19 @@ pub fn validate(
         return Ok(());
     }
     let versions = types.versions(&req.rt.group, &req.rt.plural);
-    let mut base = Context::default();
-    base.register_all();
-    add_type_values(&mut base);
-    base.add_variable_from_value("object", object.map_or(Cel::Null, to_cel));
-    base.add_variable_from_value("oldObject", req.old.map_or(Cel::Null, to_cel));
-    base.add_variable_from_value("request", to_cel(&request_value(req)));
-    base.add_variable_from_value(
-        "namespaceObject",
-        namespace_object(store, req).as_ref().map_or(Cel::Null, to_cel),
-    );
+    let namespace = namespace_object(store, req);
+    // The variables every policy sees, built once, when a binding first applies.
+    let mut base: Option<Context> = None;
+    let context = || {
+        let mut ctx = Context::default();
+        ctx.register_all();
+        add_type_values(&mut ctx);
+        ctx.add_variable_from_value("object", object.map_or(Cel::Null, to_cel));
+        ctx.add_variable_from_value("oldObject", req.old.map_or(Cel::Null, to_cel));
+        ctx.add_variable_from_value("request", to_cel(&request_value(req)));
+        ctx.add_variable_from_value("namespaceObject", namespace.as_ref().map_or(Cel::Null, to_cel));
+        ctx
+    };
     for (binding_name, binding) in bindings {
         let Some(policy_name) = binding.pointer("/spec/policyName").and_then(Value::as_str) else {
             continue;
@@ -491,19 +494,20 @@ pub fn validate(
         let Some(constraints) = policy.pointer("/spec/matchConstraints") else {
             continue;
         };
-        if !constraints_match(store, constraints, req, object, &versions, true) {
+        if !constraints_match(namespace.as_ref(), constraints, req, object, &versions, true) {
             continue;
         }
         if let Some(resources) = binding.pointer("/spec/matchResources").filter(|m| m.is_object())
-            && !constraints_match(store, resources, req, object, &versions, false)
+            && !constraints_match(namespace.as_ref(), resources, req, object, &versions, false)
         {
             continue;
         }
         let actions = strings(binding.pointer("/spec/validationActions"));
         let ignore = policy.pointer("/spec/failurePolicy").and_then(Value::as_str) == Some("Ignore");
+        let base = base.get_or_insert_with(context);
         let outcomes: Vec<Outcome> = match params_of(store, types, policy, &binding, req) {
-            Ok(None) => vec![evaluate(policy, &base, None)],
-            Ok(Some(params)) => params.iter().map(|p| evaluate(policy, &base, Some(p))).collect(),
+            Ok(None) => vec![evaluate(policy, base, None)],
+            Ok(Some(params)) => params.iter().map(|p| evaluate(policy, base, Some(p))).collect(),
             Err(None) => continue,
             Err(Some(_)) if ignore => continue,
             Err(Some(message)) => vec![Outcome::Failed {

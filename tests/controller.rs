@@ -424,3 +424,67 @@ async fn the_rules_hold_in_status_conditions() {
     );
     env.shutdown().await;
 }
+
+/// A reconcile started from a cache that has not yet seen a newer status write (the
+/// controller's own, or another replica's) must not overwrite it: its counts, history and
+/// first-seen times were computed from the older version. The write is refused as a conflict
+/// (retried, not counted as a failure) and the newer status stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_computed_from_a_stale_read_is_never_written() {
+    let mut env = Env::start().await;
+    let customers = env.customers();
+    env.apply(
+        &customers,
+        json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount",
+            "metadata": {"name": "stale"}, "spec": {"associationModel": "Referral"}}),
+    )
+    .await;
+    // The controller evaluated it; then it stops, so that only the writes below happen.
+    env.restricted("stale", "False", "NotInResellerModel").await;
+    if let Some(stop) = env.stop.take() {
+        let _ = stop.send(());
+    }
+    if let Some(task) = env.task.take() {
+        let _ = task.await;
+    }
+    // The version a slow reconcile read.
+    let read = customers.get("stale").await.expect("customer");
+    let stale_status = read.status.clone().expect("a status");
+
+    // Meanwhile a newer status is written (as by a reconcile that released resources).
+    let newer = json!({"status": {"freeze": {"since": "2026-11-27T07:49:06Z",
+        "retentionEnds": "2026-11-27T07:49:09Z", "frozen": 0, "releaseDue": 0, "released": 5,
+        "restored": 0, "failed": 0}}});
+    customers
+        .patch_status("stale", &PatchParams::default(), &Patch::Merge(&newer))
+        .await
+        .expect("newer status written");
+
+    // The slow reconcile computes from what it read and tries to write.
+    let mut from_stale = stale_status.clone();
+    from_stale.history.clear();
+    let metrics = Metrics::default();
+    let outcome = controller::write::write_status(
+        &metrics,
+        Kind::CustomerAccount,
+        &customers,
+        &read,
+        Some(&stale_status),
+        &from_stale,
+    )
+    .await;
+    assert!(matches!(outcome, Err(controller::Error::Conflict)), "{outcome:?}");
+    assert_eq!(
+        metrics.status_writes_of(Kind::CustomerAccount, controller::metrics::WriteOutcome::Conflict),
+        1
+    );
+    let now = customers.get("stale").await.expect("customer");
+    let status = now.status.expect("a status");
+    assert_eq!(
+        status.freeze.map(|f| f.released),
+        Some(5),
+        "the newer status was overwritten"
+    );
+    assert_eq!(status.history, stale_status.history, "the history was overwritten");
+    env.shutdown().await;
+}

@@ -21,6 +21,10 @@ pub enum Error {
     Encode(#[from] serde_json::Error),
     #[error("the status write did not complete within {0:?}")]
     Timeout(Duration),
+    /// The status was computed from an object version that is no longer the latest (the
+    /// cache had not yet seen a newer write): nothing was written, the reconcile runs again.
+    #[error("the object changed since it was read; reconciling again from the newer version")]
+    Conflict,
 }
 
 impl Error {
@@ -30,6 +34,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Encode(_) => "encode",
             Error::Timeout(_) => "timeout",
+            Error::Conflict => "conflict",
         }
     }
 }

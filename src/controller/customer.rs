@@ -118,7 +118,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         .and_then(|p| p.decision.as_ref())
         .map(|d| (d.state, d.restriction.clone()));
     let after = desired.decision.as_ref().map(|d| (d.state, d.restriction.clone()));
-    let written = write_status(&ctx, Kind::CustomerAccount, &api, &customer, previous, &desired).await?;
+    let written = write_status(&ctx.metrics, Kind::CustomerAccount, &api, &customer, previous, &desired).await?;
     if written {
         freeze_events(&ctx, &customer, previous, &desired).await;
     }

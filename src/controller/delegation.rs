@@ -27,7 +27,7 @@ pub async fn reconcile(delegation: Arc<ResellerDelegation>, ctx: Arc<Context>) -
     );
     let api: Api<ResellerDelegation> = Api::namespaced(ctx.client.clone(), &core.key.namespace);
     write_status(
-        &ctx,
+        &ctx.metrics,
         Kind::ResellerDelegation,
         &api,
         &delegation,

@@ -99,6 +99,8 @@ struct FindingLabels {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WriteOutcome {
     Written,
+    /// Refused because the object changed since it was read (a stale cache): retried.
+    Conflict,
     Failed,
     TimedOut,
 }
@@ -107,6 +109,7 @@ impl WriteOutcome {
     fn label(self) -> &'static str {
         match self {
             WriteOutcome::Written => "written",
+            WriteOutcome::Conflict => "conflict",
             WriteOutcome::Failed => "failed",
             WriteOutcome::TimedOut => "timeout",
         }

@@ -45,7 +45,15 @@ pub async fn reconcile(partner: Arc<Partner>, ctx: Arc<Context>) -> Result<Actio
         &ctx.now(),
     );
     let api: Api<Partner> = Api::all(ctx.client.clone());
-    write_status(&ctx, Kind::Partner, &api, &partner, partner.status.as_ref(), &desired).await?;
+    write_status(
+        &ctx.metrics,
+        Kind::Partner,
+        &api,
+        &partner,
+        partner.status.as_ref(),
+        &desired,
+    )
+    .await?;
     Ok(match verification {
         None => Action::await_change(),
         Some(Ok(())) => Action::requeue(VERIFICATION_RECHECK),

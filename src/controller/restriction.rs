@@ -44,7 +44,16 @@ pub async fn reconcile(decision: Arc<PurchaseRestriction>, ctx: Arc<Context>) ->
     let was_accepted = previous
         .and_then(|p| p.conditions.iter().find(|c| c.type_ == "Accepted"))
         .map(|c| c.status.clone());
-    if write_status(&ctx, Kind::PurchaseRestriction, &api, &decision, previous, &desired).await? {
+    if write_status(
+        &ctx.metrics,
+        Kind::PurchaseRestriction,
+        &api,
+        &decision,
+        previous,
+        &desired,
+    )
+    .await?
+    {
         let accepted = desired.conditions.iter().find(|c| c.type_ == "Accepted");
         if let Some(c) = accepted.filter(|c| c.status == "False" && was_accepted.as_deref() != Some("False")) {
             publish(

@@ -15,6 +15,9 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(1u64 << failures.saturating_sub(1).min(8))
 }
 
+/// The delay before reconciling again after a status write found the object changed.
+pub const STALE_RETRY: Duration = Duration::from_millis(200);
+
 /// The key of an object in the failure counts: kind, namespace, name.
 fn failure_key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!(
@@ -60,15 +63,23 @@ where
         }
         Err(e) => {
             span.record("outcome", e.kind());
-            timer.failed();
+            if !matches!(e, Error::Conflict) {
+                timer.failed();
+            }
         }
     }
     result
 }
 
-/// After a failed reconcile: count the failure and retry with backoff.
+/// After a failed reconcile: count the failure and retry with backoff (a stale read is
+/// retried at once and not counted).
 pub fn error_policy<K: Resource<DynamicType = ()>>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = failure_key(obj.as_ref());
+    if matches!(error, Error::Conflict) {
+        // Not a failure: the cache is behind a write it will see shortly (usually our own).
+        tracing::debug!(object = %key, retry_in = ?STALE_RETRY, "stale object; reconciling again");
+        return Action::requeue(STALE_RETRY);
+    }
     let failures = {
         let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
         let n = failures.entry(key.clone()).or_insert(0);

@@ -1,8 +1,9 @@
-//! The controllers' writes: status patches (only when the status differs, with the named field
-//! manager, a timeout and metrics per outcome) and events.
+//! The controllers' writes: status patches (only when the status differs, only over the
+//! version they were computed from, with the named field manager, a timeout and metrics per
+//! outcome) and events.
 
 use super::context::{Context, Error, MANAGER};
-use super::metrics::{Kind, WriteOutcome};
+use super::metrics::{Kind, Metrics, WriteOutcome};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -17,7 +18,7 @@ pub const STATUS_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Patches an object's status when it differs from the computed one; returns whether it wrote.
 #[tracing::instrument(level = "debug", skip_all, fields(kind = kind.name(), name = %obj.name_any()))]
 pub async fn write_status<K, S>(
-    ctx: &Context,
+    metrics: &Metrics,
     kind: Kind,
     api: &Api<K>,
     obj: &K,
@@ -36,17 +37,24 @@ where
     if let Some(old) = current.map(serde_json::to_value).transpose()? {
         clear_removed(&mut status, &old);
     }
-    let patch = serde_json::json!({ "status": status });
+    // The status is computed from `obj` (counts that add up, history, first-seen times): it
+    // is written only over that version. A reconcile started from a cache that had not yet
+    // seen a newer write gets a conflict instead of overwriting it with older counts.
+    let patch = match obj.resource_version() {
+        Some(version) => serde_json::json!({ "metadata": { "resourceVersion": version }, "status": status }),
+        None => serde_json::json!({ "status": status }),
+    };
     let params = patch_params();
     let name = obj.name_any();
     let patch = Patch::Merge(&patch);
     let write = api.patch_status(&name, &params, &patch);
     let (outcome, result) = match tokio::time::timeout(STATUS_WRITE_TIMEOUT, write).await {
         Ok(Ok(_)) => (WriteOutcome::Written, Ok(true)),
+        Ok(Err(kube::Error::Api(e))) if e.code == 409 => (WriteOutcome::Conflict, Err(Error::Conflict)),
         Ok(Err(e)) => (WriteOutcome::Failed, Err(Error::Kube(e))),
         Err(_) => (WriteOutcome::TimedOut, Err(Error::Timeout(STATUS_WRITE_TIMEOUT))),
     };
-    ctx.metrics.status_write(kind, outcome);
+    metrics.status_write(kind, outcome);
     tracing::debug!(outcome = ?outcome, "status write");
     result
 }

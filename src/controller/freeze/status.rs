@@ -229,6 +229,15 @@ pub fn freeze_conditions(
                     w.retention_ends.0, s.released
                 ),
             )
+        } else if w.remaining(now).is_none() {
+            (
+                false,
+                "RetentionEnded",
+                format!(
+                    "retention ended at {}: no frozen resource awaits release",
+                    w.retention_ends.0
+                ),
+            )
         } else {
             (
                 false,
@@ -385,6 +394,42 @@ mod tests {
         // A new freeze later starts a new window.
         let again = window(status.as_ref(), true, Duration::from_secs(10), &time(40)).expect("frozen");
         assert_eq!(again.since, time(40));
+    }
+
+    #[test]
+    fn retention_ended_with_nothing_frozen_does_not_say_it_is_running() {
+        let w = window(None, true, Duration::from_secs(10), &time(0)).expect("frozen");
+        let status = freeze_status(None, Some(&w), &Report::default(), &time(5));
+        let running = freeze_conditions(
+            &[],
+            status.as_ref(),
+            Some(&w),
+            &Report::default(),
+            &SETTINGS,
+            None,
+            &time(5),
+        );
+        assert_eq!(of(&running, "ReleaseDue").reason, "RetentionRunning");
+        let status = freeze_status(status.as_ref(), Some(&w), &Report::default(), &time(11));
+        let ended = freeze_conditions(
+            &[],
+            status.as_ref(),
+            Some(&w),
+            &Report::default(),
+            &SETTINGS,
+            None,
+            &time(11),
+        );
+        let release = of(&ended, "ReleaseDue");
+        assert_eq!(
+            (release.status.as_str(), release.reason.as_str()),
+            ("False", "RetentionEnded")
+        );
+        assert!(
+            release.message.contains("no frozen resource awaits release"),
+            "{}",
+            release.message
+        );
     }
 
     #[test]

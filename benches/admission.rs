@@ -1,14 +1,21 @@
 //! Purchase webhook benchmark: AdmissionReviews over HTTPS with keep-alive at rising
-//! concurrency, with 10,000 customers and their decisions loaded into a sandbox and watched by
-//! a replica, in cached and in linearizable mode, next to an allow-all HTTPS handler (same TLS
-//! server, same JSON parsing of the review, no judgement) measured in the same run.
+//! concurrency, with the customers and their decisions loaded into a sandbox and watched by a
+//! replica, in cached mode, next to an allow-all HTTPS handler (same TLS server, same JSON
+//! parsing of the review, no judgement). At each concurrency the two are measured in
+//! alternating steps, several rounds of each (the order swapped every round), and each round
+//! gives a ratio; the median ratio and its spread are reported, so that one noisy step decides
+//! nothing. Each step lasts until it has both its length and 10,000 samples (for a p99).
+//! Linearizable mode is measured once per concurrency, for its order of magnitude.
 //!
 //! Then, in cached mode, the delay from a restriction's write returning to the replica
 //! refusing the customer's purchases, next to the raw watch latency of the same writes (a
 //! separate watch on PurchaseRestrictions).
 //!
-//! Run: `cargo bench --bench admission` (`ADMISSION_BENCH_SECONDS` sets each step's length).
-//! Client, servers and the sandbox share the machine's cores.
+//! Run: `cargo bench --bench admission`. `ADMISSION_BENCH_CUSTOMERS` (default 10,000),
+//! `ADMISSION_BENCH_ROUNDS` (default 5), `ADMISSION_BENCH_SECONDS` (each step's least length,
+//! default 2), `ADMISSION_BENCH_LINEARIZABLE=0` skips linearizable mode. Client, servers and the sandbox share the machine's cores.
+
+mod common;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -28,7 +35,20 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CUSTOMERS: usize = 10_000;
+/// The fewest round trips a step measures: enough for a p99 of 100 samples above it.
+const MIN_SAMPLES: usize = 10_000;
+/// The longest a step runs when the samples come slowly (linearizable mode).
+const MAX_STEP: Duration = Duration::from_secs(30);
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// How many customers are loaded (each with its namespace and one decision).
+fn customer_count() -> usize {
+    static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *COUNT.get_or_init(|| env_or("ADMISSION_BENCH_CUSTOMERS", 10_000))
+}
 
 /// The partners, customers and decisions loaded: one decision per customer by its
 /// distributor, accepted, half of them restrictions.
@@ -37,7 +57,7 @@ fn objects() -> (Vec<Partner>, Vec<CustomerAccount>, Vec<PurchaseRestriction>) {
     for r in 0..50 {
         partners.push(serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": format!("res-{r}")}, "spec": {"role": "Reseller", "distributor": "dist", "namespace": format!("res-{r}")}})).expect("partner"));
     }
-    let customers: Vec<CustomerAccount> = (0..CUSTOMERS)
+    let customers: Vec<CustomerAccount> = (0..customer_count())
         .map(|i| {
             let state = if i % 2 == 0 { "Restricted" } else { "Unrestricted" };
             serde_json::from_value(json!({
@@ -50,7 +70,7 @@ fn objects() -> (Vec<Partner>, Vec<CustomerAccount>, Vec<PurchaseRestriction>) {
             .expect("customer")
         })
         .collect();
-    let decisions: Vec<PurchaseRestriction> = (0..CUSTOMERS)
+    let decisions: Vec<PurchaseRestriction> = (0..customer_count())
         .map(|i| {
             let state = if i % 2 == 0 { "Restricted" } else { "Unrestricted" };
             serde_json::from_value(json!({
@@ -68,7 +88,7 @@ fn objects() -> (Vec<Partner>, Vec<CustomerAccount>, Vec<PurchaseRestriction>) {
 }
 
 fn review(i: usize) -> Vec<u8> {
-    let ns = format!("c-{}", i % CUSTOMERS);
+    let ns = format!("c-{}", i % customer_count());
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": format!("uid-{i}"),
         "kind": {"group": "compute.example.com", "version": "v1", "kind": "VirtualMachine"},
@@ -106,9 +126,36 @@ async fn serve(app: Router, pair: &tls::Pair) -> u16 {
     port
 }
 
-/// One keep-alive HTTPS connection sending reviews back to back until `until`.
-/// Sends reviews until `until`; returns each round trip and how many reviews were denied.
-async fn worker(port: u16, ca: String, until: Instant, offset: usize) -> (Vec<Duration>, usize) {
+/// When a step ends: at `until` once `done` counts `samples` round trips, and at `limit`
+/// whatever the count.
+#[derive(Clone)]
+struct Step {
+    until: Instant,
+    limit: Instant,
+    samples: usize,
+    done: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Step {
+    fn new(seconds: f64, samples: usize) -> Step {
+        let now = Instant::now();
+        Step {
+            until: now + Duration::from_secs_f64(seconds),
+            limit: now + MAX_STEP.max(Duration::from_secs_f64(seconds)),
+            samples,
+            done: Default::default(),
+        }
+    }
+
+    fn running(&self) -> bool {
+        let now = Instant::now();
+        now < self.limit && (now < self.until || self.done.load(std::sync::atomic::Ordering::Relaxed) < self.samples)
+    }
+}
+
+/// One keep-alive HTTPS connection sending reviews back to back while the step runs; returns
+/// each round trip and how many reviews were denied.
+async fn worker(port: u16, ca: String, step: Step, offset: usize) -> (Vec<Duration>, usize) {
     let connector = tokio_rustls::TlsConnector::from(tls::client_config(&ca).expect("a CA bundle"));
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -125,7 +172,7 @@ async fn worker(port: u16, ca: String, until: Instant, offset: usize) -> (Vec<Du
     let mut latencies = Vec::new();
     let mut denied = 0;
     let mut i = offset;
-    while Instant::now() < until {
+    while step.running() {
         let body = review(i);
         i += 7919;
         let request = hyper::Request::post("/validate/purchases")
@@ -139,6 +186,7 @@ async fn worker(port: u16, ca: String, until: Instant, offset: usize) -> (Vec<Du
         assert_eq!(response.status(), 200);
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
         latencies.push(start.elapsed());
+        step.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         assert!(bytes.starts_with(b"{"), "a JSON review");
         let refusal = b"\"allowed\":false";
         if bytes.windows(refusal.len()).any(|w| w == refusal) {
@@ -148,11 +196,19 @@ async fn worker(port: u16, ca: String, until: Instant, offset: usize) -> (Vec<Du
     (latencies, denied)
 }
 
-async fn measure(port: u16, ca: &str, concurrency: usize, seconds: f64) -> (f64, Duration, Duration) {
-    let until = Instant::now() + Duration::from_secs_f64(seconds);
+/// One step: throughput, p50, p99 and the number of samples.
+struct Measured {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    samples: usize,
+}
+
+async fn measure(port: u16, ca: &str, concurrency: usize, seconds: f64, samples: usize) -> Measured {
+    let step = Step::new(seconds, samples);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
-        .map(|w| tokio::spawn(worker(port, ca.to_string(), until, w * 104_729)))
+        .map(|w| tokio::spawn(worker(port, ca.to_string(), step.clone(), w * 104_729)))
         .collect();
     let mut all = Vec::new();
     for t in tasks {
@@ -161,7 +217,12 @@ async fn measure(port: u16, ca: &str, concurrency: usize, seconds: f64) -> (f64,
     let elapsed = started.elapsed().as_secs_f64();
     all.sort();
     let p = |q: f64| all[(((all.len() - 1) as f64) * q).round() as usize];
-    (all.len() as f64 / elapsed, p(0.5), p(0.99))
+    Measured {
+        rate: all.len() as f64 / elapsed,
+        p50: p(0.5),
+        p99: p(0.99),
+        samples: all.len(),
+    }
 }
 
 /// A sandbox holding the objects, and a replica's caches of it (not the leader: caches only).
@@ -169,20 +230,7 @@ async fn replica_of_sandbox() -> (purchase_guard_sandbox::Sandbox, kube::Client,
     let sandbox = purchase_guard_sandbox::Sandbox::start(purchase_guard_sandbox::Config::default())
         .await
         .expect("sandbox");
-    for crd in purchase_guard::crdgen::all() {
-        let value = serde_json::to_value(&crd).expect("CRD");
-        sandbox
-            .server
-            .apply_builtin(
-                "apiextensions.k8s.io",
-                "v1",
-                "customresourcedefinitions",
-                None,
-                value,
-                "bench",
-            )
-            .expect("CRD installed");
-    }
+    common::install_crds(&sandbox);
     let (partners, customers, decisions) = objects();
     let load = |v: Value| {
         sandbox.server.apply_object(v, "bench").expect("object loaded");
@@ -338,10 +386,8 @@ async fn enforcement_delay(client: &kube::Client, stores: &Stores, webhooks: &We
 }
 
 fn main() {
-    let seconds: f64 = std::env::var("ADMISSION_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
+    let seconds: f64 = env_or("ADMISSION_BENCH_SECONDS", 2.0);
+    let rounds: usize = env_or::<usize>("ADMISSION_BENCH_ROUNDS", 5).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -349,7 +395,13 @@ fn main() {
     runtime.block_on(async {
         let ca = tls::new_authority("bench CA", Duration::from_secs(3600)).expect("CA");
         let pair = tls::issue(&ca, &["localhost".to_string()], Duration::from_secs(3600)).expect("cert");
+        let loading = Instant::now();
         let (_sandbox, client, stores) = replica_of_sandbox().await;
+        println!(
+            "{} customers and their decisions loaded and watched in {:.1} s",
+            customer_count(),
+            loading.elapsed().as_secs_f64()
+        );
         let cached = webhooks(&client, &stores, Consistency::Cached).await;
         let linearizable = webhooks(&client, &stores, Consistency::Linearizable).await;
         let cached_port = serve(server::router(cached.clone(), Arc::new(Metrics::default())), &pair).await;
@@ -357,7 +409,7 @@ fn main() {
         let baseline_port = serve(Router::new().route("/validate/purchases", post(allow_all)), &pair).await;
         // Half the reviews are for restricted customers: check both modes judge them.
         for port in [cached_port, linearizable_port] {
-            let (sent, denied) = worker(port, ca.cert.clone(), Instant::now() + Duration::from_millis(500), 0).await;
+            let (sent, denied) = worker(port, ca.cert.clone(), Step::new(0.5, 0), 0).await;
             let share = denied as f64 / sent.len().max(1) as f64;
             assert!(
                 (0.4..=0.6).contains(&share),
@@ -365,27 +417,76 @@ fn main() {
                 sent.len()
             );
         }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "purchase webhook (cached, linearizable) vs allow-all HTTPS baseline, {CUSTOMERS} customers loaded, {seconds} s per step"
+            "\npurchase webhook (cached) vs allow-all HTTPS baseline, {} customers loaded; {rounds} rounds of each per concurrency, alternating, each step at least {seconds} s and {MIN_SAMPLES} samples",
+            customer_count()
         );
         println!(
-            "concurrency | baseline reviews/s | p50 ms | p99 ms | cached reviews/s | p50 ms | p99 ms | p99 vs baseline | linearizable reviews/s | p50 ms | p99 ms | p99 vs cached"
+            "concurrency | baseline reviews/s | p99 ms | cached reviews/s | p99 ms | p99 ratio median [min-max] | throughput ratio median [min-max]"
         );
+        let mut summary = Vec::new();
         for concurrency in [1, 4, 16, 64] {
-            let (b_rate, b50, b99) = measure(baseline_port, &ca.cert, concurrency, seconds).await;
-            let (c_rate, c50, c99) = measure(cached_port, &ca.cert, concurrency, seconds).await;
-            let (l_rate, l50, l99) = measure(linearizable_port, &ca.cert, concurrency, seconds).await;
-            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let mut p99_ratios = Vec::new();
+            let mut rate_ratios = Vec::new();
+            let (mut b_rates, mut b_p99s, mut c_rates, mut c_p99s) = (vec![], vec![], vec![], vec![]);
+            for round in 0..rounds {
+                // The order swaps every round: neither side always runs on a warmer machine.
+                let (b, c) = if round % 2 == 0 {
+                    let b = measure(baseline_port, &ca.cert, concurrency, seconds, MIN_SAMPLES).await;
+                    let c = measure(cached_port, &ca.cert, concurrency, seconds, MIN_SAMPLES).await;
+                    (b, c)
+                } else {
+                    let c = measure(cached_port, &ca.cert, concurrency, seconds, MIN_SAMPLES).await;
+                    let b = measure(baseline_port, &ca.cert, concurrency, seconds, MIN_SAMPLES).await;
+                    (b, c)
+                };
+                assert!(
+                    b.samples >= MIN_SAMPLES && c.samples >= MIN_SAMPLES,
+                    "a step ended with fewer than {MIN_SAMPLES} samples"
+                );
+                p99_ratios.push(c.p99.as_secs_f64() / b.p99.as_secs_f64());
+                rate_ratios.push(c.rate / b.rate);
+                b_rates.push(b.rate);
+                b_p99s.push(ms(b.p99));
+                c_rates.push(c.rate);
+                c_p99s.push(ms(c.p99));
+            }
+            let (p99, p99_min, p99_max) = common::spread(&mut p99_ratios);
+            let (rate, rate_min, rate_max) = common::spread(&mut rate_ratios);
             println!(
-                "{concurrency:>11} | {b_rate:>18.0} | {:>6.3} | {:>6.3} | {c_rate:>16.0} | {:>6.3} | {:>6.3} | {:>14.2}x | {l_rate:>22.0} | {:>6.3} | {:>6.3} | {:>12.2}x",
-                ms(b50),
-                ms(b99),
-                ms(c50),
-                ms(c99),
-                c99.as_secs_f64() / b99.as_secs_f64(),
-                ms(l50),
-                ms(l99),
-                l99.as_secs_f64() / c99.as_secs_f64()
+                "{concurrency:>11} | {:>18.0} | {:>6.3} | {:>16.0} | {:>6.3} | {p99:.2}x [{p99_min:.2}-{p99_max:.2}] | {rate:.2}x [{rate_min:.2}-{rate_max:.2}]",
+                common::spread(&mut b_rates).0,
+                common::spread(&mut b_p99s).0,
+                common::spread(&mut c_rates).0,
+                common::spread(&mut c_p99s).0,
+            );
+            summary.push((concurrency, p99, rate));
+        }
+        let p99_met = summary.iter().all(|(_, p99, _)| *p99 <= 1.10);
+        let rate_met = summary.iter().all(|(_, _, rate)| *rate >= 0.90);
+        println!(
+            "targets (medians): p99 within 1.10x of the baseline at every concurrency: {}; throughput at least 0.90x: {}",
+            if p99_met { "met" } else { "NOT met" },
+            if rate_met { "met" } else { "NOT met" }
+        );
+
+        println!("\nlinearizable mode, one step per concurrency (at most {} s each)", MAX_STEP.as_secs());
+        println!("concurrency | reviews/s | p50 ms | p99 ms | samples");
+        let linearizable_steps: &[usize] = if env_or("ADMISSION_BENCH_LINEARIZABLE", 1) == 0 {
+            println!("(skipped: ADMISSION_BENCH_LINEARIZABLE=0)");
+            &[]
+        } else {
+            &[1, 4, 16, 64]
+        };
+        for &concurrency in linearizable_steps {
+            let l = measure(linearizable_port, &ca.cert, concurrency, seconds, 0).await;
+            println!(
+                "{concurrency:>11} | {:>9.0} | {:>6.3} | {:>6.3} | {}",
+                l.rate,
+                ms(l.p50),
+                ms(l.p99),
+                l.samples
             );
         }
         enforcement_delay(&client, &stores, &cached, 200).await;

@@ -1,16 +1,18 @@
-//! Controller benchmark against the sandbox: cold-start convergence with 10,000 customers,
-//! 2 distributors, 50 resellers and 10,000 decisions; the latency from a decision write to the
-//! customer's condition flip next to the raw watch latency of the same sandbox, measured in
-//! the same run; the controller's peak RSS.
+//! Controller benchmark against the sandbox: cold-start convergence with N customers (default
+//! 10,000), 2 distributors, 50 resellers and N decisions, next to the time the same sandbox
+//! needs for the writes that convergence made (the same status writes and events, sent by the
+//! benchmark, 16 in flight as the controller's reconciles), in alternating rounds on fresh
+//! sandboxes; the latency from a decision write to the customer's condition flip next to the
+//! raw watch latency of the same writes; the controller's peak RSS.
 //!
-//! Run: `cargo bench --bench controller` (`CONTROLLER_BENCH_CUSTOMERS` changes the count).
+//! Run: `cargo bench --bench controller` (`CONTROLLER_BENCH_CUSTOMERS` changes the count,
+//! `CONTROLLER_BENCH_ROUNDS` the rounds, default 5).
+mod common;
 
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use futures::{FutureExt, StreamExt};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
+use purchase_guard::api::{CustomerAccount, PurchaseRestriction};
 use purchase_guard_sandbox::{Config, Sandbox};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -54,99 +56,278 @@ fn restricted_status(customer: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+const DISTRIBUTORS: usize = 2;
+const RESELLERS: usize = 50;
+/// The controller's reconcile concurrency: the raw writes keep as many in flight.
+const IN_FLIGHT: usize = 16;
+
+/// A sandbox holding the population, loaded in-process (no statuses yet).
+async fn populated(customers_n: usize) -> Sandbox {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let server = &sandbox.server;
+    common::install_crds(&sandbox);
+    let load = |v: Value| {
+        server.apply_object(v, "bench").expect("object loaded");
+    };
+    for d in 0..DISTRIBUTORS {
+        let name = format!("dist-{d}");
+        load(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
+        load(
+            json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": {"role": "Distributor", "namespace": name}}),
+        );
+    }
+    for r in 0..RESELLERS {
+        let name = format!("reseller-{r}");
+        load(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}));
+        load(
+            json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": {"role": "Reseller", "distributor": format!("dist-{}", r % DISTRIBUTORS), "namespace": name}}),
+        );
+    }
+    // Customers and one decision each, by their authority holder (the distributor).
+    for i in 0..customers_n {
+        let reseller = i % RESELLERS;
+        let dist = reseller % DISTRIBUTORS;
+        load(
+            json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount", "metadata": {"name": format!("c-{i}")}, "spec": {"associationModel": "Reseller", "reseller": format!("reseller-{reseller}")}}),
+        );
+        let state = if i.is_multiple_of(2) {
+            "Restricted"
+        } else {
+            "Unrestricted"
+        };
+        load(
+            json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction", "metadata": {"name": format!("c-{i}"), "namespace": format!("dist-{dist}")}, "spec": {"customer": format!("c-{i}"), "state": state, "reason": "benchmark"}}),
+        );
+    }
+    sandbox
+}
+
+fn customer_index(c: &Value) -> usize {
+    c["metadata"]["name"]
+        .as_str()
+        .and_then(|n| n.strip_prefix("c-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether every customer's condition matches its decision and every decision is accepted.
+fn converged(sandbox: &Sandbox) -> bool {
+    let inner = sandbox.server.store.lock();
+    inner.list("purchaseguard.io/customeraccounts", None).all(|(_, c)| {
+        restricted_status(c).as_deref()
+            == Some(if customer_index(c).is_multiple_of(2) {
+                "True"
+            } else {
+                "False"
+            })
+    }) && inner
+        .list("purchaseguard.io/purchaserestrictions", None)
+        .all(|(_, d)| d.pointer("/status/accepted").is_some())
+}
+
+/// The writes a convergence made: every status it wrote and every event.
+struct Writes {
+    customers: Vec<(String, Value)>,
+    decisions: Vec<(String, String, Value)>,
+    events: Vec<Value>,
+}
+
+fn writes_of(sandbox: &Sandbox) -> Writes {
+    let inner = sandbox.server.store.lock();
+    let name = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+    Writes {
+        customers: inner
+            .list("purchaseguard.io/customeraccounts", None)
+            .map(|(_, c)| (name(c, "/metadata/name"), c["status"].clone()))
+            .collect(),
+        decisions: inner
+            .list("purchaseguard.io/purchaserestrictions", None)
+            .map(|(_, d)| {
+                (
+                    name(d, "/metadata/namespace"),
+                    name(d, "/metadata/name"),
+                    d["status"].clone(),
+                )
+            })
+            .collect(),
+        events: inner
+            .list("events.k8s.io/events", None)
+            .map(|(_, e)| {
+                let mut e = (**e).clone();
+                if let Some(m) = e.get_mut("metadata").and_then(Value::as_object_mut) {
+                    for k in ["resourceVersion", "uid", "creationTimestamp", "managedFields"] {
+                        m.remove(k);
+                    }
+                }
+                e
+            })
+            .collect(),
+    }
+}
+
+/// Sends `writes` to a fresh sandbox of the same population, `IN_FLIGHT` at a time: status
+/// merge patches and event creates, as the controller sends them.
+async fn raw_writes(client: &Client, writes: &Writes) -> Duration {
+    use k8s_openapi::api::events::v1::Event;
+    let started = Instant::now();
+    let pp = PatchParams::default();
+    let customers = futures::stream::iter(writes.customers.iter()).map(|(name, status)| {
+        let api: Api<CustomerAccount> = Api::all(client.clone());
+        let patch = json!({"status": status});
+        let pp = pp.clone();
+        async move {
+            api.patch_status(name, &pp, &Patch::Merge(&patch))
+                .await
+                .expect("customer status");
+        }
+        .boxed()
+    });
+    let decisions = futures::stream::iter(writes.decisions.iter()).map(|(ns, name, status)| {
+        let api: Api<PurchaseRestriction> = Api::namespaced(client.clone(), ns);
+        let patch = json!({"status": status});
+        let pp = pp.clone();
+        async move {
+            api.patch_status(name, &pp, &Patch::Merge(&patch))
+                .await
+                .expect("decision status");
+        }
+        .boxed()
+    });
+    let events = futures::stream::iter(writes.events.iter()).map(|e| {
+        let ns = e
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        let api: Api<Event> = Api::namespaced(client.clone(), ns);
+        let event: Event = serde_json::from_value(e.clone()).expect("an event");
+        async move {
+            api.create(&PostParams::default(), &event).await.expect("event");
+        }
+        .boxed()
+    });
+    // Interleaved as a convergence interleaves them.
+    futures::stream::select(futures::stream::select(customers, decisions), events)
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    started.elapsed()
+}
+
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                .map(|kib| kib / 1024.0)
+        })
+}
+
+fn client_of(sandbox: &Sandbox) -> Client {
+    Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client")
+}
+
+/// The controller as the Deployment runs it, in its own process, against `sandbox`.
+fn start_controller(sandbox: &Sandbox, kubeconfig: &std::path::Path) -> std::process::Child {
+    sandbox.write_kubeconfig(kubeconfig).expect("kubeconfig");
+    std::process::Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
+        .args(["run", "--leader-election=false", "--health-addr", "127.0.0.1:0"])
+        .env("KUBECONFIG", kubeconfig)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("the controller runs")
+}
+
+/// Polls until converged: at most every 20 ms, and no more than a tenth of the time (each
+/// look holds the store's lock over every customer and decision).
+async fn wait_converged(sandbox: &Sandbox, started: Instant) {
+    loop {
+        let look = Instant::now();
+        if converged(sandbox) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "no convergence within 30 minutes"
+        );
+        tokio::time::sleep((look.elapsed() * 10).max(Duration::from_millis(20))).await;
+    }
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let customers_n: usize = std::env::var("CONTROLLER_BENCH_CUSTOMERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let (distributors, resellers) = (2usize, 50usize);
-    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-    let client = Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in purchase_guard::crdgen::all() {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
-    let pp = PostParams::default();
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let partners: Api<Partner> = Api::all(client.clone());
-    for d in 0..distributors {
-        let name = format!("dist-{d}");
-        namespaces
-            .create(
-                &pp,
-                &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"),
-            )
-            .await
-            .expect("ns");
-        partners.create(&pp, &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": {"role": "Distributor", "namespace": name}})).expect("p")).await.expect("partner");
-    }
-    for r in 0..resellers {
-        let name = format!("reseller-{r}");
-        namespaces
-            .create(
-                &pp,
-                &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"),
-            )
-            .await
-            .expect("ns");
-        partners.create(&pp, &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "Partner", "metadata": {"name": name}, "spec": {"role": "Reseller", "distributor": format!("dist-{}", r % distributors), "namespace": name}})).expect("p")).await.expect("partner");
-    }
-    // Customers and one decision each, by their authority holder (the distributor).
-    let created = Instant::now();
-    let stream = futures::stream::iter(0..customers_n).map(|i| {
-        let client = client.clone();
-        async move {
-            let reseller = i % resellers;
-            let dist = reseller % distributors;
-            let customers: Api<CustomerAccount> = Api::all(client.clone());
-            customers.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "CustomerAccount", "metadata": {"name": format!("c-{i}")}, "spec": {"associationModel": "Reseller", "reseller": format!("reseller-{reseller}")}})).expect("c")).await.expect("customer");
-            let decisions: Api<PurchaseRestriction> = Api::namespaced(client, &format!("dist-{dist}"));
-            let state = if i.is_multiple_of(2) { "Restricted" } else { "Unrestricted" };
-            decisions.create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction", "metadata": {"name": format!("c-{i}"), "namespace": format!("dist-{dist}")}, "spec": {"customer": format!("c-{i}"), "state": state, "reason": "benchmark"}})).expect("d")).await.expect("decision");
-        }
-    });
-    stream.buffer_unordered(32).collect::<Vec<_>>().await;
-    println!(
-        "controller benchmark: {customers_n} customers, {distributors} distributors, {resellers} resellers, {customers_n} decisions (created in {:.1} s)",
-        created.elapsed().as_secs_f64()
-    );
-
-    // Cold start: the controller as the Deployment runs it, in its own process.
+    let rounds: usize = std::env::var("CONTROLLER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5usize)
+        .max(1);
     let kubeconfig = std::env::temp_dir().join(format!("pg-bench-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let started = Instant::now();
-    let mut controller = std::process::Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
-        .args(["run", "--leader-election=false", "--health-addr", "127.0.0.1:0"])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .expect("the controller runs");
-    let converged = |sandbox: &Sandbox| {
-        let inner = sandbox.server.store.lock();
-        inner.list("purchaseguard.io/customeraccounts", None).all(|(_, c)| {
-            let i: usize = c["metadata"]["name"]
-                .as_str()
-                .and_then(|n| n.strip_prefix("c-"))
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            restricted_status(c).as_deref() == Some(if i.is_multiple_of(2) { "True" } else { "False" })
-        }) && inner
-            .list("purchaseguard.io/purchaserestrictions", None)
-            .all(|(_, d)| d.pointer("/status/accepted").is_some())
-    };
-    while !converged(&sandbox) {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "no convergence within 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let convergence = started.elapsed();
     println!(
-        "cold-start convergence: {:.2} s (target < 10 s)",
-        convergence.as_secs_f64()
+        "controller benchmark: {customers_n} customers, {DISTRIBUTORS} distributors, {RESELLERS} resellers, {customers_n} decisions; {rounds} rounds of a cold start and of its writes sent raw, alternating, each on a fresh sandbox"
     );
+    let (mut convergences, mut raws, mut ratios, mut rss) = (vec![], vec![], vec![], vec![]);
+    let mut flip_sandbox = None;
+    for round in 0..rounds {
+        // Cold start.
+        let loading = Instant::now();
+        let sandbox = populated(customers_n).await;
+        let loaded = loading.elapsed();
+        let started = Instant::now();
+        let mut controller = start_controller(&sandbox, &kubeconfig);
+        wait_converged(&sandbox, started).await;
+        let convergence = started.elapsed();
+        let writes = writes_of(&sandbox);
+        let peak = peak_rss_mib(controller.id());
+        // Its writes, raw, on a fresh sandbox of the same population.
+        let fresh = populated(customers_n).await;
+        let raw = raw_writes(&client_of(&fresh), &writes).await;
+        fresh.shutdown().await;
+        println!(
+            "round {round}: loaded in {:.1} s; cold-start convergence {:.2} s; its {} writes ({} customer statuses, {} decision statuses, {} events) sent raw in {:.2} s; ratio {:.2}x; controller peak RSS {}",
+            loaded.as_secs_f64(),
+            convergence.as_secs_f64(),
+            writes.customers.len() + writes.decisions.len() + writes.events.len(),
+            writes.customers.len(),
+            writes.decisions.len(),
+            writes.events.len(),
+            raw.as_secs_f64(),
+            convergence.as_secs_f64() / raw.as_secs_f64(),
+            peak.map_or("not readable".to_string(), |m| format!("{m:.1} MiB")),
+        );
+        convergences.push(convergence.as_secs_f64());
+        raws.push(raw.as_secs_f64());
+        ratios.push(convergence.as_secs_f64() / raw.as_secs_f64());
+        if let Some(m) = peak {
+            rss.push(m);
+        }
+        if round + 1 == rounds {
+            flip_sandbox = Some((sandbox, controller));
+        } else {
+            let _ = controller.kill();
+            let _ = controller.wait();
+            sandbox.shutdown().await;
+        }
+    }
+    let (conv, conv_lo, conv_hi) = common::spread(&mut convergences);
+    let (raw, raw_lo, raw_hi) = common::spread(&mut raws);
+    let (ratio, ratio_lo, ratio_hi) = common::spread(&mut ratios);
+    println!(
+        "cold-start convergence: median {conv:.2} s [{conv_lo:.2}-{conv_hi:.2}]; the same writes raw: median {raw:.2} s [{raw_lo:.2}-{raw_hi:.2}]; ratio median {ratio:.2}x [{ratio_lo:.2}-{ratio_hi:.2}] (target <= 1.5x: {})",
+        if ratio <= 1.5 { "met" } else { "NOT met" }
+    );
+    if !rss.is_empty() {
+        let (m, lo, hi) = common::spread(&mut rss);
+        println!(
+            "controller peak RSS after convergence: median {m:.1} MiB [{lo:.1}-{hi:.1}] with {customers_n} customers and {customers_n} decisions"
+        );
+    }
+    let (sandbox, mut controller) = flip_sandbox.expect("a last round");
+    let client = client_of(&sandbox);
 
     // Flip latency next to the raw watch latency of the same writes.
     let rv = sandbox.server.store.lock().rv();
@@ -168,7 +349,7 @@ async fn main() {
     let mut flips = Vec::new();
     for s in 0..samples {
         let i = (s * 37) % customers_n;
-        let dist = (i % resellers) % distributors;
+        let dist = (i % RESELLERS) % DISTRIBUTORS;
         let was_restricted = sandbox
             .server
             .store
@@ -227,16 +408,8 @@ async fn main() {
         ms(percentile(&flips, 0.99)),
         percentile(&flips, 0.99).as_secs_f64() / percentile(&raw, 0.99).as_secs_f64()
     );
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", controller.id()))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        });
-    match rss {
-        Some(kib) => println!("controller peak RSS: {:.1} MiB (target < 100 MiB)", kib / 1024.0),
-        None => println!("controller peak RSS: not readable on this system"),
+    if let Some(m) = peak_rss_mib(controller.id()) {
+        println!("controller peak RSS after the flips: {m:.1} MiB");
     }
     let _ = controller.kill();
     let _ = controller.wait();

@@ -138,6 +138,7 @@ pub async fn run(
         customers_by_namespace: customers_by_namespace.clone(),
         namespaces: namespaces.store.clone(),
         hierarchy: Default::default(),
+        admission: Default::default(),
         progress: Arc::new(tokio::sync::watch::channel(0).0),
     };
     metrics.set_customer_store(customers.store.clone());
@@ -237,30 +238,44 @@ pub async fn run(
         );
 
     // After each event a watch applied: the hierarchy is rebuilt when partners or delegations
-    // change, and whoever waits for the caches to catch up looks again.
-    let advanced = |rebuild_hierarchy: bool| {
+    // change, the purchase webhook's prepared answers that read the object are outdated, and
+    // then whoever waits for the caches to catch up looks again.
+    fn advanced<K: 'static>(
+        stores: &Stores,
+        outdated: fn(&Stores, &kube::runtime::watcher::Event<K>),
+    ) -> impl Fn(&kube::runtime::watcher::Event<K>) + Send + 'static {
         let stores = stores.clone();
-        move || {
-            if rebuild_hierarchy {
-                stores.hierarchy.changed();
-            }
+        move |event| {
+            outdated(&stores, event);
             stores.advanced();
         }
-    };
+    }
     let watches = futures::future::join5(
-        partners.run(Api::all(client.clone()), |_| {}, advanced(true)),
+        partners.run(
+            Api::all(client.clone()),
+            |_| {},
+            advanced(&stores, index::outdated::partner),
+        ),
         customers.run(
             Api::all(client.clone()),
             move |e| customers_by_namespace.observe(e),
-            advanced(false),
+            advanced(&stores, index::outdated::customer),
         ),
-        delegations.run(Api::all(client.clone()), |_| {}, advanced(true)),
+        delegations.run(
+            Api::all(client.clone()),
+            |_| {},
+            advanced(&stores, index::outdated::delegation),
+        ),
         decisions.run(
             Api::all(client.clone()),
             move |e| decisions_by_customer.observe(e),
-            advanced(false),
+            advanced(&stores, index::outdated::decision),
         ),
-        namespaces.run(Api::all(client.clone()), |_| {}, advanced(false)),
+        namespaces.run(
+            Api::all(client.clone()),
+            |_| {},
+            advanced(&stores, index::outdated::namespace),
+        ),
     );
     let ready_stores = stores.clone();
     let readiness = async move {

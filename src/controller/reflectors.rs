@@ -78,13 +78,13 @@ where
     }
 
     /// Drives the watch until it ends: indexes follow each event before the store does
-    /// (`observe`); `applied` runs after the store applied it, and deletions are broadcast
-    /// after that.
+    /// (`observe`); `applied` sees each event after the store applied it, and deletions are
+    /// broadcast after that.
     pub fn run(
         self,
         api: Api<K>,
         observe: impl Fn(&watcher::Event<K>) + Send + 'static,
-        applied: impl Fn() + Send + 'static,
+        applied: impl Fn(&watcher::Event<K>) + Send + 'static,
     ) -> impl std::future::Future<Output = ()> {
         let gone = self.gone;
         watcher(api, watcher::Config::default())
@@ -98,8 +98,8 @@ where
             })
             .reflect_shared(self.writer)
             .for_each(move |event| {
-                if event.is_ok() {
-                    applied();
+                if let Ok(e) = &event {
+                    applied(e);
                 }
                 // After the reflector dropped the object from the store: mapped reconciles
                 // see the store without it.

@@ -47,6 +47,7 @@ impl Stores {
             customers_by_namespace,
             namespaces: store_of(Vec::<k8s_openapi::api::core::v1::Namespace>::new()),
             hierarchy: Default::default(),
+            admission: Default::default(),
             progress: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }

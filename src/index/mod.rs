@@ -2,13 +2,16 @@
 //! the controllers and the webhooks; translated into the policy core's plain data by
 //! [`convert`]. Pure translation: every rule lives in the policy core.
 
+pub mod admission;
 mod by_customer;
 mod by_namespace;
 pub mod convert;
 mod fixtures;
 pub mod freshness;
 mod hierarchy;
+pub mod outdated;
 
+pub use admission::AdmissionCache;
 pub use by_customer::DecisionIndex;
 pub use by_namespace::NamespaceIndex;
 pub use convert::{customer, decision, delegation, micro_time, micros, partner, seconds};
@@ -36,6 +39,8 @@ pub struct Stores {
     pub namespaces: Store<Namespace>,
     /// The hierarchy built from `partners` and `delegations`, rebuilt when they change.
     pub hierarchy: Arc<HierarchyCache>,
+    /// The purchase webhook's answer per namespace, prepared once per change.
+    pub admission: Arc<AdmissionCache>,
     /// Bumped after every event any watch applied: what [`Freshness`] waits on.
     pub progress: Arc<tokio::sync::watch::Sender<u64>>,
 }

@@ -5,8 +5,9 @@
 
 use super::review::{Outcome, Request};
 use super::{Enforcement, NOT_SYNCED, Webhooks};
-use crate::api::{CustomerAccount, GUARDED_LABEL};
+use crate::api::GUARDED_LABEL;
 use crate::index::Stores;
+use crate::index::admission::{Claim, Inputs};
 use kube::ResourceExt;
 use policy::RequestOperation;
 use purchase_guard_policy as policy;
@@ -81,40 +82,31 @@ impl Webhooks {
         let Some(namespace) = req.namespace.as_deref() else {
             return Judged::Answered(Outcome::allow("ClusterScoped"));
         };
-        let stores = self.stores();
-        let customers = stores.map(|s| s.customers_in_namespace(namespace));
-        let (customer_name, state) = match (stores, customers.as_deref()) {
-            (None, _) => (None, policy::CustomerState::Unknown { why: NOT_SYNCED.into() }),
-            // Guarded but listed by nobody: its customer was deleted (or changed its list while
-            // this replica's caches lag). Never silently unguarded: fail closed until released.
-            (Some(s), Some([])) if s.namespace_guarded(namespace) => (
-                None,
-                policy::CustomerState::Unknown {
-                    why: format!(
-                        "namespace \"{namespace}\" is labelled {GUARDED_LABEL} but no CustomerAccount claims it; list it in a CustomerAccount (spec.namespaces or spec.namespaceSelector), or release it by removing the label"
-                    ),
-                },
-            ),
-            (Some(_), Some([])) => return self.outside_customers(req, namespace, operation),
-            (Some(s), Some([customer])) => (Some(customer.name_any()), customer_state(s, customer, (self.clock)())),
-            (Some(_), Some(many)) => {
-                let names: Vec<String> = many.iter().map(|c| c.name_any()).collect();
-                (
-                    Some(names.join(", ")),
-                    policy::CustomerState::Unknown {
-                        why: format!(
-                            "namespace \"{namespace}\" is claimed by several CustomerAccounts ({}); fix their spec.namespaces",
-                            names.join(", ")
-                        ),
-                    },
-                )
+        // Who claims the namespace, in which state: prepared once per change of what it was
+        // computed from, not per review.
+        let claim = self
+            .stores()
+            .map(|s| s.admission.claim(namespace, || claim_of(s, namespace, (self.clock)())));
+        let not_synced;
+        let (customer_name, state): (Option<&str>, &policy::CustomerState) = match claim.as_deref() {
+            None => {
+                not_synced = policy::CustomerState::Unknown { why: NOT_SYNCED.into() };
+                (None, &not_synced)
             }
-            (Some(_), None) => return self.outside_customers(req, namespace, operation),
+            Some(Claim::Nobody) => return self.outside_customers(req, namespace, operation),
+            Some(Claim::Orphaned { state }) => (None, state),
+            Some(Claim::Customer { name, state }) => (Some(name), state),
+            Some(Claim::Several { names, state }) => (Some(names), state),
         };
+        let overridden;
         let state = match unknown {
-            Some(why) => policy::CustomerState::Unknown { why },
+            Some(why) => {
+                overridden = policy::CustomerState::Unknown { why };
+                &overridden
+            }
             None => state,
         };
+        let customer_name = customer_name.map(str::to_string);
         let customer_label = customer_name
             .clone()
             .unwrap_or_else(|| format!("of namespace {namespace}"));
@@ -129,14 +121,14 @@ impl Webhooks {
             "{} \"{}\" of customer \"{customer_label}\" in namespace \"{namespace}\"",
             req.resource, req.name
         );
-        if let Some(refused) = policy::judge_freeze(&state, &request, &subject) {
+        if let Some(refused) = policy::judge_freeze(state, &request, &subject) {
             return Judged::Judgement(refused, customer_name);
         }
         let judgement = policy::judge_request(
             &guarded.classify,
             &self.settings.matrix,
             &customer_label,
-            &state,
+            state,
             &request,
         );
         Judged::Judgement(judgement, customer_name)
@@ -215,9 +207,43 @@ impl Webhooks {
     }
 }
 
-/// The customer's state, evaluated from the caches with the policy core (the evaluation the
-/// controller writes into the status, made here without waiting for it).
-fn customer_state(stores: &Stores, customer: &CustomerAccount, now: jiff::Timestamp) -> policy::CustomerState {
-    let (eval, _) = stores.evaluate(customer, policy::Timestamp(now.as_microsecond()));
-    policy::evaluated_state(&eval)
+/// Who claims `namespace` and the claiming customer's state, evaluated from the caches with
+/// the policy core (the evaluation the controller writes into the status, made here without
+/// waiting for it), with the customers read.
+fn claim_of(stores: &Stores, namespace: &str, now: jiff::Timestamp) -> (Claim, Inputs) {
+    let customers = stores.customers_in_namespace(namespace);
+    let inputs = Inputs {
+        customers: customers.iter().map(|c| c.name_any()).collect(),
+    };
+    let claim = match customers.as_slice() {
+        // Guarded but listed by nobody: its customer was deleted (or changed its list while
+        // this replica's caches lag). Never silently unguarded: fail closed until released.
+        [] if stores.namespace_guarded(namespace) => Claim::Orphaned {
+            state: policy::CustomerState::Unknown {
+                why: format!(
+                    "namespace \"{namespace}\" is labelled {GUARDED_LABEL} but no CustomerAccount claims it; list it in a CustomerAccount (spec.namespaces or spec.namespaceSelector), or release it by removing the label"
+                ),
+            },
+        },
+        [] => Claim::Nobody,
+        [customer] => {
+            let (eval, _) = stores.evaluate(customer, policy::Timestamp(now.as_microsecond()));
+            Claim::Customer {
+                name: customer.name_any(),
+                state: policy::evaluated_state(&eval),
+            }
+        }
+        _several => {
+            let names = inputs.customers.join(", ");
+            Claim::Several {
+                state: policy::CustomerState::Unknown {
+                    why: format!(
+                        "namespace \"{namespace}\" is claimed by several CustomerAccounts ({names}); fix their spec.namespaces"
+                    ),
+                },
+                names,
+            }
+        }
+    };
+    (claim, inputs)
 }

@@ -6,6 +6,7 @@
 //! prints against a real cluster.
 
 mod field;
+mod rules;
 mod schema;
 
 pub use field::{FieldError, FieldErrorType, Invalid, Rejected};

@@ -1,7 +1,7 @@
 //! Structural schema validation, defaulting and pruning, plus CEL rules through kube-cel.
 
 use crate::field::{FieldError, FieldErrorType, Invalid, Rejected};
-use kube_cel::{CompiledSchema, Validator, compile_schema};
+use kube_cel::{Validator, compile_schema};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +33,8 @@ pub struct Validated {
 struct Served {
     kind: String,
     schema: Value,
-    compiled: CompiledSchema,
+    /// Where the CEL rules are, compiled.
+    rules: crate::rules::RuleMap,
     /// For each CEL rule text, the `fieldPath` it reports under, if any.
     rule_field_paths: HashMap<String, String>,
 }
@@ -62,13 +63,19 @@ impl std::fmt::Debug for CrdValidator {
 const SUBDOMAIN_RE: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const LABEL_RE: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
+/// The name patterns, compiled once (every object's name is checked on every create).
+static SUBDOMAIN: std::sync::LazyLock<Regex> =
+    std::sync::LazyLock::new(|| Regex::new(SUBDOMAIN_RE).expect("a valid constant pattern"));
+static LABEL: std::sync::LazyLock<Regex> =
+    std::sync::LazyLock::new(|| Regex::new(LABEL_RE).expect("a valid constant pattern"));
+
 /// Problems with a DNS-1123 subdomain (object names), worded as apimachinery words them.
 pub fn validate_dns1123_subdomain(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > 253 {
         errs.push("must be no more than 253 characters".to_string());
     }
-    if !Regex::new(SUBDOMAIN_RE).is_ok_and(|re| re.is_match(value)) {
+    if !SUBDOMAIN.is_match(value) {
         errs.push("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
     }
     errs
@@ -80,7 +87,7 @@ pub fn validate_dns1123_label(value: &str) -> Vec<String> {
     if value.len() > 63 {
         errs.push("must be no more than 63 characters".to_string());
     }
-    if !Regex::new(LABEL_RE).is_ok_and(|re| re.is_match(value)) {
+    if !LABEL.is_match(value) {
         errs.push("a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string());
     }
     errs
@@ -151,8 +158,8 @@ impl CrdValidator {
                 (format!("{group}/{name}"), kind.to_string()),
                 Served {
                     kind: kind.to_string(),
+                    rules: crate::rules::RuleMap::of(&schema),
                     schema,
-                    compiled,
                     rule_field_paths,
                 },
             );
@@ -282,30 +289,34 @@ impl CrdValidator {
                 }
                 o
             });
-            if let Err(cel_errors) = self
-                .cel
-                .validate_compiled(&served.compiled, &value, old_pruned.as_ref())
-            {
-                for e in cel_errors.iter() {
-                    let base = served
-                        .rule_field_paths
-                        .get(&e.rule)
-                        .and_then(|fp| e.field_path.strip_suffix(fp.as_str()))
-                        .unwrap_or(&e.field_path);
-                    let node_type = schema_type_at(&served.schema, base).unwrap_or("object");
-                    let kind = match e.reason.as_deref() {
-                        Some("FieldValueRequired") => FieldErrorType::Required,
-                        Some("FieldValueForbidden") => FieldErrorType::Forbidden,
-                        Some("FieldValueDuplicate") => FieldErrorType::Duplicate,
-                        _ => FieldErrorType::Invalid,
-                    };
-                    errors.push(FieldError {
-                        path: e.field_path.clone(),
-                        kind,
-                        value: Some(Value::String(node_type.to_string())),
-                        detail: e.message.clone(),
-                    });
-                }
+            let mut cel_errors = Vec::new();
+            crate::rules::run(
+                &self.cel,
+                &served.rules,
+                &value,
+                old_pruned.as_ref(),
+                "",
+                &mut cel_errors,
+            );
+            for e in cel_errors.iter() {
+                let base = served
+                    .rule_field_paths
+                    .get(&e.rule)
+                    .and_then(|fp| e.field_path.strip_suffix(fp.as_str()))
+                    .unwrap_or(&e.field_path);
+                let node_type = schema_type_at(&served.schema, base).unwrap_or("object");
+                let kind = match e.reason.as_deref() {
+                    Some("FieldValueRequired") => FieldErrorType::Required,
+                    Some("FieldValueForbidden") => FieldErrorType::Forbidden,
+                    Some("FieldValueDuplicate") => FieldErrorType::Duplicate,
+                    _ => FieldErrorType::Invalid,
+                };
+                errors.push(FieldError {
+                    path: e.field_path.clone(),
+                    kind,
+                    value: Some(Value::String(node_type.to_string())),
+                    detail: e.message.clone(),
+                });
             }
         }
 

@@ -1,8 +1,10 @@
 //! Sandbox throughput and latency: create, list and watch delivery with 50,000 objects, next
-//! to the round trip of a trivial request (`GET /version`) measured in the same run.
+//! to the round trip of a trivial request (`GET /version`) measured in the same run; then
+//! custom-resource writes against ConfigMap writes, in alternating rounds.
 //!
 //! Run: `cargo bench -p purchase-guard-sandbox --bench throughput`
-//! (`SANDBOX_BENCH_OBJECTS` sets the object count, default 50000).
+//! (`SANDBOX_BENCH_OBJECTS` sets the object count, default 50000; `SANDBOX_BENCH_ROUNDS` the
+//! rounds of the write comparison, default 5).
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -22,6 +24,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Runs `n` writes, `concurrency` at a time; returns writes per second.
+async fn run_writes<F, Fut>(n: usize, concurrency: usize, write: F) -> f64
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let t = Instant::now();
+    futures::stream::iter(0..n)
+        .map(write)
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    n as f64 / t.elapsed().as_secs_f64()
 }
 
 fn peak_rss_mib() -> Option<f64> {
@@ -97,13 +114,20 @@ async fn main() {
     let t = Instant::now();
     let listed = all.list(&ListParams::default()).await.expect("list");
     let list_elapsed = t.elapsed();
-    assert_eq!(listed.items.len(), objects);
+    // Besides the benchmark's, every namespace holds its kube-root-ca.crt ConfigMap.
+    let ours = |items: &[ConfigMap]| {
+        items
+            .iter()
+            .filter(|c| c.metadata.name.as_deref().is_some_and(|n| n.starts_with("cm-")))
+            .count()
+    };
+    assert_eq!(ours(&listed.items), objects);
     let t = Instant::now();
     let mut paged = 0;
     let mut lp = ListParams::default().limit(500);
     loop {
         let page = all.list(&lp).await.expect("page");
-        paged += page.items.len();
+        paged += ours(&page.items);
         match page.metadata.continue_ {
             Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
             _ => break,
@@ -210,8 +234,10 @@ async fn main() {
         ms(percentile(&write_rtt, 0.5)),
         ms(percentile(&write_rtt, 0.99))
     );
-    // Custom resources: the CRDs' schema and CEL rules and the status subresource cost more
-    // per write than a ConfigMap.
+    // Custom resources against ConfigMaps, interleaved: per round, the same number of
+    // creates of each kind, then the same number of merge patches (a ConfigMap's data, a
+    // PurchaseRestriction's status subresource), the order swapped every round; each round
+    // gives a ratio of rates.
     let crd_api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
         Api::all(client.clone());
     let crd_file = concat!(
@@ -220,7 +246,12 @@ async fn main() {
     );
     let crd = serde_yaml_ng::from_str(&std::fs::read_to_string(crd_file).expect("the CRD file")).expect("a CRD");
     crd_api.create(&PostParams::default(), &crd).await.expect("CRD created");
-    let custom = 5_000usize;
+    let rounds: usize = std::env::var("SANDBOX_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5usize)
+        .max(1);
+    let per_round = 3_000usize;
     let ar = kube::api::ApiResource {
         group: "purchaseguard.io".into(),
         version: "v1alpha1".into(),
@@ -228,34 +259,112 @@ async fn main() {
         kind: "PurchaseRestriction".into(),
         plural: "purchaserestrictions".into(),
     };
-    let t = Instant::now();
-    let creates = futures::stream::iter(0..custom).map(|i| {
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "bench-0", &ar);
-        let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
-            "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
-            "metadata": {"name": format!("pr-{i}")},
-            "spec": {"customer": format!("c-{i}"), "state": "Restricted", "reason": "benchmark"}
-        }))
-        .expect("an object");
-        async move { api.create(&PostParams::default(), &obj).await.expect("create") }
-    });
-    creates.buffer_unordered(concurrency).collect::<Vec<_>>().await;
-    let cr_create = t.elapsed();
-    let t = Instant::now();
-    let patches = futures::stream::iter(0..custom).map(|i| {
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), "bench-0", &ar);
-        let status = serde_json::json!({"status": {"observedGeneration": 1, "issuer": "bench",
-            "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "m", "lastTransitionTime": "2026-11-26T00:00:00Z"}]}});
-        async move { api.patch_status(&format!("pr-{i}"), &PatchParams::default(), &Patch::Merge(&status)).await.expect("status") }
-    });
-    patches.buffer_unordered(concurrency).collect::<Vec<_>>().await;
-    let cr_status = t.elapsed();
+    let mut rates: Vec<[f64; 4]> = Vec::new();
+    for round in 0..rounds {
+        let ns = format!("writes-{round}");
+        let mut namespace = Namespace::default();
+        namespace.metadata.name = Some(ns.clone());
+        ns_api
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace");
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
+        let restrictions: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let cm_create = || {
+            let api = configmaps.clone();
+            run_writes(per_round, concurrency, move |i| {
+                let api = api.clone();
+                async move {
+                    let mut cm = ConfigMap::default();
+                    cm.metadata.name = Some(format!("cm-{i}"));
+                    cm.data = Some(BTreeMap::from([
+                        ("customer".to_string(), format!("c-{i}")),
+                        ("reason".to_string(), "benchmark".to_string()),
+                    ]));
+                    api.create(&PostParams::default(), &cm).await.expect("create");
+                }
+            })
+        };
+        let cr_create = || {
+            let api = restrictions.clone();
+            run_writes(per_round, concurrency, move |i| {
+                let api = api.clone();
+                async move {
+                    let obj: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+                        "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+                        "metadata": {"name": format!("pr-{i}")},
+                        "spec": {"customer": format!("c-{i}"), "state": "Restricted", "reason": "benchmark"}
+                    }))
+                    .expect("an object");
+                    api.create(&PostParams::default(), &obj).await.expect("create");
+                }
+            })
+        };
+        let cm_patch = || {
+            let api = configmaps.clone();
+            run_writes(per_round, concurrency, move |i| {
+                let api = api.clone();
+                async move {
+                    let patch = serde_json::json!({"data": {"reason": "benchmark, patched"}});
+                    api.patch(&format!("cm-{i}"), &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .expect("patch");
+                }
+            })
+        };
+        let cr_patch = || {
+            let api = restrictions.clone();
+            run_writes(per_round, concurrency, move |i| {
+                let api = api.clone();
+                async move {
+                    let status = serde_json::json!({"status": {"observedGeneration": 1, "issuer": "bench",
+                        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "m", "lastTransitionTime": "2026-11-26T00:00:00Z"}]}});
+                    api.patch_status(&format!("pr-{i}"), &PatchParams::default(), &Patch::Merge(&status))
+                        .await
+                        .expect("status");
+                }
+            })
+        };
+        let (cmc, crc, cmp, crp) = if round % 2 == 0 {
+            let cmc = cm_create().await;
+            let crc = cr_create().await;
+            let cmp = cm_patch().await;
+            let crp = cr_patch().await;
+            (cmc, crc, cmp, crp)
+        } else {
+            let crc = cr_create().await;
+            let cmc = cm_create().await;
+            let crp = cr_patch().await;
+            let cmp = cm_patch().await;
+            (cmc, crc, cmp, crp)
+        };
+        rates.push([cmc, crc, cmp, crp]);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let m = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        };
+        (m, v[0], v[n - 1])
+    };
     println!(
-        "custom resources (PurchaseRestriction, CEL rules): create {:.0} objects/s, status merge patch {:.0} writes/s ({custom} each, {concurrency} concurrent clients; ConfigMap creates above: {:.0} objects/s)",
-        custom as f64 / cr_create.as_secs_f64(),
-        custom as f64 / cr_status.as_secs_f64(),
-        objects as f64 / create_elapsed.as_secs_f64()
+        "custom resources (PurchaseRestriction: schema, CEL rules, status subresource) against ConfigMaps, {rounds} rounds of {per_round} writes of each, {concurrency} concurrent clients, alternating:"
     );
+    println!("write | ConfigMap writes/s (median) | PurchaseRestriction writes/s (median) | ratio median [min-max]");
+    for (name, cm, cr) in [
+        ("create", 0, 1),
+        ("merge patch (ConfigMap data; PurchaseRestriction status)", 2, 3),
+    ] {
+        let (ratio, lo, hi) = median(rates.iter().map(|r| r[cr] / r[cm]).collect());
+        println!(
+            "{name} | {:.0} | {:.0} | {ratio:.2}x [{lo:.2}-{hi:.2}]",
+            median(rates.iter().map(|r| r[cm]).collect()).0,
+            median(rates.iter().map(|r| r[cr]).collect()).0,
+        );
+    }
     if let Some(rss) = peak_rss_mib() {
         println!("peak RSS of the benchmark process (sandbox and clients): {rss:.0} MiB");
     }

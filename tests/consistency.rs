@@ -272,3 +272,37 @@ async fn cached_mode_fails_closed_when_its_caches_are_not_confirmed() {
     let _ = replica.stop.send(());
     sandbox.shutdown().await;
 }
+
+/// A check reads its lists by pages (so that its memory does not grow with every object's
+/// metadata): a restriction the caches have not seen is found on the last of several pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_check_finds_a_lag_on_any_page_of_a_long_list() {
+    let (sandbox, _kubeconfig) = platform("pages").await;
+    // 1,200 decisions of other customers, sorted before initech's: three pages of 500.
+    for i in 0..1_200 {
+        sandbox
+            .server
+            .apply_object(
+                json!({"apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+                    "metadata": {"name": format!("a-{i:04}"), "namespace": "dist-emea"},
+                    "spec": {"customer": format!("other-{i}"), "state": "Restricted", "reason": "Overdue"}}),
+                "test",
+            )
+            .expect("decision loaded");
+    }
+    let replica = replica(
+        &sandbox,
+        Consistency::Cached,
+        Duration::from_secs(60),
+        Duration::from_secs(2),
+    )
+    .await;
+    replica.freshness.check_now().await.expect("current");
+    restrict_behind_the_watches(&sandbox).await;
+    let lag = replica.freshness.check_now().await.expect_err("the check sees the lag");
+    assert!(lag.to_string().contains("dist-emea/initech"), "{lag}");
+    sandbox.server.store.resume_watches();
+    caught_up(&replica).await;
+    let _ = replica.stop.send(());
+    sandbox.shutdown().await;
+}

@@ -122,7 +122,11 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     if written {
         freeze_events(&ctx, &customer, previous, &desired).await;
     }
-    if written && before != after {
+    // A customer's first evaluation is recorded in its conditions and history, not as an
+    // event: it is no change anyone made, and a fresh install over many customers would
+    // otherwise write one event per customer. Every later change of state is an event.
+    let first_evaluation = previous.is_none_or(|p| p.history.is_empty());
+    if written && before != after && !first_evaluation {
         let condition = desired.conditions.iter().find(|c| c.type_ == "PurchaseRestricted");
         let (reason, mut message) = condition
             .map(|c| (c.reason.clone(), c.message.clone()))

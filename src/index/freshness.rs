@@ -22,7 +22,7 @@ use kube::api::{Api, ListParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
@@ -41,40 +41,33 @@ pub enum Stale {
 fn lag_of<K: Resource<DynamicType = ()> + Clone>(
     store: &Store<K>,
     cached: Vec<std::sync::Arc<K>>,
-    list: &kube::api::ObjectList<kube::core::PartialObjectMeta<K>>,
+    list: &Listed,
 ) -> Option<String> {
-    let read_at = list.metadata.resource_version.as_deref().unwrap_or_default();
+    let read_at = list.read_at.as_str();
     let kind = K::kind(&());
-    let mut fresh: HashMap<(String, String), &str> = HashMap::with_capacity(list.items.len());
-    for item in &list.items {
-        let key = (
-            item.metadata.namespace.clone().unwrap_or_default(),
-            item.metadata.name.clone().unwrap_or_default(),
-        );
-        let rv = item.metadata.resource_version.as_deref().unwrap_or_default();
-        let mut reference = ObjectRef::<K>::new(&key.1);
-        if !key.0.is_empty() {
-            reference = reference.within(&key.0);
+    let mut fresh: HashSet<(&str, &str)> = HashSet::with_capacity(list.items.len());
+    for (ns, name, rv) in &list.items {
+        let mut reference = ObjectRef::<K>::new(name);
+        if !ns.is_empty() {
+            reference = reference.within(ns);
         }
         let cached = store.get(&reference);
         let cached_rv = cached.as_ref().and_then(|c| c.meta().resource_version.clone());
         if !cached_rv.as_deref().is_some_and(|c| not_older(c, rv)) {
-            let (ns, name) = &key;
             return Some(match cached_rv {
                 None => format!("{kind} {ns}/{name} at resourceVersion {rv} is not in the cache yet"),
                 Some(c) => format!("{kind} {ns}/{name} is at resourceVersion {c} in the cache, {rv} in the API server"),
             });
         }
-        fresh.insert(key, rv);
+        fresh.insert((ns.as_str(), name.as_str()));
     }
     for cached in cached {
-        let key = (cached.namespace().unwrap_or_default(), cached.name_any());
-        if fresh.contains_key(&key) {
+        let (ns, name) = (cached.namespace().unwrap_or_default(), cached.name_any());
+        if fresh.contains(&(ns.as_str(), name.as_str())) {
             continue;
         }
         let rv = cached.meta().resource_version.as_deref().unwrap_or_default();
         if !newer(rv, read_at) {
-            let (ns, name) = &key;
             return Some(format!("{kind} {ns}/{name} was deleted, and the cache still has it"));
         }
     }
@@ -136,26 +129,56 @@ where
         })
 }
 
-/// A metadata-only quorum list of `K`, with a field selector if any.
-async fn read<K>(
-    client: &Client,
-    fields: Option<String>,
-) -> Result<kube::api::ObjectList<kube::core::PartialObjectMeta<K>>, Stale>
+/// What a quorum list says of each object: namespace, name, resourceVersion; and the
+/// resourceVersion of the read. Kept this small (not the objects' metadata, whose managed
+/// fields and annotations can be kilobytes each) so that a check of 100,000 objects costs
+/// megabytes, not hundreds.
+struct Listed {
+    read_at: String,
+    items: Vec<(String, String, String)>,
+}
+
+/// How many objects one page of a quorum list holds.
+const PAGE: u32 = 500;
+
+/// A metadata-only quorum list of `K`, with a field selector if any, read by pages.
+async fn read<K>(client: &Client, fields: Option<String>) -> Result<Listed, Stale>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
-    let mut params = ListParams::default();
+    let failed = |e: kube::Error| Stale::ReadFailed {
+        kind: K::kind(&()).into_owned(),
+        message: e.to_string(),
+    };
+    let mut params = ListParams::default().limit(PAGE);
     if let Some(fields) = &fields {
         params = params.fields(fields);
     }
-    // No resourceVersion: a quorum read, served from etcd.
-    Api::<K>::all(client.clone())
-        .list_metadata(&params)
-        .await
-        .map_err(|e| Stale::ReadFailed {
-            kind: K::kind(&()).into_owned(),
-            message: e.to_string(),
-        })
+    let api = Api::<K>::all(client.clone());
+    let mut listed = Listed {
+        read_at: String::new(),
+        items: Vec::new(),
+    };
+    loop {
+        // No resourceVersion: a quorum read, served from etcd; the pages that follow are
+        // read at the first one's resourceVersion.
+        let page = api.list_metadata(&params).await.map_err(failed)?;
+        if listed.read_at.is_empty() {
+            listed.read_at = page.metadata.resource_version.clone().unwrap_or_default();
+        }
+        listed.items.extend(page.items.into_iter().map(|item| {
+            let m = item.metadata;
+            (
+                m.namespace.unwrap_or_default(),
+                m.name.unwrap_or_default(),
+                m.resource_version.unwrap_or_default(),
+            )
+        }));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(listed),
+        }
+    }
 }
 
 /// Proves the caches current: all of them in the background, or what one purchase depends on
@@ -189,12 +212,17 @@ impl Freshness {
     /// the partners and delegations. A purchase judged after it sees every restriction whose
     /// write returned before the purchase arrived.
     pub async fn ensure_for(&self, customer: &str, namespace: &str) -> Result<(), Stale> {
-        self.bounded(self.check_for(customer, namespace)).await
+        self.check_for(customer, namespace).await
     }
 
-    /// A check, bounded by the timeout (the quorum reads and the wait for the watches).
-    async fn bounded(&self, check: impl std::future::Future<Output = Result<(), Stale>>) -> Result<(), Stale> {
-        tokio::time::timeout(self.timeout, check)
+    /// The quorum reads of a check, bounded by its deadline (the reads and the wait for the
+    /// watches share one timeout; a wait cut short says what the caches still lack).
+    async fn reads<T>(
+        &self,
+        deadline: tokio::time::Instant,
+        reads: impl std::future::Future<Output = Result<T, Stale>>,
+    ) -> Result<T, Stale> {
+        tokio::time::timeout_at(deadline, reads)
             .await
             .map_err(|_| Stale::Behind {
                 timeout: self.timeout,
@@ -203,16 +231,21 @@ impl Freshness {
     }
 
     async fn check_for(&self, customer: &str, namespace: &str) -> Result<(), Stale> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let c = &self.client;
-        let (partners, delegations, decisions, the_customer, the_namespace) = futures::try_join!(
-            read::<Partner>(c, None),
-            read::<ResellerDelegation>(c, None),
-            read::<PurchaseRestriction>(c, Some(format!("spec.customer={customer}"))),
-            read_one::<CustomerAccount>(c, customer),
-            read_one::<Namespace>(c, namespace),
-        )?;
+        let (partners, delegations, decisions, the_customer, the_namespace) = self
+            .reads(deadline, async {
+                futures::try_join!(
+                    read::<Partner>(c, None),
+                    read::<ResellerDelegation>(c, None),
+                    read::<PurchaseRestriction>(c, Some(format!("spec.customer={customer}"))),
+                    read_one::<CustomerAccount>(c, customer),
+                    read_one::<Namespace>(c, namespace),
+                )
+            })
+            .await?;
         let s = &self.stores;
-        self.wait(|| {
+        self.wait(deadline, || {
             lag_of(&s.partners, s.partners.state(), &partners)
                 .or_else(|| lag_of(&s.delegations, s.delegations.state(), &delegations))
                 .or_else(|| lag_of(&s.decisions, s.decisions_of(customer), &decisions))
@@ -223,8 +256,7 @@ impl Freshness {
     }
 
     /// Waits until `lag` finds nothing behind, woken by every event the watches apply.
-    async fn wait(&self, lag: impl Fn() -> Option<String>) -> Result<(), Stale> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+    async fn wait(&self, deadline: tokio::time::Instant, lag: impl Fn() -> Option<String>) -> Result<(), Stale> {
         let mut progress = self.stores.progress.subscribe();
         loop {
             progress.borrow_and_update();
@@ -241,7 +273,7 @@ impl Freshness {
     /// One check: quorum reads of the five watched kinds, then the wait for the watches.
     pub async fn check_now(&self) -> Result<(), Stale> {
         let started = Instant::now();
-        self.bounded(self.check()).await?;
+        self.check().await?;
         let mut confirmed = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
         if confirmed.is_none_or(|at| at < started) {
             *confirmed = Some(started);
@@ -250,16 +282,21 @@ impl Freshness {
     }
 
     async fn check(&self) -> Result<(), Stale> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let c = &self.client;
-        let (partners, customers, delegations, decisions, namespaces) = futures::try_join!(
-            read::<Partner>(c, None),
-            read::<CustomerAccount>(c, None),
-            read::<ResellerDelegation>(c, None),
-            read::<PurchaseRestriction>(c, None),
-            read::<Namespace>(c, None),
-        )?;
+        let (partners, customers, delegations, decisions, namespaces) = self
+            .reads(deadline, async {
+                futures::try_join!(
+                    read::<Partner>(c, None),
+                    read::<CustomerAccount>(c, None),
+                    read::<ResellerDelegation>(c, None),
+                    read::<PurchaseRestriction>(c, None),
+                    read::<Namespace>(c, None),
+                )
+            })
+            .await?;
         let s = &self.stores;
-        self.wait(|| {
+        self.wait(deadline, || {
             lag_of(&s.partners, s.partners.state(), &partners)
                 .or_else(|| lag_of(&s.customers, s.customers.state(), &customers))
                 .or_else(|| lag_of(&s.delegations, s.delegations.state(), &delegations))

@@ -139,6 +139,7 @@ pub async fn run(
         namespaces: namespaces.store.clone(),
         hierarchy: Default::default(),
         admission: Default::default(),
+        first_seen: Default::default(),
         progress: Arc::new(tokio::sync::watch::channel(0).0),
     };
     metrics.set_customer_store(customers.store.clone());

@@ -91,5 +91,6 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
                 association: a.association,
             }),
         rejected_generation: status.and_then(|s| s.rejected_generation),
+        first_seen: None,
     }
 }

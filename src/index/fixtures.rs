@@ -48,6 +48,7 @@ impl Stores {
             namespaces: store_of(Vec::<k8s_openapi::api::core::v1::Namespace>::new()),
             hierarchy: Default::default(),
             admission: Default::default(),
+            first_seen: Default::default(),
             progress: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }

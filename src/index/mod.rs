@@ -41,6 +41,8 @@ pub struct Stores {
     pub hierarchy: Arc<HierarchyCache>,
     /// The purchase webhook's answer per namespace, prepared once per change.
     pub admission: Arc<AdmissionCache>,
+    /// When each decision generation not yet recorded was first judged.
+    pub first_seen: Arc<FirstSeen>,
     /// Bumped after every event any watch applied: what [`Freshness`] waits on.
     pub progress: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -174,7 +176,16 @@ impl Stores {
         now: policy::Timestamp,
     ) -> (policy::CustomerEvaluation, Vec<Arc<PurchaseRestriction>>) {
         let decisions = self.decisions_of(&customer.name_any());
-        let core: Vec<policy::Decision> = decisions.iter().map(|d| decision(d)).collect();
+        let mut core: Vec<policy::Decision> = decisions.iter().map(|d| decision(d)).collect();
+        // A generation whose acceptance is not recorded yet is stamped with the time it was
+        // first judged, by every evaluation until the record is written: the customer's status
+        // computed before the decision's own status is written already holds the time that
+        // will be recorded, and is not written a second time.
+        for (d, c) in decisions.iter().zip(core.iter_mut()) {
+            if c.accepted.as_ref().is_none_or(|a| a.generation != c.generation) {
+                c.first_seen = Some(self.first_seen.at(d, now));
+            }
+        }
         (
             policy::evaluate_customer(&self.hierarchy(), &self::customer(customer), &core, now),
             decisions,
@@ -212,6 +223,51 @@ impl Stores {
     }
 }
 
+/// When each decision generation whose acceptance is not recorded yet was first judged, by
+/// decision (uid). An entry goes when the decision's status records its generation, or the
+/// decision goes.
+#[derive(Debug, Default)]
+pub struct FirstSeen(std::sync::Mutex<std::collections::HashMap<String, (i64, policy::Timestamp)>>);
+
+impl FirstSeen {
+    fn key(d: &PurchaseRestriction) -> String {
+        d.uid()
+            .unwrap_or_else(|| format!("{}/{}", d.namespace().unwrap_or_default(), d.name_any()))
+    }
+
+    /// The time `d`'s generation was first judged (`now`, the first time).
+    pub fn at(&self, d: &PurchaseRestriction, now: policy::Timestamp) -> policy::Timestamp {
+        let generation = d.metadata.generation.unwrap_or(0);
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = seen.entry(Self::key(d)).or_insert((generation, now));
+        if entry.0 != generation {
+            *entry = (generation, now);
+        }
+        entry.1
+    }
+
+    /// `d` as its watch delivered it: forgotten once its status records its generation.
+    pub fn observe(&self, d: &PurchaseRestriction, deleted: bool) {
+        let recorded = d
+            .status
+            .as_ref()
+            .and_then(|s| s.accepted.as_ref())
+            .is_some_and(|a| Some(a.generation) == d.metadata.generation)
+            || d.status.as_ref().and_then(|s| s.rejected_generation) == d.metadata.generation;
+        if deleted || recorded {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&Self::key(d));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Whether `customer` claims the namespace `name` with `labels` (none: the namespace is not
 /// known): it lists it, or its selector matches the labels.
 pub fn claims(
@@ -235,4 +291,42 @@ pub fn is_guarded(namespace: &Namespace) -> bool {
         .labels
         .as_ref()
         .is_some_and(|l| l.contains_key(GUARDED_LABEL))
+}
+
+#[cfg(test)]
+mod first_seen_tests {
+    use super::*;
+
+    fn decision(generation: i64, recorded: Option<i64>) -> PurchaseRestriction {
+        let mut d: PurchaseRestriction = serde_json::from_value(serde_json::json!({
+            "apiVersion": "purchaseguard.io/v1alpha1", "kind": "PurchaseRestriction",
+            "metadata": {"name": "d", "namespace": "dist", "uid": "u-1", "generation": generation},
+            "spec": {"customer": "c", "state": "Restricted", "reason": "overdue"}
+        }))
+        .expect("a decision");
+        if let Some(g) = recorded {
+            d.status = serde_json::from_value(serde_json::json!({"accepted": {"generation": g,
+                "state": "Restricted", "reason": "overdue", "since": "2026-11-27T00:00:00.000001Z"}}))
+            .expect("a status");
+        }
+        d
+    }
+
+    #[test]
+    fn a_generation_keeps_its_first_time_until_its_status_records_it() {
+        let seen = FirstSeen::default();
+        let t = |s| policy::Timestamp(s);
+        assert_eq!(seen.at(&decision(1, None), t(10)), t(10));
+        assert_eq!(seen.at(&decision(1, None), t(20)), t(10), "the same generation: the first time");
+        // A record of an older generation does not forget it.
+        seen.observe(&decision(1, Some(0)), false);
+        assert_eq!(seen.len(), 1);
+        // A new generation starts again.
+        assert_eq!(seen.at(&decision(2, Some(1)), t(30)), t(30));
+        seen.observe(&decision(2, Some(2)), false);
+        assert!(seen.is_empty(), "recorded: forgotten");
+        seen.at(&decision(3, Some(2)), t(40));
+        seen.observe(&decision(3, Some(2)), true);
+        assert!(seen.is_empty(), "deleted: forgotten");
+    }
 }

@@ -37,10 +37,17 @@ pub fn customer(stores: &Stores, event: &Event<CustomerAccount>) {
     }
 }
 
-/// A decision: its customer's answers.
+/// A decision: its customer's answers, and its first-seen time once its status records it.
 pub fn decision(stores: &Stores, event: &Event<PurchaseRestriction>) {
     match event {
-        Event::Apply(d) | Event::Delete(d) => stores.admission.customer_changed(&d.spec.customer, &[]),
+        Event::Apply(d) => {
+            stores.first_seen.observe(d, false);
+            stores.admission.customer_changed(&d.spec.customer, &[]);
+        }
+        Event::Delete(d) => {
+            stores.first_seen.observe(d, true);
+            stores.admission.customer_changed(&d.spec.customer, &[]);
+        }
         Event::InitApply(_) => {}
         Event::Init | Event::InitDone => stores.admission.everything_changed(),
     }

@@ -326,7 +326,7 @@ fn judge(
                     generation: decision.generation,
                     state: decision.state,
                     reason: decision.withdrawal.clone().unwrap_or_else(|| decision.reason.clone()),
-                    since: now,
+                    since: decision.first_seen.unwrap_or(now),
                     withdrawn: decision.withdrawal.is_some(),
                     association: epoch,
                 },

@@ -226,6 +226,11 @@ pub struct Decision {
     /// judged once: what was made without authority stays ignored even if authority arrives
     /// later, until the decision is changed again.
     pub rejected_generation: Option<i64>,
+    /// When this generation was first judged, if it was before (by this process, and its
+    /// acceptance is not recorded yet): the time an acceptance is stamped with, so that every
+    /// evaluation until the record is written gives the same one. `None`: now.
+    #[serde(default)]
+    pub first_seen: Option<Timestamp>,
 }
 
 /// Everything the core needs to know about the partner hierarchy.

@@ -140,6 +140,7 @@ proptest! {
                                     created: Timestamp(now),
                                     accepted: None,
                                     rejected_generation: None,
+                                    first_seen: None,
                                 }),
                             }
                             Some(ISSUERS[*issuer])

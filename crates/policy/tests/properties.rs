@@ -78,6 +78,7 @@ fn world() -> impl Strategy<Value = World> {
                     created: Timestamp(created),
                     accepted: None,
                     rejected_generation: None,
+                    first_seen: None,
                 });
                 // Each decision is judged as it arrives, as the controller would.
                 now = now.max(created) + 1;
@@ -139,6 +140,7 @@ proptest! {
                 created: Timestamp(w.now),
                 accepted: None,
                 rejected_generation: None,
+                first_seen: None,
             }),
         }
         let after = evaluate_customer(&w.hierarchy, &w.customer, &decisions, Timestamp(w.now + 1));
@@ -209,6 +211,7 @@ proptest! {
                 created: Timestamp(w.now),
                 accepted: None,
                 rejected_generation: None,
+                first_seen: None,
             }),
         }
         let after = verdict(&decisions, w.now + 1);

@@ -30,6 +30,7 @@ fn decision(state: RestrictionState, reason: &str) -> policy::Decision {
         created: Timestamp(10),
         accepted: None,
         rejected_generation: None,
+        first_seen: None,
     }
 }
 

@@ -317,7 +317,11 @@ mod first_seen_tests {
         let seen = FirstSeen::default();
         let t = |s| policy::Timestamp(s);
         assert_eq!(seen.at(&decision(1, None), t(10)), t(10));
-        assert_eq!(seen.at(&decision(1, None), t(20)), t(10), "the same generation: the first time");
+        assert_eq!(
+            seen.at(&decision(1, None), t(20)),
+            t(10),
+            "the same generation: the first time"
+        );
         // A record of an older generation does not forget it.
         seen.observe(&decision(1, Some(0)), false);
         assert_eq!(seen.len(), 1);

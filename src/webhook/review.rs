@@ -2,7 +2,7 @@
 //! answer for every malformed input and never a panic.
 
 use crate::api::GROUP;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The AdmissionReview version served.
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -90,8 +90,10 @@ pub struct Malformed {
     pub message: String,
 }
 
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
+/// The string at `path` (object keys, outermost first). Key by key rather than with a JSON
+/// pointer, which allocates a string per segment.
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, key| v.get(key))?.as_str()
 }
 
 /// Moves a field out of the request (no copy of the objects); null counts as absent.
@@ -106,7 +108,7 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
     if !review.is_object() {
         return Err(Unusable("the body must be a JSON object (an AdmissionReview)".into()));
     }
-    let uid = match str_at(&review, "/request/uid") {
+    let uid = match str_at(&review, &["request", "uid"]) {
         Some(uid) if !uid.is_empty() => uid.to_string(),
         _ => {
             return Err(Unusable(
@@ -120,8 +122,8 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
             message,
         }))
     };
-    let api_version = str_at(&review, "/apiVersion").unwrap_or_default();
-    let kind = str_at(&review, "/kind").unwrap_or_default();
+    let api_version = str_at(&review, &["apiVersion"]).unwrap_or_default();
+    let kind = str_at(&review, &["kind"]).unwrap_or_default();
     if api_version != API_VERSION || kind != "AdmissionReview" {
         return malformed(format!(
             "expected apiVersion {API_VERSION} and kind AdmissionReview, got apiVersion {api_version:?} and kind {kind:?}"
@@ -131,13 +133,13 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
     let object = take(&mut request, "object");
     let old_object = take(&mut request, "oldObject");
     let request = &request;
-    let field = |name: &str| -> Result<String, String> {
-        str_at(request, name)
+    let field = |path: &[&str]| -> Result<String, String> {
+        str_at(request, path)
             .map(str::to_string)
-            .ok_or_else(|| format!("request{} is missing or not a string", name.replace('/', ".")))
+            .ok_or_else(|| format!("request.{} is missing or not a string", path.join(".")))
     };
     let parsed = (|| -> Result<Request, String> {
-        let operation = field("/operation")?;
+        let operation = field(&["operation"])?;
         if !matches!(operation.as_str(), "CREATE" | "UPDATE" | "DELETE" | "CONNECT") {
             return Err(format!(
                 "request.operation {operation:?} is not one of CREATE, UPDATE, DELETE, CONNECT"
@@ -154,27 +156,29 @@ pub fn parse(body: &[u8]) -> Result<Result<Request, Malformed>, Unusable> {
         }
         Ok(Request {
             uid: uid.clone(),
-            group: str_at(request, "/kind/group").unwrap_or_default().to_string(),
-            version: field("/kind/version")?,
-            kind: field("/kind/kind")?,
-            resource_group: str_at(request, "/resource/group")
-                .or_else(|| str_at(request, "/kind/group"))
+            group: str_at(request, &["kind", "group"]).unwrap_or_default().to_string(),
+            version: field(&["kind", "version"])?,
+            kind: field(&["kind", "kind"])?,
+            resource_group: str_at(request, &["resource", "group"])
+                .or_else(|| str_at(request, &["kind", "group"]))
                 .unwrap_or_default()
                 .to_string(),
-            resource_version: str_at(request, "/resource/version")
-                .or_else(|| str_at(request, "/kind/version"))
+            resource_version: str_at(request, &["resource", "version"])
+                .or_else(|| str_at(request, &["kind", "version"]))
                 .unwrap_or_default()
                 .to_string(),
-            resource: field("/resource/resource")?,
-            sub_resource: str_at(request, "/subResource")
+            resource: field(&["resource", "resource"])?,
+            sub_resource: str_at(request, &["subResource"])
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
-            name: str_at(request, "/name").unwrap_or_default().to_string(),
-            namespace: str_at(request, "/namespace")
+            name: str_at(request, &["name"]).unwrap_or_default().to_string(),
+            namespace: str_at(request, &["namespace"])
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             operation,
-            username: str_at(request, "/userInfo/username").unwrap_or_default().to_string(),
+            username: str_at(request, &["userInfo", "username"])
+                .unwrap_or_default()
+                .to_string(),
             object,
             old_object,
             dry_run: request.get("dryRun").and_then(Value::as_bool).unwrap_or(false),
@@ -199,28 +203,84 @@ fn status_reason(code: u16) -> &'static str {
     }
 }
 
+/// The response AdmissionReview, as written.
+#[derive(serde::Serialize)]
+struct ReviewOut<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    kind: &'static str,
+    response: ResponseOut<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ResponseOut<'a> {
+    uid: &'a str,
+    allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<StatusOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    warnings: &'a [String],
+    #[serde(rename = "patchType", skip_serializing_if = "Option::is_none")]
+    patch_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct StatusOut<'a> {
+    code: u16,
+    reason: &'static str,
+    message: &'a str,
+    details: DetailsOut<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct DetailsOut<'a> {
+    causes: [CauseOut<'a>; 1],
+}
+
+#[derive(serde::Serialize)]
+struct CauseOut<'a> {
+    reason: &'a str,
+}
+
+fn review_out<'a>(uid: &'a str, outcome: &'a Outcome) -> ReviewOut<'a> {
+    use base64::Engine;
+    ReviewOut {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response: ResponseOut {
+            uid,
+            allowed: outcome.allowed,
+            // status.reason is a Kubernetes StatusReason (kubectl prints it); the webhook's own
+            // reason goes into the details.
+            status: (!outcome.allowed).then(|| StatusOut {
+                code: outcome.code,
+                reason: status_reason(outcome.code),
+                message: &outcome.message,
+                details: DetailsOut {
+                    causes: [CauseOut { reason: outcome.reason }],
+                },
+            }),
+            warnings: &outcome.warnings,
+            patch_type: outcome.patch.as_ref().map(|_| "JSONPatch"),
+            patch: outcome
+                .patch
+                .as_ref()
+                .map(|p| base64::engine::general_purpose::STANDARD.encode(p.to_string())),
+        },
+    }
+}
+
 /// The response AdmissionReview for `uid`.
 pub fn respond(uid: &str, outcome: &Outcome) -> Value {
-    let mut response = json!({"uid": uid, "allowed": outcome.allowed});
-    if !outcome.allowed {
-        // status.reason is a Kubernetes StatusReason (kubectl prints it); the webhook's own
-        // reason goes into the details.
-        response["status"] = json!({
-            "code": outcome.code,
-            "reason": status_reason(outcome.code),
-            "message": outcome.message,
-            "details": {"causes": [{"reason": outcome.reason}]},
-        });
-    }
-    if !outcome.warnings.is_empty() {
-        response["warnings"] = json!(outcome.warnings);
-    }
-    if let Some(patch) = &outcome.patch {
-        use base64::Engine;
-        response["patchType"] = json!("JSONPatch");
-        response["patch"] = json!(base64::engine::general_purpose::STANDARD.encode(patch.to_string()));
-    }
-    json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response})
+    serde_json::to_value(review_out(uid, outcome)).unwrap_or(Value::Null)
+}
+
+/// The response AdmissionReview for `uid`, encoded (what the server sends).
+pub fn respond_bytes(uid: &str, outcome: &Outcome) -> Vec<u8> {
+    // Serializing borrowed strings and numbers into a Vec cannot fail.
+    serde_json::to_vec(&review_out(uid, outcome)).unwrap_or_default()
 }
 
 /// The denial of a kind a webhook is not meant for (a webhook configuration's rules are wrong).

@@ -130,7 +130,7 @@ pub async fn review_body(webhooks: &Webhooks, metrics: &Metrics, which: Which, b
     metrics.record(which.name(), &operation, label, outcome.reason, started.elapsed());
     Reply {
         status: 200,
-        body: review::respond(&uid, &outcome).to_string().into_bytes(),
+        body: review::respond_bytes(&uid, &outcome),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AdmissionLabels {
     webhook: &'static str,
-    operation: String,
+    operation: &'static str,
     outcome: &'static str,
     reason: &'static str,
 }
@@ -87,7 +87,14 @@ impl Metrics {
         self.admissions
             .get_or_create(&AdmissionLabels {
                 webhook,
-                operation: operation.to_string(),
+                // The operations a review can carry (parsing refuses others): no allocation.
+                operation: match operation {
+                    "CREATE" => "CREATE",
+                    "UPDATE" => "UPDATE",
+                    "DELETE" => "DELETE",
+                    "CONNECT" => "CONNECT",
+                    _ => "",
+                },
                 outcome,
                 reason,
             })

@@ -268,6 +268,9 @@ async fn webhooks(client: &kube::Client, stores: &Stores, consistency: Consisten
         consistency,
         // Confirmed once here; the benchmark measures judging, not the background checks.
         max_staleness: Duration::from_secs(24 * 3600),
+        // At 100,000 customers one check (every customer's and decision's metadata by pages)
+        // takes longer than the default bound on 2 shared cores.
+        check_timeout: Duration::from_secs(300),
         ..FreshnessSettings::default()
     };
     let webhooks = Arc::new(Webhooks::new(Settings {

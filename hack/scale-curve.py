@@ -4,7 +4,8 @@ numbers they print, and draws docs/performance-scale.png (with the numbers in
 docs/performance-scale.csv).
 
 Usage: hack/scale-curve.py [COUNT ...]   (default: 10000 100000)
-Environment: SCALE_ROUNDS (rounds per benchmark, default 1 at counts above 10,000, else 5).
+Environment: SCALE_ROUNDS (rounds per benchmark, default 1 at counts above 10,000, else 5);
+SCALE_REUSE=1 reuses the outputs kept in target/scale-curve/ from earlier runs.
 Needs matplotlib (pip install matplotlib). Takes long at 100,000: see docs/performance.md.
 """
 
@@ -18,17 +19,29 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(bench, env):
+    """The benchmark's output, kept in target/scale-curve/ (SCALE_REUSE=1 reads a kept one)."""
+    count = next(v for k, v in env.items() if k.endswith("_CUSTOMERS"))
+    kept = os.path.join(ROOT, "target", "scale-curve", f"{bench}-{count}.txt")
+    if os.environ.get("SCALE_REUSE") == "1" and os.path.exists(kept):
+        print(f"reusing {kept}", flush=True)
+        with open(kept) as f:
+            return f.read()
     print(f"running {bench} with {env}", flush=True)
-    out = subprocess.run(
+    done = subprocess.run(
         ["cargo", "bench", "--bench", bench],
         cwd=ROOT,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    print(out, flush=True)
-    return out
+    )
+    print(done.stdout, flush=True)
+    if done.returncode != 0:
+        print(done.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"{bench} failed with exit code {done.returncode}")
+    os.makedirs(os.path.dirname(kept), exist_ok=True)
+    with open(kept, "w") as f:
+        f.write(done.stdout)
+    return done.stdout
 
 
 def number(pattern, text):

@@ -40,14 +40,10 @@ const MIN_SAMPLES: usize = 10_000;
 /// The longest a step runs when the samples come slowly (linearizable mode).
 const MAX_STEP: Duration = Duration::from_secs(30);
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
 /// How many customers are loaded (each with its namespace and one decision).
 fn customer_count() -> usize {
     static COUNT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *COUNT.get_or_init(|| env_or("ADMISSION_BENCH_CUSTOMERS", 10_000))
+    *COUNT.get_or_init(|| common::env_or("ADMISSION_BENCH_CUSTOMERS", 10_000))
 }
 
 /// The partners, customers and decisions loaded: one decision per customer by its
@@ -389,8 +385,8 @@ async fn enforcement_delay(client: &kube::Client, stores: &Stores, webhooks: &We
 }
 
 fn main() {
-    let seconds: f64 = env_or("ADMISSION_BENCH_SECONDS", 2.0);
-    let rounds: usize = env_or::<usize>("ADMISSION_BENCH_ROUNDS", 5).max(1);
+    let seconds: f64 = common::env_or("ADMISSION_BENCH_SECONDS", 2.0);
+    let rounds: usize = common::env_or::<usize>("ADMISSION_BENCH_ROUNDS", 5).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -476,7 +472,7 @@ fn main() {
 
         println!("\nlinearizable mode, one step per concurrency (at most {} s each)", MAX_STEP.as_secs());
         println!("concurrency | reviews/s | p50 ms | p99 ms | samples");
-        let linearizable_steps: &[usize] = if env_or("ADMISSION_BENCH_LINEARIZABLE", 1) == 0 {
+        let linearizable_steps: &[usize] = if common::env_or("ADMISSION_BENCH_LINEARIZABLE", 1) == 0 {
             println!("(skipped: ADMISSION_BENCH_LINEARIZABLE=0)");
             &[]
         } else {

@@ -14,6 +14,8 @@
 //! Run: `cargo bench --bench audit` (`AUDIT_BENCH_CUSTOMERS` and `AUDIT_BENCH_PER_CUSTOMER`
 //! change the counts: default 100 and 100).
 
+mod common;
+
 #[path = "../tests/support/population.rs"]
 #[allow(dead_code)] // shared with the freeze benchmark and tests; not all of it is used here
 mod population;
@@ -24,10 +26,6 @@ use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use purchase_guard_policy as policy;
 use purchase_guard_sandbox::{Config, Sandbox};
 use std::time::{Duration, Instant};
-
-fn count(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -81,8 +79,8 @@ fn controller(kubeconfig: &std::path::Path) -> std::process::Child {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let customers = count("AUDIT_BENCH_CUSTOMERS", 100);
-    let per_customer = count("AUDIT_BENCH_PER_CUSTOMER", 100);
+    let customers: usize = common::env_or("AUDIT_BENCH_CUSTOMERS", 100);
+    let per_customer: usize = common::env_or("AUDIT_BENCH_PER_CUSTOMER", 100);
     let total = customers * per_customer;
     let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
     let client = population::client_with_crds(&sandbox).await;

@@ -165,33 +165,29 @@ fn writes_of(sandbox: &Sandbox) -> Writes {
     }
 }
 
+/// A status merge patch, as the controller sends it.
+fn patch_status<'a, K>(api: Api<K>, name: &'a str, status: &Value) -> futures::future::BoxFuture<'a, ()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let patch = json!({ "status": status });
+    async move {
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("status written");
+    }
+    .boxed()
+}
+
 /// Sends `writes` to a fresh sandbox of the same population, `IN_FLIGHT` at a time: status
 /// merge patches and event creates, as the controller sends them.
 async fn raw_writes(client: &Client, writes: &Writes) -> Duration {
     use k8s_openapi::api::events::v1::Event;
     let started = Instant::now();
-    let pp = PatchParams::default();
-    let customers = futures::stream::iter(writes.customers.iter()).map(|(name, status)| {
-        let api: Api<CustomerAccount> = Api::all(client.clone());
-        let patch = json!({"status": status});
-        let pp = pp.clone();
-        async move {
-            api.patch_status(name, &pp, &Patch::Merge(&patch))
-                .await
-                .expect("customer status");
-        }
-        .boxed()
-    });
+    let customers = futures::stream::iter(writes.customers.iter())
+        .map(|(name, status)| patch_status(Api::<CustomerAccount>::all(client.clone()), name, status));
     let decisions = futures::stream::iter(writes.decisions.iter()).map(|(ns, name, status)| {
-        let api: Api<PurchaseRestriction> = Api::namespaced(client.clone(), ns);
-        let patch = json!({"status": status});
-        let pp = pp.clone();
-        async move {
-            api.patch_status(name, &pp, &Patch::Merge(&patch))
-                .await
-                .expect("decision status");
-        }
-        .boxed()
+        patch_status(Api::<PurchaseRestriction>::namespaced(client.clone(), ns), name, status)
     });
     let events = futures::stream::iter(writes.events.iter()).map(|e| {
         let ns = e
@@ -257,15 +253,8 @@ async fn wait_converged(sandbox: &Sandbox, started: Instant) {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let customers_n: usize = std::env::var("CONTROLLER_BENCH_CUSTOMERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
-    let rounds: usize = std::env::var("CONTROLLER_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5usize)
-        .max(1);
+    let customers_n: usize = common::env_or("CONTROLLER_BENCH_CUSTOMERS", 10_000);
+    let rounds: usize = common::env_or::<usize>("CONTROLLER_BENCH_ROUNDS", 5).max(1);
     let kubeconfig = std::env::temp_dir().join(format!("pg-bench-{}.kubeconfig", std::process::id()));
     println!(
         "controller benchmark: {customers_n} customers, {DISTRIBUTORS} distributors, {RESELLERS} resellers, {customers_n} decisions; {rounds} rounds of a cold start and of its writes sent raw, alternating, each on a fresh sandbox"

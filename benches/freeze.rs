@@ -10,6 +10,8 @@
 //! Run: `cargo bench --bench freeze` (`FREEZE_BENCH_CUSTOMERS` changes the count of customers;
 //! 10 Deployments each).
 
+mod common;
+
 #[path = "../tests/support/population.rs"]
 mod population;
 
@@ -41,10 +43,7 @@ async fn until_all(client: &kube::Client, n: usize, reason: &str, limit: Duratio
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
-    let customers: usize = std::env::var("FREEZE_BENCH_CUSTOMERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let customers: usize = common::env_or("FREEZE_BENCH_CUSTOMERS", 100);
     let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
     let client = population::client_with_crds(&sandbox).await;
     let names = population::populate(&client, customers, PER_CUSTOMER, |_| REPLICAS).await;

@@ -1,4 +1,11 @@
-//! What the benchmarks share: statistics over rounds and loading purchase-guard's CRDs.
+//! What the benchmarks share: settings from the environment, statistics over rounds and
+//! loading purchase-guard's CRDs. (Each benchmark uses part of it.)
+#![allow(dead_code)]
+
+/// The value of the environment variable `name`, or `default` when unset or unparsable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
 
 /// The median of `v` and its min and max (`v` not empty).
 pub fn spread(v: &mut [f64]) -> (f64, f64, f64) {

@@ -255,7 +255,7 @@ pub async fn run(
         partners.run(
             Api::all(client.clone()),
             |_| {},
-            advanced(&stores, index::outdated::partner),
+            advanced(&stores, index::outdated::hierarchy),
         ),
         customers.run(
             Api::all(client.clone()),
@@ -265,7 +265,7 @@ pub async fn run(
         delegations.run(
             Api::all(client.clone()),
             |_| {},
-            advanced(&stores, index::outdated::delegation),
+            advanced(&stores, index::outdated::hierarchy),
         ),
         decisions.run(
             Api::all(client.clone()),

@@ -30,12 +30,6 @@ pub enum Claim {
     },
 }
 
-/// What an answer was computed from: the namespace and the customers it read.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Inputs {
-    pub customers: Vec<String>,
-}
-
 #[derive(Debug)]
 struct Prepared {
     /// The clock's tick read before the stores were.
@@ -126,14 +120,14 @@ impl AdmissionCache {
     /// The answer for `namespace`: the prepared one while nothing it was computed from changed,
     /// else `compute` (which reads the stores and says which customers it read), kept for the
     /// next review.
-    pub fn claim(&self, namespace: &str, compute: impl FnOnce() -> (Claim, Inputs)) -> Arc<Claim> {
+    pub fn claim(&self, namespace: &str, compute: impl FnOnce() -> (Claim, Vec<String>)) -> Arc<Claim> {
         if let Some(p) = read(&self.prepared).get(namespace)
             && self.current(namespace, p)
         {
             return p.claim.clone();
         }
         let tick = self.clock.load(Ordering::Acquire);
-        let (claim, inputs) = compute();
+        let (claim, customers) = compute();
         let claim = Arc::new(claim);
         let mut prepared = write(&self.prepared);
         // Keep the newest: a slower computation must not replace a later one.
@@ -142,7 +136,7 @@ impl AdmissionCache {
                 namespace.to_string(),
                 Prepared {
                     tick,
-                    customers: inputs.customers,
+                    customers,
                     claim: claim.clone(),
                 },
             );
@@ -172,10 +166,18 @@ mod tests {
         }
     }
 
-    fn inputs(customers: &[&str]) -> Inputs {
-        Inputs {
-            customers: customers.iter().map(|c| c.to_string()).collect(),
-        }
+    fn inputs(customers: &[&str]) -> Vec<String> {
+        customers.iter().map(|c| c.to_string()).collect()
+    }
+
+    /// Customer "a" of "ns-a", restricted or not, as a computation from the stores gives it.
+    fn a_claim(restricted: bool) -> (Claim, Vec<String>) {
+        let state = if restricted {
+            policy::RestrictionState::Restricted
+        } else {
+            policy::RestrictionState::Unrestricted
+        };
+        (customer("a", state), inputs(&["a"]))
     }
 
     #[test]
@@ -260,20 +262,7 @@ mod tests {
                 let (cache, state, stop) = (cache.clone(), state.clone(), stop.clone());
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Acquire) {
-                        cache.claim("ns-a", || {
-                            let restricted = state.load(Ordering::Acquire);
-                            (
-                                customer(
-                                    "a",
-                                    if restricted {
-                                        policy::RestrictionState::Restricted
-                                    } else {
-                                        policy::RestrictionState::Unrestricted
-                                    },
-                                ),
-                                inputs(&["a"]),
-                            )
-                        });
+                        cache.claim("ns-a", || a_claim(state.load(Ordering::Acquire)));
                     }
                 })
             })
@@ -282,7 +271,7 @@ mod tests {
             let restricted = flip % 2 == 0;
             state.store(restricted, Ordering::Release);
             cache.customer_changed("a", &[]);
-            let seen = cache.claim("ns-a", || unreachable_after_flip(restricted));
+            let seen = cache.claim("ns-a", || a_claim(restricted));
             let expected = if restricted {
                 policy::RestrictionState::Restricted
             } else {
@@ -294,15 +283,5 @@ mod tests {
         for r in readers {
             r.join().expect("reader");
         }
-    }
-
-    /// The computation the test's own lookups use: the state as the writer left it.
-    fn unreachable_after_flip(restricted: bool) -> (Claim, Inputs) {
-        let state = if restricted {
-            policy::RestrictionState::Restricted
-        } else {
-            policy::RestrictionState::Unrestricted
-        };
-        (customer("a", state), inputs(&["a"]))
     }
 }

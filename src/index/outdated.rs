@@ -3,7 +3,7 @@
 //! replaced whole, deletions included without events) outdates everything.
 
 use super::Stores;
-use crate::api::{CustomerAccount, Partner, PurchaseRestriction, ResellerDelegation};
+use crate::api::{CustomerAccount, PurchaseRestriction};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::runtime::watcher::Event;
@@ -12,16 +12,6 @@ use kube::runtime::watcher::Event;
 pub fn hierarchy<K>(stores: &Stores, _event: &Event<K>) {
     stores.hierarchy.changed();
     stores.admission.everything_changed();
-}
-
-/// A partner change (for the watch that feeds them).
-pub fn partner(stores: &Stores, event: &Event<Partner>) {
-    hierarchy(stores, event)
-}
-
-/// A delegation change.
-pub fn delegation(stores: &Stores, event: &Event<ResellerDelegation>) {
-    hierarchy(stores, event)
 }
 
 /// A customer: its answers, and those of the namespaces it lists (it may be new there). A

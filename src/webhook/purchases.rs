@@ -7,7 +7,7 @@ use super::review::{Outcome, Request};
 use super::{Enforcement, NOT_SYNCED, Webhooks};
 use crate::api::GUARDED_LABEL;
 use crate::index::Stores;
-use crate::index::admission::{Claim, Inputs};
+use crate::index::admission::Claim;
 use kube::ResourceExt;
 use policy::RequestOperation;
 use purchase_guard_policy as policy;
@@ -210,11 +210,9 @@ impl Webhooks {
 /// Who claims `namespace` and the claiming customer's state, evaluated from the caches with
 /// the policy core (the evaluation the controller writes into the status, made here without
 /// waiting for it), with the customers read.
-fn claim_of(stores: &Stores, namespace: &str, now: jiff::Timestamp) -> (Claim, Inputs) {
+fn claim_of(stores: &Stores, namespace: &str, now: jiff::Timestamp) -> (Claim, Vec<String>) {
     let customers = stores.customers_in_namespace(namespace);
-    let inputs = Inputs {
-        customers: customers.iter().map(|c| c.name_any()).collect(),
-    };
+    let names: Vec<String> = customers.iter().map(|c| c.name_any()).collect();
     let claim = match customers.as_slice() {
         // Guarded but listed by nobody: its customer was deleted (or changed its list while
         // this replica's caches lag). Never silently unguarded: fail closed until released.
@@ -234,16 +232,16 @@ fn claim_of(stores: &Stores, namespace: &str, now: jiff::Timestamp) -> (Claim, I
             }
         }
         _several => {
-            let names = inputs.customers.join(", ");
+            let listed = names.join(", ");
             Claim::Several {
                 state: policy::CustomerState::Unknown {
                     why: format!(
-                        "namespace \"{namespace}\" is claimed by several CustomerAccounts ({names}); fix their spec.namespaces"
+                        "namespace \"{namespace}\" is claimed by several CustomerAccounts ({listed}); fix their spec.namespaces"
                     ),
                 },
-                names,
+                names: listed,
             }
         }
     };
-    (claim, inputs)
+    (claim, names)
 }

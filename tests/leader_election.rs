@@ -8,7 +8,6 @@ use support::{free_port, population};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;
 use kube::api::{Api, PostParams};
 use purchase_guard::api::{CustomerAccount, Partner, PurchaseRestriction};
@@ -81,6 +80,15 @@ where
     }
 }
 
+/// A sandbox with purchase-guard's CRDs, a client and a kubeconfig file for the replicas.
+async fn sandbox_with_crds(name: &str) -> (Sandbox, Client, std::path::PathBuf) {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = population::client_with_crds(&sandbox).await;
+    let kubeconfig = std::env::temp_dir().join(format!("pg-{name}-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    (sandbox, client, kubeconfig)
+}
+
 /// Who holds the leader Lease now.
 async fn lease_holder(client: &Client) -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
@@ -100,14 +108,7 @@ async fn restricted(api: &Api<CustomerAccount>, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_and_failover_within_the_lease_duration() {
-    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-    let client = Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in purchase_guard::crdgen::all() {
-        crds.create(&PostParams::default(), &crd).await.expect("CRD");
-    }
-    let kubeconfig = std::env::temp_dir().join(format!("pg-leader-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (sandbox, client, kubeconfig) = sandbox_with_crds("leader").await;
     let mut replicas = vec![start(&kubeconfig, "replica-a"), start(&kubeconfig, "replica-b")];
 
     // Exactly one leader: the lease holder, and the only replica whose leader gauge is 1.
@@ -203,6 +204,51 @@ async fn one_leader_and_failover_within_the_lease_duration() {
     sandbox.shutdown().await;
 }
 
+/// A Lease edited by hand (a label added with a merge patch, as `kubectl label` or `kubectl
+/// patch` do) does not stop the next leader from taking it: the edit owns only the label.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_passes_on_after_a_hand_edit_of_the_lease() {
+    let (sandbox, client, kubeconfig) = sandbox_with_crds("leader-edit").await;
+    let first = start(&kubeconfig, "replica-a");
+    eventually("replica-a holds the lease", Duration::from_secs(20), || async {
+        lease_holder(&client).await.as_deref() == Some("replica-a")
+    })
+    .await;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    leases
+        .patch(
+            "purchase-guard",
+            &kube::api::PatchParams {
+                field_manager: Some("kubectl-patch".into()),
+                ..Default::default()
+            },
+            &kube::api::Patch::Merge(json!({"metadata": {"labels": {"audited": "yes"}}})),
+        )
+        .await
+        .expect("label the lease");
+    drop(first);
+    let _second = start(&kubeconfig, "replica-b");
+    eventually(
+        "replica-b takes the lease over",
+        Duration::from_secs(LEASE_SECONDS * 3),
+        || async { lease_holder(&client).await.as_deref() == Some("replica-b") },
+    )
+    .await;
+    let lease = leases.get("purchase-guard").await.expect("lease");
+    assert_eq!(
+        lease
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get("audited")
+            .map(String::as_str),
+        Some("yes"),
+        "the hand edit is kept"
+    );
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}
+
 /// Customers and resources of the failover test.
 const CUSTOMERS: usize = 50;
 const PER_CUSTOMER: usize = 10;
@@ -232,10 +278,7 @@ fn index_of(d: &Deployment) -> usize {
 /// remembered (a second freeze would have remembered 0), and the unfreeze restores all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_freeze_interrupted_by_a_leader_kill_completes_exactly_once_after_failover() {
-    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
-    let client = population::client_with_crds(&sandbox).await;
-    let kubeconfig = std::env::temp_dir().join(format!("pg-freeze-failover-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (sandbox, client, kubeconfig) = sandbox_with_crds("freeze-failover").await;
     let names = population::populate(&client, CUSTOMERS, PER_CUSTOMER, bought_replicas).await;
     let total = CUSTOMERS * PER_CUSTOMER;
 

@@ -5,6 +5,7 @@
 
 mod admission;
 mod events;
+mod managed;
 mod meta;
 mod openapi;
 mod openapi_v2;

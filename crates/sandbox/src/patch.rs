@@ -209,52 +209,6 @@ pub fn fields_of(value: &Value, field: &str) -> Value {
     }
 }
 
-/// Lists the leaf paths of a fieldsV1 set, for conflict messages (`.spec.replicas`).
-pub fn leaf_paths(fields: &Value, prefix: &str, out: &mut Vec<String>) {
-    if let Value::Object(m) = fields {
-        if m.is_empty() && !prefix.is_empty() {
-            out.push(prefix.to_string());
-        }
-        for (k, v) in m {
-            let segment = match k.strip_prefix("f:") {
-                Some(name) => format!(".{name}"),
-                None => format!("[{}]", k.trim_start_matches("k:")),
-            };
-            leaf_paths(v, &format!("{prefix}{segment}"), out);
-        }
-    }
-}
-
-/// The value at a leaf path produced by `leaf_paths` (only `.field` segments are followed).
-pub fn value_at<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut node = object;
-    for seg in path.split('.').filter(|s| !s.is_empty()) {
-        if seg.contains('[') {
-            return None;
-        }
-        node = node.get(seg)?;
-    }
-    Some(node)
-}
-
-/// Removes a leaf path from an object (only `.field` segments).
-pub fn remove_path(object: &mut Value, path: &str) {
-    let segs: Vec<&str> = path.split('.').filter(|s| !s.is_empty()).collect();
-    if segs.iter().any(|s| s.contains('[')) || segs.is_empty() {
-        return;
-    }
-    let mut node = object;
-    for seg in &segs[..segs.len() - 1] {
-        match node.get_mut(*seg) {
-            Some(n) => node = n,
-            None => return,
-        }
-    }
-    if let Some(m) = node.as_object_mut() {
-        m.remove(segs[segs.len() - 1]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,8 +253,7 @@ mod tests {
     #[test]
     fn fields_and_paths() {
         let f = fields_of(&json!({"spec": {"replicas": 2, "template": {"x": 1}}}), "");
-        let mut paths = vec![];
-        leaf_paths(&f, "", &mut paths);
+        let mut paths = crate::managed::paths(&f);
         paths.sort();
         assert_eq!(paths, [".spec.replicas", ".spec.template.x"]);
     }

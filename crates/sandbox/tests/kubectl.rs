@@ -206,7 +206,7 @@ async fn suite(version: Option<&str>) {
     // Server-side apply: the field kubectl replace set differently is a conflict until forced.
     let conflict = k.fails(&["apply", "--server-side", "-f", "examples/03-customers.yaml"]);
     assert!(
-        conflict.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-replace": .spec.displayName"#),
+        conflict.contains(r#"Apply failed with 1 conflict: conflict with "kubectl-replace" using purchaseguard.io/v1alpha1: .spec.displayName"#),
         "{conflict}"
     );
     let ssa = k.ok(&[
@@ -407,6 +407,8 @@ async fn suite(version: Option<&str>) {
         assert_eq!(label, "labelled", "after {change:?}");
     }
 
+    field_ownership_after_updates(&k, &dir);
+
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
@@ -424,4 +426,77 @@ async fn kubectl_1_27() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_33() {
     suite(Some("1.33")).await;
+}
+
+/// A Lease held through server-side apply, as leader election holds it, then edited by hand:
+/// kube-apiserver gives an update only the fields whose value it changed, so a label added
+/// with `kubectl patch` does not make the next holder's apply conflict; a field a human
+/// changed does, naming the manager and the field.
+fn field_ownership_after_updates(k: &Kubectl, dir: &Path) {
+    let lease = |holder: &str, renew: &str| {
+        let file = dir.join(format!("lease-{holder}-{}.yaml", renew.replace(':', "")));
+        std::fs::write(
+            &file,
+            format!(
+                "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: leader\n  namespace: default\n\
+                 spec:\n  holderIdentity: {holder}\n  leaseDurationSeconds: 15\n  acquireTime: \"2026-01-01T00:00:00.000000Z\"\n  renewTime: \"{renew}\"\n"
+            ),
+        )
+        .expect("lease file");
+        file
+    };
+    let apply = |holder: &str, renew: &str| {
+        let file = lease(holder, renew);
+        k.run(&[
+            "apply",
+            "--server-side",
+            "--field-manager=elector",
+            "-f",
+            file.to_str().expect("UTF-8 path"),
+        ])
+    };
+    let patch = |doc: &str| k.ok(&["patch", "lease", "leader", "--type=merge", "-p", doc]);
+    let (ok, _, err) = apply("a", "2026-01-01T00:00:01.000000Z");
+    assert!(ok, "{err}");
+    patch(r#"{"metadata":{"labels":{"touched":"yes"}}}"#);
+    let owned = |manager: &str| {
+        k.ok(&[
+            "get",
+            "lease",
+            "leader",
+            "-o",
+            &format!("jsonpath={{.metadata.managedFields[?(@.manager==\"{manager}\")].fieldsV1}}"),
+        ])
+    };
+    assert_eq!(
+        owned("kubectl-patch"),
+        r#"{"f:metadata":{"f:labels":{"f:touched":{}}}}"#
+    );
+    let (ok, _, err) = apply("b", "2026-01-01T00:00:02.000000Z");
+    assert!(ok, "a new holder's apply after a label edit: {err}");
+    assert_eq!(
+        k.ok(&["get", "lease", "leader", "-o", "jsonpath={.spec.holderIdentity}"]),
+        "b"
+    );
+
+    // A human changes the holder: that field, and only that one, is theirs now.
+    patch(r#"{"spec":{"holderIdentity":"human"}}"#);
+    let theirs = owned("kubectl-patch");
+    assert!(
+        theirs.contains("f:holderIdentity") && !theirs.contains("f:renewTime"),
+        "{theirs}"
+    );
+    let (ok, _, err) = apply("c", "2026-01-01T00:00:03.000000Z");
+    assert!(!ok, "the holder was changed by another manager");
+    assert!(
+        err.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl-patch\" using coordination.k8s.io/v1: .spec.holderIdentity"
+        ),
+        "{err}"
+    );
+    // Removing the holder by hand leaves it to nobody: the next apply takes it.
+    patch(r#"{"spec":{"holderIdentity":null}}"#);
+    let (ok, _, err) = apply("c", "2026-01-01T00:00:04.000000Z");
+    assert!(ok, "{err}");
+    assert!(!owned("kubectl-patch").contains("f:holderIdentity"));
 }

@@ -15,6 +15,7 @@ mod write;
 use http::*;
 
 use crate::admission::{Admission, Phase, Request as AdmissionRequest};
+use crate::managed;
 use crate::meta::{self, human_duration, meta_mut, now, parse_time, str_field};
 use crate::patch::{self, PatchType};
 use crate::rbac::UserInfo;

@@ -154,7 +154,7 @@ impl ApiServer {
         }
         meta::omit_empty(&mut new);
         if let Some(manager) = updater {
-            meta::record_update(Some(old), &mut new, manager, &rt.api_version(), subresource);
+            managed::record_update(Some(old), &mut new, manager, &rt.api_version(), subresource);
         }
         let stored = self.commit_update(rt, key, old, new, dry)?;
         self.after_write(rt, key);
@@ -271,11 +271,11 @@ impl ApiServer {
                     }
                     let created = self.create_checked(rt, t.namespace.as_deref(), obj, q, manager, user)?;
                     let mut with_apply = created.0.clone();
-                    meta::set_managed(&mut with_apply, vec![]);
-                    let applied = meta::server_side_apply(None, &with_apply, manager, &rt.api_version(), None, true)
+                    managed::set_managed(&mut with_apply, vec![]);
+                    let applied = managed::server_side_apply(None, &with_apply, manager, &rt.api_version(), None, true)
                         .map_err(|_| ApiError::internal("apply on create cannot conflict"))?;
                     let stored = self
-                        .commit_update(rt, &key, &created.0, applied.object, dry)
+                        .commit_update(rt, &key, &created.0, applied, dry)
                         .unwrap_or(created.0);
                     return Ok((stored, 201, created.1));
                 }
@@ -301,34 +301,26 @@ impl ApiServer {
                             "PATCH with apply requires a fieldManager parameter",
                         ));
                     }
-                    match meta::server_side_apply(
+                    managed::server_side_apply(
                         Some(&old),
                         &patch_doc,
                         manager,
                         &rt.api_version(),
                         t.subresource.as_deref(),
                         force,
-                    ) {
-                        Ok(a) => a.object,
-                        Err(conflicts) => {
-                            let list: Vec<String> = conflicts
-                                .iter()
-                                .map(|(m, p)| format!("conflict with \"{m}\": {p}"))
-                                .collect();
-                            let message = if list.len() == 1 {
-                                format!("Apply failed with 1 conflict: {}", list[0])
-                            } else {
-                                format!("Apply failed with {} conflicts: {}", list.len(), list.join("\n"))
-                            };
-                            let causes: Vec<Value> = conflicts.iter().map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{m}\""), "field": p})).collect();
-                            return Err(ApiError {
-                                code: 409,
-                                reason: "Conflict",
-                                message,
-                                details: Some(json!({"causes": causes})),
-                            });
+                    )
+                    .map_err(|conflicts| {
+                        let causes: Vec<Value> = conflicts
+                            .iter()
+                            .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": c.path}))
+                            .collect();
+                        ApiError {
+                            code: 409,
+                            reason: "Conflict",
+                            message: managed::conflict_message(&conflicts),
+                            details: Some(json!({"causes": causes})),
                         }
-                    }
+                    })?
                 }
             };
             if str_field(&candidate, "/metadata/resourceVersion").is_some_and(|r| r != rv_of(&old).to_string()) {

@@ -259,7 +259,7 @@ impl ApiServer {
         }
         warnings.splice(0..0, admission_warnings);
         meta::omit_empty(&mut obj);
-        meta::record_update(None, &mut obj, manager, &rt.api_version(), None);
+        crate::managed::record_update(None, &mut obj, manager, &rt.api_version(), None);
         let key = Self::key(rt, namespace, &name);
         let mut inner = self.store.lock();
         if inner.get(&key).is_some() {

@@ -36,6 +36,10 @@ pub struct Args {
     /// Start without the examples (partners, customers, resources, a delegation, decisions).
     #[arg(long, env = "PURCHASE_GUARD_SANDBOX_WITHOUT_EXAMPLES")]
     without_examples: bool,
+    /// Do not simulate nodes and workloads (by default worker Nodes are added, workloads get
+    /// their Pods and Pods are reported Running; no container runs either way).
+    #[arg(long, env = "PURCHASE_GUARD_SANDBOX_WITHOUT_SIMULATION")]
+    without_simulation: bool,
     /// What the purchase webhook does with a request it would refuse: deny, warn (admitted
     /// with a warning) or dryrun (admitted, logged); with warn or dryrun, what slips through is
     /// listed by the audit (`kubectl purchase-guard report`).
@@ -160,6 +164,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         state_file: args.state_file.clone(),
         rbac: args.rbac,
         service_endpoints,
+        simulate_workloads: !args.without_simulation,
         ..Config::default()
     })
     .await?;

@@ -45,6 +45,10 @@ pub struct Config {
     /// Where webhooks given as a Service reference are reached: `NAMESPACE/NAME` to
     /// `HOST:PORT` (nothing runs inside the sandbox, so Services have no endpoints of their own).
     pub service_endpoints: std::collections::HashMap<String, String>,
+    /// Simulate nodes and workloads: worker Nodes; Deployments, ReplicaSets, StatefulSets,
+    /// DaemonSets and Jobs get their Pods, which are scheduled and reported Running (no
+    /// container runs). Off by default here; on in `purchase-guard sandbox`.
+    pub simulate_workloads: bool,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             bookmark_interval: Duration::from_secs(1),
             rbac: false,
             service_endpoints: Default::default(),
+            simulate_workloads: false,
         }
     }
 }
@@ -155,6 +160,10 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox API server stopped");
             }
         });
+        if config.simulate_workloads {
+            server.add_worker_nodes();
+            tokio::spawn(server.clone().simulate_workloads(shutdown.subscribe()));
+        }
         let persist = config.state_file.clone().map(|path| {
             let store = store.clone();
             let mut stop = shutdown.subscribe();

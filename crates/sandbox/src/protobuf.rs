@@ -118,6 +118,11 @@ const SSAR: &[Field] = &[
     (2, "spec", Kind::Msg(SSAR_SPEC)),
 ];
 
+const SSRR: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (2, "spec", Kind::Msg(&[(1, "namespace", Kind::Str)])),
+];
+
 const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str), (2, "kind", Kind::Str)];
 
 fn schema_for(kind: &str) -> Option<&'static [Field]> {
@@ -128,6 +133,7 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "Role" | "ClusterRole" => ROLE,
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "SelfSubjectAccessReview" => SSAR,
+        "SelfSubjectRulesReview" => SSRR,
         _ => return None,
     })
 }

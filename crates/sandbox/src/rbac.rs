@@ -4,7 +4,7 @@
 
 use crate::selectors::LabelSelector;
 use crate::store::Inner;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The user of requests that impersonate nobody: a cluster administrator.
 const ADMIN_USER: &str = "admin";
@@ -132,52 +132,95 @@ fn cluster_role_rules(inner: &Inner, name: &str) -> Vec<Value> {
 
 /// Whether `user` may do `a`. Members of `system:masters` may do everything.
 pub fn allowed(inner: &Inner, user: &UserInfo, a: &Attributes) -> bool {
-    if user.groups.iter().any(|g| g == "system:masters") {
-        return true;
-    }
+    user.groups.iter().any(|g| g == "system:masters")
+        || bound_rules(inner, user, &a.namespace).iter().any(|r| rule_allows(r, a))
+}
+
+/// The rules of every role bound to `user`: cluster-wide, and in `namespace` (empty: none).
+fn bound_rules(inner: &Inner, user: &UserInfo, namespace: &str) -> Vec<Value> {
     let binds = |binding: &Value| {
         binding
             .get("subjects")
             .and_then(Value::as_array)
             .is_some_and(|s| s.iter().any(|s| subject_matches(s, user)))
     };
+    let mut rules = Vec::new();
     for (_, binding) in inner.list("rbac.authorization.k8s.io/clusterrolebindings", None) {
         if binds(binding)
-            && binding.pointer("/roleRef/kind").and_then(Value::as_str) == Some("ClusterRole")
             && let Some(role) = binding.pointer("/roleRef/name").and_then(Value::as_str)
-            && cluster_role_rules(inner, role).iter().any(|r| rule_allows(r, a))
         {
-            return true;
+            rules.extend(cluster_role_rules(inner, role));
         }
     }
-    if a.namespace.is_empty() {
-        return false;
-    }
-    for (_, binding) in inner.list("rbac.authorization.k8s.io/rolebindings", Some(&a.namespace)) {
-        if !binds(binding) {
-            continue;
-        }
-        let role = binding
-            .pointer("/roleRef/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let rules = match binding.pointer("/roleRef/kind").and_then(Value::as_str) {
-            Some("ClusterRole") => cluster_role_rules(inner, role),
-            Some("Role") => inner
-                .get(&crate::store::Key::new(
-                    "rbac.authorization.k8s.io/roles",
-                    &a.namespace,
-                    role,
-                ))
-                .and_then(|r| r.get("rules").and_then(Value::as_array).cloned())
-                .unwrap_or_default(),
-            _ => vec![],
-        };
-        if rules.iter().any(|r| rule_allows(r, a)) {
-            return true;
+    if !namespace.is_empty() {
+        for (_, binding) in inner.list("rbac.authorization.k8s.io/rolebindings", Some(namespace)) {
+            if !binds(binding) {
+                continue;
+            }
+            let role = binding
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match binding.pointer("/roleRef/kind").and_then(Value::as_str) {
+                Some("ClusterRole") => rules.extend(cluster_role_rules(inner, role)),
+                Some("Role") => rules.extend(
+                    inner
+                        .get(&crate::store::Key::new(
+                            "rbac.authorization.k8s.io/roles",
+                            namespace,
+                            role,
+                        ))
+                        .and_then(|r| r.get("rules").and_then(Value::as_array).cloned())
+                        .unwrap_or_default(),
+                ),
+                _ => {}
+            }
         }
     }
-    false
+    rules
+}
+
+/// What a SelfSubjectRulesReview answers without RBAC, and to `system:masters`: everything.
+pub fn everything() -> (Vec<Value>, Vec<Value>) {
+    (
+        vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+        vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+    )
+}
+
+/// The rules `user` holds in `namespace` (cluster-wide bindings included), split as a
+/// SelfSubjectRulesReview reports them: resource rules, then non-resource rules.
+pub fn rules_of(inner: &Inner, user: &UserInfo, namespace: &str) -> (Vec<Value>, Vec<Value>) {
+    if user.groups.iter().any(|g| g == "system:masters") {
+        return everything();
+    }
+    let rules = bound_rules(inner, user, namespace);
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    for rule in rules {
+        let verbs = rule.get("verbs").cloned().unwrap_or_else(|| json!([]));
+        if let Some(urls) = rule
+            .get("nonResourceURLs")
+            .filter(|u| u.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            non_resource_rules.push(json!({"verbs": verbs, "nonResourceURLs": urls}));
+        }
+        if rule
+            .get("resources")
+            .is_some_and(|r| r.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            let mut r = json!({"verbs": verbs, "apiGroups": rule.get("apiGroups").cloned().unwrap_or_else(|| json!([])),
+                               "resources": rule["resources"]});
+            if let Some(names) = rule
+                .get("resourceNames")
+                .filter(|n| n.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                r["resourceNames"] = names.clone();
+            }
+            resource_rules.push(r);
+        }
+    }
+    (resource_rules, non_resource_rules)
 }
 
 /// Why RBAC could not decide for `user`, as kube-apiserver's authorizer reports it in a

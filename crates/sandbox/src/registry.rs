@@ -156,6 +156,100 @@ fn workload_columns(kind: &str) -> Vec<Column> {
                 |o| Value::from(count(o, "/status/readyReplicas")),
             ),
         ],
+        "DaemonSet" => vec![
+            Column::printed(
+                "Desired",
+                "integer",
+                "The number of nodes that should be running the daemon pod.",
+                |o| Value::from(count(o, "/status/desiredNumberScheduled")),
+            ),
+            Column::printed(
+                "Current",
+                "integer",
+                "The number of nodes running at least one daemon pod.",
+                |o| Value::from(count(o, "/status/currentNumberScheduled")),
+            ),
+            Column::printed(
+                "Ready",
+                "integer",
+                "The number of nodes with a ready daemon pod.",
+                |o| Value::from(count(o, "/status/numberReady")),
+            ),
+            Column::printed(
+                "Up-to-date",
+                "integer",
+                "The number of nodes running the updated daemon pod.",
+                |o| Value::from(count(o, "/status/updatedNumberScheduled")),
+            ),
+            Column::printed(
+                "Available",
+                "integer",
+                "The number of nodes with an available daemon pod.",
+                |o| Value::from(count(o, "/status/numberAvailable")),
+            ),
+        ],
+        "Job" => vec![
+            Column::printed("Status", "string", "Status of the job.", |o| {
+                let has = |t: &str| {
+                    o.pointer("/status/conditions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| cs.iter().any(|c| c["type"] == t && c["status"] == "True"))
+                };
+                Value::from(if has("Complete") {
+                    "Complete"
+                } else if has("Failed") {
+                    "Failed"
+                } else if o.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+                    "Suspended"
+                } else {
+                    "Running"
+                })
+            }),
+            Column::printed("Completions", "string", "The completion status of the job.", |o| {
+                let wanted = o.pointer("/spec/completions").and_then(Value::as_i64).unwrap_or(1);
+                Value::from(format!("{}/{wanted}", count(o, "/status/succeeded")))
+            }),
+        ],
+        "Pod" => vec![
+            Column::printed(
+                "Ready",
+                "string",
+                "The aggregate readiness state of this pod for accepting traffic.",
+                |o| {
+                    let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array);
+                    let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+                    let total = o
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                    Value::from(format!("{ready}/{total}"))
+                },
+            ),
+            Column::printed(
+                "Status",
+                "string",
+                "The aggregate status of the containers in this pod.",
+                |o| {
+                    if o.pointer("/metadata/deletionTimestamp").is_some() {
+                        return Value::from("Terminating");
+                    }
+                    let phase = o.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+                    Value::from(if phase == "Succeeded" { "Completed" } else { phase })
+                },
+            ),
+            Column::printed(
+                "Restarts",
+                "string",
+                "The number of times the containers in this pod have been restarted.",
+                |o| {
+                    let restarts: i64 = o
+                        .pointer("/status/containerStatuses")
+                        .and_then(Value::as_array)
+                        .map_or(0, |s| s.iter().filter_map(|c| c["restartCount"].as_i64()).sum());
+                    Value::from(restarts.to_string())
+                },
+            ),
+        ],
         _ => vec![Column::printed(
             "Ready",
             "string",
@@ -425,11 +519,15 @@ pub fn builtins() -> Vec<ResourceType> {
             .printed(workload_columns("StatefulSet")),
         R::builtin("apps", "v1", "DaemonSet", "daemonsets", true, true)
             .short(&["ds"])
-            .categories(&["all"]),
+            .categories(&["all"])
+            .printed(workload_columns("DaemonSet")),
         R::builtin("", "v1", "Pod", "pods", true, true)
             .short(&["po"])
-            .categories(&["all"]),
-        R::builtin("batch", "v1", "Job", "jobs", true, true).categories(&["all"]),
+            .categories(&["all"])
+            .printed(workload_columns("Pod")),
+        R::builtin("batch", "v1", "Job", "jobs", true, true)
+            .categories(&["all"])
+            .printed(workload_columns("Job")),
         R::builtin("batch", "v1", "CronJob", "cronjobs", true, true)
             .short(&["cj"])
             .categories(&["all"]),
@@ -628,6 +726,15 @@ pub fn builtins() -> Vec<ResourceType> {
             "v1",
             "SelfSubjectAccessReview",
             "selfsubjectaccessreviews",
+            false,
+            false,
+        )
+        .verbs(&["create"]),
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
             false,
             false,
         )

@@ -145,6 +145,11 @@ impl Store {
         self.epoch.send_modify(|e| *e += 1);
     }
 
+    /// Every change from now on, as watches get them.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+
     /// A receiver that changes when watches must end.
     pub fn watch_epoch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.epoch.subscribe()

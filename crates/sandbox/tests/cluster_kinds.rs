@@ -161,3 +161,160 @@ async fn a_node_component_statuses_and_certificate_signing_requests() {
     let _ = std::fs::remove_file(&kubeconfig);
     sandbox.shutdown().await;
 }
+
+/// With `simulate_workloads`, workloads get their Pods on simulated nodes and report what
+/// `kubectl rollout status`, `kubectl wait` and kube-rs clients wait for; no container runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_run_on_simulated_nodes() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::wait::{await_condition, conditions};
+
+    let sandbox = Sandbox::start(Config {
+        simulate_workloads: true,
+        ..Config::default()
+    })
+    .await
+    .expect("sandbox");
+    let dir = std::env::temp_dir().join(format!("pg-workloads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let k = |args: &[&str]| kubectl(&kubeconfig, args);
+    let nodes = k(&["get", "nodes", "--no-headers", "-o", "custom-columns=N:.metadata.name"]);
+    assert_eq!(
+        nodes.split_whitespace().collect::<Vec<_>>(),
+        ["sandbox", "sandbox-worker", "sandbox-worker2"]
+    );
+
+    let manifest = dir.join("workloads.yaml");
+    let template = |app: &str, image: &str| {
+        format!(
+            "  selector:\n    matchLabels: {{app: {app}}}\n  template:\n    metadata:\n      labels: {{app: {app}}}\n    spec:\n      containers:\n      - name: {app}\n        image: {image}\n"
+        )
+    };
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: 3\n{}---\n\
+             apiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n  namespace: default\nspec:\n  replicas: 2\n  serviceName: db\n{}---\n\
+             apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: agent\n  namespace: default\nspec:\n{}---\n\
+             apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\n  namespace: default\nspec:\n  completions: 2\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: once\n        image: busybox\n",
+            template("web", "nginx:1.27"),
+            template("db", "postgres:16"),
+            template("agent", "busybox")
+        ),
+    )
+    .expect("manifest");
+    k(&["apply", "-f", manifest.to_str().expect("UTF-8 path")]);
+    for workload in ["deployment/web", "statefulset/db", "daemonset/agent"] {
+        let out = k(&["rollout", "status", workload, "--timeout=30s"]);
+        assert!(
+            // A StatefulSet with the default partition (0) reads as a partitioned roll out.
+            out.contains("successfully rolled out") || out.contains("partitioned roll out complete: 2 new pods"),
+            "{workload}: {out}"
+        );
+    }
+    k(&["wait", "--for=condition=Available", "deployment/web", "--timeout=30s"]);
+    k(&["wait", "--for=condition=complete", "job/once", "--timeout=30s"]);
+    let jobs = k(&["get", "job", "once", "--no-headers"]);
+    assert!(jobs.contains("Complete") && jobs.contains("2/2"), "{jobs}");
+    let daemons = k(&["get", "daemonset", "agent", "--no-headers"]);
+    assert_eq!(
+        daemons.split_whitespace().skip(1).take(5).collect::<Vec<_>>(),
+        ["3"; 5],
+        "{daemons}"
+    );
+
+    // kube-rs: the Pods are Running on the nodes, one DaemonSet Pod per node.
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), "default");
+    let web = pods
+        .list(&kube::api::ListParams::default().labels("app=web"))
+        .await
+        .expect("pods");
+    assert_eq!(web.items.len(), 3);
+    for pod in &web.items {
+        let name = pod.metadata.name.clone().expect("name");
+        let running = await_condition(pods.clone(), &name, conditions::is_pod_running());
+        tokio::time::timeout(std::time::Duration::from_secs(10), running)
+            .await
+            .expect("running in time")
+            .expect("watch");
+        assert!(
+            pod.metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o[0].kind == "ReplicaSet")
+        );
+    }
+    let agents = pods
+        .list(&kube::api::ListParams::default().labels("app=agent"))
+        .await
+        .expect("pods");
+    let mut agent_nodes: Vec<String> = agents
+        .items
+        .iter()
+        .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+        .collect();
+    agent_nodes.sort();
+    assert_eq!(agent_nodes, ["sandbox", "sandbox-worker", "sandbox-worker2"]);
+    let describe = k(&["describe", "pod", "db-0"]);
+    assert!(
+        describe.contains("Simulated") && describe.contains("no container runs"),
+        "{describe}"
+    );
+
+    // A new template rolls out a new ReplicaSet; the old one goes to zero.
+    k(&["set", "image", "deployment/web", "web=nginx:1.28"]);
+    k(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    let sets = k(&["get", "replicasets", "-l", "app=web", "--no-headers"]);
+    let desired: Vec<&str> = sets
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(desired.iter().filter(|d| **d == "0").count(), 1, "{sets}");
+    assert_eq!(desired.iter().filter(|d| **d == "3").count(), 1, "{sets}");
+
+    // A cordoned node gets no new Pods; scaling through the scale subresource.
+    k(&["cordon", "sandbox-worker"]);
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), "default");
+    deployments
+        .patch_scale(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .expect("scale");
+    k(&["rollout", "status", "deployment/web", "--timeout=30s"]);
+    let placed = k(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "--no-headers",
+        "-o",
+        "custom-columns=N:.spec.nodeName",
+    ]);
+    let on_cordoned = placed.lines().filter(|n| n.trim() == "sandbox-worker").count();
+    assert!(on_cordoned <= 3, "only Pods placed before the cordon: {placed}");
+    assert_eq!(placed.lines().count(), 7, "{placed}");
+    assert_eq!(
+        deployments
+            .get_scale("web")
+            .await
+            .expect("scale")
+            .status
+            .expect("status")
+            .replicas,
+        7
+    );
+
+    // Deleting the Deployment takes its ReplicaSets and Pods with it.
+    k(&["delete", "deployment", "web"]);
+    let left = k(&["get", "replicasets,pods", "-l", "app=web", "-o", "name"]);
+    assert!(left.trim().is_empty(), "{left}");
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

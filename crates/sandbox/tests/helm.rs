@@ -63,3 +63,65 @@ print(release["status"])
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// `helm install --wait=watcher` (Helm 4's kstatus watcher) of purchase-guard's own chart:
+/// with simulated workloads its Deployment becomes Available on the simulated nodes and the
+/// release is deployed; without them nothing reports the Deployment's Pods, so the same wait
+/// times out (what the simulation adds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_waits_for_the_chart_on_simulated_nodes() {
+    let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/purchase-guard");
+    let script = r#"
+import sys
+from helm_python import Config
+config = Config(kubeconfig_path=sys.argv[1], namespace="pg-system")
+try:
+    release = config.install(sys.argv[2], "pg", namespace="pg-system", create_namespace=True, wait="watcher", timeout=int(sys.argv[3]))
+    print("OK " + release["status"])
+except Exception as e:
+    print("ERROR " + str(e))
+"#;
+    for (simulate, timeout) in [(true, "60"), (false, "5")] {
+        let sandbox = Sandbox::start(Config {
+            simulate_workloads: simulate,
+            ..Config::default()
+        })
+        .await
+        .expect("sandbox");
+        let dir = std::env::temp_dir().join(format!("pg-helm-chart-{}-{simulate}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let kubeconfig = dir.join("kubeconfig");
+        sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        let out = Command::new("python3")
+            .args(["-c", script])
+            .arg(&kubeconfig)
+            .arg(&chart)
+            .arg(timeout)
+            .output()
+            .expect("python3 runs (python3 -m pip install helm-python-sdk)");
+        let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::namespaced(client, "pg-system");
+        let status = deployments
+            .get("pg-purchase-guard")
+            .await
+            .expect("the chart's Deployment")
+            .status
+            .unwrap_or_default();
+        if simulate {
+            assert_eq!(printed, "OK deployed", "{}", String::from_utf8_lossy(&out.stderr));
+            let available = status
+                .conditions
+                .unwrap_or_default()
+                .into_iter()
+                .any(|c| c.type_ == "Available" && c.status == "True");
+            assert!(available, "the Deployment is Available");
+            assert_eq!(status.ready_replicas, status.replicas);
+        } else {
+            assert!(printed.starts_with("ERROR"), "without simulation: {printed}");
+            assert_eq!(status.ready_replicas, None, "nothing reports Pods");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        sandbox.shutdown().await;
+    }
+}

@@ -101,6 +101,28 @@ async fn roles_bindings_and_can_i() {
     );
     // kube-apiserver's RBAC gives no reason when no rule matches: kubectl prints "no".
     assert!(!allowed && answer.trim() == "no", "{answer}");
+    // `can-i --list` (a SelfSubjectRulesReview): the Role's rule in team-a, not in team-b.
+    let rules_row = |listing: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with("configmaps "))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let listed = ok(&["--as", "alice", "auth", "can-i", "--list", "-n", "team-a"]);
+    assert_eq!(
+        rules_row(&listed).as_deref(),
+        Some("configmaps [] [] [create get list]"),
+        "{listed}"
+    );
+    let listed = ok(&["--as", "alice", "auth", "can-i", "--list", "-n", "team-b"]);
+    assert_eq!(rules_row(&listed), None, "{listed}");
+    let everything = ok(&["auth", "can-i", "--list", "-n", "team-b"]);
+    assert!(
+        everything
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["*.*", "[]", "[]", "[*]"]),
+        "the administrator may do everything: {everything}"
+    );
     // A binding to a role that does not exist is the reason, as kube-apiserver reports it.
     ok(&[
         "create",

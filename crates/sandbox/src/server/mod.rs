@@ -10,6 +10,7 @@ mod routes;
 mod scale;
 mod update;
 mod watch;
+mod workloads;
 mod write;
 
 use http::*;

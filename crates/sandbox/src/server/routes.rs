@@ -215,7 +215,10 @@ impl ApiServer {
             name: target.name.clone().unwrap_or_default(),
         };
         // Every authenticated user may ask what it may do (kube-apiserver's system:basic-user).
-        let self_review = target.rt.plural == "selfsubjectaccessreviews";
+        let self_review = matches!(
+            target.rt.plural.as_str(),
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        );
         if self.rbac
             && !self_review
             && !verb.is_empty()
@@ -285,6 +288,21 @@ impl ApiServer {
                             None => json!({"allowed": false}),
                         }
                     };
+                    return Ok(json_response(201, &review, &[]));
+                }
+                if t.rt.plural == "selfsubjectrulesreviews" {
+                    let mut review = parse_body(headers, &body)?;
+                    let namespace = str_field(&review, "/spec/namespace").unwrap_or_default().to_string();
+                    let (resource_rules, non_resource_rules) = if self.rbac {
+                        crate::rbac::rules_of(&self.store.lock(), &user, &namespace)
+                    } else {
+                        crate::rbac::everything()
+                    };
+                    review["status"] = json!({
+                        "resourceRules": resource_rules,
+                        "nonResourceRules": non_resource_rules,
+                        "incomplete": false,
+                    });
                     return Ok(json_response(201, &review, &[]));
                 }
                 let obj = parse_body(headers, &body)?;

@@ -100,6 +100,8 @@ impl ApiServer {
         user: Option<&UserInfo>,
         keep_managed: bool,
     ) -> Result<(Value, Vec<String>), ApiError> {
+        let mut candidate = candidate;
+        super::workloads::apply_defaults(&t.rt, &mut candidate);
         let rt = &t.rt;
         let mut admission_warnings = Vec::new();
         let dry = dry_run(q)?;

@@ -170,6 +170,7 @@ impl ApiServer {
         user: Option<&UserInfo>,
     ) -> Result<(Value, Vec<String>), ApiError> {
         self.check_identity(rt, namespace, &obj)?;
+        super::workloads::apply_defaults(rt, &mut obj);
         let dry = dry_run(q)?;
         let name = match str_field(&obj, "/metadata/name").filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),

@@ -1,0 +1,850 @@
+//! Simulated nodes and workloads (`Config::simulate_workloads`): what kube-controller-manager,
+//! the scheduler and the kubelets would write, without running any container.
+//!
+//! - Deployments own one ReplicaSet per pod template (`<name>-<hash>`, label
+//!   `pod-template-hash`); a new template gets a new ReplicaSet at full size and the old ones go
+//!   to zero at once (a rollout without surge).
+//! - ReplicaSets, StatefulSets (`<name>-<ordinal>`), DaemonSets (one Pod per schedulable node)
+//!   and Jobs (up to `parallelism` Pods at a time until `completions` succeeded) own their Pods.
+//! - Pods without a node are bound to the schedulable node (not cordoned, `nodeSelector`
+//!   matching) with the fewest Pods, then reported Running and Ready (a Job's Pods: Succeeded);
+//!   each gets a `Simulated` event saying that no container runs.
+//! - Statuses follow (replicas, ready and available counts, observed generations, revisions,
+//!   `Available` and `Progressing` conditions, a Job's `SuccessCriteriaMet` and `Complete`), so
+//!   `kubectl rollout status`, `kubectl wait --for=condition=Available` and Helm's readiness
+//!   checks behave as on a cluster.
+//!
+//! Every change of a watched kind triggers a pass over its namespace (the node set over all);
+//! a pass writes only differences, so passes triggered by its own writes write nothing.
+//! These writes, like garbage collection's, do not pass admission.
+
+use super::*;
+use crate::store::EventType;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+
+/// The nodes a simulating sandbox adds beside `sandbox`.
+const WORKERS: [&str; 2] = ["sandbox-worker", "sandbox-worker2"];
+
+/// The resources whose changes start a pass.
+const WATCHED: [&str; 7] = [
+    "apps/deployments",
+    "apps/replicasets",
+    "apps/statefulsets",
+    "apps/daemonsets",
+    "batch/jobs",
+    "/pods",
+    "/nodes",
+];
+
+/// kube-controller-manager's alphabet for generated name suffixes (no vowels, no look-alikes).
+const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+fn suffix(seed: u64, len: usize) -> String {
+    let mut n = seed;
+    (0..len)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+fn hash_of(value: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    value.to_string().hash(&mut h);
+    h.finish()
+}
+
+/// The template hash a Deployment's ReplicaSet or a StatefulSet's revision is named by.
+fn template_hash(template: &Value) -> String {
+    suffix(hash_of(template), 10)
+}
+
+fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn int(v: &Value, pointer: &str, default: i64) -> i64 {
+    v.pointer(pointer).and_then(Value::as_i64).unwrap_or(default)
+}
+
+fn deleting(v: &Value) -> bool {
+    v.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// The uid of the controller owning `v`.
+fn controller_uid(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .and_then(|r| r.get("uid")?.as_str())
+}
+
+fn owner_ref(owner: &Value) -> Value {
+    json!([{
+        "apiVersion": text(owner, "/apiVersion"),
+        "kind": text(owner, "/kind"),
+        "name": text(owner, "/metadata/name"),
+        "uid": text(owner, "/metadata/uid"),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    }])
+}
+
+fn pod_ready(pod: &Value) -> bool {
+    text(pod, "/status/phase") == "Running"
+        && pod
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// `conditions` with `kind` set to `status`/`reason`/`message`; the transition time kept when
+/// the status did not change.
+fn set_condition(conditions: &mut Vec<Value>, old: &Value, kind: &str, status: &str, reason: &str, message: &str) {
+    let previous = old
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind));
+    let same = previous.is_some_and(|p| p["status"] == status && p["reason"] == reason && p["message"] == message);
+    let (transition, update) = match previous {
+        Some(p) if same => (p["lastTransitionTime"].clone(), p["lastUpdateTime"].clone()),
+        Some(p) if p["status"] == status => (p["lastTransitionTime"].clone(), json!(now())),
+        _ => (json!(now()), json!(now())),
+    };
+    let mut c = json!({"type": kind, "status": status, "reason": reason, "message": message,
+                       "lastTransitionTime": transition});
+    if !update.is_null() && kind != "Complete" && kind != "SuccessCriteriaMet" {
+        c["lastUpdateTime"] = update;
+    }
+    conditions.push(c);
+}
+
+/// The defaults kube-apiserver gives workloads that clients read: the update strategies
+/// `kubectl rollout status` requires, replicas, history limits, a Job's completions.
+pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
+    let defaults = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("apps", "deployments") => json!({"replicas": 1, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}}),
+        ("apps", "statefulsets") => {
+            json!({"replicas": 1, "revisionHistoryLimit": 10, "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}})
+        }
+        ("apps", "daemonsets") => json!({"revisionHistoryLimit": 10,
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}}),
+        ("apps", "replicasets") => json!({"replicas": 1}),
+        ("batch", "jobs") => {
+            let both_unset = obj.pointer("/spec/completions").is_none() && obj.pointer("/spec/parallelism").is_none();
+            let mut d = json!({"parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false});
+            if both_unset {
+                d["completions"] = json!(1);
+            }
+            d
+        }
+        _ => return,
+    };
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(d) = defaults.as_object() {
+        for (k, v) in d {
+            let strategy = k == "strategy" || k == "updateStrategy";
+            match spec.get_mut(k) {
+                None | Some(Value::Null) => {
+                    spec.insert(k.clone(), v.clone());
+                }
+                // A strategy given without its type is a RollingUpdate one.
+                Some(given) if strategy && given.get("type").is_none() => {
+                    given["type"] = v["type"].clone();
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+impl ApiServer {
+    /// Adds the worker nodes a simulating sandbox schedules on.
+    pub(crate) fn add_worker_nodes(&self) {
+        let version = format!("v{}.{}.0", super::KUBERNETES_VERSION.0, super::KUBERNETES_VERSION.1);
+        for (i, name) in WORKERS.iter().enumerate() {
+            let cidr = format!("10.244.{}.0/24", i + 1);
+            self.ensure(json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {
+                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"},
+                    "annotations": {"sandbox.purchaseguard.io/simulated": "no kubelet: the sandbox reports its pods Running without running containers"}},
+                "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+                "status": {
+                    "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                    "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                        "message": "kubelet is posting ready status", "lastHeartbeatTime": now(),
+                        "lastTransitionTime": now()}],
+                    "addresses": [{"type": "InternalIP", "address": format!("172.18.0.{}", i + 3)},
+                                  {"type": "Hostname", "address": name}],
+                    "nodeInfo": {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux",
+                        "architecture": "amd64", "containerRuntimeVersion": "none://sandbox",
+                        "osImage": "purchase-guard sandbox (simulated)", "kernelVersion": "", "machineID": "",
+                        "systemUUID": "", "bootID": ""},
+                },
+            }));
+        }
+    }
+
+    /// Runs passes on every change of a watched kind until `stop`.
+    pub(crate) async fn simulate_workloads(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut events = self.store.subscribe();
+        let mut all = true;
+        let mut namespaces: BTreeSet<String> = BTreeSet::new();
+        loop {
+            if all {
+                namespaces = self
+                    .store
+                    .lock()
+                    .list("/namespaces", None)
+                    .map(|(k, _)| k.name.clone())
+                    .collect();
+            }
+            for ns in std::mem::take(&mut namespaces) {
+                self.workload_pass(&ns);
+            }
+            all = false;
+            // Wait for a change, then take every change already queued.
+            let first = tokio::select! {
+                e = events.recv() => e,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            let mut next = Some(first);
+            while let Some(received) = next {
+                match received {
+                    Ok(e) if WATCHED.contains(&e.key.resource.as_str()) => {
+                        if e.key.resource == "/nodes" {
+                            all = true;
+                        } else if !(e.key.resource == "/pods"
+                            && e.kind == EventType::Deleted
+                            && controller_uid(&e.object).is_none())
+                        {
+                            namespaces.insert(e.key.namespace.clone());
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => all = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+                next = events.try_recv().ok().map(Ok);
+            }
+        }
+    }
+
+    fn objects(&self, resource: &str, namespace: &str) -> Vec<Arc<Value>> {
+        self.store
+            .lock()
+            .list(resource, Some(namespace))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn sim_create(&self, plural: &str, group: &str, namespace: &str, obj: Value, manager: &str) {
+        let Some(rt) = self.find(group, "v1", plural) else {
+            return;
+        };
+        if let Err(e) = self.create(&rt, Some(namespace), obj, &Query::new(), manager) {
+            tracing::debug!(resource = plural, error = ?e, "simulated create failed");
+        }
+    }
+
+    fn sim_delete(&self, plural: &str, group: &str, namespace: &str, name: &str) {
+        let Some(rt) = self.find(group, "v1", plural) else {
+            return;
+        };
+        let _ = self.delete(&rt, Some(namespace), name, &json!({}), &Query::new(), None);
+    }
+
+    /// Writes `obj` (a changed copy of what is stored) unless it equals `old`; `status` picks
+    /// the status subresource.
+    fn sim_update(&self, plural: &str, group: &str, old: &Value, obj: Value, status: bool, manager: &str) {
+        if *old == obj {
+            return;
+        }
+        let Some(rt) = self.find(group, "v1", plural) else {
+            return;
+        };
+        let name = text(old, "/metadata/name").to_string();
+        let t = Target {
+            rt,
+            namespace: Some(text(old, "/metadata/namespace").to_string()),
+            name: Some(name.clone()),
+            subresource: status.then(|| "status".to_string()),
+        };
+        if let Err(e) = self.update(&t, &name, obj, &Query::new(), manager, None) {
+            tracing::debug!(resource = plural, error = ?e, "simulated update failed");
+        }
+    }
+
+    /// Writes `status` as the status of `old` unless it is already.
+    fn sim_status(&self, plural: &str, group: &str, old: &Value, status: Value, manager: &str) {
+        let mut new = old.clone();
+        new["status"] = status;
+        self.sim_update(plural, group, old, new, true, manager);
+    }
+
+    /// One pass over a namespace: controllers, then scheduling and kubelets, then statuses.
+    fn workload_pass(&self, ns: &str) {
+        for d in self.objects("apps/deployments", ns) {
+            self.deployment_children(&d);
+        }
+        for rs in self.objects("apps/replicasets", ns) {
+            let replicas = int(&rs, "/spec/replicas", 1).max(0) as usize;
+            self.keep_pods(&rs, "replicaset-controller", replicas);
+        }
+        for sts in self.objects("apps/statefulsets", ns) {
+            self.statefulset_pods(&sts);
+        }
+        let nodes = self.schedulable_nodes();
+        for ds in self.objects("apps/daemonsets", ns) {
+            self.daemonset_pods(&ds, &nodes);
+        }
+        for job in self.objects("batch/jobs", ns) {
+            self.job_pods(&job);
+        }
+        self.run_pods(ns, &nodes);
+        self.workload_statuses(ns, &nodes);
+    }
+
+    /// The Pods a controller owns, not being deleted.
+    fn owned_pods(&self, owner: &Value) -> Vec<Arc<Value>> {
+        let uid = text(owner, "/metadata/uid");
+        self.objects("/pods", text(owner, "/metadata/namespace"))
+            .into_iter()
+            .filter(|p| controller_uid(p) == Some(uid) && !deleting(p))
+            .collect()
+    }
+
+    fn new_pod(owner: &Value, name: &str, extra_labels: Value, node: Option<&str>) -> Value {
+        let template = owner.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+        let mut labels = template
+            .pointer("/metadata/labels")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        if let (Some(l), Some(extra)) = (labels.as_object_mut(), extra_labels.as_object()) {
+            l.extend(extra.clone());
+        }
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": text(owner, "/metadata/namespace"),
+                         "labels": labels, "ownerReferences": owner_ref(owner)},
+            "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+            "status": {"phase": "Pending"},
+        });
+        if let Some(a) = template.pointer("/metadata/annotations") {
+            pod["metadata"]["annotations"] = a.clone();
+        }
+        if let Some(node) = node {
+            pod["spec"]["nodeName"] = json!(node);
+        }
+        pod
+    }
+
+    /// A ReplicaSet's Pods: `replicas` of them, named `<owner>-<random>`; the newest go first.
+    fn keep_pods(&self, owner: &Value, manager: &str, replicas: usize) {
+        if deleting(owner) {
+            return;
+        }
+        let ns = text(owner, "/metadata/namespace");
+        let mut pods = self.owned_pods(owner);
+        let name = text(owner, "/metadata/name");
+        let extra = owner
+            .pointer("/spec/template/metadata/labels/pod-template-hash")
+            .map(|h| json!({"pod-template-hash": h}))
+            .unwrap_or_else(|| json!({}));
+        for i in pods.len()..replicas {
+            let seed = hash_of(&json!([text(owner, "/metadata/uid"), i, self.store.lock().rv()]));
+            let pod = Self::new_pod(owner, &format!("{name}-{}", suffix(seed, 5)), extra.clone(), None);
+            self.sim_create("pods", "", ns, pod, manager);
+        }
+        pods.sort_by_key(|p| std::cmp::Reverse(text(p, "/metadata/creationTimestamp").to_string()));
+        let excess = pods.len().saturating_sub(replicas);
+        for p in pods.iter().take(excess) {
+            self.sim_delete("pods", "", ns, text(p, "/metadata/name"));
+        }
+    }
+
+    fn deployment_children(&self, d: &Value) {
+        if deleting(d) {
+            return;
+        }
+        let ns = text(d, "/metadata/namespace");
+        let uid = text(d, "/metadata/uid");
+        let template = d.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+        let hash = template_hash(&template);
+        let name = format!("{}-{hash}", text(d, "/metadata/name"));
+        let replicas = int(d, "/spec/replicas", 1);
+        let owned: Vec<Arc<Value>> = self
+            .objects("apps/replicasets", ns)
+            .into_iter()
+            .filter(|rs| controller_uid(rs) == Some(uid))
+            .collect();
+        let paused = d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
+        let revision = owned.len() as i64 + 1;
+        if !paused && !owned.iter().any(|rs| text(rs, "/metadata/name") == name) {
+            let mut rs_template = template.clone();
+            rs_template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+            let mut selector = d.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
+            selector["matchLabels"]["pod-template-hash"] = json!(hash);
+            let mut labels = template
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            labels["pod-template-hash"] = json!(hash);
+            let rs = json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": name, "namespace": ns, "labels": labels,
+                             "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
+                                             "deployment.kubernetes.io/desired-replicas": replicas.to_string()},
+                             "ownerReferences": owner_ref(d)},
+                "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
+            });
+            self.sim_create("replicasets", "apps", ns, rs, "deployment-controller");
+        }
+        if paused {
+            return;
+        }
+        for rs in &owned {
+            let want = if text(rs, "/metadata/name") == name {
+                replicas
+            } else {
+                0
+            };
+            if int(rs, "/spec/replicas", 1) != want {
+                let mut new = (**rs).clone();
+                new["spec"]["replicas"] = json!(want);
+                self.sim_update("replicasets", "apps", rs, new, false, "deployment-controller");
+            }
+        }
+    }
+
+    fn statefulset_pods(&self, sts: &Value) {
+        if deleting(sts) {
+            return;
+        }
+        let name = text(sts, "/metadata/name");
+        let ns = text(sts, "/metadata/namespace");
+        let replicas = int(sts, "/spec/replicas", 1).max(0) as usize;
+        let revision = format!(
+            "{name}-{}",
+            template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null))
+        );
+        let pods = self.owned_pods(sts);
+        let mut present: HashMap<String, &Arc<Value>> = HashMap::new();
+        for p in &pods {
+            present.insert(text(p, "/metadata/name").to_string(), p);
+        }
+        for (pod_name, p) in &present {
+            let ordinal = pod_name
+                .strip_prefix(&format!("{name}-"))
+                .and_then(|o| o.parse::<usize>().ok());
+            let outdated = text(p, "/metadata/labels/controller-revision-hash") != revision;
+            if ordinal.is_none_or(|o| o >= replicas) || outdated {
+                self.sim_delete("pods", "", ns, pod_name);
+            }
+        }
+        for i in 0..replicas {
+            let pod_name = format!("{name}-{i}");
+            if present.contains_key(&pod_name) {
+                continue;
+            }
+            let labels = json!({"controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": pod_name,
+                                "apps.kubernetes.io/pod-index": i.to_string()});
+            let mut pod = Self::new_pod(sts, &pod_name, labels, None);
+            pod["spec"]["hostname"] = json!(pod_name);
+            if let Some(service) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
+                pod["spec"]["subdomain"] = json!(service);
+            }
+            self.sim_create("pods", "", ns, pod, "statefulset-controller");
+        }
+    }
+
+    fn daemonset_pods(&self, ds: &Value, nodes: &[Arc<Value>]) {
+        if deleting(ds) {
+            return;
+        }
+        let ns = text(ds, "/metadata/namespace");
+        let selector = ds.pointer("/spec/template/spec/nodeSelector");
+        let wanted: Vec<&str> = nodes
+            .iter()
+            .filter(|n| fits(n, selector))
+            .map(|n| text(n, "/metadata/name"))
+            .collect();
+        let pods = self.owned_pods(ds);
+        let mut covered = BTreeSet::new();
+        for p in &pods {
+            let node = text(p, "/spec/nodeName");
+            if !wanted.contains(&node) || !covered.insert(node.to_string()) {
+                self.sim_delete("pods", "", ns, text(p, "/metadata/name"));
+            }
+        }
+        for node in wanted {
+            if covered.contains(node) {
+                continue;
+            }
+            let seed = hash_of(&json!([text(ds, "/metadata/uid"), node]));
+            let name = format!("{}-{}", text(ds, "/metadata/name"), suffix(seed, 5));
+            let pod = Self::new_pod(ds, &name, json!({}), Some(node));
+            self.sim_create("pods", "", ns, pod, "daemon-set-controller");
+        }
+    }
+
+    fn job_pods(&self, job: &Value) {
+        if deleting(job) || job.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
+            return;
+        }
+        let completions = int(job, "/spec/completions", 1).max(0) as usize;
+        let parallelism = int(job, "/spec/parallelism", 1).max(0) as usize;
+        let pods = self.owned_pods(job);
+        let succeeded = pods.iter().filter(|p| text(p, "/status/phase") == "Succeeded").count();
+        let active = pods.len() - succeeded;
+        let to_start = completions
+            .saturating_sub(succeeded + active)
+            .min(parallelism.saturating_sub(active));
+        let name = text(job, "/metadata/name");
+        let labels = json!({"batch.kubernetes.io/job-name": name, "job-name": name,
+                            "batch.kubernetes.io/controller-uid": text(job, "/metadata/uid"),
+                            "controller-uid": text(job, "/metadata/uid")});
+        for i in 0..to_start {
+            let seed = hash_of(&json!([
+                text(job, "/metadata/uid"),
+                pods.len() + i,
+                self.store.lock().rv()
+            ]));
+            let pod = Self::new_pod(job, &format!("{name}-{}", suffix(seed, 5)), labels.clone(), None);
+            self.sim_create("pods", "", text(job, "/metadata/namespace"), pod, "job-controller");
+        }
+    }
+
+    /// The nodes Pods may go to: Ready and not cordoned.
+    fn schedulable_nodes(&self) -> Vec<Arc<Value>> {
+        self.store
+            .lock()
+            .list("/nodes", None)
+            .map(|(_, v)| v.clone())
+            .filter(|n| n.pointer("/spec/unschedulable").and_then(Value::as_bool) != Some(true))
+            .collect()
+    }
+
+    /// The scheduler and the kubelets: binds Pods to nodes, then reports them started.
+    fn run_pods(&self, ns: &str, nodes: &[Arc<Value>]) {
+        let mut load: BTreeMap<String, usize> = BTreeMap::new();
+        for p in self.store.lock().list("/pods", None) {
+            let node = text(p.1, "/spec/nodeName");
+            if !node.is_empty() {
+                *load.entry(node.to_string()).or_default() += 1;
+            }
+        }
+        for pod in self.objects("/pods", ns) {
+            if deleting(&pod) {
+                continue;
+            }
+            let node = text(&pod, "/spec/nodeName").to_string();
+            if node.is_empty() {
+                let selector = pod.pointer("/spec/nodeSelector");
+                let Some(target) = nodes.iter().filter(|n| fits(n, selector)).min_by_key(|n| {
+                    (
+                        load.get(text(n, "/metadata/name")).copied().unwrap_or(0),
+                        text(n, "/metadata/name").to_string(),
+                    )
+                }) else {
+                    let mut status = pod.get("status").cloned().unwrap_or_else(|| json!({}));
+                    status["phase"] = json!("Pending");
+                    status["conditions"] = json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                        "message": format!("0/{} nodes are available: no schedulable node matches the pod's node selector.", nodes.len()),
+                        "lastTransitionTime": now(), "lastProbeTime": null}]);
+                    self.sim_status("pods", "", &pod, status, "kube-scheduler");
+                    continue;
+                };
+                let name = text(target, "/metadata/name").to_string();
+                *load.entry(name.clone()).or_default() += 1;
+                let mut bound = (*pod).clone();
+                bound["spec"]["nodeName"] = json!(name);
+                self.sim_update("pods", "", &pod, bound, false, "kube-scheduler");
+                continue; // Started on the pass its binding triggers.
+            }
+            if matches!(text(&pod, "/status/phase"), "Running" | "Succeeded" | "Failed") {
+                continue;
+            }
+            self.start_pod(&pod, &node);
+        }
+    }
+
+    fn start_pod(&self, pod: &Value, node: &str) {
+        let completes = pod
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| refs.iter().any(|r| r["kind"] == "Job"))
+            || text(pod, "/spec/restartPolicy") == "Never" && pod.pointer("/metadata/ownerReferences").is_none();
+        let started = now();
+        let uid_hash = hash_of(&json!(text(pod, "/metadata/uid")));
+        let node_index = std::iter::once("sandbox")
+            .chain(WORKERS)
+            .position(|n| n == node)
+            .unwrap_or(0);
+        let pod_ip = format!("10.244.{node_index}.{}", 2 + uid_hash % 250);
+        let containers: Vec<Value> = pod
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let state = if completes {
+                            json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": started}})
+                        } else {
+                            json!({"running": {"startedAt": started}})
+                        };
+                        json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
+                               "ready": !completes, "started": !completes, "restartCount": 0, "state": state})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (phase, ready, reason) = if completes {
+            ("Succeeded", "False", json!("PodCompleted"))
+        } else {
+            ("Running", "True", Value::Null)
+        };
+        let condition = |kind: &str, status: &str| {
+            let mut c = json!({"type": kind, "status": status, "lastTransitionTime": started, "lastProbeTime": null});
+            if status == "False" {
+                c["reason"] = reason.clone();
+            }
+            c
+        };
+        let status = json!({
+            "phase": phase,
+            "conditions": [condition("PodReadyToStartContainers", if completes { "False" } else { "True" }),
+                           condition("Initialized", "True"), condition("Ready", ready),
+                           condition("ContainersReady", ready), condition("PodScheduled", "True")],
+            "hostIP": node_ip(node_index), "hostIPs": [{"ip": node_ip(node_index)}],
+            "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
+            "startTime": started, "qosClass": "BestEffort",
+            "containerStatuses": containers,
+        });
+        self.sim_status("pods", "", pod, status, "kubelet");
+        let ns = text(pod, "/metadata/namespace");
+        let name = text(pod, "/metadata/name");
+        self.sim_create(
+            "events",
+            "",
+            ns,
+            json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": format!("{name}.{}", suffix(uid_hash, 8)), "namespace": ns},
+                "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns,
+                                   "uid": text(pod, "/metadata/uid")},
+                "reason": "Simulated", "type": "Normal",
+                "message": format!("Reported {phase} on node {node} by the purchase-guard sandbox: no container runs"),
+                "source": {"component": "kubelet", "host": node},
+                "firstTimestamp": started, "lastTimestamp": started, "count": 1,
+                "reportingComponent": "kubelet", "reportingInstance": node,
+            }),
+            "kubelet",
+        );
+    }
+
+    /// Statuses from the Pods: ReplicaSets, StatefulSets, DaemonSets and Jobs, then Deployments.
+    fn workload_statuses(&self, ns: &str, nodes: &[Arc<Value>]) {
+        for rs in self.objects("apps/replicasets", ns) {
+            let pods = self.owned_pods(&rs);
+            let ready = pods.iter().filter(|p| pod_ready(p)).count();
+            let mut status = json!({"replicas": pods.len(), "fullyLabeledReplicas": pods.len(),
+                                    "readyReplicas": ready, "availableReplicas": ready,
+                                    "observedGeneration": int(&rs, "/metadata/generation", 1)});
+            drop_zeros(&mut status, &["readyReplicas", "availableReplicas"]);
+            self.sim_status("replicasets", "apps", &rs, status, "replicaset-controller");
+        }
+        for sts in self.objects("apps/statefulsets", ns) {
+            let pods = self.owned_pods(&sts);
+            let ready = pods.iter().filter(|p| pod_ready(p)).count();
+            let revision = format!(
+                "{}-{}",
+                text(&sts, "/metadata/name"),
+                template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null))
+            );
+            let status = json!({"replicas": pods.len(), "readyReplicas": ready, "currentReplicas": pods.len(),
+                                "updatedReplicas": pods.len(), "availableReplicas": ready,
+                                "currentRevision": revision, "updateRevision": revision, "collisionCount": 0,
+                                "observedGeneration": int(&sts, "/metadata/generation", 1)});
+            self.sim_status("statefulsets", "apps", &sts, status, "statefulset-controller");
+        }
+        for ds in self.objects("apps/daemonsets", ns) {
+            let pods = self.owned_pods(&ds);
+            let ready = pods.iter().filter(|p| pod_ready(p)).count();
+            let selector = ds.pointer("/spec/template/spec/nodeSelector");
+            let desired = nodes.iter().filter(|n| fits(n, selector)).count();
+            let status = json!({"desiredNumberScheduled": desired, "currentNumberScheduled": pods.len(),
+                                "updatedNumberScheduled": pods.len(), "numberReady": ready, "numberAvailable": ready,
+                                "numberMisscheduled": 0, "observedGeneration": int(&ds, "/metadata/generation", 1)});
+            self.sim_status("daemonsets", "apps", &ds, status, "daemon-set-controller");
+        }
+        for job in self.objects("batch/jobs", ns) {
+            self.job_status(&job);
+        }
+        for d in self.objects("apps/deployments", ns) {
+            self.deployment_status(&d);
+        }
+    }
+
+    fn job_status(&self, job: &Value) {
+        let pods = self.owned_pods(job);
+        let succeeded = pods.iter().filter(|p| text(p, "/status/phase") == "Succeeded").count();
+        let active = pods.len() - succeeded;
+        let completions = int(job, "/spec/completions", 1).max(0) as usize;
+        let mut status = job.get("status").cloned().unwrap_or_else(|| json!({}));
+        if job.pointer("/spec/suspend").and_then(Value::as_bool) != Some(true) && status.get("startTime").is_none() {
+            status["startTime"] = json!(now());
+        }
+        status["active"] = json!(active);
+        status["succeeded"] = json!(succeeded);
+        status["ready"] = json!(0);
+        status["terminating"] = json!(0);
+        status["uncountedTerminatedPods"] = json!({});
+        drop_zeros(&mut status, &["active", "succeeded"]);
+        if succeeded >= completions && status.get("completionTime").is_none() {
+            let mut conditions = Vec::new();
+            set_condition(
+                &mut conditions,
+                job,
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            );
+            set_condition(
+                &mut conditions,
+                job,
+                "Complete",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+            );
+            status["conditions"] = json!(conditions);
+            status["completionTime"] = json!(now());
+        }
+        self.sim_status("jobs", "batch", job, status, "job-controller");
+    }
+
+    fn deployment_status(&self, d: &Value) {
+        let uid = text(d, "/metadata/uid");
+        let ns = text(d, "/metadata/namespace");
+        let hash = template_hash(d.pointer("/spec/template").unwrap_or(&Value::Null));
+        let new_name = format!("{}-{hash}", text(d, "/metadata/name"));
+        let owned: Vec<Arc<Value>> = self
+            .objects("apps/replicasets", ns)
+            .into_iter()
+            .filter(|rs| controller_uid(rs) == Some(uid))
+            .collect();
+        let sum = |pointer: &str| owned.iter().map(|rs| int(rs, pointer, 0)).sum::<i64>();
+        let (replicas, ready, available) = (
+            sum("/status/replicas"),
+            sum("/status/readyReplicas"),
+            sum("/status/availableReplicas"),
+        );
+        let new_rs = owned.iter().find(|rs| text(rs, "/metadata/name") == new_name);
+        let updated = new_rs.map(|rs| int(rs, "/status/replicas", 0)).unwrap_or(0);
+        let desired = int(d, "/spec/replicas", 1);
+        let mut conditions = Vec::new();
+        if available >= desired {
+            set_condition(
+                &mut conditions,
+                d,
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+            );
+        } else {
+            set_condition(
+                &mut conditions,
+                d,
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            );
+        }
+        let done = updated == desired && replicas == desired && available >= desired;
+        match new_rs {
+            Some(_) if done => set_condition(
+                &mut conditions,
+                d,
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{new_name}\" has successfully progressed."),
+            ),
+            Some(_) => set_condition(
+                &mut conditions,
+                d,
+                "Progressing",
+                "True",
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{new_name}\" is progressing."),
+            ),
+            None if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) => set_condition(
+                &mut conditions,
+                d,
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused",
+            ),
+            None => {}
+        }
+        let mut status = json!({
+            "observedGeneration": int(d, "/metadata/generation", 1),
+            "replicas": replicas, "updatedReplicas": updated, "readyReplicas": ready,
+            "availableReplicas": available, "unavailableReplicas": (desired - available).max(0),
+            "conditions": conditions,
+        });
+        drop_zeros(
+            &mut status,
+            &[
+                "replicas",
+                "updatedReplicas",
+                "readyReplicas",
+                "availableReplicas",
+                "unavailableReplicas",
+            ],
+        );
+        self.sim_status("deployments", "apps", d, status, "deployment-controller");
+    }
+}
+
+fn node_ip(index: usize) -> String {
+    if index == 0 {
+        "127.0.0.1".into()
+    } else {
+        format!("172.18.0.{}", index + 2)
+    }
+}
+
+/// Go's `omitempty` for counts kube-controller-manager leaves out when zero.
+fn drop_zeros(status: &mut Value, keys: &[&str]) {
+    if let Some(m) = status.as_object_mut() {
+        for k in keys {
+            if m.get(*k).and_then(Value::as_i64) == Some(0) {
+                m.remove(*k);
+            }
+        }
+    }
+}
+
+/// Whether a node's labels satisfy a Pod's `nodeSelector`.
+fn fits(node: &Value, selector: Option<&Value>) -> bool {
+    selector.and_then(Value::as_object).is_none_or(|sel| {
+        sel.iter()
+            .all(|(k, v)| node.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+    })
+}

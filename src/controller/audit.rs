@@ -258,7 +258,18 @@ pub fn audit(
                 .creation_timestamp
                 .as_ref()
                 .map(|t| (micros(&t.0), t.0.to_string()));
-            let written = kinds::spec_written(&object).map(|(m, t)| (m, micros(&t.0), t.0.to_string()));
+            // The latest write of the specification: from the managed fields, or the one the
+            // freeze record kept (a freeze takes the fields it writes from their owners).
+            let recorded = policy::FrozenRecord::of(&value).ok().flatten().and_then(|r| r.written);
+            let recorded = recorded.as_ref().and_then(|w| {
+                let at: jiff::Timestamp = w.time.parse().ok()?;
+                Some((w.manager.as_str(), micros(&at), w.time.clone()))
+            });
+            let written = kinds::spec_written(&object)
+                .map(|(m, t)| (m, micros(&t.0), t.0.to_string()))
+                .into_iter()
+                .chain(recorded)
+                .max_by_key(|(_, at, _)| *at);
             let described = super::freeze::describe(kind, &namespace, &object.name_any());
             let audited = Audited {
                 object: &value,

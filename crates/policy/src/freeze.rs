@@ -136,6 +136,18 @@ pub struct FrozenRecord {
     pub why: String,
     #[serde(flatten)]
     pub undo: Undo,
+    /// The latest write of the object's specification by someone else than purchase-guard
+    /// before the freeze: the freeze takes the fields it writes from their owners (their
+    /// managedFields entries may go), and the audit still reads this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written: Option<SpecWrite>,
+}
+
+/// A write of an object's specification: who (the field manager) and when (RFC 3339).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecWrite {
+    pub manager: String,
+    pub time: String,
 }
 
 /// The values to put back.
@@ -168,6 +180,7 @@ impl FrozenRecord {
             since: since.into(),
             why: why.into(),
             undo,
+            written: None,
         }
     }
 
@@ -729,6 +742,25 @@ mod tests {
         // Creating an object with a record, or adding one, is refused.
         assert!(undoes_freeze(None, Some(&object)).is_some());
         assert!(undoes_freeze(Some(&deployment(0)), Some(&object)).is_some());
+    }
+
+    #[test]
+    fn a_record_keeps_the_last_specification_write_and_reads_records_without_it() {
+        let action = FreezeAction::for_kind("apps", "deployments").expect("an action");
+        let mut record = FrozenRecord::new(&action, "acme", "t0", "fraud", &deployment(3));
+        assert_eq!(record.written, None);
+        let bare = record.to_annotation();
+        assert!(!bare.contains("written"), "{bare}");
+        record.written = Some(SpecWrite {
+            manager: "kubectl-patch".into(),
+            time: "2026-11-27T10:00:00Z".into(),
+        });
+        let read = FrozenRecord::of(&with_record(deployment(0), &record)).expect("readable");
+        assert_eq!(read.as_ref(), Some(&record));
+        // A record written before the field existed reads as having none.
+        let mut old = with_record(deployment(0), &record);
+        old["metadata"]["annotations"][FROZEN_ANNOTATION] = json!(bare);
+        assert_eq!(FrozenRecord::of(&old).expect("readable").and_then(|r| r.written), None);
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub use effective::{
     verdict_without_customer,
 };
 pub use freeze::{
-    Desired, FROZEN_ANNOTATION, FROZEN_LABEL, FreezeAction, FrozenRecord, Restore, Settled, Step, Undo,
+    Desired, FROZEN_ANNOTATION, FROZEN_LABEL, FreezeAction, FrozenRecord, Restore, Settled, SpecWrite, Step, Undo,
     parse_retention, plan, scale_undoes_freeze, undoes_freeze,
 };
 pub use impact::{BillingMode, ImpactMatrix, MatrixError, ModeImpact, Operation};

@@ -4,6 +4,7 @@
 //! What is faithful to kube-apiserver and what is simplified is listed in `docs/sandbox.md`.
 
 mod admission;
+mod catalogue;
 mod events;
 mod managed;
 mod meta;
@@ -17,6 +18,7 @@ mod selectors;
 mod server;
 mod status;
 mod store;
+mod tokens;
 
 pub use rbac::UserInfo;
 pub use server::{ApiServer, KUBERNETES_VERSION, MAX_BODY};

@@ -47,7 +47,7 @@ fn builtin_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> O
         ("authorization.k8s.io", "SelfSubjectAccessReview") => {
             add::<api::authorization::v1::SelfSubjectAccessReview>(generator)
         }
-        _ => None,
+        _ => crate::catalogue::find(group, kind).map(|e| (e.schema)(generator)),
     }
 }
 

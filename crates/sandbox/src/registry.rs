@@ -478,6 +478,29 @@ impl ResourceType {
 /// The built-in kinds the product and its tests need.
 pub fn builtins() -> Vec<ResourceType> {
     use ResourceType as R;
+    let mut types = configured();
+    // Every other kind of the catalogue, with kube-apiserver's short names.
+    for e in crate::catalogue::entries() {
+        if types.iter().any(|t| t.group == e.group && t.plural == e.plural) {
+            continue;
+        }
+        let mut t = R::builtin(e.group, e.version, e.kind, e.plural, e.namespaced, e.has_status)
+            .short(crate::catalogue::short_names(e.group, e.plural));
+        if crate::catalogue::in_category_all(e.group, e.plural) {
+            t = t.categories(&["all"]);
+        }
+        if e.group.is_empty() && e.plural == "replicationcontrollers" {
+            t = t.scalable();
+        }
+        types.push(t);
+    }
+    types
+}
+
+/// The kinds served with more than the catalogue says: printer columns, short names,
+/// categories, scale, verbs, and the ones the catalogue does not list.
+fn configured() -> Vec<ResourceType> {
+    use ResourceType as R;
     vec![
         R::builtin("", "v1", "Namespace", "namespaces", false, true).short(&["ns"]),
         R::builtin("", "v1", "ConfigMap", "configmaps", true, false).short(&["cm"]),
@@ -721,23 +744,24 @@ pub fn builtins() -> Vec<ResourceType> {
             false,
         )
         .short(&["netpol"]),
-        R::builtin(
-            "authorization.k8s.io",
-            "v1",
-            "SelfSubjectAccessReview",
-            "selfsubjectaccessreviews",
-            false,
-            false,
-        )
-        .verbs(&["create"]),
-        R::builtin(
-            "authorization.k8s.io",
-            "v1",
-            "SelfSubjectRulesReview",
-            "selfsubjectrulesreviews",
-            false,
-            false,
-        )
-        .verbs(&["create"]),
     ]
+    .into_iter()
+    .chain(
+        [
+            (
+                "authorization.k8s.io",
+                "SelfSubjectAccessReview",
+                "selfsubjectaccessreviews",
+            ),
+            (
+                "authorization.k8s.io",
+                "SelfSubjectRulesReview",
+                "selfsubjectrulesreviews",
+            ),
+            ("authentication.k8s.io", "TokenReview", "tokenreviews"),
+            ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews"),
+        ]
+        .map(|(group, kind, plural)| R::builtin(group, "v1", kind, plural, false, false).verbs(&["create"])),
+    )
+    .collect()
 }

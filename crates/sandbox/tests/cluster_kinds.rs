@@ -132,7 +132,24 @@ async fn a_node_component_statuses_and_certificate_signing_requests() {
                  "usages": ["client auth"], "username": "alice", "expirationSeconds": 86400}}"#;
     let file = std::env::temp_dir().join(format!("pg-csr-{}.json", std::process::id()));
     std::fs::write(&file, csr).expect("writes");
-    kubectl(&kubeconfig, &["create", "-f", file.to_str().expect("UTF-8")]);
+    // The requester is who sent it, as kube-apiserver records it, not what spec.username says:
+    // alice asks, naming someone else.
+    let claimed = std::fs::read_to_string(&file)
+        .expect("reads")
+        .replace(r#""username": "alice""#, r#""username": "mallory""#);
+    std::fs::write(&file, claimed).expect("writes");
+    kubectl(
+        &kubeconfig,
+        &[
+            "--as",
+            "alice",
+            "--as-group",
+            "system:masters",
+            "create",
+            "-f",
+            file.to_str().expect("UTF-8"),
+        ],
+    );
     let listed = kubectl(&kubeconfig, &["get", "csr"]);
     assert_eq!(
         header(&listed),

@@ -170,7 +170,15 @@ pub async fn converge(
             };
             let mode =
                 policy::billing_mode_of(&value, kind.default_billing_mode).unwrap_or(policy::BillingMode::PayPerUse);
-            let step = policy::plan(action, &customer_name, desired, release, mode, &value);
+            let mut step = policy::plan(action, &customer_name, desired, release, mode, &value);
+            if let Step::Freeze(record) = &mut step {
+                // The freeze takes the fields it writes from their owners: keep the evidence
+                // of the latest write of the specification for the audit.
+                record.written = kinds::spec_written(&object).map(|(manager, time)| policy::SpecWrite {
+                    manager: manager.to_string(),
+                    time: time.0.to_string(),
+                });
+            }
             let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &namespace, resource);
             let rv = object.resource_version().unwrap_or_default();
             let what = describe(kind, &namespace, &name);

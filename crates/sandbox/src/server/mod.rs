@@ -1,5 +1,6 @@
 //! The HTTP API: the server state and its own writes; one file per part of a request's life.
 
+mod authn;
 mod defaults;
 mod delete;
 mod discovery;
@@ -55,6 +56,8 @@ pub struct ApiServer {
     pub admission: Admission,
     /// The cluster's CA certificate (PEM), published in every namespace's kube-root-ca.crt.
     cluster_ca: String,
+    /// Signs and checks ServiceAccount tokens.
+    tokens: crate::tokens::Signer,
 }
 
 type Query = HashMap<String, String>;
@@ -88,6 +91,7 @@ impl ApiServer {
             rbac: false,
             admission: Admission::default(),
             cluster_ca: cluster_ca(),
+            tokens: crate::tokens::Signer::default(),
         }
     }
 

@@ -185,6 +185,8 @@ impl ApiServer {
         if let Some(sub) = &target.subresource
             && !(sub == "status" && target.rt.has_status)
             && !(sub == "scale" && target.rt.scale.is_some())
+            && !(sub == "token" && target.rt.group.is_empty() && target.rt.plural == "serviceaccounts")
+            && !(sub == "approval" && target.rt.plural == "certificatesigningrequests")
         {
             return Err(not_found());
         }
@@ -194,7 +196,7 @@ impl ApiServer {
             .unwrap_or_default()
             .to_string();
         let watch = legacy_watch || truthy(q, "watch");
-        let user = crate::rbac::UserInfo::from_headers(headers);
+        let user = self.user_of(headers)?;
         let verb = match (method.clone(), &target.name) {
             (Method::GET, None) if watch => "watch",
             (Method::GET, None) => "list",
@@ -217,7 +219,7 @@ impl ApiServer {
         // Every authenticated user may ask what it may do (kube-apiserver's system:basic-user).
         let self_review = matches!(
             target.rt.plural.as_str(),
-            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews" | "selfsubjectreviews"
         );
         if self.rbac
             && !self_review
@@ -231,6 +233,11 @@ impl ApiServer {
         let manager = field_manager(q, headers);
         let t = &target;
         let is_scale = t.subresource.as_deref() == Some("scale");
+        if method == Method::POST
+            && let Some(answer) = self.authentication(t, headers, &body, &user)?
+        {
+            return Ok(answer);
+        }
         match (method.clone(), &t.name) {
             (Method::GET, Some(name)) if is_scale => Ok(json_response(200, &self.scale_get(t, name)?, &[])),
             (Method::PUT, Some(name)) if is_scale => {

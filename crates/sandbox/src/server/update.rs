@@ -5,7 +5,12 @@ use super::*;
 impl ApiServer {
     /// Computes the object an update stores, from the old one and the request's object.
     pub(super) fn merge_update(&self, rt: &ResourceType, sub: Option<&str>, old: &Value, new: &Value) -> Value {
-        let mut out = if sub == Some("status") {
+        let mut out = if sub == Some("approval") {
+            // A CertificateSigningRequest's approval: its conditions, nothing else.
+            let mut o = old.clone();
+            o["status"]["conditions"] = new.pointer("/status/conditions").cloned().unwrap_or(Value::Null);
+            o
+        } else if sub == Some("status") {
             let mut o = old.clone();
             match new.get("status") {
                 Some(s) => o["status"] = s.clone(),

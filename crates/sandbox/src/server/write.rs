@@ -34,7 +34,7 @@ impl ApiServer {
             }
         }
         if !rt.custom {
-            return Ok((obj.clone(), vec![]));
+            return self.validate_builtin(rt, obj, q);
         }
         let mode = field_validation(q)?;
         let validator = self.validator.read().unwrap_or_else(|p| p.into_inner());
@@ -61,6 +61,66 @@ impl ApiServer {
             Err(e @ Rejected::StrictDecoding { .. }) => Err(ApiError::bad_request(e.to_string())),
             Err(e @ Rejected::UnknownKind { .. }) => Err(ApiError::internal(e.to_string())),
         }
+    }
+
+    /// Reads a built-in object as its k8s-openapi type, as kube-apiserver decodes it: a field
+    /// of the wrong type is a 400; unknown fields are dropped, with a warning (`Warn`, the
+    /// default), silently (`Ignore`), or refused (`Strict`).
+    fn validate_builtin(&self, rt: &ResourceType, obj: &Value, q: &Query) -> Result<(Value, Vec<String>), ApiError> {
+        let Some(entry) = crate::catalogue::find(&rt.group, &rt.kind) else {
+            return Ok((obj.clone(), vec![]));
+        };
+        let mode = field_validation(q)?;
+        let checked = (entry.check)(obj);
+        let cannot = format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}",
+            kind = rt.kind,
+            v = rt.version
+        );
+        if let Some(e) = checked.type_error {
+            return Err(ApiError::bad_request(format!("{cannot}: {e}")));
+        }
+        if checked.unknown.is_empty() {
+            return Ok((obj.clone(), vec![]));
+        }
+        let names: Vec<String> = checked
+            .unknown
+            .iter()
+            .map(|u| format!("unknown field \"{}\"", u.name))
+            .collect();
+        let warnings = match mode {
+            FieldValidation::Strict => {
+                return Err(ApiError::bad_request(format!(
+                    "{cannot}: strict decoding error: {}",
+                    names.join(", ")
+                )));
+            }
+            FieldValidation::Warn => names,
+            FieldValidation::Ignore => vec![],
+        };
+        let mut pruned = obj.clone();
+        // Deepest first, and list items from the last, so that earlier pointers stay valid.
+        let mut pointers: Vec<&str> = checked.unknown.iter().map(|u| u.pointer.as_str()).collect();
+        pointers.sort_unstable_by(|a, b| b.cmp(a));
+        for p in pointers {
+            if let Some((parent, last)) = p.rsplit_once('/') {
+                let last = last.replace("~1", "/").replace("~0", "~");
+                match pruned.pointer_mut(parent) {
+                    Some(Value::Object(m)) => {
+                        m.remove(&last);
+                    }
+                    Some(Value::Array(items)) => {
+                        if let Ok(i) = last.parse::<usize>()
+                            && i < items.len()
+                        {
+                            items.remove(i);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok((pruned, warnings))
     }
 
     pub(super) fn check_identity(
@@ -246,6 +306,21 @@ impl ApiServer {
             // Only what kube-apiserver writes: no empty generateName (protobuf bodies carry one).
             if m.get("generateName").is_some_and(|g| g == "") {
                 m.remove("generateName");
+            }
+        }
+        if rt.plural == "certificatesigningrequests"
+            && let Some(requester) = user
+            && obj.get("spec").is_some_and(Value::is_object)
+        {
+            // kube-apiserver records who asked, whatever the request says.
+            obj["spec"]["username"] = json!(requester.name);
+            obj["spec"]["groups"] = json!(requester.groups);
+            if requester.uid.is_empty() {
+                if let Some(spec) = obj["spec"].as_object_mut() {
+                    spec.remove("uid");
+                }
+            } else {
+                obj["spec"]["uid"] = json!(requester.uid);
             }
         }
         if rt.plural == "namespaces" {

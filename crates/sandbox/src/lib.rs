@@ -11,6 +11,7 @@ mod meta;
 mod openapi;
 mod openapi_v2;
 mod patch;
+mod printers;
 mod protobuf;
 mod rbac;
 mod registry;

@@ -41,7 +41,7 @@ impl PartialEq for Column {
 
 impl Column {
     /// A column kube-apiserver prints for a built-in kind.
-    fn printed(name: &str, type_: &str, description: &str, cell: fn(&Value) -> Value) -> Self {
+    pub(crate) fn printed(name: &str, type_: &str, description: &str, cell: fn(&Value) -> Value) -> Self {
         Column {
             name: name.into(),
             type_: type_.into(),
@@ -56,7 +56,13 @@ impl Column {
 
 impl Column {
     /// `AGE` where kube-apiserver prints it before other columns (Nodes: before `VERSION`).
-    fn age() -> Self {
+    /// Shown with `-o wide` only.
+    fn wide(mut self) -> Self {
+        self.priority = 1;
+        self
+    }
+
+    pub(crate) fn age() -> Self {
         Column {
             name: "Age".into(),
             type_: "date".into(),
@@ -249,6 +255,29 @@ fn workload_columns(kind: &str) -> Vec<Column> {
                     Value::from(restarts.to_string())
                 },
             ),
+            Column::age(),
+            Column::printed("IP", "string", "The IP address assigned to the pod", |o| {
+                o.pointer("/status/podIP")
+                    .cloned()
+                    .unwrap_or(Value::String("<none>".into()))
+            })
+            .wide(),
+            Column::printed("Node", "string", "The node the pod is assigned to", |o| {
+                o.pointer("/spec/nodeName")
+                    .cloned()
+                    .unwrap_or(Value::String("<none>".into()))
+            })
+            .wide(),
+            Column::printed("Nominated Node", "string", "The node the scheduler nominated", |o| {
+                o.pointer("/status/nominatedNodeName")
+                    .cloned()
+                    .unwrap_or(Value::String("<none>".into()))
+            })
+            .wide(),
+            Column::printed("Readiness Gates", "string", "The pod's readiness gates", |_| {
+                Value::String("<none>".into())
+            })
+            .wide(),
         ],
         _ => vec![Column::printed(
             "Ready",
@@ -493,6 +522,11 @@ pub fn builtins() -> Vec<ResourceType> {
             t = t.scalable();
         }
         types.push(t);
+    }
+    for t in types.iter_mut().filter(|t| t.columns.is_empty()) {
+        if let Some(columns) = crate::printers::columns(&t.group, &t.plural) {
+            t.columns = columns;
+        }
     }
     types
 }

@@ -100,6 +100,88 @@ async fn every_default_kind_is_served_and_decoded_like_kube_apiserver() {
         let (ok, _, err) = k(&["get", short]);
         assert!(ok, "{short}: {err}");
     }
+    // Printer columns, as kube-apiserver prints them.
+    let table = |args: &[&str]| -> Vec<Vec<String>> {
+        let (ok, out, err) = k(args);
+        assert!(ok, "{args:?}: {err}");
+        out.lines()
+            .map(|l| {
+                l.split("  ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect()
+    };
+    for (args, header, row) in [
+        (
+            vec!["get", "pvc", "data"],
+            vec![
+                "NAME",
+                "STATUS",
+                "VOLUME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
+                "AGE",
+            ],
+            vec!["data", "<unset>"],
+        ),
+        (
+            vec!["get", "sc", "fast"],
+            vec![
+                "NAME",
+                "PROVISIONER",
+                "RECLAIMPOLICY",
+                "VOLUMEBINDINGMODE",
+                "ALLOWVOLUMEEXPANSION",
+                "AGE",
+            ],
+            vec!["fast", "example.com/fast", "Delete", "Immediate", "false"],
+        ),
+        (
+            vec!["get", "pc", "high"],
+            vec!["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"],
+            vec!["high", "1000", "false"],
+        ),
+        (
+            vec!["get", "hpa", "web"],
+            vec!["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"],
+            vec!["web", "Deployment/web", "<none>", "1", "5", "0"],
+        ),
+        (
+            vec!["get", "ing", "web"],
+            vec!["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"],
+            vec!["web", "<none>", "web.example.com"],
+        ),
+        (
+            vec!["get", "svc", "kubernetes"],
+            vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+            vec!["kubernetes", "ClusterIP", "10.96.0.1", "<none>", "443/TCP"],
+        ),
+        (
+            vec!["get", "cm", "kube-root-ca.crt"],
+            vec!["NAME", "DATA", "AGE"],
+            vec!["kube-root-ca.crt", "1"],
+        ),
+        (
+            vec!["get", "ns", "default"],
+            vec!["NAME", "STATUS", "AGE"],
+            vec!["default", "Active"],
+        ),
+        (
+            vec!["get", "sa", "default"],
+            vec!["NAME", "SECRETS", "AGE"],
+            vec!["default", "0"],
+        ),
+    ] {
+        let rows = table(&args);
+        assert_eq!(rows[0], header, "{args:?}");
+        assert_eq!(rows[1][..row.len()], row[..], "{args:?}");
+    }
+
     let (_, resources, _) = k(&["api-resources", "--no-headers"]);
     for (name, short, version, namespaced, kind) in [
         (

@@ -276,6 +276,33 @@ async fn workloads_run_on_simulated_nodes() {
         .collect();
     agent_nodes.sort();
     assert_eq!(agent_nodes, ["sandbox", "sandbox-worker", "sandbox-worker2"]);
+    let wide = k(&["get", "pod", "db-0", "-o", "wide"]);
+    let header: Vec<&str> = wide
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ],
+        "{wide}"
+    );
+    let row: Vec<&str> = wide.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!((row[1], row[2], row[3]), ("1/1", "Running", "0"), "{wide}");
+    assert!(row[5].starts_with("10.244.") && row[6].starts_with("sandbox"), "{wide}");
     let describe = k(&["describe", "pod", "db-0"]);
     assert!(
         describe.contains("Simulated") && describe.contains("no container runs"),

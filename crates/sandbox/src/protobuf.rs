@@ -123,6 +123,28 @@ const SSRR: &[Field] = &[
     (2, "spec", Kind::Msg(&[(1, "namespace", Kind::Str)])),
 ];
 
+const TOKEN_REQUEST: &[Field] = &[
+    (1, "metadata", Kind::Msg(OBJECT_META)),
+    (
+        2,
+        "spec",
+        Kind::Msg(&[
+            (1, "audiences", Kind::RepeatedStr),
+            (4, "expirationSeconds", Kind::Int),
+            (
+                3,
+                "boundObjectRef",
+                Kind::Msg(&[
+                    (1, "kind", Kind::Str),
+                    (2, "apiVersion", Kind::Str),
+                    (3, "name", Kind::Str),
+                    (4, "uid", Kind::Str),
+                ]),
+            ),
+        ]),
+    ),
+];
+
 const TYPE_META: &[Field] = &[(1, "apiVersion", Kind::Str), (2, "kind", Kind::Str)];
 
 fn schema_for(kind: &str) -> Option<&'static [Field]> {
@@ -134,6 +156,7 @@ fn schema_for(kind: &str) -> Option<&'static [Field]> {
         "RoleBinding" | "ClusterRoleBinding" => ROLE_BINDING,
         "SelfSubjectAccessReview" => SSAR,
         "SelfSubjectRulesReview" => SSRR,
+        "TokenRequest" => TOKEN_REQUEST,
         _ => return None,
     })
 }

@@ -77,8 +77,29 @@ async fn service_account_tokens_authenticate_and_certificate_requests_are_approv
         .expect_err("no such account");
     assert!(missing.to_string().contains("not found"), "{missing}");
 
+    // kubectl create token (a protobuf TokenRequest) gets one too.
+    let kubeconfig = std::env::temp_dir().join(format!("pg-authn-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let out = std::process::Command::new("kubectl")
+        .args(["create", "token", "bot", "-n", "team", "--duration=20m"])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let from_kubectl = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _ = std::fs::remove_file(&kubeconfig);
+
     // TokenReview says whose it is.
     let reviews: Api<TokenReview> = Api::all(admin.clone());
+    let review = reviews
+        .create(&pp, &from(json!({"spec": {"token": from_kubectl}})))
+        .await
+        .expect("review");
+    assert_eq!(
+        review.status.and_then(|s| s.authenticated),
+        Some(true),
+        "kubectl's token"
+    );
     let review = reviews
         .create(&pp, &from(json!({"spec": {"token": token}})))
         .await

@@ -109,15 +109,16 @@ fn go_type(expected: &str) -> &str {
 
 fn check_as<T: serde::de::DeserializeOwned>(object: &Value) -> Checked {
     let mut unknown = Vec::new();
-    let read: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-        object,
-        &mut |path: serde_ignored::Path| {
-            if let Some(u) = unknown_of(&path) {
-                unknown.push(u);
-            }
-        },
-    ));
-    let type_error = read.err().map(|e| {
+    let read: Result<T, _> = serde_ignored::deserialize(object, |path| {
+        if let Some(u) = unknown_of(&path) {
+            unknown.push(u);
+        }
+    });
+    // The path of a type error is tracked only when there is one (tracking costs every read).
+    let type_error = read.err().map(|_| {
+        let Err(e) = serde_path_to_error::deserialize::<_, T>(object) else {
+            return "json: the object could not be read".to_string();
+        };
         let at = e.path().to_string();
         let inner = e.into_inner().to_string();
         // serde: `invalid type: string "x", expected i32`.
@@ -134,10 +135,7 @@ fn check_as<T: serde::de::DeserializeOwned>(object: &Value) -> Checked {
                     "map" => "object",
                     other => other,
                 };
-                format!(
-                    "json: cannot unmarshal {found} into Go struct field {at} of type {}",
-                    go_type(expected)
-                )
+                format!("json: cannot unmarshal {found} into Go struct field {at} of type {}", go_type(expected))
             }
             None => format!("json: {at}: {inner}"),
         }

@@ -135,7 +135,10 @@ fn check_as<T: serde::de::DeserializeOwned>(object: &Value) -> Checked {
                     "map" => "object",
                     other => other,
                 };
-                format!("json: cannot unmarshal {found} into Go struct field {at} of type {}", go_type(expected))
+                format!(
+                    "json: cannot unmarshal {found} into Go struct field {at} of type {}",
+                    go_type(expected)
+                )
             }
             None => format!("json: {at}: {inner}"),
         }

@@ -4,51 +4,18 @@
 
 use crate::registry::ResourceType;
 use k8s_openapi::api;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
+/// A built-in kind's schema: the catalogue's, and SelfSubjectAccessReview's (not listable).
 fn builtin_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String> {
-    fn add<T: JsonSchema>(g: &mut SchemaGenerator) -> Option<String> {
-        g.subschema_for::<T>();
-        Some(T::schema_name().into_owned())
+    if (group, kind) == ("authorization.k8s.io", "SelfSubjectAccessReview") {
+        generator.subschema_for::<api::authorization::v1::SelfSubjectAccessReview>();
+        return Some(api::authorization::v1::SelfSubjectAccessReview::schema_name().into_owned());
     }
-    match (group, kind) {
-        ("", "Namespace") => add::<api::core::v1::Namespace>(generator),
-        ("", "ConfigMap") => add::<api::core::v1::ConfigMap>(generator),
-        ("", "Secret") => add::<api::core::v1::Secret>(generator),
-        ("", "ServiceAccount") => add::<api::core::v1::ServiceAccount>(generator),
-        ("", "Service") => add::<api::core::v1::Service>(generator),
-        ("", "Event") => add::<api::core::v1::Event>(generator),
-        ("events.k8s.io", "Event") => add::<api::events::v1::Event>(generator),
-        ("coordination.k8s.io", "Lease") => add::<api::coordination::v1::Lease>(generator),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => add::<CustomResourceDefinition>(generator),
-        ("apps", "Deployment") => add::<api::apps::v1::Deployment>(generator),
-        ("apps", "ReplicaSet") => add::<api::apps::v1::ReplicaSet>(generator),
-        ("apps", "StatefulSet") => add::<api::apps::v1::StatefulSet>(generator),
-        ("apps", "DaemonSet") => add::<api::apps::v1::DaemonSet>(generator),
-        ("", "Pod") => add::<api::core::v1::Pod>(generator),
-        ("batch", "Job") => add::<api::batch::v1::Job>(generator),
-        ("batch", "CronJob") => add::<api::batch::v1::CronJob>(generator),
-        ("policy", "PodDisruptionBudget") => add::<api::policy::v1::PodDisruptionBudget>(generator),
-        ("rbac.authorization.k8s.io", "Role") => add::<api::rbac::v1::Role>(generator),
-        ("rbac.authorization.k8s.io", "ClusterRole") => add::<api::rbac::v1::ClusterRole>(generator),
-        ("rbac.authorization.k8s.io", "RoleBinding") => add::<api::rbac::v1::RoleBinding>(generator),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => add::<api::rbac::v1::ClusterRoleBinding>(generator),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration") => {
-            add::<api::admissionregistration::v1::ValidatingWebhookConfiguration>(generator)
-        }
-        ("admissionregistration.k8s.io", "MutatingWebhookConfiguration") => {
-            add::<api::admissionregistration::v1::MutatingWebhookConfiguration>(generator)
-        }
-        ("networking.k8s.io", "NetworkPolicy") => add::<api::networking::v1::NetworkPolicy>(generator),
-        ("authorization.k8s.io", "SelfSubjectAccessReview") => {
-            add::<api::authorization::v1::SelfSubjectAccessReview>(generator)
-        }
-        _ => crate::catalogue::find(group, kind).map(|e| (e.schema)(generator)),
-    }
+    crate::catalogue::find(group, kind).map(|e| (e.schema)(generator))
 }
 
 fn parameter(name: &str, description: &str) -> Value {

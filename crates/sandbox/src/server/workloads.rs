@@ -537,14 +537,21 @@ impl ApiServer {
 
     /// The scheduler and the kubelets: binds Pods to nodes, then reports them started.
     fn run_pods(&self, ns: &str, nodes: &[Arc<Value>]) {
+        let pods = self.objects("/pods", ns);
+        // How many Pods each node has, read only when a Pod waits for one.
+        let unbound = pods
+            .iter()
+            .any(|p| !deleting(p) && text(p, "/spec/nodeName").is_empty());
         let mut load: BTreeMap<String, usize> = BTreeMap::new();
-        for p in self.store.lock().list("/pods", None) {
-            let node = text(p.1, "/spec/nodeName");
-            if !node.is_empty() {
-                *load.entry(node.to_string()).or_default() += 1;
+        if unbound {
+            for p in self.store.lock().list("/pods", None) {
+                let node = text(p.1, "/spec/nodeName");
+                if !node.is_empty() {
+                    *load.entry(node.to_string()).or_default() += 1;
+                }
             }
         }
-        for pod in self.objects("/pods", ns) {
+        for pod in pods {
             if deleting(&pod) {
                 continue;
             }

@@ -1,7 +1,7 @@
 //! Helm 4 (the engine of helm-python-sdk, as CI uses it) installs into the sandbox with its
 //! default release storage (a Secret in the release namespace; it was refused with "the
-//! namespace of the provided object does not match"). Uninstalling is not shown: Helm sends its
-//! DeleteOptions as protobuf, which the sandbox does not decode yet.
+//! namespace of the provided object does not match"), waits for the chart on the simulated
+//! nodes, and uninstalls it (Helm sends its DeleteOptions as protobuf).
 
 use purchase_guard_sandbox::{Config, Sandbox};
 use std::process::Command;
@@ -67,7 +67,7 @@ print(release["status"])
 /// `helm install --wait=watcher` (Helm 4's kstatus watcher) of purchase-guard's own chart:
 /// with simulated workloads its Deployment becomes Available on the simulated nodes and the
 /// release is deployed; without them nothing reports the Deployment's Pods, so the same wait
-/// times out (what the simulation adds).
+/// times out (what the simulation adds). `helm uninstall --wait` then removes what it installed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_waits_for_the_chart_on_simulated_nodes() {
     let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/purchase-guard");
@@ -80,6 +80,12 @@ try:
     print("OK " + release["status"])
 except Exception as e:
     print("ERROR " + str(e))
+"#;
+    let uninstall = r#"
+import sys
+from helm_python import Config
+config = Config(kubeconfig_path=sys.argv[1], namespace="pg-system")
+print(config.uninstall("pg", wait="watcher", timeout=60)["release"]["status"])
 "#;
     for (simulate, timeout) in [(true, "60"), (false, "5")] {
         let sandbox = Sandbox::start(Config {
@@ -101,7 +107,8 @@ except Exception as e:
             .expect("python3 runs (python3 -m pip install helm-python-sdk)");
         let printed = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
-        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> = kube::Api::namespaced(client, "pg-system");
+        let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+            kube::Api::namespaced(client.clone(), "pg-system");
         let status = deployments
             .get("pg-purchase-guard")
             .await
@@ -117,6 +124,33 @@ except Exception as e:
                 .any(|c| c.type_ == "Available" && c.status == "True");
             assert!(available, "the Deployment is Available");
             assert_eq!(status.ready_replicas, status.replicas);
+
+            let out = Command::new("python3")
+                .args(["-c", uninstall])
+                .arg(&kubeconfig)
+                .output()
+                .expect("python3 runs");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                "uninstalled",
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let gone = deployments.get_opt("pg-purchase-guard").await.expect("get");
+            assert!(gone.is_none(), "the Deployment is deleted");
+            let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+                kube::Api::namespaced(client.clone(), "pg-system");
+            let releases = secrets
+                .list(&kube::api::ListParams::default().labels("owner=helm"))
+                .await
+                .expect("list");
+            assert!(releases.items.is_empty(), "the release record is deleted");
+            let webhooks: kube::Api<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration> =
+                kube::Api::all(client);
+            assert!(
+                webhooks.get_opt("pg-purchase-guard").await.expect("get").is_none(),
+                "the cluster-scoped objects are deleted"
+            );
         } else {
             assert!(printed.starts_with("ERROR"), "without simulation: {printed}");
             assert_eq!(status.ready_replicas, None, "nothing reports Pods");

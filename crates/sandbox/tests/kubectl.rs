@@ -1,67 +1,11 @@
 //! The real kubectl against the sandbox: the default kubectl, 1.27 and 1.33.
 
 use purchase_guard_sandbox::{Config, Sandbox};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod support;
 
-/// The kubectl binaries: the one on the PATH and the versioned ones installed beside it.
-fn kubectl(version: Option<&str>) -> PathBuf {
-    let which = Command::new("sh")
-        .args(["-c", "readlink -f \"$(command -v kubectl)\""])
-        .output()
-        .expect("sh runs");
-    let default = PathBuf::from(String::from_utf8_lossy(&which.stdout).trim());
-    assert!(default.is_file(), "kubectl is required on the PATH for these tests");
-    match version {
-        None => PathBuf::from("kubectl"),
-        Some(v) => {
-            let path = default.with_file_name(format!("kubectl.{v}"));
-            assert!(path.is_file(), "{} is required for these tests", path.display());
-            path
-        }
-    }
-}
-
-struct Kubectl {
-    bin: PathBuf,
-    kubeconfig: PathBuf,
-}
-
-impl Kubectl {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(&self.bin)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .current_dir(repo())
-            .output()
-            .unwrap_or_else(|e| panic!("{} cannot run: {e}", self.bin.display()));
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "{} {args:?} failed:\n{out}\n{err}", self.bin.display());
-        out
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(
-            !ok,
-            "{} {args:?} succeeded, expected a failure:\n{out}",
-            self.bin.display()
-        );
-        err
-    }
-}
+use support::{Kubectl, kubectl, repo};
 
 fn expected_message(file: &Path) -> String {
     let text = std::fs::read_to_string(file).expect("readable");

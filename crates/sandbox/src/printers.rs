@@ -224,6 +224,25 @@ pub fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
                 )
             }),
         ],
+        ("policy", "poddisruptionbudgets") => vec![
+            c("Min Available", "string", "The minimum number of Pods available", |o| {
+                int_or_string(o, "/spec/minAvailable")
+            }),
+            c(
+                "Max Unavailable",
+                "string",
+                "The maximum number of Pods unavailable",
+                |o| int_or_string(o, "/spec/maxUnavailable"),
+            ),
+            c("Allowed Disruptions", "integer", "How many Pods may go now", |o| {
+                Value::from(
+                    o.pointer("/status/disruptionsAllowed")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                )
+            }),
+            Column::age(),
+        ],
         ("scheduling.k8s.io", "priorityclasses") => vec![
             c("Value", "integer", "The priority", |o| {
                 Value::from(o.pointer("/value").and_then(Value::as_i64).unwrap_or(0))
@@ -288,4 +307,13 @@ pub fn columns(group: &str, plural: &str) -> Option<Vec<Column>> {
         }
         _ => return None,
     })
+}
+
+/// An int-or-string field as text, `N/A` when unset (as kubectl's printers show it).
+fn int_or_string(o: &Value, pointer: &str) -> Value {
+    match o.pointer(pointer) {
+        Some(Value::Number(n)) => Value::String(n.to_string()),
+        Some(Value::String(s)) => Value::String(s.clone()),
+        _ => Value::String("N/A".into()),
+    }
 }

@@ -531,14 +531,22 @@ pub fn builtins() -> Vec<ResourceType> {
     types
 }
 
+/// Field selectors kube-apiserver supports on a built-in kind, besides `metadata.name` and
+/// `metadata.namespace`.
+fn fields(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| format!(".{n}")).collect()
+}
+
 /// The kinds served with more than the catalogue says: printer columns, short names,
 /// categories, scale, verbs, and the ones the catalogue does not list.
 fn configured() -> Vec<ResourceType> {
     use ResourceType as R;
     vec![
-        R::builtin("", "v1", "Namespace", "namespaces", false, true).short(&["ns"]),
+        R::builtin("", "v1", "Namespace", "namespaces", false, true)
+            .short(&["ns"])
+            .selectable(fields(&["status.phase"])),
         R::builtin("", "v1", "ConfigMap", "configmaps", true, false).short(&["cm"]),
-        R::builtin("", "v1", "Secret", "secrets", true, false),
+        R::builtin("", "v1", "Secret", "secrets", true, false).selectable(fields(&["type"])),
         R::builtin("", "v1", "ServiceAccount", "serviceaccounts", true, false).short(&["sa"]),
         R::builtin("", "v1", "Service", "services", true, true)
             .short(&["svc"])
@@ -565,6 +573,7 @@ fn configured() -> Vec<ResourceType> {
             .scalable()
             .printed(workload_columns("Deployment")),
         R::builtin("apps", "v1", "ReplicaSet", "replicasets", true, true)
+            .selectable(fields(&["status.replicas"]))
             .short(&["rs"])
             .categories(&["all"])
             .scalable()
@@ -580,9 +589,20 @@ fn configured() -> Vec<ResourceType> {
             .printed(workload_columns("DaemonSet")),
         R::builtin("", "v1", "Pod", "pods", true, true)
             .short(&["po"])
+            .selectable(fields(&[
+                "spec.nodeName",
+                "spec.restartPolicy",
+                "spec.schedulerName",
+                "spec.serviceAccountName",
+                "spec.hostNetwork",
+                "status.phase",
+                "status.podIP",
+                "status.nominatedNodeName",
+            ]))
             .categories(&["all"])
             .printed(workload_columns("Pod")),
         R::builtin("batch", "v1", "Job", "jobs", true, true)
+            .selectable(fields(&["status.successful"]))
             .categories(&["all"])
             .printed(workload_columns("Job")),
         R::builtin("batch", "v1", "CronJob", "cronjobs", true, true)
@@ -656,6 +676,7 @@ fn configured() -> Vec<ResourceType> {
         ),
         R::builtin("", "v1", "Node", "nodes", false, true)
             .short(&["no"])
+            .selectable(fields(&["spec.unschedulable"]))
             .printed(vec![
                 Column::printed("Status", "string", "The status of the node", node_status),
                 Column::printed("Roles", "string", "The roles of the node", node_roles),

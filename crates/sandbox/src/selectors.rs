@@ -130,6 +130,11 @@ impl LabelSelector {
     }
 }
 
+/// Selectable fields of built-in kinds that are Go booleans and integers (unset reads as
+/// `false` and `0`), as JSON pointers.
+const GO_BOOLS: [&str; 2] = ["/spec/unschedulable", "/spec/hostNetwork"];
+const GO_INTS: [&str; 2] = ["/status/replicas", "/status/successful"];
+
 /// A parsed field selector: only `metadata.name` and `metadata.namespace`, as for custom
 /// resources in kube-apiserver.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -182,6 +187,9 @@ impl FieldSelector {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),
+                // Go's zero values, which kube-apiserver compares unset fields as.
+                _ if GO_BOOLS.contains(&field.as_str()) => "false".into(),
+                _ if GO_INTS.contains(&field.as_str()) => "0".into(),
                 _ => String::new(),
             };
             (actual == *value) != *negate
@@ -275,6 +283,26 @@ mod tests {
                 .matches(&obj)
         );
         assert_eq!(FieldSelector::parse("spec.x=1", &[]).unwrap_err().code, 400);
+        // Unset Go booleans and integers of built-in kinds compare as their zero values.
+        let node_fields = [".spec.unschedulable".to_string()];
+        let uncordoned = json!({"spec": {}});
+        assert!(
+            FieldSelector::parse("spec.unschedulable=false", &node_fields)
+                .unwrap()
+                .matches(&uncordoned)
+        );
+        assert!(
+            !FieldSelector::parse("spec.unschedulable=true", &node_fields)
+                .unwrap()
+                .matches(&uncordoned)
+        );
+        let rs_fields = [".status.replicas".to_string()];
+        assert!(
+            FieldSelector::parse("status.replicas=0", &rs_fields)
+                .unwrap()
+                .matches(&json!({"status": {}}))
+        );
+
         // A CRD's selectableFields.
         let selectable = [".spec.customer".to_string(), ".spec.replicas".to_string()];
         let obj = json!({"metadata": {"name": "x"}, "spec": {"customer": "acme", "replicas": 3}});

@@ -50,6 +50,10 @@ impl ApiServer {
                 if t.scale.is_some() {
                     subresources.push(json!({"subresource": "scale", "responseKind": kind("autoscaling", "v1", "Scale"), "verbs": ["get", "patch", "update"]}));
                 }
+                for (sub, (group, version, k), verbs) in other_subresources(t) {
+                    subresources
+                        .push(json!({"subresource": sub, "responseKind": kind(group, version, k), "verbs": verbs}));
+                }
                 let mut r = json!({
                     "resource": t.plural, "responseKind": kind(&t.group, &t.version, &t.kind),
                     "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
@@ -99,6 +103,14 @@ impl ApiServer {
             }
             if t.scale.is_some() {
                 resources.push(json!({"name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+            }
+            for (sub, (group, version, kind), verbs) in other_subresources(t) {
+                let mut r = json!({"name": format!("{}/{sub}", t.plural), "singularName": "", "namespaced": t.namespaced, "kind": kind, "verbs": verbs});
+                if *group != t.group || *version != t.version {
+                    r["group"] = json!(group);
+                    r["version"] = json!(version);
+                }
+                resources.push(r);
             }
         }
         let gv = if group.is_empty() {
@@ -159,5 +171,29 @@ impl ApiServer {
                 .collect()
         };
         Some(crate::openapi::document(&types, &crd_schemas))
+    }
+}
+
+/// A served subresource: its name, the kind of its objects (group, version, kind), its verbs.
+type Subresource = (
+    &'static str,
+    (&'static str, &'static str, &'static str),
+    &'static [&'static str],
+);
+
+/// The subresources served besides `status` and `scale`.
+fn other_subresources(t: &ResourceType) -> &'static [Subresource] {
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("", "pods") => &[
+            ("binding", ("", "v1", "Binding"), &["create"]),
+            ("eviction", ("policy", "v1", "Eviction"), &["create"]),
+        ],
+        ("", "serviceaccounts") => &[("token", ("authentication.k8s.io", "v1", "TokenRequest"), &["create"])],
+        ("certificates.k8s.io", "certificatesigningrequests") => &[(
+            "approval",
+            ("certificates.k8s.io", "v1", "CertificateSigningRequest"),
+            &["get", "patch", "update"],
+        )],
+        _ => &[],
     }
 }

@@ -6,6 +6,7 @@ mod delete;
 mod discovery;
 mod http;
 mod lifecycle;
+mod pods;
 mod read;
 mod routes;
 mod scale;

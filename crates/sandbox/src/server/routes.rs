@@ -187,6 +187,9 @@ impl ApiServer {
             && !(sub == "scale" && target.rt.scale.is_some())
             && !(sub == "token" && target.rt.group.is_empty() && target.rt.plural == "serviceaccounts")
             && !(sub == "approval" && target.rt.plural == "certificatesigningrequests")
+            && !(matches!(sub.as_str(), "binding" | "eviction")
+                && target.rt.group.is_empty()
+                && target.rt.plural == "pods")
         {
             return Err(not_found());
         }
@@ -233,6 +236,18 @@ impl ApiServer {
         let manager = field_manager(q, headers);
         let t = &target;
         let is_scale = t.subresource.as_deref() == Some("scale");
+        if let (Some(sub @ ("binding" | "eviction")), Some(name)) = (t.subresource.as_deref(), &t.name) {
+            if method != Method::POST {
+                return Err(ApiError::method_not_allowed());
+            }
+            let object = parse_body(headers, &body)?;
+            let (status, warnings) = if sub == "binding" {
+                self.bind(t, name, object, q, &manager, &user)?
+            } else {
+                self.evict(t, name, object, q, &user)?
+            };
+            return Ok(json_response(201, &status, &warnings));
+        }
         if method == Method::POST
             && let Some(answer) = self.authentication(t, headers, &body, &user)?
         {

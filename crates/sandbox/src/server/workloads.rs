@@ -16,7 +16,12 @@
 //!
 //! Every change of a watched kind triggers a pass over its namespace (the node set over all);
 //! a pass writes only differences, so passes triggered by its own writes write nothing.
-//! These writes, like garbage collection's, do not pass admission.
+//! Each component writes as who it is on a cluster, and its writes pass admission (webhooks and
+//! ValidatingAdmissionPolicies see them): controllers as their kube-system ServiceAccounts
+//! (`system:serviceaccount:kube-system:replicaset-controller`), the scheduler as
+//! `system:kube-scheduler` through the `pods/binding` subresource, kubelets as
+//! `system:node:<node>` through `pods/status`. A Pod creation admission refuses is reported as
+//! the controller reports it: a `FailedCreate` warning event on the owner.
 
 use super::*;
 use crate::store::EventType;
@@ -27,7 +32,8 @@ use std::hash::{Hash, Hasher};
 const WORKERS: [&str; 2] = ["sandbox-worker", "sandbox-worker2"];
 
 /// The resources whose changes start a pass.
-const WATCHED: [&str; 7] = [
+const WATCHED: [&str; 8] = [
+    "policy/poddisruptionbudgets",
     "apps/deployments",
     "apps/replicasets",
     "apps/statefulsets",
@@ -248,20 +254,68 @@ impl ApiServer {
             .collect()
     }
 
-    fn sim_create(&self, plural: &str, group: &str, namespace: &str, obj: Value, manager: &str) {
+    /// Creates `obj` as the component `manager` (on `node` for a kubelet).
+    fn sim_create(
+        &self,
+        plural: &str,
+        group: &str,
+        namespace: &str,
+        obj: Value,
+        manager: &str,
+    ) -> Result<(), ApiError> {
         let Some(rt) = self.find(group, "v1", plural) else {
-            return;
+            return Ok(());
         };
-        if let Err(e) = self.create(&rt, Some(namespace), obj, &Query::new(), manager) {
-            tracing::debug!(resource = plural, error = ?e, "simulated create failed");
-        }
+        let node = text(&obj, "/reportingInstance").to_string();
+        let user = component_user(manager, &node);
+        self.create_checked(&rt, Some(namespace), obj, &Query::new(), manager, Some(&user))
+            .map(|_| ())
+            .inspect_err(|e| tracing::debug!(resource = plural, error = ?e, "simulated create failed"))
     }
 
-    fn sim_delete(&self, plural: &str, group: &str, namespace: &str, name: &str) {
+    fn sim_delete(&self, plural: &str, group: &str, namespace: &str, name: &str, manager: &str) {
         let Some(rt) = self.find(group, "v1", plural) else {
             return;
         };
-        let _ = self.delete(&rt, Some(namespace), name, &json!({}), &Query::new(), None);
+        let user = component_user(manager, "");
+        let _ = self.delete(&rt, Some(namespace), name, &json!({}), &Query::new(), Some(&user));
+    }
+
+    /// Creates the Pods a controller wants; a refused creation becomes the controller's
+    /// `FailedCreate` warning on `owner` (once per distinct message).
+    fn create_pod_of(&self, owner: &Value, pod: Value, manager: &str) {
+        let ns = text(owner, "/metadata/namespace").to_string();
+        let Err(e) = self.sim_create("pods", "", &ns, pod, manager) else {
+            return;
+        };
+        let message = format!("Error creating: {}", e.message);
+        let name = format!(
+            "{}.{}",
+            text(owner, "/metadata/name"),
+            suffix(hash_of(&json!([text(owner, "/metadata/uid"), message])), 8)
+        );
+        let events = self.find("", "v1", "events");
+        if events.is_some_and(|rt| self.get(&rt, Some(&ns), &name).is_ok()) {
+            return;
+        }
+        let api_version = owner.get("apiVersion").cloned().unwrap_or(Value::Null);
+        let at = now();
+        let _ = self.sim_create(
+            "events",
+            "",
+            &ns,
+            json!({
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": {"apiVersion": api_version, "kind": owner["kind"], "name": owner["metadata"]["name"],
+                                   "namespace": ns, "uid": owner["metadata"]["uid"]},
+                "reason": "FailedCreate", "type": "Warning", "message": message,
+                "source": {"component": manager},
+                "firstTimestamp": at, "lastTimestamp": at, "count": 1,
+                "reportingComponent": manager, "reportingInstance": "",
+            }),
+            manager,
+        );
     }
 
     /// Writes `obj` (a changed copy of what is stored) unless it equals `old`; `status` picks
@@ -280,8 +334,30 @@ impl ApiServer {
             name: Some(name.clone()),
             subresource: status.then(|| "status".to_string()),
         };
-        if let Err(e) = self.update(&t, &name, obj, &Query::new(), manager, None) {
+        let user = component_user(manager, text(old, "/spec/nodeName"));
+        if let Err(e) = self.update(&t, &name, obj, &Query::new(), manager, Some(&user)) {
             tracing::debug!(resource = plural, error = ?e, "simulated update failed");
+        }
+    }
+
+    /// The scheduler's binding of a Pod to a node (`pods/binding`, as `system:kube-scheduler`).
+    fn sim_bind(&self, pod: &Value, node: &str) {
+        let Some(rt) = self.find("", "v1", "pods") else {
+            return;
+        };
+        let name = text(pod, "/metadata/name").to_string();
+        let t = Target {
+            rt,
+            namespace: Some(text(pod, "/metadata/namespace").to_string()),
+            name: Some(name.clone()),
+            subresource: Some("binding".into()),
+        };
+        let binding = json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": name, "namespace": t.namespace, "uid": pod["metadata"]["uid"]},
+            "target": {"kind": "Node", "name": node}});
+        let user = component_user("kube-scheduler", "");
+        if let Err(e) = self.bind(&t, &name, binding, &Query::new(), "kube-scheduler", &user) {
+            tracing::debug!(pod = %name, error = ?e, "simulated binding failed");
         }
     }
 
@@ -364,12 +440,12 @@ impl ApiServer {
         for i in pods.len()..replicas {
             let seed = hash_of(&json!([text(owner, "/metadata/uid"), i, self.store.lock().rv()]));
             let pod = Self::new_pod(owner, &format!("{name}-{}", suffix(seed, 5)), extra.clone(), None);
-            self.sim_create("pods", "", ns, pod, manager);
+            self.create_pod_of(owner, pod, manager);
         }
         pods.sort_by_key(|p| std::cmp::Reverse(text(p, "/metadata/creationTimestamp").to_string()));
         let excess = pods.len().saturating_sub(replicas);
         for p in pods.iter().take(excess) {
-            self.sim_delete("pods", "", ns, text(p, "/metadata/name"));
+            self.sim_delete("pods", "", ns, text(p, "/metadata/name"), manager);
         }
     }
 
@@ -408,7 +484,7 @@ impl ApiServer {
                              "ownerReferences": owner_ref(d)},
                 "spec": {"replicas": replicas, "selector": selector, "template": rs_template},
             });
-            self.sim_create("replicasets", "apps", ns, rs, "deployment-controller");
+            let _ = self.sim_create("replicasets", "apps", ns, rs, "deployment-controller");
         }
         if paused {
             return;
@@ -449,7 +525,7 @@ impl ApiServer {
                 .and_then(|o| o.parse::<usize>().ok());
             let outdated = text(p, "/metadata/labels/controller-revision-hash") != revision;
             if ordinal.is_none_or(|o| o >= replicas) || outdated {
-                self.sim_delete("pods", "", ns, pod_name);
+                self.sim_delete("pods", "", ns, pod_name, "statefulset-controller");
             }
         }
         for i in 0..replicas {
@@ -464,7 +540,7 @@ impl ApiServer {
             if let Some(service) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
                 pod["spec"]["subdomain"] = json!(service);
             }
-            self.sim_create("pods", "", ns, pod, "statefulset-controller");
+            self.create_pod_of(sts, pod, "statefulset-controller");
         }
     }
 
@@ -484,7 +560,7 @@ impl ApiServer {
         for p in &pods {
             let node = text(p, "/spec/nodeName");
             if !wanted.contains(&node) || !covered.insert(node.to_string()) {
-                self.sim_delete("pods", "", ns, text(p, "/metadata/name"));
+                self.sim_delete("pods", "", ns, text(p, "/metadata/name"), "daemon-set-controller");
             }
         }
         for node in wanted {
@@ -494,7 +570,7 @@ impl ApiServer {
             let seed = hash_of(&json!([text(ds, "/metadata/uid"), node]));
             let name = format!("{}-{}", text(ds, "/metadata/name"), suffix(seed, 5));
             let pod = Self::new_pod(ds, &name, json!({}), Some(node));
-            self.sim_create("pods", "", ns, pod, "daemon-set-controller");
+            self.create_pod_of(ds, pod, "daemon-set-controller");
         }
     }
 
@@ -521,7 +597,7 @@ impl ApiServer {
                 self.store.lock().rv()
             ]));
             let pod = Self::new_pod(job, &format!("{name}-{}", suffix(seed, 5)), labels.clone(), None);
-            self.sim_create("pods", "", text(job, "/metadata/namespace"), pod, "job-controller");
+            self.create_pod_of(job, pod, "job-controller");
         }
     }
 
@@ -556,6 +632,9 @@ impl ApiServer {
                 continue;
             }
             let node = text(&pod, "/spec/nodeName").to_string();
+            if node.is_empty() && !matches!(text(&pod, "/spec/schedulerName"), "" | "default-scheduler") {
+                continue; // Another scheduler's Pod: it waits for its binding.
+            }
             if node.is_empty() {
                 let selector = pod.pointer("/spec/nodeSelector");
                 let Some(target) = nodes.iter().filter(|n| fits(n, selector)).min_by_key(|n| {
@@ -574,9 +653,7 @@ impl ApiServer {
                 };
                 let name = text(target, "/metadata/name").to_string();
                 *load.entry(name.clone()).or_default() += 1;
-                let mut bound = (*pod).clone();
-                bound["spec"]["nodeName"] = json!(name);
-                self.sim_update("pods", "", &pod, bound, false, "kube-scheduler");
+                self.sim_bind(&pod, &name);
                 continue; // Started on the pass its binding triggers.
             }
             if matches!(text(&pod, "/status/phase"), "Running" | "Succeeded" | "Failed") {
@@ -641,7 +718,7 @@ impl ApiServer {
         self.sim_status("pods", "", pod, status, "kubelet");
         let ns = text(pod, "/metadata/namespace");
         let name = text(pod, "/metadata/name");
-        self.sim_create(
+        let _ = self.sim_create(
             "events",
             "",
             ns,
@@ -701,6 +778,39 @@ impl ApiServer {
         for d in self.objects("apps/deployments", ns) {
             self.deployment_status(&d);
         }
+        let pdbs = self.objects("policy/poddisruptionbudgets", ns);
+        if !pdbs.is_empty() {
+            let pods = self.objects("/pods", ns);
+            for pdb in pdbs {
+                self.disruption_status(&pdb, &pods);
+            }
+        }
+    }
+
+    /// The disruption controller's status of a PodDisruptionBudget.
+    fn disruption_status(&self, pdb: &Value, pods: &[Arc<Value>]) {
+        let b = super::pods::budget(pdb, pods);
+        let generation = int(pdb, "/metadata/generation", 1);
+        let (allowed, reason) = if b.allowed() > 0 {
+            ("True", "SufficientPods")
+        } else {
+            ("False", "InsufficientPods")
+        };
+        let old = pdb
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|c| c.iter().find(|c| c["type"] == "DisruptionAllowed"));
+        let since = old
+            .filter(|c| c["status"] == allowed)
+            .and_then(|c| c.get("lastTransitionTime").cloned())
+            .unwrap_or_else(|| json!(now()));
+        let status = json!({
+            "observedGeneration": generation, "disruptionsAllowed": b.allowed(),
+            "currentHealthy": b.healthy, "desiredHealthy": b.desired, "expectedPods": b.expected,
+            "conditions": [{"type": "DisruptionAllowed", "status": allowed, "reason": reason, "message": "",
+                            "observedGeneration": generation, "lastTransitionTime": since}],
+        });
+        self.sim_status("poddisruptionbudgets", "policy", pdb, status, "disruption-controller");
     }
 
     fn job_status(&self, job: &Value) {
@@ -854,4 +964,30 @@ fn fits(node: &Value, selector: Option<&Value>) -> bool {
         sel.iter()
             .all(|(k, v)| node.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
     })
+}
+
+/// Who a simulated component is to the API server (what admission sees as the requester).
+fn component_user(component: &str, node: &str) -> UserInfo {
+    let authenticated = "system:authenticated".to_string();
+    match component {
+        "kubelet" => UserInfo {
+            name: format!("system:node:{node}"),
+            uid: String::new(),
+            groups: vec!["system:nodes".into(), authenticated],
+        },
+        "kube-scheduler" => UserInfo {
+            name: "system:kube-scheduler".into(),
+            uid: String::new(),
+            groups: vec![authenticated],
+        },
+        controller => UserInfo {
+            name: format!("system:serviceaccount:kube-system:{controller}"),
+            uid: String::new(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:kube-system".into(),
+                authenticated,
+            ],
+        },
+    }
 }

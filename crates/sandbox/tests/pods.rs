@@ -1,0 +1,328 @@
+//! Pods on simulated nodes: the `binding` and `eviction` subresources, PodDisruptionBudgets
+//! (`kubectl drain` stops at a budget and goes on once it allows), and the simulated
+//! components writing through admission as who they are on a cluster.
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, EvictParams, PostParams};
+use purchase_guard_sandbox::{Config, Sandbox};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+mod support;
+
+use support::{Kubectl, kubectl};
+
+async fn simulating() -> (Sandbox, Kubectl, kube::Client) {
+    let sandbox = Sandbox::start(Config {
+        simulate_workloads: true,
+        ..Config::default()
+    })
+    .await
+    .expect("sandbox");
+    let kubeconfig = std::env::temp_dir().join(format!(
+        "pg-pods-{}-{}.kubeconfig",
+        std::process::id(),
+        sandbox.url().rsplit(':').next().unwrap_or_default()
+    ));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    (
+        sandbox,
+        Kubectl {
+            bin: kubectl(None),
+            kubeconfig,
+        },
+        client,
+    )
+}
+
+/// Polls `check` until it holds (the simulation writes after the request that caused it).
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn field(k: &Kubectl, args: &[&str], path: &str) -> String {
+    let mut all = args.to_vec();
+    let jsonpath = format!("jsonpath={path}");
+    all.extend(["-o", &jsonpath]);
+    k.ok(&all)
+}
+
+fn nodes_of_web(k: &Kubectl) -> Vec<String> {
+    let out = field(k, &["get", "pods", "-l", "app=web"], "{.items[*].spec.nodeName}");
+    out.split_whitespace().map(str::to_string).collect()
+}
+
+/// Lowers the budget's minAvailable to `min` and waits until it allows one disruption.
+async fn relax(k: &Kubectl, min: u32) {
+    let patch = format!(r#"{{"spec":{{"minAvailable":{min}}}}}"#);
+    k.ok(&["patch", "pdb", "web", "--type=merge", "-p", &patch]);
+    eventually("the relaxed budget", || {
+        field(k, &["get", "pdb", "web"], "{.status.disruptionsAllowed}") == "1"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_evicts_within_disruption_budgets() {
+    let (sandbox, k, client) = simulating().await;
+    k.ok(&["create", "deployment", "web", "--image=nginx", "--replicas=3"]);
+    k.ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=20s"]);
+    k.ok(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=3",
+    ]);
+    eventually("the budget's status", || {
+        field(
+            &k,
+            &["get", "pdb", "web"],
+            "{.status.currentHealthy}/{.status.disruptionsAllowed}",
+        ) == "3/0"
+    })
+    .await;
+    let table = k.ok(&["get", "pdb", "web"]);
+    assert_eq!(
+        table
+            .lines()
+            .nth(1)
+            .map(|l| l.split_whitespace().take(4).collect::<Vec<_>>()),
+        Some(vec!["web", "3", "N/A", "0"]),
+        "{table}"
+    );
+
+    // An eviction the budget forbids is 429 with the budget's cause (kube-rs retries 429s for
+    // minutes, as it would against a cluster, so this one is posted by kubectl).
+    let name = field(&k, &["get", "pods", "-l", "app=web"], "{.items[0].metadata.name}");
+    let eviction = std::env::temp_dir().join(format!("pg-pods-eviction-{}.json", std::process::id()));
+    std::fs::write(
+        &eviction,
+        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "default"}})
+            .to_string(),
+    )
+    .expect("eviction file");
+    let out = Command::new(&k.bin)
+        .args([
+            "create",
+            "--raw",
+            &format!("/api/v1/namespaces/default/pods/{name}/eviction"),
+            "-f",
+        ])
+        .arg(&eviction)
+        .env("KUBECONFIG", &k.kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    let _ = std::fs::remove_file(&eviction);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "Error from server (TooManyRequests): Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    assert!(pods.get_opt(&name).await.expect("get").is_some(), "the Pod stays");
+
+    // One Pod at a time once the budget allows it: kube-rs evicts one, the ReplicaSet replaces it.
+    relax(&k, 2).await;
+    pods.evict(&name, &EvictParams::default())
+        .await
+        .expect("an eviction the budget allows");
+    assert!(
+        pods.get_opt(&name).await.expect("get").is_none(),
+        "the evicted Pod is gone"
+    );
+    eventually("the replacement", || {
+        field(
+            &k,
+            &["get", "pdb", "web"],
+            "{.status.currentHealthy}/{.status.disruptionsAllowed}",
+        ) == "3/1"
+    })
+    .await;
+    k.ok(&[
+        "patch",
+        "pdb",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"minAvailable":3}}"#,
+    ]);
+    eventually("the budget restored", || {
+        field(&k, &["get", "pdb", "web"], "{.status.disruptionsAllowed}") == "0"
+    })
+    .await;
+
+    // kubectl drain stops at the budget...
+    let node = nodes_of_web(&k).first().cloned().expect("a node");
+    let out = Command::new(&k.bin)
+        .args(["drain", &node, "--ignore-daemonsets", "--timeout=3s"])
+        .env("KUBECONFIG", &k.kubeconfig)
+        .output()
+        .expect("kubectl drain runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "drain succeeded against the budget");
+    assert!(
+        said.contains("Cannot evict pod as it would violate the pod's disruption budget."),
+        "{said}"
+    );
+
+    // ...and goes through once the budget allows one Pod to go at a time.
+    relax(&k, 2).await;
+    let drained = k.ok(&["drain", &node, "--ignore-daemonsets", "--timeout=20s"]);
+    assert!(drained.contains(&format!("node/{node} drained")), "{drained}");
+    assert_eq!(field(&k, &["get", "node", &node], "{.spec.unschedulable}"), "true");
+    eventually("the replacement Pods elsewhere", || {
+        let nodes = nodes_of_web(&k);
+        nodes.len() == 3 && !nodes.contains(&node)
+    })
+    .await;
+    k.ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=20s"]);
+
+    let _ = std::fs::remove_file(&k.kubeconfig);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_puts_a_pod_of_another_scheduler_on_its_node() {
+    let (sandbox, k, client) = simulating().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "manual"},
+        "spec": {"schedulerName": "manual", "containers": [{"name": "c", "image": "busybox"}]}}))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("create");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting = pods.get("manual").await.expect("get");
+    assert_eq!(
+        waiting.spec.as_ref().and_then(|s| s.node_name.clone()),
+        None,
+        "the default scheduler leaves another scheduler's Pod alone"
+    );
+
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "manual"},
+                         "target": {"apiVersion": "v1", "kind": "Node", "name": "sandbox-worker2"}});
+    let status: Value = pods
+        .create_subresource("binding", "manual", &PostParams::default(), &binding)
+        .await
+        .expect("binding");
+    assert_eq!(
+        (status["kind"].as_str(), status["status"].as_str()),
+        (Some("Status"), Some("Success"))
+    );
+    eventually("the bound Pod running", || {
+        field(&k, &["get", "pod", "manual"], "{.spec.nodeName}/{.status.phase}") == "sandbox-worker2/Running"
+    })
+    .await;
+    let scheduled = field(
+        &k,
+        &["get", "pod", "manual"],
+        r#"{.status.conditions[?(@.type=="PodScheduled")].status}"#,
+    );
+    assert_eq!(scheduled, "True");
+    match pods
+        .create_subresource::<_, Value>("binding", "manual", &PostParams::default(), &binding)
+        .await
+    {
+        Err(kube::Error::Api(e)) => {
+            assert_eq!(e.code, 409);
+            assert_eq!(
+                e.message,
+                r#"Operation cannot be fulfilled on pods/binding "manual": pod manual is already assigned to node "sandbox-worker2""#
+            );
+        }
+        other => panic!("a second binding: {other:?}"),
+    }
+
+    // Discovery lists the subresources.
+    let core = k.ok(&["get", "--raw", "/api/v1"]);
+    let core: Value = serde_json::from_str(&core).expect("json");
+    let names: Vec<&str> = core["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for sub in ["pods/binding", "pods/eviction", "serviceaccounts/token"] {
+        assert!(names.contains(&sub), "{sub} in {names:?}");
+    }
+
+    let _ = std::fs::remove_file(&k.kubeconfig);
+    sandbox.shutdown().await;
+}
+
+/// A ValidatingAdmissionPolicy sees the Pods the simulated ReplicaSet controller creates, as
+/// its ServiceAccount; a refused Pod becomes the controller's FailedCreate warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_controllers_write_through_admission() {
+    let (sandbox, k, client) = simulating().await;
+    let policy = std::env::temp_dir().join(format!("pg-pods-policy-{}.yaml", std::process::id()));
+    std::fs::write(
+        &policy,
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: no-blocked-pods}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"]}
+  validations:
+  - expression: "!has(object.metadata.labels) || !('blocked' in object.metadata.labels)"
+    messageExpression: "'blocked Pods are refused to ' + request.userInfo.username"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: no-blocked-pods}
+spec: {policyName: no-blocked-pods, validationActions: [Deny]}
+"#,
+    )
+    .expect("policy file");
+    k.ok(&["apply", "-f", &policy.to_string_lossy()]);
+    let _ = std::fs::remove_file(&policy);
+
+    k.ok(&["create", "deployment", "open", "--image=nginx", "--replicas=1"]);
+    k.ok(&["create", "deployment", "shut", "--image=nginx", "--replicas=1"]);
+    k.ok(&[
+        "patch",
+        "deployment",
+        "shut",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"template":{"metadata":{"labels":{"blocked":"yes"}}}}}"#,
+    ]);
+    k.ok(&["wait", "--for=condition=Available", "deployment/open", "--timeout=20s"]);
+
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        let list = events.list(&Default::default()).await.expect("events");
+        if let Some(e) = list
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("FailedCreate"))
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no FailedCreate event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.type_.as_deref(), Some("Warning"));
+    assert_eq!(refused.involved_object.kind.as_deref(), Some("ReplicaSet"));
+    let message = refused.message.unwrap_or_default();
+    assert!(message.starts_with("Error creating: pods \"shut-"), "{message}");
+    assert!(
+        message.ends_with(
+            "ValidatingAdmissionPolicy 'no-blocked-pods' with binding 'no-blocked-pods' denied request: blocked Pods are refused to system:serviceaccount:kube-system:replicaset-controller"
+        ),
+        "{message}"
+    );
+    let blocked = field(&k, &["get", "pods", "-l", "blocked=yes"], "{.items[*].metadata.name}");
+    assert_eq!(blocked, "", "no blocked Pod was created");
+
+    let _ = std::fs::remove_file(&k.kubeconfig);
+    sandbox.shutdown().await;
+}

@@ -183,3 +183,99 @@ async fn service_account_tokens_authenticate_and_certificate_requests_are_approv
     );
     sandbox.shutdown().await;
 }
+
+/// With the simulation, kube-controller-manager's signer issues the certificate of an approved
+/// request of a `kubernetes.io/` signer, from the cluster CA of `kube-root-ca.crt`; a request
+/// of another signer waits for its own signer, and one that does not parse fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_requests_are_signed_by_the_cluster_ca() {
+    use base64::Engine;
+    let sandbox = Sandbox::start(Config {
+        simulate_workloads: true,
+        ..Config::default()
+    })
+    .await
+    .expect("sandbox");
+    let client = client_with(&sandbox, |_| {});
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(rcgen::DnType::CommonName, "alice");
+    params.distinguished_name.push(rcgen::DnType::OrganizationName, "team");
+    let request = params.serialize_request(&key).expect("request").pem().expect("pem");
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&request);
+    let csrs: Api<CertificateSigningRequest> = Api::all(client.clone());
+    let pp = PostParams::default();
+    for (name, signer, request) in [
+        ("alice", "kubernetes.io/kube-apiserver-client", encoded.as_str()),
+        ("custom", "example.com/signer", encoded.as_str()),
+        ("garbled", "kubernetes.io/kube-apiserver-client", "bm90IGEgcmVxdWVzdA=="),
+    ] {
+        csrs.create(
+            &pp,
+            &from(
+                json!({"metadata": {"name": name}, "spec": {"request": request, "signerName": signer,
+                "usages": ["client auth", "digital signature"], "expirationSeconds": 3600}}),
+            ),
+        )
+        .await
+        .expect("create");
+        let approval = json!({"status": {"conditions": [{"type": "Approved", "status": "True", "reason": "Test", "message": "ok"}]}});
+        csrs.patch_approval(name, &PatchParams::default(), &Patch::Merge(&approval))
+            .await
+            .expect("approve");
+    }
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (alice, garbled) = loop {
+        let alice = csrs.get("alice").await.expect("get");
+        let garbled = csrs.get("garbled").await.expect("get");
+        let failed = |c: &CertificateSigningRequest| {
+            c.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Failed"))
+        };
+        if alice.status.as_ref().and_then(|s| s.certificate.as_ref()).is_some() && failed(&garbled) {
+            break (alice, garbled);
+        }
+        assert!(std::time::Instant::now() < deadline, "not signed: {alice:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let pem = alice.status.and_then(|s| s.certificate).expect("certificate").0;
+    let (_, der) = x509_parser::pem::parse_x509_pem(&pem).expect("a PEM certificate");
+    let cert = der.parse_x509().expect("a certificate");
+    assert_eq!(cert.subject().to_string(), "CN=alice, O=team");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let root = maps.get("kube-root-ca.crt").await.expect("kube-root-ca.crt");
+    let ca_pem = root.data.and_then(|d| d.get("ca.crt").cloned()).expect("ca.crt");
+    let (_, ca_der) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).expect("the CA PEM");
+    let ca = ca_der.parse_x509().expect("the CA");
+    assert_eq!(cert.issuer(), ca.subject());
+    cert.verify_signature(Some(ca.public_key()))
+        .expect("signed by the cluster CA");
+    let eku = cert
+        .extended_key_usage()
+        .expect("extension")
+        .expect("extended key usage");
+    assert!(eku.value.client_auth && !eku.value.server_auth);
+    let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
+    assert_eq!(
+        lifetime,
+        3600 + 300,
+        "the duration asked, from five minutes before signing"
+    );
+
+    let failed = garbled.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert!(
+        failed
+            .iter()
+            .any(|c| c.type_ == "Failed" && c.reason.as_deref() == Some("SignerValidationFailure")),
+        "{failed:?}"
+    );
+    let custom = csrs.get("custom").await.expect("get");
+    assert!(
+        custom.status.and_then(|s| s.certificate).is_none(),
+        "another signer's request waits"
+    );
+    sandbox.shutdown().await;
+}

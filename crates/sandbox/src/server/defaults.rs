@@ -236,7 +236,7 @@ impl ApiServer {
         self.ensure(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "kube-root-ca.crt", "namespace": namespace},
-            "data": {"ca.crt": self.cluster_ca},
+            "data": {"ca.crt": self.cluster_ca.pem},
         }));
     }
 }

@@ -10,6 +10,7 @@ mod pods;
 mod read;
 mod routes;
 mod scale;
+mod signer;
 mod update;
 mod watch;
 mod workloads;
@@ -55,27 +56,14 @@ pub struct ApiServer {
     pub rbac: bool,
     /// Admission webhooks and the service mapping that reaches them.
     pub admission: Admission,
-    /// The cluster's CA certificate (PEM), published in every namespace's kube-root-ca.crt.
-    cluster_ca: String,
+    /// The cluster's CA, published in every namespace's kube-root-ca.crt; it signs approved
+    /// certificate requests when the simulation runs.
+    cluster_ca: signer::ClusterCa,
     /// Signs and checks ServiceAccount tokens.
     tokens: crate::tokens::Signer,
 }
 
 type Query = HashMap<String, String>;
-
-/// A self-signed CA certificate for the cluster (nothing is signed with it: the sandbox serves
-/// plain HTTP), as the PEM clients find in kube-root-ca.crt.
-fn cluster_ca() -> String {
-    let made = rcgen::KeyPair::generate().and_then(|key| {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "purchase-guard-sandbox-ca");
-        params.self_signed(&key)
-    });
-    made.map(|cert| cert.pem()).unwrap_or_default()
-}
 
 /// The axum handler.
 pub async fn handler(State(server): State<Arc<ApiServer>>, req: Request) -> Response {
@@ -91,7 +79,7 @@ impl ApiServer {
             bookmark_interval: Duration::from_secs(1),
             rbac: false,
             admission: Admission::default(),
-            cluster_ca: cluster_ca(),
+            cluster_ca: signer::ClusterCa::generate(),
             tokens: crate::tokens::Signer::default(),
         }
     }

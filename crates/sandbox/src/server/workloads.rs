@@ -205,6 +205,7 @@ impl ApiServer {
     pub(crate) async fn simulate_workloads(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut events = self.store.subscribe();
         let mut all = true;
+        let mut requests = true;
         let mut namespaces: BTreeSet<String> = BTreeSet::new();
         loop {
             if all {
@@ -218,6 +219,9 @@ impl ApiServer {
             for ns in std::mem::take(&mut namespaces) {
                 self.workload_pass(&ns);
             }
+            if std::mem::take(&mut requests) {
+                self.sign_approved_requests();
+            }
             all = false;
             // Wait for a change, then take every change already queued.
             let first = tokio::select! {
@@ -227,6 +231,7 @@ impl ApiServer {
             let mut next = Some(first);
             while let Some(received) = next {
                 match received {
+                    Ok(e) if e.key.resource == "certificates.k8s.io/certificatesigningrequests" => requests = true,
                     Ok(e) if WATCHED.contains(&e.key.resource.as_str()) => {
                         if e.key.resource == "/nodes" {
                             all = true;
@@ -238,7 +243,10 @@ impl ApiServer {
                         }
                     }
                     Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => all = true,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        all = true;
+                        requests = true;
+                    }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 }
                 next = events.try_recv().ok().map(Ok);
@@ -967,7 +975,7 @@ fn fits(node: &Value, selector: Option<&Value>) -> bool {
 }
 
 /// Who a simulated component is to the API server (what admission sees as the requester).
-fn component_user(component: &str, node: &str) -> UserInfo {
+pub(super) fn component_user(component: &str, node: &str) -> UserInfo {
     let authenticated = "system:authenticated".to_string();
     match component {
         "kubelet" => UserInfo {

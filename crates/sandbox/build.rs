@@ -17,14 +17,36 @@ use std::path::{Path, PathBuf};
 
 /// The k8s-pb release the tables come from; the build-dependency pins the same one.
 const K8S_PB: &str = "k8s-pb-0.9.0";
-/// The k8s-openapi release prefix and the Kubernetes version feature the workspace enables.
-const K8S_OPENAPI: &str = "k8s-openapi-0.29.";
+/// The k8s-openapi release and Kubernetes version used when its build script says nothing.
+const K8S_OPENAPI: &str = "k8s-openapi-0.29.0";
 const K8S_OPENAPI_VERSION_DIR: &str = "v1_33";
+
+/// The k8s-openapi release this build links and the directory of the Kubernetes version it
+/// enables: its build script publishes the version (`links = "k8s-openapi-X.Y.Z"`,
+/// `DEP_K8S_OPENAPI_X.Y.Z_VERSION` = 0x0001MM00 for 1.MM).
+fn k8s_openapi() -> (String, String) {
+    for (name, value) in std::env::vars() {
+        let Some(release) = name
+            .strip_prefix("DEP_K8S_OPENAPI_")
+            .and_then(|n| n.strip_suffix("_VERSION"))
+        else {
+            continue;
+        };
+        let Ok(version) = value.parse::<u32>() else { continue };
+        let release = release.replace('_', ".");
+        return (
+            format!("k8s-openapi-{release}"),
+            format!("v1_{}", (version >> 8) & 0xff),
+        );
+    }
+    (K8S_OPENAPI.into(), K8S_OPENAPI_VERSION_DIR.into())
+}
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     let pb = crate_source(K8S_PB, "k8s-pb");
-    let openapi = crate_source(K8S_OPENAPI, "k8s-openapi").join(K8S_OPENAPI_VERSION_DIR);
+    let (release, version_dir) = k8s_openapi();
+    let openapi = crate_source(&release, "k8s-openapi").join(&version_dir);
     let json_names = read_openapi(&openapi);
     let mut messages = Vec::new();
     let mut resources = Vec::new();

@@ -21,11 +21,7 @@ impl Budget {
 
 /// A Pod counts as healthy when it is Ready and not being deleted.
 pub(super) fn healthy(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp").is_none()
-        && pod
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    !super::workloads::deleting(pod) && super::workloads::ready_condition(pod)
 }
 
 /// `value` of an int-or-percent of `total`, rounded up as the disruption controller does.
@@ -151,7 +147,7 @@ impl ApiServer {
         };
         for _attempt in 0..16 {
             let old = self.get(rt, Some(namespace), name)?;
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
+            if super::workloads::deleting(&old) {
                 return Err(conflict(format!(
                     "pod {name} is being deleted, cannot be assigned to a host"
                 )));
@@ -216,7 +212,7 @@ impl ApiServer {
             str_field(&pod, "/status/phase"),
             Some("Succeeded" | "Failed" | "Pending")
         );
-        if !ignores_budget && pod.pointer("/metadata/deletionTimestamp").is_none() {
+        if !ignores_budget && !super::workloads::deleting(&pod) {
             let (pdbs, pods) = {
                 let inner = self.store.lock();
                 let pdbs: Vec<Arc<Value>> = inner

@@ -76,7 +76,7 @@ fn int(v: &Value, pointer: &str, default: i64) -> i64 {
     v.pointer(pointer).and_then(Value::as_i64).unwrap_or(default)
 }
 
-fn deleting(v: &Value) -> bool {
+pub(super) fn deleting(v: &Value) -> bool {
     v.pointer("/metadata/deletionTimestamp").is_some()
 }
 
@@ -101,11 +101,14 @@ fn owner_ref(owner: &Value) -> Value {
 }
 
 fn pod_ready(pod: &Value) -> bool {
-    text(pod, "/status/phase") == "Running"
-        && pod
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    text(pod, "/status/phase") == "Running" && ready_condition(pod)
+}
+
+/// Whether a Pod's `Ready` condition is True.
+pub(super) fn ready_condition(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 /// `conditions` with `kind` set to `status`/`reason`/`message`; the transition time kept when
@@ -306,23 +309,38 @@ impl ApiServer {
         if events.is_some_and(|rt| self.get(&rt, Some(&ns), &name).is_ok()) {
             return;
         }
-        let api_version = owner.get("apiVersion").cloned().unwrap_or(Value::Null);
+        self.sim_event(owner, name, "Warning", "FailedCreate", message, manager);
+    }
+
+    /// Records a core/v1 Event `name` about `involved`, reported by `component` (a kubelet
+    /// from the node of the Pod it reports on).
+    fn sim_event(&self, involved: &Value, name: String, kind: &str, reason: &str, message: String, component: &str) {
+        let ns = text(involved, "/metadata/namespace");
+        let host = if component == "kubelet" {
+            text(involved, "/spec/nodeName")
+        } else {
+            ""
+        };
+        let mut source = json!({"component": component});
+        if !host.is_empty() {
+            source["host"] = json!(host);
+        }
         let at = now();
         let _ = self.sim_create(
             "events",
             "",
-            &ns,
+            ns,
             json!({
                 "apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": name, "namespace": ns},
-                "involvedObject": {"apiVersion": api_version, "kind": owner["kind"], "name": owner["metadata"]["name"],
-                                   "namespace": ns, "uid": owner["metadata"]["uid"]},
-                "reason": "FailedCreate", "type": "Warning", "message": message,
-                "source": {"component": manager},
+                "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
+                                   "name": involved["metadata"]["name"], "namespace": ns,
+                                   "uid": involved["metadata"]["uid"]},
+                "reason": reason, "type": kind, "message": message, "source": source,
                 "firstTimestamp": at, "lastTimestamp": at, "count": 1,
-                "reportingComponent": manager, "reportingInstance": "",
+                "reportingComponent": component, "reportingInstance": host,
             }),
-            manager,
+            component,
         );
     }
 
@@ -724,25 +742,9 @@ impl ApiServer {
             "containerStatuses": containers,
         });
         self.sim_status("pods", "", pod, status, "kubelet");
-        let ns = text(pod, "/metadata/namespace");
-        let name = text(pod, "/metadata/name");
-        let _ = self.sim_create(
-            "events",
-            "",
-            ns,
-            json!({
-                "apiVersion": "v1", "kind": "Event",
-                "metadata": {"name": format!("{name}.{}", suffix(uid_hash, 8)), "namespace": ns},
-                "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": ns,
-                                   "uid": text(pod, "/metadata/uid")},
-                "reason": "Simulated", "type": "Normal",
-                "message": format!("Reported {phase} on node {node} by the purchase-guard sandbox: no container runs"),
-                "source": {"component": "kubelet", "host": node},
-                "firstTimestamp": started, "lastTimestamp": started, "count": 1,
-                "reportingComponent": "kubelet", "reportingInstance": node,
-            }),
-            "kubelet",
-        );
+        let name = format!("{}.{}", text(pod, "/metadata/name"), suffix(uid_hash, 8));
+        let message = format!("Reported {phase} on node {node} by the purchase-guard sandbox: no container runs");
+        self.sim_event(pod, name, "Normal", "Simulated", message, "kubelet");
     }
 
     /// Statuses from the Pods: ReplicaSets, StatefulSets, DaemonSets and Jobs, then Deployments.

@@ -126,9 +126,11 @@ pub async fn keep(client: Client, prefix: String, settings: Settings, mut leadin
                 tracing::warn!(error = %e, "cannot keep the ValidatingAdmissionPolicies current; retried in {CHECK_EVERY:?}")
             }
         }
+        // Without an election (or once it ended) leadership never changes again: `changed`
+        // then fails at once, and only the timer may end the wait.
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
-            _ = leading.changed() => {}
+            Ok(()) = leading.changed() => {}
         }
     }
 }
@@ -136,6 +138,47 @@ pub async fn keep(client: Client, prefix: String, settings: Settings, mut leadin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client whose API server answers every request with an empty list, counting them.
+    fn counting_client() -> (Client, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        let service = tower::service_fn(move |_: http::Request<kube::client::Body>| {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = br#"{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":"1"},"items":[]}"#;
+            std::future::ready(Ok::<_, std::convert::Infallible>(
+                http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(body.to_vec()))
+                    .expect("a response"),
+            ))
+        });
+        (Client::new(service, "default"), count)
+    }
+
+    /// Without leader election the leadership channel's sender is gone from the start: the
+    /// keeper checks once and then waits for its timer (it used to check again at once, for
+    /// ever: two LISTs in a tight loop).
+    #[tokio::test]
+    async fn without_an_election_the_keeper_checks_once_per_period() {
+        let (client, requests) = counting_client();
+        let leading = tokio::sync::watch::channel(true).1;
+        let keeper = tokio::spawn(keep(client, "pg".into(), Settings::default(), leading));
+        let made = || requests.load(std::sync::atomic::Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while made() < 2 {
+            assert!(tokio::time::Instant::now() < deadline, "the first pass did not list");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // The first pass is done; a window in which the broken wait made thousands of passes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        keeper.abort();
+        assert_eq!(
+            made(),
+            2,
+            "one pass lists the policies and the bindings, then waits {CHECK_EVERY:?}"
+        );
+    }
 
     #[test]
     fn webhook_mode_wants_no_policies_and_the_others_want_one_per_kind_and_the_label_one() {

@@ -89,8 +89,7 @@ where
         let gone = self.gone;
         watcher(api, watcher::Config::default())
             .default_backoff()
-            // The caches need no managed fields: dropping them saves memory.
-            .modify(|obj| obj.managed_fields_mut().clear())
+            .modify(|obj| slim(obj.meta_mut()))
             .inspect(move |event| {
                 if let Ok(e) = event {
                     observe(e)
@@ -112,6 +111,24 @@ where
     }
 }
 
+/// The annotation in which `kubectl apply` (and tools that apply as it does) keeps a copy of
+/// the whole manifest it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// What the caches keep of an object's metadata: everything but the managed fields and the
+/// copy of the manifest `kubectl apply` records, which nothing reads and which together are
+/// often larger than the rest of the object. The controllers write statuses and labels by merge
+/// patches of what they set, never whole objects, so nothing left out is written back.
+pub fn slim(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
+    }
+}
+
 /// The deleted objects of a kind, as a trigger stream.
 fn deletions<K: Send + Sync + 'static>(gone: &Gone<K>) -> impl futures::Stream<Item = Arc<K>> + Send + 'static {
     futures::stream::unfold(gone.subscribe(), |mut rx| async move {
@@ -125,4 +142,46 @@ fn deletions<K: Send + Sync + 'static>(gone: &Gone<K>) -> impl futures::Stream<I
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn the_caches_keep_every_annotation_but_the_applied_manifest() {
+        let mut meta: ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "d", "namespace": "dist", "uid": "u", "resourceVersion": "7", "generation": 2,
+            "labels": {"team": "billing"},
+            "annotations": {
+                LAST_APPLIED: "{\"apiVersion\":\"purchaseguard.io/v1alpha1\"}",
+                crate::api::AUDIT_USER_ANNOTATION: "alice"
+            },
+            "managedFields": [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]
+        }))
+        .expect("metadata");
+        let before = meta.clone();
+        slim(&mut meta);
+        assert_eq!(meta.managed_fields, None);
+        assert_eq!(
+            meta.annotations,
+            Some([(crate::api::AUDIT_USER_ANNOTATION.to_string(), "alice".to_string())].into()),
+            "the annotations the rules read stay"
+        );
+        assert_eq!(
+            (&meta.name, &meta.namespace, &meta.uid),
+            (&before.name, &before.namespace, &before.uid)
+        );
+        assert_eq!(
+            (&meta.resource_version, meta.generation, &meta.labels),
+            (&before.resource_version, before.generation, &before.labels)
+        );
+        // Only the manifest: no annotations left.
+        let mut only: ObjectMeta =
+            serde_json::from_value(serde_json::json!({"name": "c", "annotations": {LAST_APPLIED: "{}"}}))
+                .expect("metadata");
+        slim(&mut only);
+        assert_eq!(only.annotations, None);
+    }
 }

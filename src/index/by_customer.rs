@@ -10,13 +10,16 @@ use std::collections::HashMap;
 /// namespace and name only (a customer has one or two): an `ObjectRef` in a set per customer
 /// cost about 500 bytes per decision.
 #[derive(Debug, Default)]
-pub struct DecisionIndex(std::sync::RwLock<HashMap<String, Vec<(Box<str>, Box<str>)>>>);
+pub struct DecisionIndex(std::sync::RwLock<HashMap<String, Vec<DecisionKey>>>);
+
+/// A decision's namespace and name.
+type DecisionKey = (Box<str>, Box<str>);
 
 impl DecisionIndex {
     /// Follows one watch event.
     pub fn observe(&self, event: &kube::runtime::watcher::Event<PurchaseRestriction>) {
         use kube::runtime::watcher::Event;
-        let key = |d: &PurchaseRestriction| -> (Box<str>, Box<str>) {
+        let key = |d: &PurchaseRestriction| -> DecisionKey {
             (
                 d.metadata.namespace.as_deref().unwrap_or_default().into(),
                 d.metadata.name.as_deref().unwrap_or_default().into(),

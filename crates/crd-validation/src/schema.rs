@@ -5,6 +5,7 @@ use kube_cel::{Validator, compile_schema};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// How unknown fields are treated, as the `fieldValidation` query parameter says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -43,7 +44,7 @@ struct Served {
 pub struct CrdValidator {
     served: BTreeMap<(String, String), Served>,
     cel: Validator,
-    patterns: std::sync::Mutex<HashMap<String, Option<Regex>>>,
+    patterns: std::sync::RwLock<HashMap<String, Option<Arc<Regex>>>>,
 }
 
 impl Default for CrdValidator {
@@ -105,11 +106,33 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// Where a node of the object is, as field errors name it (`spec.items[2].name`): built on
+/// the stack while walking and written out only when an error or a pruned field names it.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Key(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn is_empty(&self) -> bool {
+        matches!(self, At::Root(r) if r.is_empty())
+    }
+
+    fn is_root(&self, name: &str) -> bool {
+        matches!(self, At::Root(r) if *r == name)
+    }
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root(r) => f.write_str(r),
+            At::Key(parent, key) if parent.is_empty() => f.write_str(key),
+            At::Key(parent, key) => write!(f, "{parent}.{key}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
@@ -233,7 +256,7 @@ impl CrdValidator {
                 match properties.and_then(|p| p.get(&key)) {
                     Some(child_schema) => {
                         if let Some(child) = map.get_mut(&key) {
-                            self.walk(child_schema, child, &key, &mut errors, &mut unknown);
+                            self.walk(child_schema, child, &At::Root(&key), &mut errors, &mut unknown);
                         }
                     }
                     None if preserves_unknown(&served.schema) => {}
@@ -283,7 +306,13 @@ impl CrdValidator {
                 {
                     for (key, child_schema) in props {
                         if let Some(child) = map.get_mut(key) {
-                            self.walk(child_schema, child, key, &mut ignored_errors, &mut ignored_unknown);
+                            self.walk(
+                                child_schema,
+                                child,
+                                &At::Root(key),
+                                &mut ignored_errors,
+                                &mut ignored_unknown,
+                            );
                         }
                     }
                 }
@@ -334,11 +363,19 @@ impl CrdValidator {
         }
     }
 
-    fn pattern(&self, pattern: &str) -> Option<Regex> {
-        let mut cache = self.patterns.lock().unwrap_or_else(|p| p.into_inner());
-        cache
+    /// `pattern` compiled, once per validator. The compiled expression is shared, not cloned:
+    /// a cloned `Regex` starts with an empty match cache, which its first match builds (that
+    /// was a large share of every custom-resource write).
+    fn pattern(&self, pattern: &str) -> Option<Arc<Regex>> {
+        if let Some(found) = self.patterns.read().unwrap_or_else(|p| p.into_inner()).get(pattern) {
+            return found.clone();
+        }
+        let compiled = Regex::new(pattern).ok().map(Arc::new);
+        self.patterns
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
             .entry(pattern.to_string())
-            .or_insert_with(|| Regex::new(pattern).ok())
+            .or_insert(compiled)
             .clone()
     }
 
@@ -348,7 +385,7 @@ impl CrdValidator {
         &self,
         schema: &Value,
         value: &mut Value,
-        path: &str,
+        path: &At<'_>,
         errors: &mut Vec<FieldError>,
         unknown: &mut Vec<String>,
     ) {
@@ -357,7 +394,7 @@ impl CrdValidator {
             if !nullable && schema.get("type").is_some() {
                 let expected = schema.get("type").and_then(Value::as_str).unwrap_or_default();
                 errors.push(FieldError {
-                    path: path.into(),
+                    path: path.to_string(),
                     kind: FieldErrorType::Invalid,
                     value: Some(Value::String("null".into())),
                     detail: format!("{path} in body must be of type {expected}: \"null\""),
@@ -368,7 +405,7 @@ impl CrdValidator {
         if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
             if !(value.is_string() || type_name(value) == "integer") {
                 errors.push(FieldError {
-                    path: path.into(),
+                    path: path.to_string(),
                     kind: FieldErrorType::Invalid,
                     value: Some(Value::String(type_name(value).into())),
                     detail: format!("{path} in body must be of type int-or-string: \"{}\"", type_name(value)),
@@ -381,7 +418,7 @@ impl CrdValidator {
             let ok = actual == expected || (expected == "number" && actual == "integer");
             if !ok {
                 errors.push(FieldError {
-                    path: path.into(),
+                    path: path.to_string(),
                     kind: FieldErrorType::Invalid,
                     value: Some(Value::String(actual.into())),
                     detail: format!("{path} in body must be of type {expected}: \"{actual}\""),
@@ -400,7 +437,7 @@ impl CrdValidator {
                 })
                 .collect();
             errors.push(FieldError {
-                path: path.into(),
+                path: path.to_string(),
                 kind: FieldErrorType::NotSupported,
                 value: Some(value.clone()),
                 detail: format!("supported values: {}", supported.join(", ")),
@@ -414,7 +451,7 @@ impl CrdValidator {
                     && items.len() as u64 > max
                 {
                     errors.push(FieldError {
-                        path: path.into(),
+                        path: path.to_string(),
                         kind: FieldErrorType::TooMany,
                         value: Some(Value::from(items.len())),
                         detail: format!("must have at most {max} items"),
@@ -424,7 +461,7 @@ impl CrdValidator {
                     && (items.len() as u64) < min
                 {
                     errors.push(FieldError {
-                        path: path.into(),
+                        path: path.to_string(),
                         kind: FieldErrorType::Invalid,
                         value: Some(Value::from(items.len())),
                         detail: format!("{path} in body should have at least {min} items"),
@@ -434,7 +471,7 @@ impl CrdValidator {
                     for (i, item) in items.iter().enumerate() {
                         if items[..i].contains(item) {
                             errors.push(FieldError {
-                                path: format!("{path}[{i}]"),
+                                path: At::Index(path, i).to_string(),
                                 kind: FieldErrorType::Duplicate,
                                 value: Some(item.clone()),
                                 detail: String::new(),
@@ -444,7 +481,7 @@ impl CrdValidator {
                 }
                 if let Some(item_schema) = schema.get("items") {
                     for (i, item) in items.iter_mut().enumerate() {
-                        self.walk(item_schema, item, &format!("{path}[{i}]"), errors, unknown);
+                        self.walk(item_schema, item, &At::Index(path, i), errors, unknown);
                     }
                 }
             }
@@ -457,7 +494,7 @@ impl CrdValidator {
         &self,
         schema: &Value,
         map: &mut Map<String, Value>,
-        path: &str,
+        path: &At<'_>,
         errors: &mut Vec<FieldError>,
         unknown: &mut Vec<String>,
     ) {
@@ -473,28 +510,26 @@ impl CrdValidator {
                 }
             }
         }
-        let keys: Vec<String> = map.keys().cloned().collect();
-        for key in keys {
-            let child_path = join(path, &key);
-            let child_schema = properties.and_then(|p| p.get(&key)).or(additional);
-            match child_schema {
-                Some(child_schema) => {
-                    if let Some(child) = map.get_mut(&key) {
-                        self.walk(child_schema, child, &child_path, errors, unknown);
-                    }
-                }
-                None if preserves_unknown(schema) || path == "metadata" => {}
+        let mut pruned = Vec::new();
+        for (key, child) in map.iter_mut() {
+            let child_path = At::Key(path, key);
+            match properties.and_then(|p| p.get(key)).or(additional) {
+                Some(child_schema) => self.walk(child_schema, child, &child_path, errors, unknown),
+                None if preserves_unknown(schema) || path.is_root("metadata") => {}
                 None => {
-                    unknown.push(child_path);
-                    map.remove(&key);
+                    unknown.push(child_path.to_string());
+                    pruned.push(key.clone());
                 }
             }
+        }
+        for key in pruned {
+            map.remove(&key);
         }
         if let Some(required) = schema.get("required").and_then(Value::as_array) {
             for r in required.iter().filter_map(Value::as_str) {
                 if !map.contains_key(r) {
                     errors.push(FieldError {
-                        path: join(path, r),
+                        path: At::Key(path, r).to_string(),
                         kind: FieldErrorType::Required,
                         value: None,
                         detail: String::new(),
@@ -506,7 +541,7 @@ impl CrdValidator {
             && map.len() as u64 > max
         {
             errors.push(FieldError {
-                path: path.into(),
+                path: path.to_string(),
                 kind: FieldErrorType::TooMany,
                 value: Some(Value::from(map.len())),
                 detail: format!("must have at most {max} items"),
@@ -514,13 +549,13 @@ impl CrdValidator {
         }
     }
 
-    fn check_string(&self, schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+    fn check_string(&self, schema: &Value, s: &str, path: &At<'_>, errors: &mut Vec<FieldError>) {
         let len = s.chars().count() as u64;
         if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
             && len > max
         {
             errors.push(FieldError {
-                path: path.into(),
+                path: path.to_string(),
                 kind: FieldErrorType::TooLong,
                 value: None,
                 detail: format!("may not be more than {max} bytes"),
@@ -530,7 +565,7 @@ impl CrdValidator {
             && len < min
         {
             errors.push(FieldError {
-                path: path.into(),
+                path: path.to_string(),
                 kind: FieldErrorType::Invalid,
                 value: Some(Value::String(s.into())),
                 detail: format!("{path} in body should be at least {min} chars long"),
@@ -540,7 +575,7 @@ impl CrdValidator {
             && !self.pattern(pattern).is_some_and(|re| re.is_match(s))
         {
             errors.push(FieldError {
-                path: path.into(),
+                path: path.to_string(),
                 kind: FieldErrorType::Invalid,
                 value: Some(Value::String(s.into())),
                 detail: format!("{path} in body should match '{pattern}'"),
@@ -550,7 +585,7 @@ impl CrdValidator {
             && let Some(problem) = check_format(format, s)
         {
             errors.push(FieldError {
-                path: path.into(),
+                path: path.to_string(),
                 kind: FieldErrorType::Invalid,
                 value: Some(Value::String(s.into())),
                 detail: format!("{path} in body must be of type {format}: {problem}"),
@@ -559,13 +594,13 @@ impl CrdValidator {
     }
 }
 
-fn check_number(schema: &Value, n: &serde_json::Number, path: &str, errors: &mut Vec<FieldError>) {
+fn check_number(schema: &Value, n: &serde_json::Number, path: &At<'_>, errors: &mut Vec<FieldError>) {
     let Some(x) = n.as_f64() else { return };
     if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
         && x < min
     {
         errors.push(FieldError {
-            path: path.into(),
+            path: path.to_string(),
             kind: FieldErrorType::Invalid,
             value: Some(Value::Number(n.clone())),
             detail: format!("{path} in body should be greater than or equal to {min}"),
@@ -575,7 +610,7 @@ fn check_number(schema: &Value, n: &serde_json::Number, path: &str, errors: &mut
         && x > max
     {
         errors.push(FieldError {
-            path: path.into(),
+            path: path.to_string(),
             kind: FieldErrorType::Invalid,
             value: Some(Value::Number(n.clone())),
             detail: format!("{path} in body should be less than or equal to {max}"),

@@ -130,3 +130,69 @@ fn crds_with_broken_cel_are_refused() {
             .contains("openAPIV3Schema is required")
     );
 }
+
+/// Paths of nested items and pruned fields, and patterns judged many times (each compiled
+/// once and shared).
+#[test]
+fn nested_paths_and_patterns_are_named_as_kube_apiserver_names_them() {
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "lists.example.com"},
+        "spec": {"group": "example.com", "names": {"kind": "List", "plural": "lists"}, "scope": "Namespaced",
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object",
+                "properties": {"spec": {"type": "object", "properties": {"entries": {"type": "array", "items": {
+                    "type": "object", "properties": {"name": {"type": "string", "pattern": "^[a-z]+$"}}}}}}}}}}]}
+    });
+    let mut v = CrdValidator::new();
+    v.add_crd(&crd).unwrap();
+    let list = |entries: Value| json!({"apiVersion": "example.com/v1", "kind": "List", "metadata": {"name": "l"}, "spec": {"entries": entries}});
+    for _ in 0..3 {
+        let ok = v
+            .validate(
+                &list(json!([{"name": "a"}, {"name": "b"}])),
+                None,
+                FieldValidation::Strict,
+            )
+            .expect("valid names");
+        assert_eq!(ok.object["spec"]["entries"][1]["name"], "b");
+        let bad = v
+            .validate(
+                &list(json!([{"name": "a"}, {"name": "B-2"}])),
+                None,
+                FieldValidation::Strict,
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            bad,
+            "The List \"l\" is invalid: spec.entries[1].name: Invalid value: \"B-2\": spec.entries[1].name in body should match '^[a-z]+$'"
+        );
+    }
+    let strict = v
+        .validate(&list(json!([{"name": "a", "extra": 1}])), None, FieldValidation::Strict)
+        .unwrap_err();
+    assert!(
+        matches!(&strict, Rejected::StrictDecoding { unknown, .. } if unknown == &vec!["spec.entries[0].extra".to_string()]),
+        "{strict:?}"
+    );
+    let warned = v
+        .validate(
+            &list(json!([{"name": "a", "extra": 1}, {"other": true}])),
+            None,
+            FieldValidation::Warn,
+        )
+        .expect("pruned with warnings");
+    assert_eq!(
+        warned.object["spec"]["entries"],
+        json!([{"name": "a"}, {}]),
+        "unknown fields pruned"
+    );
+    assert_eq!(
+        warned.warnings,
+        vec![
+            "unknown field \"spec.entries[0].extra\"",
+            "unknown field \"spec.entries[1].other\""
+        ]
+    );
+}

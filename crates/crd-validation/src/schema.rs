@@ -297,22 +297,16 @@ impl CrdValidator {
 
         // CEL rules run only on a structurally valid object, as in kube-apiserver.
         if errors.is_empty() {
+            // The old object as kube-apiserver reads it from storage: pruned and defaulted
+            // by the current schema, not judged again.
             let old_pruned = old.map(|o| {
                 let mut o = o.clone();
-                let mut ignored_errors = Vec::new();
-                let mut ignored_unknown = Vec::new();
                 if let (Value::Object(map), Some(props)) =
                     (&mut o, served.schema.get("properties").and_then(Value::as_object))
                 {
                     for (key, child_schema) in props {
                         if let Some(child) = map.get_mut(key) {
-                            self.walk(
-                                child_schema,
-                                child,
-                                &At::Root(key),
-                                &mut ignored_errors,
-                                &mut ignored_unknown,
-                            );
+                            prune(child_schema, child);
                         }
                     }
                 }
@@ -415,8 +409,7 @@ impl CrdValidator {
         }
         if let Some(expected) = schema.get("type").and_then(Value::as_str) {
             let actual = type_name(value);
-            let ok = actual == expected || (expected == "number" && actual == "integer");
-            if !ok {
+            if !is_of_type(value, expected) {
                 errors.push(FieldError {
                     path: path.to_string(),
                     kind: FieldErrorType::Invalid,
@@ -501,15 +494,7 @@ impl CrdValidator {
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties").filter(|a| a.is_object());
         // Defaults first, as kube-apiserver defaults before validating.
-        if let Some(props) = properties {
-            for (key, child_schema) in props {
-                if !map.contains_key(key)
-                    && let Some(default) = child_schema.get("default")
-                {
-                    map.insert(key.clone(), default.clone());
-                }
-            }
-        }
+        insert_defaults(properties, map);
         let mut pruned = Vec::new();
         for (key, child) in map.iter_mut() {
             let child_path = At::Key(path, key);
@@ -629,6 +614,57 @@ fn check_format(format: &str, s: &str) -> Option<String> {
             (!ok).then(|| format!("\"{s}\""))
         }
         _ => None,
+    }
+}
+
+/// Whether `value` is of the schema type `expected` (an integer is a number).
+fn is_of_type(value: &Value, expected: &str) -> bool {
+    let actual = type_name(value);
+    actual == expected || (expected == "number" && actual == "integer")
+}
+
+/// Adds the defaults of the `properties` that `map` lacks.
+fn insert_defaults(properties: Option<&Map<String, Value>>, map: &mut Map<String, Value>) {
+    for (key, child_schema) in properties.into_iter().flatten() {
+        if !map.contains_key(key)
+            && let Some(default) = child_schema.get("default")
+        {
+            map.insert(key.clone(), default.clone());
+        }
+    }
+}
+
+/// What reading a stored object with the current schema does to it: unknown fields pruned and
+/// defaults applied where [`CrdValidator::walk`] would, without judging anything (the object
+/// was valid when it was stored).
+fn prune(schema: &Value, value: &mut Value) {
+    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
+    let wrong_type = schema
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|expected| !is_of_type(value, expected));
+    if value.is_null() || int_or_string || wrong_type {
+        return;
+    }
+    match value {
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                items.iter_mut().for_each(|item| prune(item_schema, item));
+            }
+        }
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            insert_defaults(properties, map);
+            map.retain(|key, child| match properties.and_then(|p| p.get(key)).or(additional) {
+                Some(child_schema) => {
+                    prune(child_schema, child);
+                    true
+                }
+                None => preserves_unknown(schema),
+            });
+        }
+        _ => {}
     }
 }
 

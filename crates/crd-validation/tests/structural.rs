@@ -196,3 +196,30 @@ fn nested_paths_and_patterns_are_named_as_kube_apiserver_names_them() {
         ]
     );
 }
+
+/// An update compares against the old object as storage reads it with the current schema:
+/// unknown fields pruned and defaults applied. Then an unchanged spec is not judged again
+/// (ratcheting), even when its stored form lacked a default or held a field since dropped.
+#[test]
+fn the_old_object_is_pruned_and_defaulted_before_ratcheting() {
+    let v = validator();
+    let new = widget(json!({"size": 7}));
+    let stored_before = widget(json!({"size": 7, "dropped": true}));
+    let ok = v
+        .validate(&new, Some(&stored_before), FieldValidation::Strict)
+        .expect("unchanged once the old object is read with the current schema");
+    assert_eq!(ok.object["spec"], json!({"size": 7, "color": "red"}));
+    // A changed spec is judged.
+    let changed = v
+        .validate(
+            &widget(json!({"size": 7, "tags": ["a"]})),
+            Some(&stored_before),
+            FieldValidation::Strict,
+        )
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        changed,
+        "The Widget \"w\" is invalid: spec: Invalid value: \"object\": seven is unlucky"
+    );
+}

@@ -6,6 +6,7 @@
 //! prints against a real cluster.
 
 mod field;
+mod node;
 mod rules;
 mod schema;
 

@@ -1,11 +1,11 @@
 //! Structural schema validation, defaulting and pruning, plus CEL rules through kube-cel.
 
 use crate::field::{FieldError, FieldErrorType, Invalid, Rejected};
+use crate::node::{Node, is_of_type, type_name};
 use kube_cel::{Validator, compile_schema};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 /// How unknown fields are treated, as the `fieldValidation` query parameter says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct Validated {
 struct Served {
     kind: String,
     schema: Value,
+    /// The schema as read once for validation, pruning and defaulting.
+    root: Node,
     /// Where the CEL rules are, compiled.
     rules: crate::rules::RuleMap,
     /// For each CEL rule text, the `fieldPath` it reports under, if any.
@@ -44,7 +46,6 @@ struct Served {
 pub struct CrdValidator {
     served: BTreeMap<(String, String), Served>,
     cel: Validator,
-    patterns: std::sync::RwLock<HashMap<String, Option<Arc<Regex>>>>,
 }
 
 impl Default for CrdValidator {
@@ -94,16 +95,9 @@ pub fn validate_dns1123_label(value: &str) -> Vec<String> {
     errs
 }
 
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+/// The keys of an object's envelope, which the server judges rather than the schema.
+fn envelope(key: &str) -> bool {
+    matches!(key, "apiVersion" | "kind" | "metadata")
 }
 
 /// Where a node of the object is, as field errors name it (`spec.items[2].name`): built on
@@ -118,10 +112,6 @@ enum At<'a> {
 impl At<'_> {
     fn is_empty(&self) -> bool {
         matches!(self, At::Root(r) if r.is_empty())
-    }
-
-    fn is_root(&self, name: &str) -> bool {
-        matches!(self, At::Root(r) if *r == name)
     }
 }
 
@@ -141,7 +131,6 @@ impl CrdValidator {
         CrdValidator {
             served: BTreeMap::new(),
             cel: Validator::new(),
-            patterns: Default::default(),
         }
     }
 
@@ -182,6 +171,7 @@ impl CrdValidator {
                 Served {
                     kind: kind.to_string(),
                     rules: crate::rules::RuleMap::of(&schema),
+                    root: Node::read(&schema),
                     schema,
                     rule_field_paths,
                 },
@@ -236,48 +226,10 @@ impl CrdValidator {
         let mut unknown = Vec::new();
         let mut value = object.clone();
         if let Value::Object(map) = &mut value {
-            // apiVersion, kind and metadata are validated by the server, not the schema.
-            let properties = served.schema.get("properties").and_then(Value::as_object);
-            // Top-level defaults too (a `status` default is how an object reads before its
+            // apiVersion, kind and metadata are validated by the server, not the schema. Top-level
+            // defaults apply too (a `status` default is how an object reads before its
             // controller's first status write).
-            for (key, child_schema) in properties.into_iter().flatten() {
-                if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata")
-                    && !map.contains_key(key)
-                    && let Some(default) = child_schema.get("default")
-                {
-                    map.insert(key.clone(), default.clone());
-                }
-            }
-            let keys: Vec<String> = map.keys().cloned().collect();
-            for key in keys {
-                if matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
-                    continue;
-                }
-                match properties.and_then(|p| p.get(&key)) {
-                    Some(child_schema) => {
-                        if let Some(child) = map.get_mut(&key) {
-                            self.walk(child_schema, child, &At::Root(&key), &mut errors, &mut unknown);
-                        }
-                    }
-                    None if preserves_unknown(&served.schema) => {}
-                    None => {
-                        unknown.push(key.clone());
-                        map.remove(&key);
-                    }
-                }
-            }
-            if let Some(required) = served.schema.get("required").and_then(Value::as_array) {
-                for r in required.iter().filter_map(Value::as_str) {
-                    if !map.contains_key(r) {
-                        errors.push(FieldError {
-                            path: r.into(),
-                            kind: FieldErrorType::Required,
-                            value: None,
-                            detail: String::new(),
-                        });
-                    }
-                }
-            }
+            self.walk_object(&served.root, map, &At::Root(""), &mut errors, &mut unknown, envelope);
         }
 
         // Strict decoding fails before any validation, as in kube-apiserver.
@@ -301,12 +253,10 @@ impl CrdValidator {
             // by the current schema, not judged again.
             let old_pruned = old.map(|o| {
                 let mut o = o.clone();
-                if let (Value::Object(map), Some(props)) =
-                    (&mut o, served.schema.get("properties").and_then(Value::as_object))
-                {
-                    for (key, child_schema) in props {
-                        if let Some(child) = map.get_mut(key) {
-                            prune(child_schema, child);
+                if let Value::Object(map) = &mut o {
+                    for (key, child) in map.iter_mut().filter(|(k, _)| !envelope(k)) {
+                        if let Some(node) = served.root.properties.get(key) {
+                            node.prune(child);
                         }
                     }
                 }
@@ -357,36 +307,18 @@ impl CrdValidator {
         }
     }
 
-    /// `pattern` compiled, once per validator. The compiled expression is shared, not cloned:
-    /// a cloned `Regex` starts with an empty match cache, which its first match builds (that
-    /// was a large share of every custom-resource write).
-    fn pattern(&self, pattern: &str) -> Option<Arc<Regex>> {
-        if let Some(found) = self.patterns.read().unwrap_or_else(|p| p.into_inner()).get(pattern) {
-            return found.clone();
-        }
-        let compiled = Regex::new(pattern).ok().map(Arc::new);
-        self.patterns
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(pattern.to_string())
-            .or_insert(compiled)
-            .clone()
-    }
-
-    /// Validates `value` against `schema` at `path`, pruning unknown fields and applying
+    /// Validates `value` against `node` at `path`, pruning unknown fields and applying
     /// defaults in place.
     fn walk(
         &self,
-        schema: &Value,
+        node: &Node,
         value: &mut Value,
         path: &At<'_>,
         errors: &mut Vec<FieldError>,
         unknown: &mut Vec<String>,
     ) {
-        let nullable = schema.get("nullable").and_then(Value::as_bool) == Some(true);
         if value.is_null() {
-            if !nullable && schema.get("type").is_some() {
-                let expected = schema.get("type").and_then(Value::as_str).unwrap_or_default();
+            if let (false, Some(expected)) = (node.nullable, &node.kind) {
                 errors.push(FieldError {
                     path: path.to_string(),
                     kind: FieldErrorType::Invalid,
@@ -396,7 +328,7 @@ impl CrdValidator {
             }
             return;
         }
-        if schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true) {
+        if node.int_or_string {
             if !(value.is_string() || type_name(value) == "integer") {
                 errors.push(FieldError {
                     path: path.to_string(),
@@ -407,19 +339,19 @@ impl CrdValidator {
             }
             return;
         }
-        if let Some(expected) = schema.get("type").and_then(Value::as_str) {
+        if let Some(expected) = &node.kind
+            && !is_of_type(value, expected)
+        {
             let actual = type_name(value);
-            if !is_of_type(value, expected) {
-                errors.push(FieldError {
-                    path: path.to_string(),
-                    kind: FieldErrorType::Invalid,
-                    value: Some(Value::String(actual.into())),
-                    detail: format!("{path} in body must be of type {expected}: \"{actual}\""),
-                });
-                return;
-            }
+            errors.push(FieldError {
+                path: path.to_string(),
+                kind: FieldErrorType::Invalid,
+                value: Some(Value::String(actual.into())),
+                detail: format!("{path} in body must be of type {expected}: \"{actual}\""),
+            });
+            return;
         }
-        if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        if let Some(allowed) = &node.allowed
             && !allowed.contains(value)
         {
             let supported: Vec<String> = allowed
@@ -437,10 +369,10 @@ impl CrdValidator {
             });
         }
         match value {
-            Value::String(s) => self.check_string(schema, s, path, errors),
-            Value::Number(n) => check_number(schema, n, path, errors),
+            Value::String(s) => check_string(node, s, path, errors),
+            Value::Number(n) => check_number(node, n, path, errors),
             Value::Array(items) => {
-                if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
+                if let Some(max) = node.max_items
                     && items.len() as u64 > max
                 {
                     errors.push(FieldError {
@@ -450,7 +382,7 @@ impl CrdValidator {
                         detail: format!("must have at most {max} items"),
                     });
                 }
-                if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
+                if let Some(min) = node.min_items
                     && (items.len() as u64) < min
                 {
                     errors.push(FieldError {
@@ -460,7 +392,7 @@ impl CrdValidator {
                         detail: format!("{path} in body should have at least {min} items"),
                     });
                 }
-                if schema.get("x-kubernetes-list-type").and_then(Value::as_str) == Some("set") {
+                if node.set {
                     for (i, item) in items.iter().enumerate() {
                         if items[..i].contains(item) {
                             errors.push(FieldError {
@@ -472,35 +404,36 @@ impl CrdValidator {
                         }
                     }
                 }
-                if let Some(item_schema) = schema.get("items") {
+                if let Some(item_node) = &node.items {
                     for (i, item) in items.iter_mut().enumerate() {
-                        self.walk(item_schema, item, &At::Index(path, i), errors, unknown);
+                        self.walk(item_node, item, &At::Index(path, i), errors, unknown);
                     }
                 }
             }
-            Value::Object(map) => self.walk_object(schema, map, path, errors, unknown),
+            Value::Object(map) => self.walk_object(node, map, path, errors, unknown, |_| false),
             _ => {}
         }
     }
 
+    /// An object's fields against `node`: defaults, then each field (unknown ones pruned), then
+    /// required fields and the field count. `envelope`: keys the schema does not judge here.
     fn walk_object(
         &self,
-        schema: &Value,
+        node: &Node,
         map: &mut Map<String, Value>,
         path: &At<'_>,
         errors: &mut Vec<FieldError>,
         unknown: &mut Vec<String>,
+        envelope: fn(&str) -> bool,
     ) {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        let additional = schema.get("additionalProperties").filter(|a| a.is_object());
         // Defaults first, as kube-apiserver defaults before validating.
-        insert_defaults(properties, map);
+        node.insert_defaults(map, envelope);
         let mut pruned = Vec::new();
-        for (key, child) in map.iter_mut() {
+        for (key, child) in map.iter_mut().filter(|(k, _)| !envelope(k)) {
             let child_path = At::Key(path, key);
-            match properties.and_then(|p| p.get(key)).or(additional) {
-                Some(child_schema) => self.walk(child_schema, child, &child_path, errors, unknown),
-                None if preserves_unknown(schema) || path.is_root("metadata") => {}
+            match node.field(key) {
+                Some(child_node) => self.walk(child_node, child, &child_path, errors, unknown),
+                None if node.preserve_unknown => {}
                 None => {
                     unknown.push(child_path.to_string());
                     pruned.push(key.clone());
@@ -510,19 +443,15 @@ impl CrdValidator {
         for key in pruned {
             map.remove(&key);
         }
-        if let Some(required) = schema.get("required").and_then(Value::as_array) {
-            for r in required.iter().filter_map(Value::as_str) {
-                if !map.contains_key(r) {
-                    errors.push(FieldError {
-                        path: At::Key(path, r).to_string(),
-                        kind: FieldErrorType::Required,
-                        value: None,
-                        detail: String::new(),
-                    });
-                }
-            }
+        for r in node.required.iter().filter(|r| !map.contains_key(*r)) {
+            errors.push(FieldError {
+                path: At::Key(path, r).to_string(),
+                kind: FieldErrorType::Required,
+                value: None,
+                detail: String::new(),
+            });
         }
-        if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+        if let Some(max) = node.max_properties
             && map.len() as u64 > max
         {
             errors.push(FieldError {
@@ -533,55 +462,55 @@ impl CrdValidator {
             });
         }
     }
+}
 
-    fn check_string(&self, schema: &Value, s: &str, path: &At<'_>, errors: &mut Vec<FieldError>) {
-        let len = s.chars().count() as u64;
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && len > max
-        {
-            errors.push(FieldError {
-                path: path.to_string(),
-                kind: FieldErrorType::TooLong,
-                value: None,
-                detail: format!("may not be more than {max} bytes"),
-            });
-        }
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && len < min
-        {
-            errors.push(FieldError {
-                path: path.to_string(),
-                kind: FieldErrorType::Invalid,
-                value: Some(Value::String(s.into())),
-                detail: format!("{path} in body should be at least {min} chars long"),
-            });
-        }
-        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
-            && !self.pattern(pattern).is_some_and(|re| re.is_match(s))
-        {
-            errors.push(FieldError {
-                path: path.to_string(),
-                kind: FieldErrorType::Invalid,
-                value: Some(Value::String(s.into())),
-                detail: format!("{path} in body should match '{pattern}'"),
-            });
-        }
-        if let Some(format) = schema.get("format").and_then(Value::as_str)
-            && let Some(problem) = check_format(format, s)
-        {
-            errors.push(FieldError {
-                path: path.to_string(),
-                kind: FieldErrorType::Invalid,
-                value: Some(Value::String(s.into())),
-                detail: format!("{path} in body must be of type {format}: {problem}"),
-            });
-        }
+fn check_string(node: &Node, s: &str, path: &At<'_>, errors: &mut Vec<FieldError>) {
+    let len = s.chars().count() as u64;
+    if let Some(max) = node.max_length
+        && len > max
+    {
+        errors.push(FieldError {
+            path: path.to_string(),
+            kind: FieldErrorType::TooLong,
+            value: None,
+            detail: format!("may not be more than {max} bytes"),
+        });
+    }
+    if let Some(min) = node.min_length
+        && len < min
+    {
+        errors.push(FieldError {
+            path: path.to_string(),
+            kind: FieldErrorType::Invalid,
+            value: Some(Value::String(s.into())),
+            detail: format!("{path} in body should be at least {min} chars long"),
+        });
+    }
+    if let Some((pattern, compiled)) = &node.pattern
+        && !compiled.as_ref().is_some_and(|re| re.is_match(s))
+    {
+        errors.push(FieldError {
+            path: path.to_string(),
+            kind: FieldErrorType::Invalid,
+            value: Some(Value::String(s.into())),
+            detail: format!("{path} in body should match '{pattern}'"),
+        });
+    }
+    if let Some(format) = &node.format
+        && let Some(problem) = check_format(format, s)
+    {
+        errors.push(FieldError {
+            path: path.to_string(),
+            kind: FieldErrorType::Invalid,
+            value: Some(Value::String(s.into())),
+            detail: format!("{path} in body must be of type {format}: {problem}"),
+        });
     }
 }
 
-fn check_number(schema: &Value, n: &serde_json::Number, path: &At<'_>, errors: &mut Vec<FieldError>) {
+fn check_number(node: &Node, n: &serde_json::Number, path: &At<'_>, errors: &mut Vec<FieldError>) {
     let Some(x) = n.as_f64() else { return };
-    if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
+    if let Some(min) = node.minimum
         && x < min
     {
         errors.push(FieldError {
@@ -591,7 +520,7 @@ fn check_number(schema: &Value, n: &serde_json::Number, path: &At<'_>, errors: &
             detail: format!("{path} in body should be greater than or equal to {min}"),
         });
     }
-    if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
+    if let Some(max) = node.maximum
         && x > max
     {
         errors.push(FieldError {
@@ -615,64 +544,6 @@ fn check_format(format: &str, s: &str) -> Option<String> {
         }
         _ => None,
     }
-}
-
-/// Whether `value` is of the schema type `expected` (an integer is a number).
-fn is_of_type(value: &Value, expected: &str) -> bool {
-    let actual = type_name(value);
-    actual == expected || (expected == "number" && actual == "integer")
-}
-
-/// Adds the defaults of the `properties` that `map` lacks.
-fn insert_defaults(properties: Option<&Map<String, Value>>, map: &mut Map<String, Value>) {
-    for (key, child_schema) in properties.into_iter().flatten() {
-        if !map.contains_key(key)
-            && let Some(default) = child_schema.get("default")
-        {
-            map.insert(key.clone(), default.clone());
-        }
-    }
-}
-
-/// What reading a stored object with the current schema does to it: unknown fields pruned and
-/// defaults applied where [`CrdValidator::walk`] would, without judging anything (the object
-/// was valid when it was stored).
-fn prune(schema: &Value, value: &mut Value) {
-    let int_or_string = schema.get("x-kubernetes-int-or-string").and_then(Value::as_bool) == Some(true);
-    let wrong_type = schema
-        .get("type")
-        .and_then(Value::as_str)
-        .is_some_and(|expected| !is_of_type(value, expected));
-    if value.is_null() || int_or_string || wrong_type {
-        return;
-    }
-    match value {
-        Value::Array(items) => {
-            if let Some(item_schema) = schema.get("items") {
-                items.iter_mut().for_each(|item| prune(item_schema, item));
-            }
-        }
-        Value::Object(map) => {
-            let properties = schema.get("properties").and_then(Value::as_object);
-            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
-            insert_defaults(properties, map);
-            map.retain(|key, child| match properties.and_then(|p| p.get(key)).or(additional) {
-                Some(child_schema) => {
-                    prune(child_schema, child);
-                    true
-                }
-                None => preserves_unknown(schema),
-            });
-        }
-        _ => {}
-    }
-}
-
-fn preserves_unknown(schema: &Value) -> bool {
-    schema
-        .get("x-kubernetes-preserve-unknown-fields")
-        .and_then(Value::as_bool)
-        == Some(true)
 }
 
 fn collect_rule_paths(schema: &Value, out: &mut HashMap<String, String>) {

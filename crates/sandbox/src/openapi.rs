@@ -9,13 +9,19 @@ use schemars::{JsonSchema, SchemaGenerator, generate::SchemaSettings};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-/// A built-in kind's schema: the catalogue's, and SelfSubjectAccessReview's (not listable).
+/// A built-in kind's schema: the catalogue's, and the access reviews' (not listable).
 fn builtin_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String> {
-    if (group, kind) == ("authorization.k8s.io", "SelfSubjectAccessReview") {
-        generator.subschema_for::<api::authorization::v1::SelfSubjectAccessReview>();
-        return Some(api::authorization::v1::SelfSubjectAccessReview::schema_name().into_owned());
+    fn named<T: JsonSchema>(generator: &mut SchemaGenerator) -> Option<String> {
+        generator.subschema_for::<T>();
+        Some(T::schema_name().into_owned())
     }
-    crate::catalogue::find(group, kind).map(|e| (e.schema)(generator))
+    use api::authorization::v1 as authz;
+    match (group, kind) {
+        ("authorization.k8s.io", "SelfSubjectAccessReview") => named::<authz::SelfSubjectAccessReview>(generator),
+        ("authorization.k8s.io", "SubjectAccessReview") => named::<authz::SubjectAccessReview>(generator),
+        ("authorization.k8s.io", "LocalSubjectAccessReview") => named::<authz::LocalSubjectAccessReview>(generator),
+        _ => crate::catalogue::find(group, kind).map(|e| (e.schema)(generator)),
+    }
 }
 
 fn parameter(name: &str, description: &str) -> Value {

@@ -136,6 +136,18 @@ pub fn allowed(inner: &Inner, user: &UserInfo, a: &Attributes) -> bool {
         || bound_rules(inner, user, &a.namespace).iter().any(|r| rule_allows(r, a))
 }
 
+/// Whether `user` may `verb` the non-resource URL `path` (`/healthz`, `/apis`...): a rule's
+/// `nonResourceURLs` entry matches it exactly, or as a prefix when it ends in `*`. Only
+/// cluster-wide bindings give such rights.
+pub fn allowed_non_resource(inner: &Inner, user: &UserInfo, path: &str, verb: &str) -> bool {
+    let url_matches = |u: &&str| *u == path || u.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix));
+    user.groups.iter().any(|g| g == "system:masters")
+        || bound_rules(inner, user, "").iter().any(|r| {
+            strings(r.get("verbs")).iter().any(|v| *v == "*" || *v == verb)
+                && strings(r.get("nonResourceURLs")).iter().any(url_matches)
+        })
+}
+
 /// The rules of every role bound to `user`: cluster-wide, and in `namespace` (empty: none).
 fn bound_rules(inner: &Inner, user: &UserInfo, namespace: &str) -> Vec<Value> {
     let binds = |binding: &Value| {

@@ -813,10 +813,22 @@ fn configured() -> Vec<ResourceType> {
                 "SelfSubjectRulesReview",
                 "selfsubjectrulesreviews",
             ),
+            ("authorization.k8s.io", "SubjectAccessReview", "subjectaccessreviews"),
             ("authentication.k8s.io", "TokenReview", "tokenreviews"),
             ("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews"),
         ]
         .map(|(group, kind, plural)| R::builtin(group, "v1", kind, plural, false, false).verbs(&["create"])),
     )
+    .chain(std::iter::once(
+        R::builtin(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+            false,
+        )
+        .verbs(&["create"]),
+    ))
     .collect()
 }

@@ -292,3 +292,165 @@ async fn what_every_cluster_has() {
     let _ = std::fs::remove_file(&kubeconfig);
     sandbox.shutdown().await;
 }
+
+/// SubjectAccessReview and LocalSubjectAccessReview (kube-rs): what another user may do, as
+/// delegated authorizers and admission webhooks ask it, answered by the same RBAC; invalid
+/// reviews refused with kube-apiserver's field errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_access_reviews_answer_for_other_users() {
+    use k8s_openapi::api::authorization::v1::{LocalSubjectAccessReview, SubjectAccessReview};
+    use kube::api::{Api, PostParams};
+    let sandbox = Sandbox::start(Config {
+        rbac: true,
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-sar-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    for args in [
+        &["create", "namespace", "team-a"][..],
+        &["create", "namespace", "team-b"],
+        &[
+            "create",
+            "role",
+            "reader",
+            "-n",
+            "team-a",
+            "--verb=get,list",
+            "--resource=configmaps",
+        ],
+        &[
+            "create",
+            "rolebinding",
+            "alice-reads",
+            "-n",
+            "team-a",
+            "--role=reader",
+            "--user=alice",
+        ],
+    ] {
+        let (ok, text) = kubectl(&kubeconfig, args);
+        assert!(ok, "{args:?}: {text}");
+    }
+    let sars: Api<SubjectAccessReview> = Api::all(client.clone());
+    let review = |spec: serde_json::Value| -> SubjectAccessReview {
+        serde_json::from_value(
+            serde_json::json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}),
+        )
+        .expect("a review")
+    };
+    let allowed = |sar: &SubjectAccessReview| sar.status.as_ref().map(|s| s.allowed);
+    let asks = [
+        (
+            serde_json::json!({"user": "alice", "resourceAttributes": {"namespace": "team-a", "verb": "get", "resource": "configmaps"}}),
+            true,
+        ),
+        (
+            serde_json::json!({"user": "alice", "resourceAttributes": {"namespace": "team-a", "verb": "delete", "resource": "configmaps"}}),
+            false,
+        ),
+        (
+            serde_json::json!({"user": "alice", "resourceAttributes": {"namespace": "team-b", "verb": "get", "resource": "configmaps"}}),
+            false,
+        ),
+        (
+            serde_json::json!({"user": "root", "groups": ["system:masters"], "resourceAttributes": {"verb": "delete", "resource": "secrets"}}),
+            true,
+        ),
+        // The default system:public-info-viewer binding covers every authenticated user.
+        (
+            serde_json::json!({"user": "bob", "groups": ["system:authenticated"], "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}),
+            true,
+        ),
+        (
+            serde_json::json!({"user": "bob", "groups": ["system:authenticated"], "nonResourceAttributes": {"path": "/metrics", "verb": "get"}}),
+            false,
+        ),
+    ];
+    for (spec, expected) in asks {
+        let answered = sars
+            .create(&PostParams::default(), &review(spec.clone()))
+            .await
+            .expect("answered");
+        assert_eq!(allowed(&answered), Some(expected), "{spec}");
+    }
+    // In a namespace: the review's namespace must be the request's.
+    let locals: Api<LocalSubjectAccessReview> = Api::namespaced(client.clone(), "team-a");
+    let local = |namespace: &str| -> LocalSubjectAccessReview {
+        serde_json::from_value(serde_json::json!({"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+            "spec": {"user": "alice", "resourceAttributes": {"namespace": namespace, "verb": "list", "resource": "configmaps"}}}))
+        .expect("a review")
+    };
+    let answered = locals
+        .create(&PostParams::default(), &local("team-a"))
+        .await
+        .expect("answered");
+    assert_eq!(answered.status.map(|s| s.allowed), Some(true));
+    assert_eq!(answered.metadata.namespace.as_deref(), Some("team-a"));
+    let refusal = |e: kube::Error| match e {
+        kube::Error::Api(s) => (s.code, s.message),
+        other => panic!("not an API error: {other}"),
+    };
+    let e = locals
+        .create(&PostParams::default(), &local("team-b"))
+        .await
+        .expect_err("another namespace");
+    assert_eq!(
+        refusal(e),
+        (422, "LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes.namespace: Invalid value: \"team-b\": must match metadata.namespace".to_string())
+    );
+    let e = sars
+        .create(
+            &PostParams::default(),
+            &review(serde_json::json!({"resourceAttributes": {"verb": "get", "resource": "pods"}})),
+        )
+        .await
+        .expect_err("nobody asked about");
+    assert_eq!(
+        refusal(e),
+        (422, "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.user: Invalid value: \"\": at least one of user or group must be specified".to_string())
+    );
+    let e = sars
+        .create(&PostParams::default(), &review(serde_json::json!({"user": "alice"})))
+        .await
+        .expect_err("nothing asked");
+    assert_eq!(
+        refusal(e),
+        (422, "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified".to_string())
+    );
+    // Served and discoverable, and usable from kubectl.
+    let (ok, text) = kubectl(
+        &kubeconfig,
+        &["api-resources", "--api-group=authorization.k8s.io", "-o", "name"],
+    );
+    assert!(ok, "{text}");
+    for name in [
+        "subjectaccessreviews.authorization.k8s.io",
+        "localsubjectaccessreviews.authorization.k8s.io",
+    ] {
+        assert!(text.lines().any(|l| l == name), "{name} in:\n{text}");
+    }
+    let manifest = std::env::temp_dir().join(format!("pg-sar-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "apiVersion: authorization.k8s.io/v1\nkind: SubjectAccessReview\nspec:\n  user: alice\n  resourceAttributes:\n    namespace: team-a\n    verb: list\n    resource: configmaps\n",
+    )
+    .expect("manifest");
+    let (ok, text) = kubectl(
+        &kubeconfig,
+        &[
+            "create",
+            "-f",
+            manifest.to_str().expect("a path"),
+            "-o",
+            "jsonpath={.status.allowed}",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(text.trim(), "true");
+    let _ = std::fs::remove_file(&manifest);
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}

@@ -1,5 +1,6 @@
 //! The HTTP API: the server state and its own writes; one file per part of a request's life.
 
+mod access;
 mod authn;
 mod defaults;
 mod delete;

@@ -283,33 +283,8 @@ impl ApiServer {
                 }
             }
             (Method::POST, None) => {
-                if t.rt.plural == "selfsubjectaccessreviews" {
-                    let mut review = parse_body(headers, &body)?;
-                    let ra = review.pointer("/spec/resourceAttributes").cloned().unwrap_or(json!({}));
-                    let field = |k: &str| ra.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-                    let asked = crate::rbac::Attributes {
-                        verb: field("verb"),
-                        group: field("group"),
-                        resource: field("resource"),
-                        subresource: field("subresource"),
-                        namespace: field("namespace"),
-                        name: field("name"),
-                    };
-                    let allowed = !self.rbac || crate::rbac::allowed(&self.store.lock(), &user, &asked);
-                    review["status"] = if allowed {
-                        let reason = if self.rbac {
-                            "allowed by RBAC"
-                        } else {
-                            "the sandbox runs without RBAC (--rbac switches it on)"
-                        };
-                        json!({"allowed": true, "reason": reason})
-                    } else {
-                        // No rule allows it: no reason, unless a bound role is missing.
-                        match crate::rbac::unresolved(&self.store.lock(), &user, &asked.namespace) {
-                            Some(reason) => json!({"allowed": false, "reason": reason}),
-                            None => json!({"allowed": false}),
-                        }
-                    };
+                if t.rt.group == "authorization.k8s.io" && t.rt.plural.ends_with("subjectaccessreviews") {
+                    let review = self.access_review(t, parse_body(headers, &body)?, &user)?;
                     return Ok(json_response(201, &review, &[]));
                 }
                 if t.rt.plural == "selfsubjectrulesreviews" {

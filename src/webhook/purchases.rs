@@ -116,12 +116,15 @@ impl Webhooks {
             old: req.old_object.as_ref(),
             new: req.object.as_ref(),
         };
-        // R8: what would undo a freeze, whatever the matrix says.
-        let subject = format!(
-            "{} \"{}\" of customer \"{customer_label}\" in namespace \"{namespace}\"",
-            req.resource, req.name
-        );
-        if let Some(refused) = policy::judge_freeze(state, &request, &subject) {
+        // R8: what would undo a freeze, whatever the matrix says (the subject is worded only
+        // for a refusal).
+        let subject = || {
+            format!(
+                "{} \"{}\" of customer \"{customer_label}\" in namespace \"{namespace}\"",
+                req.resource, req.name
+            )
+        };
+        if let Some(refused) = policy::judge_freeze(state, &request, subject) {
             return Judged::Judgement(refused, customer_name);
         }
         let judgement = policy::judge_request(

@@ -176,7 +176,11 @@ pub enum Judgement {
 /// the R7 matrix says ([`crate::undoes_freeze`]; through the scale subresource, any raise while
 /// the customer is frozen, [`crate::scale_undoes_freeze`]). `subject` names the resource in the
 /// message. `None`: the request undoes no freeze.
-pub fn judge_freeze(state: &CustomerState, request: &BillableRequest<'_>, subject: &str) -> Option<Judgement> {
+pub fn judge_freeze(
+    state: &CustomerState,
+    request: &BillableRequest<'_>,
+    subject: impl FnOnce() -> String,
+) -> Option<Judgement> {
     let why = if request.scale {
         match state {
             CustomerState::Known { state, .. } if state.freezes_resources() => {
@@ -190,7 +194,7 @@ pub fn judge_freeze(state: &CustomerState, request: &BillableRequest<'_>, subjec
     Some(Judgement::Deny {
         rule: "R8",
         reason: "ResourceFrozen",
-        message: format!("R8: {subject}: {why}"),
+        message: format!("R8: {}: {why}", subject()),
     })
 }
 

@@ -382,16 +382,12 @@ pub fn plan(
 /// its frozen value; for a create, carrying a record (a forged one would be "restored" at
 /// unfreeze). `None`: the request undoes nothing.
 pub fn undoes_freeze(old: Option<&Value>, new: Option<&Value>) -> Option<String> {
-    let annotation = |o: Option<&Value>| {
-        o.and_then(|o| o.pointer("/metadata/annotations"))
-            .and_then(|a| a.get(FROZEN_ANNOTATION))
-            .cloned()
-    };
-    let label = |o: Option<&Value>| {
-        o.and_then(|o| o.pointer("/metadata/labels"))
-            .and_then(|a| a.get(FROZEN_LABEL))
-            .cloned()
-    };
+    fn annotation(o: Option<&Value>) -> Option<&Value> {
+        o?.get("metadata")?.get("annotations")?.get(FROZEN_ANNOTATION)
+    }
+    fn label(o: Option<&Value>) -> Option<&Value> {
+        o?.get("metadata")?.get("labels")?.get(FROZEN_LABEL)
+    }
     let new = new?;
     if annotation(old) != annotation(Some(new)) || label(old) != label(Some(new)) {
         return Some(format!(

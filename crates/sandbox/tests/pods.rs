@@ -322,6 +322,44 @@ spec: {policyName: no-blocked-pods, validationActions: [Deny]}
     );
     let blocked = field(&k, &["get", "pods", "-l", "blocked=yes"], "{.items[*].metadata.name}");
     assert_eq!(blocked, "", "no blocked Pod was created");
+    // The ReplicaSet and its Deployment say so in a ReplicaFailure condition, as
+    // kube-controller-manager's controllers do, with the refusal as the API returned it.
+    k.ok(&[
+        "wait",
+        "--for=condition=ReplicaFailure",
+        "deployment/shut",
+        "--timeout=20s",
+    ]);
+    let failure = |what: &[&str]| {
+        field(
+            &k,
+            what,
+            r#"{.status.conditions[?(@.type=="ReplicaFailure")].reason}|{.status.conditions[?(@.type=="ReplicaFailure")].message}"#,
+        )
+    };
+    let on_deployment = failure(&["get", "deployment", "shut"]);
+    let rs_name = field(&k, &["get", "rs", "-l", "blocked=yes"], "{.items[0].metadata.name}");
+    let on_replica_set = failure(&["get", "rs", &rs_name]);
+    for got in [&on_deployment, &on_replica_set] {
+        assert!(got.starts_with("FailedCreate|pods \"shut-"), "{got}");
+        assert!(
+            got.ends_with(
+                "denied request: blocked Pods are refused to system:serviceaccount:kube-system:replicaset-controller"
+            ),
+            "{got}"
+        );
+    }
+    // Once creations pass again, the condition goes from both.
+    k.ok(&["delete", "validatingadmissionpolicybinding", "no-blocked-pods"]);
+    k.ok(&["wait", "--for=condition=Available", "deployment/shut", "--timeout=20s"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(failure(&["get", "deployment", "shut"]) == "|" && failure(&["get", "rs", &rs_name]) == "|") {
+        assert!(
+            Instant::now() < deadline,
+            "ReplicaFailure stayed after creations passed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let _ = std::fs::remove_file(&k.kubeconfig);
     sandbox.shutdown().await;

@@ -62,6 +62,9 @@ pub struct ApiServer {
     cluster_ca: signer::ClusterCa,
     /// Signs and checks ServiceAccount tokens.
     tokens: crate::tokens::Signer,
+    /// The simulated ReplicaSet controller's last refused Pod creation, by ReplicaSet
+    /// (namespace and uid): its `ReplicaFailure` condition.
+    creation_failures: std::sync::Mutex<HashMap<(String, String), String>>,
 }
 
 type Query = HashMap<String, String>;
@@ -82,6 +85,7 @@ impl ApiServer {
             admission: Admission::default(),
             cluster_ca: signer::ClusterCa::generate(),
             tokens: crate::tokens::Signer::default(),
+            creation_failures: Default::default(),
         }
     }
 

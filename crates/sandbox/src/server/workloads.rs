@@ -21,7 +21,8 @@
 //! (`system:serviceaccount:kube-system:replicaset-controller`), the scheduler as
 //! `system:kube-scheduler` through the `pods/binding` subresource, kubelets as
 //! `system:node:<node>` through `pods/status`. A Pod creation admission refuses is reported as
-//! the controller reports it: a `FailedCreate` warning event on the owner.
+//! the controller reports it: a `FailedCreate` warning event on the owner, and a ReplicaSet's
+//! (and its Deployment's) `ReplicaFailure` condition until a creation passes.
 
 use super::*;
 use crate::store::EventType;
@@ -126,7 +127,8 @@ fn set_condition(conditions: &mut Vec<Value>, old: &Value, kind: &str, status: &
     };
     let mut c = json!({"type": kind, "status": status, "reason": reason, "message": message,
                        "lastTransitionTime": transition});
-    if !update.is_null() && kind != "Complete" && kind != "SuccessCriteriaMet" {
+    // Only a Deployment's conditions have an update time.
+    if !update.is_null() && old["kind"] == "Deployment" {
         c["lastUpdateTime"] = update;
     }
     conditions.push(c);
@@ -299,6 +301,9 @@ impl ApiServer {
         let Err(e) = self.sim_create("pods", "", &ns, pod, manager) else {
             return;
         };
+        if owner["kind"] == "ReplicaSet" {
+            self.failures().insert(failure_key(owner), e.message.clone());
+        }
         let message = format!("Error creating: {}", e.message);
         let name = format!(
             "{}.{}",
@@ -399,10 +404,15 @@ impl ApiServer {
         for d in self.objects("apps/deployments", ns) {
             self.deployment_children(&d);
         }
-        for rs in self.objects("apps/replicasets", ns) {
-            let replicas = int(&rs, "/spec/replicas", 1).max(0) as usize;
-            self.keep_pods(&rs, "replicaset-controller", replicas);
+        let replica_sets = self.objects("apps/replicasets", ns);
+        for rs in &replica_sets {
+            let replicas = int(rs, "/spec/replicas", 1).max(0) as usize;
+            self.keep_pods(rs, "replicaset-controller", replicas);
         }
+        // The refusals of ReplicaSets that are gone are forgotten.
+        let live: BTreeSet<&str> = replica_sets.iter().map(|rs| text(rs, "/metadata/uid")).collect();
+        self.failures()
+            .retain(|(namespace, uid), _| namespace != ns || live.contains(uid.as_str()));
         for sts in self.objects("apps/statefulsets", ns) {
             self.statefulset_pods(&sts);
         }
@@ -451,8 +461,15 @@ impl ApiServer {
         pod
     }
 
+    /// The ReplicaSets whose last Pod creation was refused, with the refusal.
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+        self.creation_failures.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A ReplicaSet's Pods: `replicas` of them, named `<owner>-<random>`; the newest go first.
+    /// A sync that creates without a refusal clears the ReplicaSet's `ReplicaFailure`.
     fn keep_pods(&self, owner: &Value, manager: &str, replicas: usize) {
+        self.failures().remove(&failure_key(owner));
         if deleting(owner) {
             return;
         }
@@ -756,6 +773,14 @@ impl ApiServer {
                                     "readyReplicas": ready, "availableReplicas": ready,
                                     "observedGeneration": int(&rs, "/metadata/generation", 1)});
             drop_zeros(&mut status, &["readyReplicas", "availableReplicas"]);
+            // kube-controller-manager's condition for a refused creation: the API error as it
+            // came back (the FailedCreate event prefixes "Error creating: ").
+            let failed = self.failures().get(&failure_key(&rs)).cloned();
+            if let Some(message) = failed {
+                let mut conditions = Vec::new();
+                set_condition(&mut conditions, &rs, "ReplicaFailure", "True", "FailedCreate", &message);
+                status["conditions"] = json!(conditions);
+            }
             self.sim_status("replicasets", "apps", &rs, status, "replicaset-controller");
         }
         for sts in self.objects("apps/statefulsets", ns) {
@@ -929,6 +954,22 @@ impl ApiServer {
             ),
             None => {}
         }
+        // A ReplicaSet's ReplicaFailure (the new one's first) is the Deployment's too.
+        let failure = new_rs.into_iter().chain(&owned).find_map(|rs| {
+            rs.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "ReplicaFailure"))
+        });
+        if let Some(f) = failure {
+            set_condition(
+                &mut conditions,
+                d,
+                "ReplicaFailure",
+                f["status"].as_str().unwrap_or("True"),
+                f["reason"].as_str().unwrap_or_default(),
+                f["message"].as_str().unwrap_or_default(),
+            );
+        }
         let mut status = json!({
             "observedGeneration": int(d, "/metadata/generation", 1),
             "replicas": replicas, "updatedReplicas": updated, "readyReplicas": ready,
@@ -947,6 +988,14 @@ impl ApiServer {
         );
         self.sim_status("deployments", "apps", d, status, "deployment-controller");
     }
+}
+
+/// Which ReplicaSet a refused creation is remembered for.
+fn failure_key(rs: &Value) -> (String, String) {
+    (
+        text(rs, "/metadata/namespace").to_string(),
+        text(rs, "/metadata/uid").to_string(),
+    )
 }
 
 fn node_ip(index: usize) -> String {

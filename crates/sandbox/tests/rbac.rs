@@ -18,16 +18,22 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn roles_bindings_and_can_i() {
+/// A sandbox authorizing with RBAC, and a kubeconfig for it (named after `tag`).
+async fn rbac_sandbox(tag: &str) -> (Sandbox, std::path::PathBuf) {
     let sandbox = Sandbox::start(Config {
         rbac: true,
         ..Config::default()
     })
     .await
     .expect("starts");
-    let kubeconfig = std::env::temp_dir().join(format!("pg-rbac-{}.kubeconfig", std::process::id()));
+    let kubeconfig = std::env::temp_dir().join(format!("pg-{tag}-{}.kubeconfig", std::process::id()));
     sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    (sandbox, kubeconfig)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_bindings_and_can_i() {
+    let (sandbox, kubeconfig) = rbac_sandbox("rbac").await;
     let ok = |args: &[&str]| {
         let (ok, text) = kubectl(&kubeconfig, args);
         assert!(ok, "{args:?}: {text}");
@@ -202,14 +208,7 @@ async fn roles_bindings_and_can_i() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_every_cluster_has() {
-    let sandbox = Sandbox::start(Config {
-        rbac: true,
-        ..Config::default()
-    })
-    .await
-    .expect("starts");
-    let kubeconfig = std::env::temp_dir().join(format!("pg-defaults-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (sandbox, kubeconfig) = rbac_sandbox("defaults").await;
     let ok = |args: &[&str]| {
         let (ok, text) = kubectl(&kubeconfig, args);
         assert!(ok, "{args:?}: {text}");
@@ -300,15 +299,8 @@ async fn what_every_cluster_has() {
 async fn subject_access_reviews_answer_for_other_users() {
     use k8s_openapi::api::authorization::v1::{LocalSubjectAccessReview, SubjectAccessReview};
     use kube::api::{Api, PostParams};
-    let sandbox = Sandbox::start(Config {
-        rbac: true,
-        ..Config::default()
-    })
-    .await
-    .expect("starts");
+    let (sandbox, kubeconfig) = rbac_sandbox("sar").await;
     let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
-    let kubeconfig = std::env::temp_dir().join(format!("pg-sar-{}.kubeconfig", std::process::id()));
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     for args in [
         &["create", "namespace", "team-a"][..],
         &["create", "namespace", "team-b"],

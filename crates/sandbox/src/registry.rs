@@ -351,7 +351,11 @@ impl ResourceType {
         }
     }
 
-    /// The storage key prefix: `group/plural`.
+    /// Whether this is core/v1 Namespaces.
+    pub fn is_namespace(&self) -> bool {
+        self.group.is_empty() && self.plural == "namespaces"
+    }
+
     /// Whether kube-apiserver keeps `metadata.generation` for this kind: custom resources and
     /// the built-ins whose strategies track it; not the core group's kinds (ConfigMaps,
     /// Secrets, Namespaces, ServiceAccounts, Services, Pods...) but ReplicationControllers, nor

@@ -351,6 +351,45 @@ async fn suite(version: Option<&str>) {
         assert_eq!(label, "labelled", "after {change:?}");
     }
 
+    // A namespace held by a finalizer of its spec stays Terminating, emptied, until the
+    // finalizer is removed through the finalize subresource (`kubectl replace --raw`).
+    let held = dir.join("held.yaml");
+    std::fs::write(
+        &held,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: held\nspec:\n  finalizers: [example.com/hold]\n",
+    )
+    .expect("write");
+    k.ok(&["create", "-f", held.to_str().expect("utf-8")]);
+    k.ok(&["create", "configmap", "content", "-n", "held"]);
+    k.ok(&["delete", "namespace", "held", "--wait=false"]);
+    k.ok(&[
+        "wait",
+        "--for=delete",
+        "configmap/content",
+        "-n",
+        "held",
+        "--timeout=10s",
+    ]);
+    let mut namespace = k.json(&["get", "namespace", "held"]);
+    assert_eq!(namespace["status"]["phase"], "Terminating", "{namespace}");
+    assert_eq!(
+        namespace["spec"]["finalizers"],
+        serde_json::json!(["example.com/hold"]),
+        "{namespace}"
+    );
+    namespace["spec"]["finalizers"] = serde_json::json!([]);
+    let finalized = dir.join("finalized.json");
+    std::fs::write(&finalized, namespace.to_string()).expect("write");
+    k.ok(&[
+        "replace",
+        "--raw",
+        "/api/v1/namespaces/held/finalize",
+        "-f",
+        finalized.to_str().expect("utf-8"),
+    ]);
+    let err = k.fails(&["get", "namespace", "held"]);
+    assert!(err.contains("not found"), "{err}");
+
     field_ownership_after_updates(&k, &dir);
 
     let _ = std::fs::remove_dir_all(&dir);

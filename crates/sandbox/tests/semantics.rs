@@ -475,3 +475,92 @@ async fn the_event_recorder_reports_on_the_kubernetes_service() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_are_finalized_before_they_go() {
+    use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec};
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = client(&sandbox);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let pp = PostParams::default();
+    let finalizers = |ns: &Namespace| ns.spec.as_ref().and_then(|s| s.finalizers.clone()).unwrap_or_default();
+
+    // kube-apiserver adds its own finalizer to those a new namespace asks for.
+    let mut held = Namespace::default();
+    held.metadata.name = Some("held".into());
+    held.spec = Some(NamespaceSpec {
+        finalizers: Some(vec!["example.com/hold".into()]),
+    });
+    let created = namespaces.create(&pp, &held).await.expect("created");
+    assert_eq!(finalizers(&created), ["example.com/hold", "kubernetes"]);
+    // An update does not change them: only the finalize subresource does.
+    let patch = serde_json::json!({"spec": {"finalizers": []}, "metadata": {"labels": {"team": "a"}}});
+    let patched = namespaces
+        .patch("held", &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .expect("patched");
+    assert_eq!(finalizers(&patched), ["example.com/hold", "kubernetes"]);
+
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), "held");
+    configs
+        .create(&pp, &config_map("content", None))
+        .await
+        .expect("content");
+    namespaces
+        .delete("held", &DeleteParams::default())
+        .await
+        .expect("deleting");
+    // The content goes, then the namespace's own finalizer; the other one holds it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let terminating = loop {
+        let ns = namespaces.get("held").await.expect("still there");
+        if finalizers(&ns) == ["example.com/hold"] {
+            break ns;
+        }
+        assert!(Instant::now() < deadline, "not finalized by the system: {ns:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(terminating.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert!(
+        configs
+            .list(&ListParams::default())
+            .await
+            .expect("listed")
+            .items
+            .is_empty()
+    );
+    // Updating a terminating namespace while a finalizer holds it does not remove it.
+    let label = serde_json::json!({"metadata": {"labels": {"team": "b"}}});
+    namespaces
+        .patch("held", &PatchParams::default(), &Patch::Merge(label))
+        .await
+        .expect("labelled");
+    assert!(namespaces.get_opt("held").await.expect("read").is_some());
+
+    // Only PUT is served on finalize; the name must match.
+    let mut body = namespaces.get("held").await.expect("read");
+    body.spec = Some(NamespaceSpec { finalizers: None });
+    let mut other = body.clone();
+    other.metadata.name = Some("other".into());
+    let err = namespaces
+        .replace_subresource("finalize", "held", &pp, &other)
+        .await
+        .expect_err("the name must match");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 400), "{err:?}");
+    // Removing the last finalizer through finalize lets the namespace go.
+    namespaces
+        .replace_subresource("finalize", "held", &pp, &body)
+        .await
+        .expect("finalized");
+    assert!(namespaces.get_opt("held").await.expect("read").is_none());
+
+    // Discovery lists the subresource, with the one verb it has.
+    let discovered = client.list_core_api_resources("v1").await.expect("discovery");
+    let finalize = discovered
+        .resources
+        .iter()
+        .find(|r| r.name == "namespaces/finalize")
+        .expect("namespaces/finalize is listed");
+    assert_eq!(finalize.verbs, ["update"]);
+    sandbox.shutdown().await;
+}

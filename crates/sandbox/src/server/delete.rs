@@ -81,7 +81,7 @@ impl ApiServer {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let is_namespace = rt.plural == "namespaces" && rt.group.is_empty();
+        let is_namespace = rt.is_namespace();
         if propagation == "Foreground" && !finalizers.contains(&json!("foregroundDeletion")) {
             finalizers.push(json!("foregroundDeletion"));
         }

@@ -188,6 +188,7 @@ fn other_subresources(t: &ResourceType) -> &'static [Subresource] {
             ("binding", ("", "v1", "Binding"), &["create"]),
             ("eviction", ("policy", "v1", "Eviction"), &["create"]),
         ],
+        ("", "namespaces") => &[("finalize", ("", "v1", "Namespace"), &["update"])],
         ("", "serviceaccounts") => &[("token", ("authentication.k8s.io", "v1", "TokenRequest"), &["create"])],
         ("certificates.k8s.io", "certificatesigningrequests") => &[(
             "approval",

@@ -325,10 +325,7 @@ impl ApiServer {
                     if let Some(m) = meta_mut(&mut done) {
                         m.insert("resourceVersion".into(), json!(rv.to_string()));
                     }
-                    let empty = done
-                        .pointer("/metadata/finalizers")
-                        .and_then(Value::as_array)
-                        .is_none_or(|f| f.is_empty());
+                    let empty = finalized(&done);
                     inner.put(&self.store, k.clone(), done);
                     if empty {
                         inner.remove(&self.store, k);
@@ -362,9 +359,27 @@ impl ApiServer {
                     .iter()
                     .filter(|k| k.namespace == *ns && inner.get(k).is_some())
                     .count();
-                if remaining == 0 {
-                    inner.remove(&self.store, &Key::new("/namespaces", "", ns));
-                    changed = true;
+                let key = Key::new("/namespaces", "", ns);
+                if remaining == 0
+                    && let Some(namespace) = inner.get(&key).cloned()
+                {
+                    // The namespace controller's part: once the content is gone, its finalizer
+                    // goes; the namespace goes with the last finalizer.
+                    let mut done = (*namespace).clone();
+                    if let Some(f) = done.pointer_mut("/spec/finalizers").and_then(Value::as_array_mut) {
+                        f.retain(|x| x != NAMESPACE_FINALIZER);
+                    }
+                    if finalized(&done) {
+                        inner.remove(&self.store, &key);
+                        changed = true;
+                    } else if done != *namespace {
+                        let rv = inner.next_rv();
+                        if let Some(m) = meta_mut(&mut done) {
+                            m.insert("resourceVersion".into(), json!(rv.to_string()));
+                        }
+                        inner.put(&self.store, key, done);
+                        changed = true;
+                    }
                 }
                 to_delete.extend(contents);
             }

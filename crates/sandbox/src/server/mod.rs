@@ -46,6 +46,26 @@ pub const MAX_BODY: usize = 3 * 1024 * 1024;
 /// The Kubernetes version the sandbox reports.
 pub const KUBERNETES_VERSION: (&str, &str) = ("1", "33");
 
+/// The finalizer in a namespace's spec that the namespace controller removes once the
+/// namespace's content is gone.
+const NAMESPACE_FINALIZER: &str = "kubernetes";
+
+/// Whether an object being deleted may go: no finalizers left (for a namespace, in its spec
+/// too).
+fn finalized(object: &Value) -> bool {
+    let namespace = object.get("kind").and_then(Value::as_str) == Some("Namespace")
+        && object.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    ["/metadata/finalizers", "/spec/finalizers"]
+        .iter()
+        .take(if namespace { 2 } else { 1 })
+        .all(|path| {
+            object
+                .pointer(path)
+                .and_then(Value::as_array)
+                .is_none_or(|f| f.is_empty())
+        })
+}
+
 /// The API server state.
 pub struct ApiServer {
     pub store: Arc<Store>,

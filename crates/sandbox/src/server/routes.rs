@@ -187,6 +187,7 @@ impl ApiServer {
             && !(sub == "scale" && target.rt.scale.is_some())
             && !(sub == "token" && target.rt.group.is_empty() && target.rt.plural == "serviceaccounts")
             && !(sub == "approval" && target.rt.plural == "certificatesigningrequests")
+            && !(sub == "finalize" && target.rt.is_namespace())
             && !(matches!(sub.as_str(), "binding" | "eviction")
                 && target.rt.group.is_empty()
                 && target.rt.plural == "pods")
@@ -247,6 +248,10 @@ impl ApiServer {
                 self.evict(t, name, object, q, &user)?
             };
             return Ok(json_response(201, &status, &warnings));
+        }
+        if t.subresource.as_deref() == Some("finalize") && method != Method::PUT {
+            // kube-apiserver serves only updates of a namespace's finalizers.
+            return Err(ApiError::method_not_allowed());
         }
         if method == Method::POST
             && let Some(answer) = self.authentication(t, headers, &body, &user)?

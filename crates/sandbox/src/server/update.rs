@@ -10,6 +10,11 @@ impl ApiServer {
             let mut o = old.clone();
             o["status"]["conditions"] = new.pointer("/status/conditions").cloned().unwrap_or(Value::Null);
             o
+        } else if sub == Some("finalize") {
+            // A namespace's finalize: its spec's finalizers, nothing else.
+            let mut o = old.clone();
+            set_namespace_finalizers(&mut o, new);
+            o
         } else if sub == Some("status") {
             let mut o = old.clone();
             match new.get("status") {
@@ -48,6 +53,10 @@ impl ApiServer {
                 }
             }
             o["metadata"] = m;
+            if rt.is_namespace() {
+                // Only the finalize subresource changes a namespace's finalizers.
+                set_namespace_finalizers(&mut o, old);
+            }
             o
         };
         if let Some(o) = out.as_object_mut() {
@@ -154,7 +163,7 @@ impl ApiServer {
         subresource: Option<&str>,
         dry: bool,
     ) -> Result<Value, Option<ApiError>> {
-        if rt.group.is_empty() && rt.plural == "namespaces" {
+        if rt.is_namespace() {
             // kube-apiserver keeps this label equal to the namespace's name, whatever the
             // update says.
             new["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(key.name);
@@ -187,12 +196,10 @@ impl ApiServer {
         if dry {
             return Ok(new);
         }
-        // An object being deleted goes once its last finalizer is gone.
+        // An object being deleted goes once its last finalizer is gone (a namespace also
+        // waits for the finalizers of its spec).
         let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
-        let finalizers_left = new
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
+        let finalizers_left = !finalized(&new);
         if new == *old {
             return Ok(new);
         }
@@ -346,5 +353,17 @@ impl ApiServer {
             }
         }
         Err(ApiError::conflict(&rt.group, &rt.plural, name))
+    }
+}
+
+/// Sets a namespace's `spec.finalizers` to those of `from` (none when `from` has none).
+fn set_namespace_finalizers(namespace: &mut Value, from: &Value) {
+    match from.pointer("/spec/finalizers") {
+        Some(f) if !f.is_null() => namespace["spec"]["finalizers"] = f.clone(),
+        _ => {
+            if let Some(spec) = namespace.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.remove("finalizers");
+            }
+        }
     }
 }

@@ -160,7 +160,7 @@ impl ApiServer {
     }
 
     pub(super) fn check_name(&self, rt: &ResourceType, name: &str) -> Result<(), ApiError> {
-        let problems = if rt.plural == "namespaces" {
+        let problems = if rt.is_namespace() {
             validate_dns1123_label(name)
         } else if rt.group == "rbac.authorization.k8s.io" || rt.group == "apiregistration.k8s.io" {
             // RBAC objects take any path segment: `system:discovery`, `edit`; APIServices are
@@ -323,11 +323,20 @@ impl ApiServer {
                 obj["spec"]["uid"] = json!(requester.uid);
             }
         }
-        if rt.plural == "namespaces" {
-            // kube-apiserver labels every namespace with its name, for namespace selectors.
+        if rt.is_namespace() {
+            // kube-apiserver labels every namespace with its name, for namespace selectors,
+            // and adds its own finalizer to those asked for.
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
             obj["status"] = json!({"phase": "Active"});
-            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            let mut finalizers = obj
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if !finalizers.contains(&json!(NAMESPACE_FINALIZER)) {
+                finalizers.push(json!(NAMESPACE_FINALIZER));
+            }
+            obj["spec"] = json!({"finalizers": finalizers});
         }
         let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, q)?;
         if let Some(request) = &request {
@@ -350,7 +359,7 @@ impl ApiServer {
         }
         let stored = inner.put(&self.store, key, obj);
         drop(inner);
-        if rt.group.is_empty() && rt.plural == "namespaces" {
+        if rt.is_namespace() {
             self.populate_namespace(&name);
         }
         if rt.group == "admissionregistration.k8s.io" && rt.plural == "validatingadmissionpolicies" {

@@ -20,6 +20,7 @@ mod server;
 mod status;
 mod store;
 mod tokens;
+mod validation;
 
 pub use rbac::UserInfo;
 pub use server::{ApiServer, KUBERNETES_VERSION, MAX_BODY};

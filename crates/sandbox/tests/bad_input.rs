@@ -243,3 +243,130 @@ async fn bad_requests_get_kube_apiserver_status_errors() {
     );
     sandbox.shutdown().await;
 }
+
+/// Content kube-apiserver's validation refuses, through kube-rs and kubectl: 422 Invalid with
+/// one cause per field, worded as kube-apiserver words them; nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_content_of_built_in_kinds_is_refused() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let mismatched: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "other"}},
+            "spec": {"containers": [{"name": "app"}]}}}
+    }))
+    .expect("deployment");
+    let err = deployments
+        .create(&PostParams::default(), &mismatched)
+        .await
+        .expect_err("refused");
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+    assert_eq!(
+        status.message,
+        "Deployment.apps \"web\" is invalid: [spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"other\"}: `selector` does not match template `labels`, spec.template.spec.containers[0].image: Required value]"
+    );
+    let causes = status.details.expect("details").causes;
+    assert_eq!(
+        causes
+            .iter()
+            .map(|c| (c.field.as_str(), c.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("spec.template.metadata.labels", "FieldValueInvalid"),
+            ("spec.template.spec.containers[0].image", "FieldValueRequired")
+        ]
+    );
+    assert!(
+        deployments.get_opt("web").await.expect("read").is_none(),
+        "nothing stored"
+    );
+
+    // An update is judged too, against the old object: the selector of apps/v1 is immutable.
+    let good: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web", "tier": "front"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}
+    }))
+    .expect("deployment");
+    deployments
+        .create(&PostParams::default(), &good)
+        .await
+        .expect("created");
+    let moved = json!({"spec": {"selector": {"matchLabels": {"tier": "front"}}}});
+    let err = deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(moved))
+        .await
+        .expect_err("the selector is immutable");
+    assert!(err.to_string().contains("spec.selector: Invalid value: &v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"tier\":\"front\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"), "{err}");
+
+    // A ConfigMap made immutable keeps its data.
+    let configs: Api<ConfigMap> = Api::default_namespaced(client);
+    let frozen: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "frozen"}, "immutable": true, "data": {"a": "1"}}))
+            .expect("config map");
+    configs.create(&PostParams::default(), &frozen).await.expect("created");
+    let err = configs
+        .patch(
+            "frozen",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"a": "2"}})),
+        )
+        .await
+        .expect_err("immutable");
+    assert!(
+        err.to_string()
+            .contains("data: Forbidden: field is immutable when `immutable` is set"),
+        "{err}"
+    );
+
+    // kubectl prints the same.
+    let dir = std::env::temp_dir().join(format!("sandbox-invalid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let manifest = dir.join("keys.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keys\ndata:\n  bad key: \"1\"\n",
+    )
+    .expect("write");
+    // kubectl's error output for a command that must fail.
+    let refused = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .output()
+            .expect("kubectl runs");
+        assert!(!out.status.success(), "kubectl {args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let printed = refused(&["create", "-f", manifest.to_str().expect("utf-8")]);
+    assert!(
+        printed.contains("ConfigMap \"keys\" is invalid: data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"),
+        "{printed}"
+    );
+    let printed = refused(&[
+        "patch",
+        "configmap",
+        "frozen",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"bad key":"1"}}}"#,
+    ]);
+    assert!(
+        printed.contains("ConfigMap \"frozen\" is invalid: metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

@@ -14,32 +14,25 @@ impl ApiServer {
         if rt.group == "admissionregistration.k8s.io" {
             let errors = crate::admission::policy::check(&rt.kind, obj);
             if !errors.is_empty() {
-                let name = str_field(obj, "/metadata/name").unwrap_or_default();
-                let texts: Vec<String> = errors.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
-                let detail = match texts.as_slice() {
-                    [one] => one.clone(),
-                    many => format!("[{}]", many.join(", ")),
-                };
-                let causes = errors
-                    .iter()
-                    .map(|(f, reason, m)| json!({"reason": reason, "message": m, "field": f}))
-                    .collect();
-                return Err(ApiError::invalid(
-                    &rt.group,
-                    &rt.kind,
-                    name,
-                    format!("{}.{} {name:?} is invalid: {detail}", rt.kind, rt.group),
-                    causes,
-                ));
+                return Err(invalid(rt, obj, errors));
             }
         }
+        let content = |checked: (Value, Vec<String>)| {
+            let problems = crate::validation::problems(&rt.group, &rt.kind, rt.custom, &checked.0, old);
+            if problems.is_empty() {
+                Ok(checked)
+            } else {
+                let errors = problems.into_iter().map(|p| (p.field, p.reason, p.message)).collect();
+                Err(invalid(rt, &checked.0, errors))
+            }
+        };
         if !rt.custom {
-            return self.validate_builtin(rt, obj, q);
+            return content(self.validate_builtin(rt, obj, q)?);
         }
         let mode = field_validation(q)?;
         let validator = self.validator.read().unwrap_or_else(|p| p.into_inner());
         match validator.validate(obj, old, mode) {
-            Ok(v) => Ok((v.object, v.warnings)),
+            Ok(v) => content((v.object, v.warnings)),
             Err(Rejected::Invalid(invalid)) => {
                 let causes = invalid
                     .causes
@@ -378,6 +371,33 @@ impl ApiServer {
         }
         Ok(((*stored).clone(), warnings))
     }
+}
+
+/// kube-apiserver's 422 for field errors (field, cause reason, message after the field):
+/// `Kind.group "name" is invalid: error` (`[error, error]` for several).
+fn invalid(rt: &ResourceType, obj: &Value, errors: Vec<(String, &'static str, String)>) -> ApiError {
+    let name = str_field(obj, "/metadata/name").unwrap_or_default();
+    let texts: Vec<String> = errors.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
+    let detail = match texts.as_slice() {
+        [one] => one.clone(),
+        many => format!("[{}]", many.join(", ")),
+    };
+    let causes = errors
+        .into_iter()
+        .map(|(f, reason, m)| json!({"reason": reason, "message": m, "field": f}))
+        .collect();
+    let kind = if rt.group.is_empty() {
+        rt.kind.clone()
+    } else {
+        format!("{}.{}", rt.kind, rt.group)
+    };
+    ApiError::invalid(
+        &rt.group,
+        &rt.kind,
+        name,
+        format!("{kind} {name:?} is invalid: {detail}"),
+        causes,
+    )
 }
 
 /// What kube-apiserver refuses in a name that must be a path segment (RBAC objects).

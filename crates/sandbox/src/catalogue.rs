@@ -183,6 +183,8 @@ pub fn entries() -> &'static [Entry] {
             apps::v1::ReplicaSet,
             apps::v1::StatefulSet,
             autoscaling::v2::HorizontalPodAutoscaler,
+            // Served from the v2 objects (crate::autoscaling); after v2, the preferred version.
+            autoscaling::v1::HorizontalPodAutoscaler,
             batch::v1::CronJob,
             batch::v1::Job,
             certificates::v1::CertificateSigningRequest,
@@ -229,9 +231,11 @@ pub fn entries() -> &'static [Entry] {
     })
 }
 
-/// The catalogue's entry of a kind.
-pub fn find(group: &str, kind: &str) -> Option<&'static Entry> {
-    entries().iter().find(|e| e.group == group && e.kind == kind)
+/// The catalogue's entry of a kind at a version.
+pub fn find(group: &str, version: &str, kind: &str) -> Option<&'static Entry> {
+    entries()
+        .iter()
+        .find(|e| e.group == group && e.version == version && e.kind == kind)
 }
 
 /// The short names kube-apiserver's discovery gives kinds that have them.

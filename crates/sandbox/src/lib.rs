@@ -4,6 +4,7 @@
 //! What is faithful to kube-apiserver and what is simplified is listed in `docs/sandbox.md`.
 
 mod admission;
+mod autoscaling;
 mod catalogue;
 mod events;
 mod managed;

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 /// A built-in kind's schema: the catalogue's, and the access reviews' (not listable).
-fn builtin_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> Option<String> {
+fn builtin_schema(generator: &mut SchemaGenerator, group: &str, version: &str, kind: &str) -> Option<String> {
     fn named<T: JsonSchema>(generator: &mut SchemaGenerator) -> Option<String> {
         generator.subschema_for::<T>();
         Some(T::schema_name().into_owned())
@@ -20,7 +20,7 @@ fn builtin_schema(generator: &mut SchemaGenerator, group: &str, kind: &str) -> O
         ("authorization.k8s.io", "SelfSubjectAccessReview") => named::<authz::SelfSubjectAccessReview>(generator),
         ("authorization.k8s.io", "SubjectAccessReview") => named::<authz::SubjectAccessReview>(generator),
         ("authorization.k8s.io", "LocalSubjectAccessReview") => named::<authz::LocalSubjectAccessReview>(generator),
-        _ => crate::catalogue::find(group, kind).map(|e| (e.schema)(generator)),
+        _ => crate::catalogue::find(group, version, kind).map(|e| (e.schema)(generator)),
     }
 }
 
@@ -54,7 +54,7 @@ pub fn document(types: &[ResourceType], crd_schemas: &HashMap<String, Value>) ->
             let name = crd_schema_name(rt);
             custom.insert(name.clone(), schema);
             roots.push((name, rt));
-        } else if let Some(name) = builtin_schema(&mut generator, &rt.group, &rt.kind) {
+        } else if let Some(name) = builtin_schema(&mut generator, &rt.group, &rt.version, &rt.kind) {
             roots.push((name, rt));
         }
     }

@@ -514,7 +514,10 @@ pub fn builtins() -> Vec<ResourceType> {
     let mut types = configured();
     // Every other kind of the catalogue, with kube-apiserver's short names.
     for e in crate::catalogue::entries() {
-        if types.iter().any(|t| t.group == e.group && t.plural == e.plural) {
+        if types
+            .iter()
+            .any(|t| t.group == e.group && t.version == e.version && t.plural == e.plural)
+        {
             continue;
         }
         let mut t = R::builtin(e.group, e.version, e.kind, e.plural, e.namespaced, e.has_status)

@@ -362,3 +362,163 @@ async fn workloads_run_on_simulated_nodes() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// HorizontalPodAutoscalers are served at autoscaling/v2 (preferred) and autoscaling/v1, one
+/// resource: an object written through either is read through both, converted as
+/// kube-apiserver converts it; every verb works at v1 (create, get, list, watch, merge patch,
+/// server-side apply, update, delete).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn horizontal_pod_autoscalers_are_served_at_v1_and_v2() {
+    use futures::{StreamExt, TryStreamExt};
+    use k8s_openapi::api::autoscaling::{v1, v2};
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+    use serde_json::json;
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let old: Api<v1::HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
+    let new: Api<v2::HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
+
+    // Discovery: both versions, v2 preferred.
+    let group = client.list_api_groups().await.expect("groups");
+    let autoscaling = group
+        .groups
+        .iter()
+        .find(|g| g.name == "autoscaling")
+        .expect("autoscaling");
+    let versions: Vec<&str> = autoscaling.versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(versions, ["v2", "v1"]);
+    assert_eq!(
+        autoscaling.preferred_version.as_ref().map(|v| v.version.as_str()),
+        Some("v2")
+    );
+
+    let mut events = old
+        .watch(&WatchParams::default(), "0")
+        .await
+        .expect("watch at v1")
+        .boxed();
+    let hpa: v1::HorizontalPodAutoscaler = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                 "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}
+    }))
+    .expect("hpa");
+    let created = old.create(&PostParams::default(), &hpa).await.expect("created at v1");
+    let spec = created.spec.clone().expect("spec");
+    assert_eq!(
+        (spec.min_replicas, spec.target_cpu_utilization_percentage),
+        (Some(1), Some(60))
+    );
+    match events.try_next().await.expect("event") {
+        Some(WatchEvent::Added(seen)) => {
+            assert_eq!(seen.spec.and_then(|s| s.target_cpu_utilization_percentage), Some(60))
+        }
+        other => panic!("expected the creation at v1, got {other:?}"),
+    }
+    // Read at v2: the CPU target is a Resource metric.
+    let stored = new.get("web").await.expect("read at v2");
+    let metric = &stored.spec.as_ref().expect("spec").metrics.as_ref().expect("metrics")[0];
+    assert_eq!(
+        metric.resource.as_ref().and_then(|r| r.target.average_utilization),
+        Some(60)
+    );
+
+    // A second metric written at v2 travels in v1's annotation, and comes back.
+    let pods = json!({"spec": {"metrics": [
+        {"type": "Pods", "pods": {"metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "10"}}},
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}
+    ]}});
+    new.patch("web", &PatchParams::default(), &Patch::Merge(pods))
+        .await
+        .expect("patched at v2");
+    let seen = old.get("web").await.expect("read at v1");
+    let annotation = seen
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("autoscaling.alpha.kubernetes.io/metrics"))
+        .expect("the metric v1 cannot express");
+    assert!(annotation.contains("\"metricName\":\"qps\""), "{annotation}");
+
+    // A merge patch of v1 fields: only the CPU target changes; the other metric stays.
+    let cpu = json!({"spec": {"targetCPUUtilizationPercentage": 75}});
+    let patched = old
+        .patch("web", &PatchParams::default(), &Patch::Merge(cpu))
+        .await
+        .expect("patched at v1");
+    assert_eq!(patched.spec.and_then(|s| s.target_cpu_utilization_percentage), Some(75));
+    let metrics = new
+        .get("web")
+        .await
+        .expect("read")
+        .spec
+        .and_then(|s| s.metrics)
+        .expect("metrics");
+    assert_eq!(metrics.len(), 2, "{metrics:?}");
+    assert_eq!(metrics[0].type_, "Pods");
+    assert_eq!(
+        metrics[1].resource.as_ref().and_then(|r| r.target.average_utilization),
+        Some(75)
+    );
+
+    // Server-side apply at v1.
+    let applied = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"}, "spec": {"maxReplicas": 9}});
+    let result = old
+        .patch(
+            "web",
+            &PatchParams::apply("sandbox-test").force(),
+            &Patch::Apply(applied),
+        )
+        .await
+        .expect("applied at v1");
+    assert_eq!(result.spec.map(|s| s.max_replicas), Some(9));
+
+    // Listed at v1; deleted at v1, gone at v2.
+    let listed = old.list(&Default::default()).await.expect("list at v1");
+    assert_eq!(listed.items.len(), 1);
+    old.delete("web", &DeleteParams::default()).await.expect("deleted");
+    assert!(new.get_opt("web").await.expect("read").is_none());
+
+    // kubectl reads either version.
+    let kubeconfig = std::env::temp_dir().join(format!("pg-hpa-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    kubectl(&kubeconfig, &["create", "deployment", "app", "--image=nginx"]);
+    kubectl(
+        &kubeconfig,
+        &["autoscale", "deployment", "app", "--max=4", "--cpu-percent=70"],
+    );
+    let target = kubectl(
+        &kubeconfig,
+        &[
+            "get",
+            "horizontalpodautoscalers.v1.autoscaling",
+            "app",
+            "-o",
+            "jsonpath={.spec.targetCPUUtilizationPercentage}",
+        ],
+    );
+    assert_eq!(target, "70");
+    // Fields are judged by the v1 type (kubectl asks for strict validation).
+    let manifest = kubeconfig.with_extension("hpa.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: coloured\nspec:\n  colour: red\n  maxReplicas: 2\n  scaleTargetRef: {kind: Deployment, name: app}\n",
+    )
+    .expect("write");
+    let out = Command::new("kubectl")
+        .args(["create", "-f"])
+        .arg(&manifest)
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    let printed = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unknown v1 field is refused");
+    assert!(
+        printed.contains("HorizontalPodAutoscaler in version \"v1\" cannot be handled as a HorizontalPodAutoscaler: strict decoding error: unknown field \"spec.colour\""),
+        "{printed}"
+    );
+    let _ = std::fs::remove_file(&manifest);
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}

@@ -90,6 +90,16 @@ pub(super) fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Value, Api
     Ok(value)
 }
 
+/// The patch type a PATCH request's Content-Type names.
+pub(super) fn patch_type(headers: &HeaderMap) -> Result<PatchType, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    PatchType::from_content_type(ct)
+        .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", format!("unknown patch type {ct}")))
+}
+
 pub(super) fn field_validation(q: &Query) -> Result<FieldValidation, ApiError> {
     match q.get("fieldValidation").map(String::as_str) {
         None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),

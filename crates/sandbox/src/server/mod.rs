@@ -13,6 +13,7 @@ mod routes;
 mod scale;
 mod signer;
 mod update;
+mod versions;
 mod watch;
 mod workloads;
 mod write;
@@ -30,7 +31,7 @@ use crate::status::ApiError;
 use crate::store::{Key, Store, WatchStartError};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
 use purchase_guard_crd_validation::{
     CrdValidator, FieldValidation, Rejected, validate_dns1123_label, validate_dns1123_subdomain,

@@ -9,18 +9,34 @@ impl ApiServer {
             Ok(b) => b,
             Err(_) => return error_response(&ApiError::too_large(MAX_BODY)),
         };
-        let query = parse_query(parts.uri.query());
-        let path = parts.uri.path().to_string();
+        if let Some(stored) = super::versions::stored_path(parts.uri.path()) {
+            return self
+                .converted(parts.method, &parts.uri, stored, parts.headers, body)
+                .await;
+        }
+        self.respond(parts.method, &parts.uri, parts.headers, body).await
+    }
+
+    /// Answers a request whose body has been read.
+    pub(super) async fn respond(
+        self: Arc<Self>,
+        method: Method,
+        uri: &Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let query = parse_query(uri.query());
+        let path = uri.path().to_string();
         // Writes that may call webhooks run where blocking on the call is allowed.
-        let result = if parts.method != Method::GET && crate::admission::configured(&self.store) {
+        let result = if method != Method::GET && crate::admission::configured(&self.store) {
             let server = self.clone();
             let joined = tokio::task::spawn_blocking(move || {
-                crate::admission::blocking_section(|| server.route(&parts.method, &path, &query, &parts.headers, body))
+                crate::admission::blocking_section(|| server.route(&method, &path, &query, &headers, body))
             })
             .await;
             joined.unwrap_or_else(|e| Err(ApiError::internal(format!("the request handler failed: {e}"))))
         } else {
-            self.route(&parts.method, &path, &query, &parts.headers, body)
+            self.route(&method, &path, &query, &headers, body)
         };
         match result {
             Ok(r) => r,
@@ -266,13 +282,7 @@ impl ApiServer {
                 Ok(json_response(200, &scale, &warnings))
             }
             (Method::PATCH, Some(name)) if is_scale => {
-                let ct = headers
-                    .get(header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default();
-                let kind = PatchType::from_content_type(ct)
-                    .ok_or_else(|| ApiError::new(415, "UnsupportedMediaType", format!("unknown patch type {ct}")))?;
-                let change = scale::ScaleChange::Patch(kind, &body);
+                let change = scale::ScaleChange::Patch(patch_type(headers)?, &body);
                 let (scale, warnings) = self.scale_write(t, name, change, q, &manager, Some(&user))?;
                 Ok(json_response(200, &scale, &warnings))
             }

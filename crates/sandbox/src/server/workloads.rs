@@ -137,6 +137,20 @@ fn set_condition(conditions: &mut Vec<Value>, old: &Value, kind: &str, status: &
 /// The defaults kube-apiserver gives workloads that clients read: the update strategies
 /// `kubectl rollout status` requires, replicas, history limits, a Job's completions.
 pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
+    if rt.group == "autoscaling" && rt.plural == "horizontalpodautoscalers" {
+        // autoscaling/v2's defaults: one replica at least, and a CPU utilization target of
+        // 80% when no metric is given.
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.entry("minReplicas").or_insert(json!(1));
+            if spec.get("metrics").and_then(Value::as_array).is_none_or(Vec::is_empty) {
+                spec.insert(
+                    "metrics".into(),
+                    json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]),
+                );
+            }
+        }
+        return;
+    }
     let defaults = match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments") => json!({"replicas": 1, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}}),

@@ -59,8 +59,13 @@ impl ApiServer {
     /// Reads a built-in object as its k8s-openapi type, as kube-apiserver decodes it: a field
     /// of the wrong type is a 400; unknown fields are dropped, with a warning (`Warn`, the
     /// default), silently (`Ignore`), or refused (`Strict`).
-    fn validate_builtin(&self, rt: &ResourceType, obj: &Value, q: &Query) -> Result<(Value, Vec<String>), ApiError> {
-        let Some(entry) = crate::catalogue::find(&rt.group, &rt.kind) else {
+    pub(super) fn validate_builtin(
+        &self,
+        rt: &ResourceType,
+        obj: &Value,
+        q: &Query,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let Some(entry) = crate::catalogue::find(&rt.group, &rt.version, &rt.kind) else {
             return Ok((obj.clone(), vec![]));
         };
         let mode = field_validation(q)?;

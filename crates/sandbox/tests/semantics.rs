@@ -564,3 +564,93 @@ async fn namespaces_are_finalized_before_they_go() {
     assert_eq!(finalize.verbs, ["update"]);
     sandbox.shutdown().await;
 }
+
+/// kube-controller-manager deletes through the API: the garbage collector's and the namespace
+/// controller's deletions are judged by admission (here a ValidatingAdmissionPolicy refusing
+/// them for labelled ConfigMaps), and what admission refuses stays until it is allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_deletions_go_through_admission() {
+    use kube::api::DynamicObject;
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = client(&sandbox);
+    let policy: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "keep"},
+        "spec": {"failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["DELETE"], "resources": ["configmaps"]}]},
+            "validations": [{"expression": "!has(oldObject.metadata.labels) || !('keep' in oldObject.metadata.labels) || !request.userInfo.username.startsWith('system:serviceaccount:kube-system:')",
+                             "message": "kept from controllers"}]}
+    }))
+    .expect("policy");
+    let binding: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "keep"},
+        "spec": {"policyName": "keep", "validationActions": ["Deny"]}
+    }))
+    .expect("binding");
+    let (policies, bindings) = {
+        let gvk = |kind: &str| {
+            kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                kind,
+            ))
+        };
+        (
+            Api::<DynamicObject>::all_with(client.clone(), &gvk("ValidatingAdmissionPolicy")),
+            Api::<DynamicObject>::all_with(client.clone(), &gvk("ValidatingAdmissionPolicyBinding")),
+        )
+    };
+    let pp = PostParams::default();
+    policies.create(&pp, &policy).await.expect("policy");
+    bindings.create(&pp, &binding).await.expect("binding");
+
+    // The garbage collector's deletion of a kept dependent is refused: it stays.
+    let api: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let owner = api.create(&pp, &config_map("owner", None)).await.expect("owner");
+    let mut kept = config_map("kept", Some(&owner));
+    kept.metadata.labels = Some([("keep".to_string(), "yes".to_string())].into());
+    api.create(&pp, &kept).await.expect("kept");
+    api.create(&pp, &config_map("plain", Some(&owner)))
+        .await
+        .expect("plain");
+    api.delete("owner", &DeleteParams::default())
+        .await
+        .expect("owner deleted");
+    eventually_gone(&api, "plain").await;
+    assert!(
+        api.get_opt("kept").await.expect("read").is_some(),
+        "the refused deletion left it"
+    );
+
+    // The namespace controller's too: the namespace stays Terminating with that content.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let mut ns = k8s_openapi::api::core::v1::Namespace::default();
+    ns.metadata.name = Some("held".into());
+    namespaces.create(&pp, &ns).await.expect("namespace");
+    let inside: Api<ConfigMap> = Api::namespaced(client.clone(), "held");
+    let mut labelled = config_map("inside", None);
+    labelled.metadata.labels = Some([("keep".to_string(), "yes".to_string())].into());
+    inside.create(&pp, &labelled).await.expect("inside");
+    namespaces
+        .delete("held", &DeleteParams::default())
+        .await
+        .expect("deleting");
+    let held = namespaces.get("held").await.expect("still there");
+    assert_eq!(held.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert!(inside.get_opt("inside").await.expect("read").is_some());
+
+    // Once admission allows them (the binding gone, itself a deletion that starts a
+    // collection), both go.
+    bindings
+        .delete("keep", &DeleteParams::default())
+        .await
+        .expect("unbound");
+    eventually_gone(&api, "kept").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while namespaces.get_opt("held").await.expect("read").is_some() {
+        assert!(Instant::now() < deadline, "the namespace did not go");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sandbox.shutdown().await;
+}

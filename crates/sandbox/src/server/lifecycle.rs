@@ -269,8 +269,25 @@ impl ApiServer {
     /// deleted; owners in foreground deletion go once their dependents are gone; terminating
     /// namespaces are emptied and then removed.
     pub(super) fn collect_garbage(&self) {
+        // The deletions made through `delete` below collect garbage themselves when they end:
+        // not again inside, the rounds here go on until nothing changes.
+        if COLLECTING.with(std::cell::Cell::get) {
+            return;
+        }
+        struct Collecting;
+        impl Drop for Collecting {
+            fn drop(&mut self) {
+                COLLECTING.with(|c| c.set(false));
+            }
+        }
+        COLLECTING.with(|c| c.set(true));
+        let _collecting = Collecting;
         for _round in 0..64 {
             let mut changed = false;
+            // kube-controller-manager deletes through the API: when webhooks or policies
+            // judge writes, they judge its deletions too.
+            let admitted = crate::admission::configured(&self.store)
+                || self.store.lock().list(POLICY_BINDINGS, None).next().is_some();
             let mut inner = self.store.lock();
             let uids: std::collections::HashSet<String> = inner
                 .keys()
@@ -284,6 +301,7 @@ impl ApiServer {
             let mut to_delete: Vec<Key> = Vec::new();
             let mut dependents_of: HashMap<String, usize> = HashMap::new();
             let mut terminating_ns: Vec<String> = Vec::new();
+            let mut namespace_content: std::collections::HashSet<Key> = std::collections::HashSet::new();
             for k in &keys {
                 let Some(v) = inner.get(k) else { continue };
                 if k.resource == "/namespaces" && v.pointer("/metadata/deletionTimestamp").is_some() {
@@ -381,10 +399,26 @@ impl ApiServer {
                         changed = true;
                     }
                 }
+                namespace_content.extend(contents.iter().cloned());
                 to_delete.extend(contents);
             }
             to_delete.sort();
             to_delete.dedup();
+            if admitted {
+                drop(inner);
+                for k in to_delete {
+                    let user = if namespace_content.contains(&k) {
+                        NAMESPACE_CONTROLLER
+                    } else {
+                        GARBAGE_COLLECTOR
+                    };
+                    changed |= self.delete_as(&k, user);
+                }
+                if !changed {
+                    return;
+                }
+                continue;
+            }
             for k in to_delete {
                 let Some(v) = inner.get(&k).cloned() else { continue };
                 let has_finalizers = v
@@ -413,4 +447,46 @@ impl ApiServer {
             }
         }
     }
+
+    /// Deletes an object as one of kube-controller-manager's controllers does, through the
+    /// API (admission included); whether something changed (a denied deletion changes nothing
+    /// and is tried again at the next collection).
+    fn delete_as(&self, key: &Key, controller: &str) -> bool {
+        let Some(rt) = self
+            .types()
+            .iter()
+            .find(|t| t.group_resource() == key.resource)
+            .cloned()
+        else {
+            return false;
+        };
+        let marked = self
+            .store
+            .lock()
+            .get(key)
+            .is_none_or(|o| o.pointer("/metadata/deletionTimestamp").is_some());
+        if marked {
+            return false;
+        }
+        let user = super::workloads::component_user(controller, "");
+        let namespace = rt.namespaced.then_some(key.namespace.as_str());
+        let options = json!({"propagationPolicy": "Background"});
+        match self.delete(&rt, namespace, &key.name, &options, &Query::new(), Some(&user)) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::info!(object = %key.name, resource = %key.resource, reason = %e.message, "a controller's deletion was refused");
+                false
+            }
+        }
+    }
 }
+
+thread_local! {
+    /// Set while garbage is being collected on this thread.
+    static COLLECTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The kube-controller-manager controllers that delete (their ServiceAccounts in kube-system).
+const GARBAGE_COLLECTOR: &str = "generic-garbage-collector";
+const NAMESPACE_CONTROLLER: &str = "namespace-controller";
+const POLICY_BINDINGS: &str = "admissionregistration.k8s.io/validatingadmissionpolicybindings";

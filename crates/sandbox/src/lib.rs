@@ -6,6 +6,7 @@
 mod admission;
 mod autoscaling;
 mod catalogue;
+mod cron;
 mod events;
 mod managed;
 mod meta;

@@ -91,11 +91,14 @@ pub fn problems(group: &str, kind: &str, custom: bool, obj: &Value, old: Option<
             );
         }
         ("batch", "Job") => job_spec(spec, "spec", &mut out),
-        ("batch", "CronJob") => job_spec(
-            spec.and_then(|s| s.pointer("/jobTemplate/spec")),
-            "spec.jobTemplate.spec",
-            &mut out,
-        ),
+        ("batch", "CronJob") => {
+            cron_job(spec, &mut out);
+            job_spec(
+                spec.and_then(|s| s.pointer("/jobTemplate/spec")),
+                "spec.jobTemplate.spec",
+                &mut out,
+            )
+        }
         ("", "ConfigMap") => config_map(obj, old, &mut out),
         ("", "Secret") => secret(obj, old, &mut out),
         ("", "Service") => service(spec, &mut out),
@@ -514,6 +517,32 @@ fn job_spec(spec: Option<&Value>, path: &str, out: &mut Vec<Problem>) {
         PodContext::Job,
         out,
     );
+}
+
+/// A CronJob's schedule and time zone.
+fn cron_job(spec: Option<&Value>, out: &mut Vec<Problem>) {
+    match spec.and_then(|s| s.get("schedule")).and_then(Value::as_str) {
+        None | Some("") => out.push(Problem::required("spec.schedule")),
+        Some(schedule) if schedule.contains("TZ") => out.push(Problem::invalid(
+            "spec.schedule",
+            &format!("{schedule:?}"),
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        )),
+        Some(schedule) => {
+            if let Err(e) = crate::cron::Schedule::parse(schedule) {
+                out.push(Problem::invalid("spec.schedule", &format!("{schedule:?}"), &e));
+            }
+        }
+    }
+    if let Some(zone) = spec.and_then(|s| s.get("timeZone")).and_then(Value::as_str)
+        && jiff::tz::TimeZone::get(zone).is_err()
+    {
+        out.push(Problem::invalid(
+            "spec.timeZone",
+            &format!("{zone:?}"),
+            &format!("unknown time zone {zone}"),
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -364,3 +364,80 @@ spec: {policyName: no-blocked-pods, validationActions: [Deny]}
     let _ = std::fs::remove_file(&k.kubeconfig);
     sandbox.shutdown().await;
 }
+
+/// CronJobs start Jobs on schedule: within the next minute a CronJob scheduled every minute
+/// owns a Job named after the scheduled minute, which completes on the simulated nodes; the
+/// status records the run and the success; an invalid schedule or time zone is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cron_jobs_start_jobs_on_schedule() {
+    let (sandbox, k, _client) = simulating().await;
+    k.ok(&[
+        "create",
+        "cronjob",
+        "tick",
+        "--image=busybox",
+        "--schedule=* * * * *",
+        "--",
+        "date",
+    ]);
+    let defaults = k.json(&["get", "cronjob", "tick"]);
+    assert_eq!(defaults["spec"]["concurrencyPolicy"], "Allow");
+    assert_eq!(defaults["spec"]["successfulJobsHistoryLimit"], 3);
+    // The schedule's next minute comes within 60 s; the Job completes on simulated nodes.
+    let deadline = Instant::now() + Duration::from_secs(75);
+    let cronjob = loop {
+        let cronjob = k.json(&["get", "cronjob", "tick"]);
+        if cronjob.pointer("/status/lastSuccessfulTime").is_some() {
+            break cronjob;
+        }
+        assert!(Instant::now() < deadline, "no run completed: {cronjob}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let scheduled = cronjob["status"]["lastScheduleTime"]
+        .as_str()
+        .expect("lastScheduleTime");
+    let minute = scheduled.parse::<jiff::Timestamp>().expect("a time").as_second() / 60;
+    let job = k.json(&["get", "job", &format!("tick-{minute}")]);
+    assert_eq!(job["metadata"]["ownerReferences"][0]["kind"], "CronJob");
+    assert_eq!(job["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(
+        job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"],
+        scheduled
+    );
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+    // Deleting the CronJob collects its Jobs.
+    k.ok(&["delete", "cronjob", "tick"]);
+    k.ok(&["wait", "--for=delete", &format!("job/tick-{minute}"), "--timeout=10s"]);
+
+    let dir = std::env::temp_dir().join(format!("pg-cron-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let manifest = dir.join("bad.yaml");
+    for (field, value, message) in [
+        (
+            "schedule",
+            "61 * * * *",
+            "spec.schedule: Invalid value: \"61 * * * *\": end of range (61) above maximum (59): 61",
+        ),
+        (
+            "timeZone",
+            "Mars/Olympus",
+            "spec.timeZone: Invalid value: \"Mars/Olympus\": unknown time zone Mars/Olympus",
+        ),
+    ] {
+        let schedule = if field == "schedule" { value } else { "@hourly" };
+        let zone = if field == "timeZone" {
+            format!("\n  timeZone: {value}")
+        } else {
+            String::new()
+        };
+        std::fs::write(
+            &manifest,
+            format!("apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: bad\nspec:\n  schedule: \"{schedule}\"{zone}\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: c, image: busybox}}]\n"),
+        )
+        .expect("write");
+        let err = k.fails(&["create", "-f", manifest.to_str().expect("utf-8")]);
+        assert!(err.contains(message), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

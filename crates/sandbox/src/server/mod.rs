@@ -2,6 +2,7 @@
 
 mod access;
 mod authn;
+mod cronjobs;
 mod defaults;
 mod delete;
 mod discovery;

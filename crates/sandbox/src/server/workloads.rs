@@ -33,8 +33,9 @@ use std::hash::{Hash, Hasher};
 const WORKERS: [&str; 2] = ["sandbox-worker", "sandbox-worker2"];
 
 /// The resources whose changes start a pass.
-const WATCHED: [&str; 8] = [
+const WATCHED: [&str; 9] = [
     "policy/poddisruptionbudgets",
+    "batch/cronjobs",
     "apps/deployments",
     "apps/replicasets",
     "apps/statefulsets",
@@ -69,7 +70,7 @@ fn template_hash(template: &Value) -> String {
     suffix(hash_of(template), 10)
 }
 
-fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
+pub(super) fn text<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
 }
 
@@ -82,7 +83,7 @@ pub(super) fn deleting(v: &Value) -> bool {
 }
 
 /// The uid of the controller owning `v`.
-fn controller_uid(v: &Value) -> Option<&str> {
+pub(super) fn controller_uid(v: &Value) -> Option<&str> {
     v.pointer("/metadata/ownerReferences")?
         .as_array()?
         .iter()
@@ -161,6 +162,9 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         ("apps", "daemonsets") => json!({"revisionHistoryLimit": 10,
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}}),
         ("apps", "replicasets") => json!({"replicas": 1}),
+        ("batch", "cronjobs") => {
+            json!({"concurrencyPolicy": "Allow", "suspend": false, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 1})
+        }
         ("batch", "jobs") => {
             let both_unset = obj.pointer("/spec/completions").is_none() && obj.pointer("/spec/parallelism").is_none();
             let mut d = json!({"parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false});
@@ -243,8 +247,13 @@ impl ApiServer {
             }
             all = false;
             // Wait for a change, then take every change already queued.
+            // Or for the next minute, when CronJobs are due.
             let first = tokio::select! {
                 e = events.recv() => e,
+                _ = tokio::time::sleep(super::cronjobs::until_next_minute()) => {
+                    all = true;
+                    continue;
+                }
                 _ = stop.wait_for(|s| *s) => return,
             };
             let mut next = Some(first);
@@ -273,7 +282,7 @@ impl ApiServer {
         }
     }
 
-    fn objects(&self, resource: &str, namespace: &str) -> Vec<Arc<Value>> {
+    pub(super) fn objects(&self, resource: &str, namespace: &str) -> Vec<Arc<Value>> {
         self.store
             .lock()
             .list(resource, Some(namespace))
@@ -415,6 +424,7 @@ impl ApiServer {
 
     /// One pass over a namespace: controllers, then scheduling and kubelets, then statuses.
     fn workload_pass(&self, ns: &str) {
+        self.cronjob_pass(ns);
         for d in self.objects("apps/deployments", ns) {
             self.deployment_children(&d);
         }

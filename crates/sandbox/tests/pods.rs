@@ -441,3 +441,45 @@ async fn cron_jobs_start_jobs_on_schedule() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// The subresources that reach a kubelet are served and listed in discovery as on a cluster,
+/// and answer that no container runs: `kubectl logs` and `exec`, kube-rs's `logs`, a missing
+/// Pod still 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_and_exec_say_that_no_container_runs() {
+    let (sandbox, k, client) = simulating().await;
+    k.ok(&["create", "deployment", "web", "--image=nginx"]);
+    k.ok(&["rollout", "status", "deployment/web", "--timeout=20s"]);
+    let pod = field(&k, &["get", "pods", "-l", "app=web"], "{.items[0].metadata.name}");
+    let expected = format!(
+        "pod \"{pod}\": log needs a running container, and the sandbox runs none (its containers nginx are simulated)"
+    );
+    let err = k.fails(&["logs", &pod]);
+    assert!(err.contains(&expected), "{err}");
+    let err = k.fails(&["exec", &pod, "--", "true"]);
+    assert!(err.contains("exec needs a running container"), "{err}");
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    match pods.logs(&pod, &Default::default()).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.message.as_str()), (400, expected.as_str()))
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+    match pods.logs("absent", &Default::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 404),
+        other => panic!("expected a 404, got {other:?}"),
+    }
+    let discovered = client.list_core_api_resources("v1").await.expect("discovery");
+    let verbs = |name: &str| {
+        discovered
+            .resources
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.verbs.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(verbs("pods/log"), ["get"]);
+    assert_eq!(verbs("pods/exec"), ["create", "get"]);
+    assert_eq!(verbs("services/proxy"), ["create", "delete", "get", "patch", "update"]);
+    sandbox.shutdown().await;
+}

@@ -181,13 +181,23 @@ type Subresource = (
     &'static [&'static str],
 );
 
+/// The verbs of the proxy subresources.
+const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
+
 /// The subresources served besides `status` and `scale`.
 fn other_subresources(t: &ResourceType) -> &'static [Subresource] {
     match (t.group.as_str(), t.plural.as_str()) {
         ("", "pods") => &[
+            ("attach", ("", "v1", "PodAttachOptions"), &["create", "get"]),
             ("binding", ("", "v1", "Binding"), &["create"]),
             ("eviction", ("policy", "v1", "Eviction"), &["create"]),
+            ("exec", ("", "v1", "PodExecOptions"), &["create", "get"]),
+            ("log", ("", "v1", "Pod"), &["get"]),
+            ("portforward", ("", "v1", "PodPortForwardOptions"), &["create", "get"]),
+            ("proxy", ("", "v1", "PodProxyOptions"), PROXY_VERBS),
         ],
+        ("", "services") => &[("proxy", ("", "v1", "ServiceProxyOptions"), PROXY_VERBS)],
+        ("", "nodes") => &[("proxy", ("", "v1", "NodeProxyOptions"), PROXY_VERBS)],
         ("", "namespaces") => &[("finalize", ("", "v1", "Namespace"), &["update"])],
         ("", "serviceaccounts") => &[("token", ("authentication.k8s.io", "v1", "TokenRequest"), &["create"])],
         ("certificates.k8s.io", "certificatesigningrequests") => &[(

@@ -207,6 +207,7 @@ impl ApiServer {
             && !(matches!(sub.as_str(), "binding" | "eviction")
                 && target.rt.group.is_empty()
                 && target.rt.plural == "pods")
+            && !needs_a_kubelet(&target.rt, sub)
         {
             return Err(not_found());
         }
@@ -249,6 +250,31 @@ impl ApiServer {
             let mut e = ApiError::forbidden(crate::rbac::denial(&user, &attributes));
             e.details = Some(json!({"name": attributes.name, "group": attributes.group, "kind": attributes.resource}));
             return Err(e);
+        }
+        if let (Some(sub), Some(name)) = (&target.subresource, &target.name)
+            && needs_a_kubelet(&target.rt, sub)
+        {
+            // Served, as on a cluster, but there is no kubelet (or Service backend) to reach.
+            let object = self.get(&target.rt, target.namespace.as_deref(), name)?;
+            let kind = target.rt.kind.to_lowercase();
+            return Err(ApiError::bad_request(format!(
+                "{kind} \"{name}\": {sub} needs a running container, and the sandbox runs none ({})",
+                if target.rt.plural == "pods" {
+                    let containers = object
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)
+                        .map(|c| {
+                            c.iter()
+                                .filter_map(|c| c["name"].as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    format!("its containers {containers} are simulated")
+                } else {
+                    "its Pods are simulated".to_string()
+                }
+            )));
         }
         let manager = field_manager(q, headers);
         let t = &target;
@@ -366,6 +392,16 @@ impl ApiServer {
             _ => Err(ApiError::method_not_allowed()),
         }
     }
+}
+
+/// The subresources that reach a kubelet or a Service's Pods through kube-apiserver.
+fn needs_a_kubelet(rt: &ResourceType, sub: &str) -> bool {
+    rt.group.is_empty()
+        && match rt.plural.as_str() {
+            "pods" => matches!(sub, "log" | "exec" | "attach" | "portforward" | "proxy"),
+            "services" | "nodes" => sub == "proxy",
+            _ => false,
+        }
 }
 
 /// The aggregated discovery version the client asks for first (`v2` or `v2beta1`), if any:

@@ -4,7 +4,12 @@ use serde_json::{Map, Value, json};
 
 /// Now, as kube-apiserver writes times: RFC 3339, seconds, UTC.
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    time_text(jiff::Timestamp::now())
+}
+
+/// A time as kube-apiserver writes it: RFC 3339, seconds, UTC.
+pub fn time_text(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// Parses an RFC 3339 time into Unix seconds.

@@ -70,7 +70,7 @@ impl Problem {
 /// metadata checks only: their content is their CRD's to judge.
 pub fn problems(group: &str, kind: &str, custom: bool, obj: &Value, old: Option<&Value>) -> Vec<Problem> {
     let mut out = Vec::new();
-    metadata(obj, &mut out);
+    metadata(obj.get("metadata"), "metadata", &mut out);
     if custom {
         return out;
     }
@@ -274,23 +274,26 @@ fn go_label_selector(selector: &Value) -> String {
 // ---------------------------------------------------------------------------------------
 // Metadata (ValidateObjectMeta)
 
-fn metadata(obj: &Value, out: &mut Vec<Problem>) {
-    let Some(meta) = obj.get("metadata") else { return };
+/// The labels and annotation keys of the metadata at `path` (`metadata`, or a template's).
+fn metadata(meta: Option<&Value>, path: &str, out: &mut Vec<Problem>) {
+    let Some(meta) = meta else { return };
     if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
+        let field = format!("{path}.labels");
         for (key, value) in labels {
             for p in qualified_name_problems(key) {
-                out.push(Problem::invalid("metadata.labels", &format!("{key:?}"), &p));
+                out.push(Problem::invalid(&field, &format!("{key:?}"), &p));
             }
             let value = value.as_str().unwrap_or_default();
             for p in label_value_problems(value) {
-                out.push(Problem::invalid("metadata.labels", &format!("{value:?}"), &p));
+                out.push(Problem::invalid(&field, &format!("{value:?}"), &p));
             }
         }
     }
     if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
+        let field = format!("{path}.annotations");
         for key in annotations.keys() {
             for p in qualified_name_problems(&key.to_lowercase()) {
-                out.push(Problem::invalid("metadata.annotations", &format!("{key:?}"), &p));
+                out.push(Problem::invalid(&field, &format!("{key:?}"), &p));
             }
         }
     }
@@ -315,15 +318,7 @@ fn pod_template(template: Option<&Value>, path: &str, context: PodContext, out: 
         out.push(Problem::required(path));
         return;
     };
-    if let Some(meta) = template.get("metadata") {
-        let wrapped = serde_json::json!({"metadata": meta});
-        let mut inner = Vec::new();
-        metadata(&wrapped, &mut inner);
-        out.extend(inner.into_iter().map(|mut p| {
-            p.field = format!("{path}.{}", p.field);
-            p
-        }));
-    }
+    metadata(template.get("metadata"), &format!("{path}.metadata"), out);
     pod_spec(template.get("spec"), &format!("{path}.spec"), context, out);
 }
 

@@ -94,27 +94,18 @@ impl ApiServer {
             }
         }
         if !errors.is_empty() {
-            let texts: Vec<String> = errors
-                .iter()
-                .map(|(field, value, detail)| format!("{field}: Invalid value: {value}: {detail}"))
-                .collect();
-            let detail = match texts.as_slice() {
-                [one] => one.clone(),
-                many => format!("[{}]", many.join(", ")),
-            };
-            let causes = errors
-                .iter()
+            let errors = errors
+                .into_iter()
                 .map(|(field, value, detail)| {
-                    json!({"reason": "FieldValueInvalid", "message": format!("Invalid value: {value}: {detail}"), "field": field})
+                    (
+                        field.to_string(),
+                        "FieldValueInvalid",
+                        format!("Invalid value: {value}: {detail}"),
+                    )
                 })
                 .collect();
-            return Err(ApiError::invalid(
-                &t.rt.group,
-                kind,
-                "",
-                format!("{kind}.{} \"\" is invalid: {detail}", t.rt.group),
-                causes,
-            ));
+            // Reviews are named by nobody: the message names the empty name.
+            return Err(super::write::invalid(&t.rt, &Value::Null, errors));
         }
         let store = self.store.lock();
         let (allowed, namespace) = match &resource {

@@ -5,7 +5,7 @@
 //! status's `active`, `lastScheduleTime` and `lastSuccessfulTime`; finished Jobs beyond the
 //! history limits deleted. Writes are the cronjob-controller's, through admission.
 
-use super::workloads::{component_user, controller_uid, deleting, text};
+use super::workloads::{controller_uid, deleting, text};
 use super::*;
 
 const CONTROLLER: &str = "cronjob-controller";
@@ -29,7 +29,7 @@ fn finished(job: &Value) -> Option<(bool, String)> {
 
 fn rfc3339(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(crate::meta::time_text)
         .unwrap_or_default()
 }
 
@@ -54,7 +54,6 @@ impl ApiServer {
 
     fn schedule(&self, cronjob: &Value, owned: &[&Arc<Value>], now: i64) {
         let ns = text(cronjob, "/metadata/namespace").to_string();
-        let name = text(cronjob, "/metadata/name").to_string();
         let mut active: Vec<&Arc<Value>> = owned.iter().copied().filter(|j| finished(j).is_none()).collect();
         let mut last_schedule = cronjob
             .pointer("/status/lastScheduleTime")
@@ -89,12 +88,8 @@ impl ApiServer {
                 };
                 if start {
                     let job = self.job_of(cronjob, due, &zone);
-                    if let Some(rt) = self.find("batch", "v1", "jobs") {
-                        let user = component_user(CONTROLLER, "");
-                        match self.create_checked(&rt, Some(&ns), job, &Query::new(), CONTROLLER, Some(&user)) {
-                            Ok(_) => last_schedule = Some(rfc3339(due)),
-                            Err(e) => tracing::debug!(cronjob = %name, error = ?e, "the scheduled Job was not created"),
-                        }
+                    if self.sim_create("jobs", "batch", &ns, job, CONTROLLER).is_ok() {
+                        last_schedule = Some(rfc3339(due));
                     }
                 }
             }
@@ -130,11 +125,7 @@ impl ApiServer {
     }
 
     fn delete_job(&self, ns: &str, name: &str) {
-        if let Some(rt) = self.find("batch", "v1", "jobs") {
-            let user = component_user(CONTROLLER, "");
-            let options = json!({"propagationPolicy": "Background"});
-            let _ = self.delete(&rt, Some(ns), name, &options, &Query::new(), Some(&user));
-        }
+        self.sim_delete("jobs", "batch", ns, name, CONTROLLER);
     }
 
     /// Deletes the oldest finished Jobs beyond `successfulJobsHistoryLimit` (3) and
@@ -212,23 +203,9 @@ impl ApiServer {
             status.insert("lastSuccessfulTime".into(), json!(t));
         }
         let status = Value::Object(status);
+        // An empty status is not written over a missing one.
         if cronjob.get("status").unwrap_or(&json!({})) != &status {
-            let Some(rt) = self.find("batch", "v1", "cronjobs") else {
-                return;
-            };
-            let name = text(cronjob, "/metadata/name").to_string();
-            let t = Target {
-                rt,
-                namespace: Some(ns.to_string()),
-                name: Some(name.clone()),
-                subresource: Some("status".into()),
-            };
-            let mut new = cronjob.clone();
-            new["status"] = status;
-            let user = component_user(CONTROLLER, "");
-            if let Err(e) = self.update(&t, &name, new, &Query::new(), CONTROLLER, Some(&user)) {
-                tracing::debug!(cronjob = %name, error = ?e, "the CronJob's status was not written");
-            }
+            self.sim_status("cronjobs", "batch", cronjob, status, CONTROLLER);
         }
     }
 }

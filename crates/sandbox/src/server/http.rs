@@ -47,13 +47,16 @@ pub(super) fn json_response(code: u16, body: &Value, warnings: &[String]) -> Res
     let mut builder = Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header(header::CONTENT_TYPE, "application/json");
-    for w in warnings {
-        let escaped = w.replace('"', "\\\"");
-        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
-            builder = builder.header("Warning", v);
-        }
+    for v in warnings.iter().filter_map(|w| warning(w)) {
+        builder = builder.header("Warning", v);
     }
     builder.body(Body::from(crate::meta::to_json(body))).unwrap_or_default()
+}
+
+/// A `Warning` header's value for a warning text (code 299, as kube-apiserver sends them).
+pub(super) fn warning(text: &str) -> Option<HeaderValue> {
+    let escaped = text.replace('"', "\\\"");
+    HeaderValue::from_str(&format!("299 - \"{escaped}\"")).ok()
 }
 
 pub(super) fn error_response(e: &ApiError) -> Response {

@@ -287,7 +287,12 @@ impl ApiServer {
             // kube-controller-manager deletes through the API: when webhooks or policies
             // judge writes, they judge its deletions too.
             let admitted = crate::admission::configured(&self.store)
-                || self.store.lock().list(POLICY_BINDINGS, None).next().is_some();
+                || self
+                    .store
+                    .lock()
+                    .list(crate::admission::policy::BINDINGS, None)
+                    .next()
+                    .is_some();
             let mut inner = self.store.lock();
             let uids: std::collections::HashSet<String> = inner
                 .keys()
@@ -460,11 +465,7 @@ impl ApiServer {
         else {
             return false;
         };
-        let marked = self
-            .store
-            .lock()
-            .get(key)
-            .is_none_or(|o| o.pointer("/metadata/deletionTimestamp").is_some());
+        let marked = self.store.lock().get(key).is_none_or(|o| super::workloads::deleting(o));
         if marked {
             return false;
         }
@@ -489,4 +490,3 @@ thread_local! {
 /// The kube-controller-manager controllers that delete (their ServiceAccounts in kube-system).
 const GARBAGE_COLLECTOR: &str = "generic-garbage-collector";
 const NAMESPACE_CONTROLLER: &str = "namespace-controller";
-const POLICY_BINDINGS: &str = "admissionregistration.k8s.io/validatingadmissionpolicybindings";

@@ -291,7 +291,7 @@ impl ApiServer {
     }
 
     /// Creates `obj` as the component `manager` (on `node` for a kubelet).
-    fn sim_create(
+    pub(super) fn sim_create(
         &self,
         plural: &str,
         group: &str,
@@ -309,7 +309,7 @@ impl ApiServer {
             .inspect_err(|e| tracing::debug!(resource = plural, error = ?e, "simulated create failed"))
     }
 
-    fn sim_delete(&self, plural: &str, group: &str, namespace: &str, name: &str, manager: &str) {
+    pub(super) fn sim_delete(&self, plural: &str, group: &str, namespace: &str, name: &str, manager: &str) {
         let Some(rt) = self.find(group, "v1", plural) else {
             return;
         };
@@ -416,7 +416,7 @@ impl ApiServer {
     }
 
     /// Writes `status` as the status of `old` unless it is already.
-    fn sim_status(&self, plural: &str, group: &str, old: &Value, status: Value, manager: &str) {
+    pub(super) fn sim_status(&self, plural: &str, group: &str, old: &Value, status: Value, manager: &str) {
         let mut new = old.clone();
         new["status"] = status;
         self.sim_update(plural, group, old, new, true, manager);

@@ -380,7 +380,7 @@ impl ApiServer {
 
 /// kube-apiserver's 422 for field errors (field, cause reason, message after the field):
 /// `Kind.group "name" is invalid: error` (`[error, error]` for several).
-fn invalid(rt: &ResourceType, obj: &Value, errors: Vec<(String, &'static str, String)>) -> ApiError {
+pub(super) fn invalid(rt: &ResourceType, obj: &Value, errors: Vec<(String, &'static str, String)>) -> ApiError {
     let name = str_field(obj, "/metadata/name").unwrap_or_default();
     let texts: Vec<String> = errors.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
     let detail = match texts.as_slice() {

@@ -370,3 +370,109 @@ async fn invalid_content_of_built_in_kinds_is_refused() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// The content rules judge the object a write would store, whatever the write: JSON patches,
+/// strategic merge patches and server-side applies are refused as creates are, and leave the
+/// stored object as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_content_is_refused_whatever_the_patch_type() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let deployments: Api<Deployment> = Api::default_namespaced(client.clone());
+    let good: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}
+    }))
+    .expect("deployment");
+    let created = deployments
+        .create(&PostParams::default(), &good)
+        .await
+        .expect("created");
+    let refused = |result: Result<Deployment, kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+            status.message
+        }
+        other => panic!("not refused: {other:?}"),
+    };
+    let message = refused(
+        deployments
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::<()>::Json(
+                    serde_json::from_value(json!([
+                        {"op": "replace", "path": "/spec/replicas", "value": -1}
+                    ]))
+                    .expect("json patch"),
+                ),
+            )
+            .await,
+    );
+    assert_eq!(
+        message,
+        "Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+    );
+    let message = refused(
+        deployments
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Strategic(
+                    json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": null}]}}}}),
+                ),
+            )
+            .await,
+    );
+    assert_eq!(
+        message,
+        "Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].image: Required value"
+    );
+    let apply = PatchParams::apply("tests").force();
+    let message = refused(
+        deployments
+            .patch(
+                "web",
+                &apply,
+                &Patch::Apply(json!({
+                    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                    "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                        "metadata": {"labels": {"app": "web", "-bad": "x"}},
+                        "spec": {"containers": [{"name": "app", "image": "nginx"}]}}}
+                })),
+            )
+            .await,
+    );
+    assert!(
+        message.starts_with("Deployment.apps \"web\" is invalid: spec.template.metadata.labels: Invalid value: \"-bad\": name part must consist of alphanumeric characters"),
+        "{message}"
+    );
+    let stored = deployments.get("web").await.expect("read");
+    assert_eq!(
+        stored.metadata.resource_version, created.metadata.resource_version,
+        "a refused write changes nothing"
+    );
+
+    // Server-side apply creates are judged too.
+    let configs: Api<ConfigMap> = Api::default_namespaced(client);
+    let err = configs
+        .patch(
+            "keys",
+            &apply,
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "keys"}, "data": {"bad key": "1"}})),
+        )
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("ConfigMap \"keys\" is invalid: data[bad key]: Invalid value: \"bad key\""),
+        "{err}"
+    );
+    assert!(configs.get_opt("keys").await.expect("read").is_none(), "nothing stored");
+    sandbox.shutdown().await;
+}

@@ -18,6 +18,20 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// kubectl's output of a command that must succeed.
+fn succeeds(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let (ok, text) = kubectl(kubeconfig, args);
+    assert!(ok, "{args:?}: {text}");
+    text
+}
+
+/// kubectl's output of a command that must fail.
+fn refused(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let (ok, text) = kubectl(kubeconfig, args);
+    assert!(!ok, "{args:?} succeeded: {text}");
+    text
+}
+
 /// A sandbox authorizing with RBAC, and a kubeconfig for it (named after `tag`).
 async fn rbac_sandbox(tag: &str) -> (Sandbox, std::path::PathBuf) {
     let sandbox = Sandbox::start(Config {
@@ -34,16 +48,8 @@ async fn rbac_sandbox(tag: &str) -> (Sandbox, std::path::PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_bindings_and_can_i() {
     let (sandbox, kubeconfig) = rbac_sandbox("rbac").await;
-    let ok = |args: &[&str]| {
-        let (ok, text) = kubectl(&kubeconfig, args);
-        assert!(ok, "{args:?}: {text}");
-        text
-    };
-    let fails = |args: &[&str]| {
-        let (ok, text) = kubectl(&kubeconfig, args);
-        assert!(!ok, "{args:?} succeeded: {text}");
-        text
-    };
+    let ok = |args: &[&str]| succeeds(&kubeconfig, args);
+    let fails = |args: &[&str]| refused(&kubeconfig, args);
     // The administrator (no --as) sets things up.
     for ns in ["team-a", "team-b"] {
         ok(&["create", "namespace", ns]);
@@ -209,11 +215,7 @@ async fn roles_bindings_and_can_i() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_every_cluster_has() {
     let (sandbox, kubeconfig) = rbac_sandbox("defaults").await;
-    let ok = |args: &[&str]| {
-        let (ok, text) = kubectl(&kubeconfig, args);
-        assert!(ok, "{args:?}: {text}");
-        text
-    };
+    let ok = |args: &[&str]| succeeds(&kubeconfig, args);
     // The API server's own Service.
     let port = ok(&[
         "get",
@@ -445,4 +447,136 @@ async fn subject_access_reviews_answer_for_other_users() {
     let _ = std::fs::remove_file(&manifest);
     let _ = std::fs::remove_file(&kubeconfig);
     sandbox.shutdown().await;
+}
+
+/// Subresources are authorized as their own resources: a right on namespaces does not reach
+/// `namespaces/finalize`, a right on pods does not reach `pods/log` or `pods/exec`; and a verb
+/// a subresource does not serve is refused (405) once authorized.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subresources_are_authorized_apart_from_their_object() {
+    let (sandbox, kubeconfig) = rbac_sandbox("rbac-subresources").await;
+    let ok = |args: &[&str]| succeeds(&kubeconfig, args);
+    let fails = |args: &[&str]| refused(&kubeconfig, args);
+    ok(&["create", "namespace", "team-a"]);
+    ok(&["run", "web", "--image=nginx", "-n", "team-a"]);
+    ok(&[
+        "create",
+        "clusterrole",
+        "namespace-keeper",
+        "--verb=get,update,patch",
+        "--resource=namespaces",
+    ]);
+    ok(&[
+        "create",
+        "clusterrolebinding",
+        "alice-keeper",
+        "--clusterrole=namespace-keeper",
+        "--user=alice",
+    ]);
+    ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "-n",
+        "team-a",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    ok(&[
+        "create",
+        "rolebinding",
+        "bob-reader",
+        "-n",
+        "team-a",
+        "--role=pod-reader",
+        "--user=bob",
+    ]);
+
+    // namespaces/finalize: alice may update namespaces, not finalize them.
+    let body = std::env::temp_dir().join(format!("pg-finalize-{}.json", std::process::id()));
+    std::fs::write(
+        &body,
+        r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"team-a"},"spec":{"finalizers":[]}}"#,
+    )
+    .expect("body");
+    let body = body.to_str().expect("utf-8 path");
+    let finalize = ["replace", "--raw", "/api/v1/namespaces/team-a/finalize", "-f", body];
+    let denied = fails(&[&["--as", "alice"], &finalize[..]].concat());
+    assert!(
+        denied.contains(r#"namespaces "team-a" is forbidden: User "alice" cannot update resource "namespaces/finalize" in API group "" at the cluster scope"#),
+        "{denied}"
+    );
+    ok(&["--as", "alice", "label", "namespace", "team-a", "owner=alice"]);
+    ok(&[
+        "create",
+        "clusterrole",
+        "namespace-finalizer",
+        "--verb=update",
+        "--resource=namespaces/finalize",
+    ]);
+    ok(&[
+        "create",
+        "clusterrolebinding",
+        "alice-finalizer",
+        "--clusterrole=namespace-finalizer",
+        "--user=alice",
+    ]);
+    ok(&[&["--as", "alice"], &finalize[..]].concat());
+    // finalize serves PUT only: a GET, once authorized, is 405 (the administrator may do
+    // everything).
+    let refused = fails(&["get", "--raw", "/api/v1/namespaces/team-a/finalize"]);
+    assert!(
+        refused.contains("the server does not allow this method on the requested resource"),
+        "{refused}"
+    );
+
+    // pods/log and pods/exec: bob may read pods, not their logs, nor exec into them.
+    ok(&["--as", "bob", "get", "pod", "web", "-n", "team-a"]);
+    let denied = fails(&["--as", "bob", "logs", "web", "-n", "team-a"]);
+    assert!(
+        denied.contains(r#"pods "web" is forbidden: User "bob" cannot get resource "pods/log" in API group "" in the namespace "team-a""#),
+        "{denied}"
+    );
+    let denied = fails(&["--as", "bob", "exec", "web", "-n", "team-a", "--", "true"]);
+    assert!(
+        denied.contains(r#"pods "web" is forbidden: User "bob" cannot create resource "pods/exec" in API group "" in the namespace "team-a""#),
+        "{denied}"
+    );
+    assert_eq!(
+        fails(&[
+            "--as",
+            "bob",
+            "auth",
+            "can-i",
+            "get",
+            "pods",
+            "--subresource=log",
+            "-n",
+            "team-a"
+        ])
+        .trim(),
+        "no"
+    );
+    // With the right, the request reaches the pod: no container runs to answer it.
+    ok(&[
+        "create",
+        "role",
+        "log-reader",
+        "-n",
+        "team-a",
+        "--verb=get",
+        "--resource=pods/log",
+    ]);
+    ok(&[
+        "create",
+        "rolebinding",
+        "bob-logs",
+        "-n",
+        "team-a",
+        "--role=log-reader",
+        "--user=bob",
+    ]);
+    let answered = fails(&["--as", "bob", "logs", "web", "-n", "team-a"]);
+    assert!(answered.contains("the sandbox runs none"), "{answered}");
+    drop(sandbox);
 }

@@ -15,6 +15,7 @@ mod openapi_v2;
 mod patch;
 mod printers;
 mod protobuf;
+mod quantity;
 mod rbac;
 mod registry;
 mod selectors;

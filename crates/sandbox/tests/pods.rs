@@ -483,3 +483,225 @@ async fn log_and_exec_say_that_no_container_runs() {
     assert_eq!(verbs("services/proxy"), ["create", "delete", "get", "patch", "update"]);
     sandbox.shutdown().await;
 }
+
+/// A refusal's message, for a write that must be refused with 422.
+fn invalid<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+            status.message
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+/// A Pod's spec is fixed once it exists but for images and a few fields: ephemeral containers
+/// are added through `pods/ephemeralcontainers` (never removed or changed), CPU and memory
+/// change through `pods/resize` without leaving the QoS class; the attacks on each refused as
+/// kube-apiserver refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_change_only_through_their_subresources() {
+    use kube::api::{Patch, PatchParams};
+    let (sandbox, k, client) = simulating().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "web", "image": "nginx", "resources": {
+            "requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}}}]}
+    }))
+    .expect("pod");
+    pods.create(&PostParams::default(), &pod).await.expect("created");
+    k.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=20s"]);
+    assert_eq!(field(&k, &["get", "pod", "web"], "{.status.qosClass}"), "Burstable");
+    let merge = |patch: Value| Patch::Merge(patch);
+    let params = PatchParams::default();
+
+    // Through the Pod itself: an image changes, a port or the resources do not.
+    pods.patch(
+        "web",
+        &params,
+        &Patch::Strategic(json!({"spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}})),
+    )
+    .await
+    .expect("images may change");
+    let prefix = "Pod \"web\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)";
+    for attack in [
+        json!({"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 80}]}]}}),
+        json!({"spec": {"containers": [{"name": "web", "resources": {"requests": {"cpu": "150m"}}}]}}),
+        json!({"spec": {"ephemeralContainers": [{"name": "sneak", "image": "busybox"}]}}),
+    ] {
+        let message = invalid(pods.patch("web", &params, &Patch::Strategic(attack.clone())).await);
+        assert!(message.starts_with(prefix), "{attack}: {message}");
+    }
+    let added = json!([{"op": "add", "path": "/spec/tolerations/-", "value": {"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}}]);
+    pods.patch(
+        "web",
+        &params,
+        &Patch::<()>::Json(serde_json::from_value(added).expect("json patch")),
+    )
+    .await
+    .expect("tolerations may be added");
+    let message = invalid(
+        pods.patch("web", &params, &merge(json!({"spec": {"tolerations": null}})))
+            .await,
+    );
+    assert!(message.starts_with(prefix), "removed tolerations: {message}");
+    let err = k.fails(&["set", "resources", "pod", "web", "--limits=cpu=1"]);
+    assert!(err.contains("pod updates may not change fields other than"), "{err}");
+
+    // A debug container through pods/ephemeralcontainers, as `kubectl debug` adds it.
+    k.ok(&[
+        "debug",
+        "web",
+        "--image=busybox",
+        "--container=debugger",
+        "--target=web",
+        "--",
+        "sleep",
+        "3600",
+    ]);
+    assert_eq!(
+        field(
+            &k,
+            &["get", "pod", "web"],
+            "{.spec.ephemeralContainers[0].name}/{.spec.ephemeralContainers[0].targetContainerName}"
+        ),
+        "debugger/web"
+    );
+    eventually("the debug container reported running", || {
+        !field(
+            &k,
+            &["get", "pod", "web"],
+            "{.status.ephemeralContainerStatuses[0].state.running.startedAt}",
+        )
+        .is_empty()
+    })
+    .await;
+    let mut current = pods.get_subresource("ephemeralcontainers", "web").await.expect("read");
+    let mut spec = current.spec.take().expect("spec");
+    spec.ephemeral_containers = Some(vec![]);
+    current.spec = Some(spec.clone());
+    let message = invalid(
+        pods.replace_subresource("ephemeralcontainers", "web", &PostParams::default(), &current)
+            .await,
+    );
+    assert_eq!(
+        message,
+        "Pod \"web\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"debugger\" may not be removed"
+    );
+    let changed = json!({"spec": {"ephemeralContainers": [{"name": "debugger", "image": "alpine"}]}});
+    let message = invalid(
+        pods.patch_subresource("ephemeralcontainers", "web", &params, &Patch::Strategic(changed))
+            .await,
+    );
+    assert!(
+        message.contains("existing ephemeral containers \"debugger\" may not be changed"),
+        "{message}"
+    );
+    let listening = json!({"spec": {"ephemeralContainers": [{"name": "debugger"}, {"name": "other", "image": "busybox", "targetContainerName": "nobody", "ports": [{"containerPort": 8080}]}]}});
+    let message = invalid(
+        pods.patch_subresource("ephemeralcontainers", "web", &params, &Patch::Strategic(listening))
+            .await,
+    );
+    assert_eq!(
+        message,
+        "Pod \"web\" is invalid: [spec.ephemeralContainers[1].ports: Forbidden: cannot be set for an Ephemeral Container, spec.ephemeralContainers[1].targetContainerName: Not found: \"nobody\"]"
+    );
+    let born_with: Pod = serde_json::from_value(json!({"metadata": {"name": "born"}, "spec": {
+        "containers": [{"name": "app", "image": "nginx"}],
+        "ephemeralContainers": [{"name": "debugger", "image": "busybox"}]}}))
+    .expect("pod");
+    let message = invalid(pods.create(&PostParams::default(), &born_with).await);
+    assert_eq!(
+        message,
+        "Pod \"born\" is invalid: spec.ephemeralContainers: Forbidden: cannot be set on create"
+    );
+
+    // CPU and memory through pods/resize; the kubelet reports the new resources.
+    let resize = |patch: Value| {
+        let pods = pods.clone();
+        async move {
+            pods.patch_subresource("resize", "web", &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+        }
+    };
+    let resized = resize(json!({"spec": {"containers": [{"name": "web", "image": "httpd", "resources": {"requests": {"cpu": "150m"}}}]}}))
+        .await
+        .expect("resized");
+    let container = &resized.spec.as_ref().expect("spec").containers[0];
+    assert_eq!(
+        container.image.as_deref(),
+        Some("nginx:1.27"),
+        "a resize changes resources only"
+    );
+    assert_eq!(
+        serde_json::to_value(&container.resources).expect("json")["requests"]["cpu"],
+        "150m"
+    );
+    eventually("the resized resources reported", || {
+        field(
+            &k,
+            &["get", "pod", "web"],
+            "{.status.containerStatuses[0].resources.requests.cpu}",
+        ) == "150m"
+    })
+    .await;
+    let message = invalid(
+        resize(json!({"spec": {"containers": [{"name": "web", "resources": {"requests": {"cpu": "200m"}}}]}})).await,
+    );
+    assert_eq!(
+        message,
+        "Pod \"web\" is invalid: spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"
+    );
+    let message = invalid(
+        resize(
+            json!({"spec": {"containers": [{"name": "web", "resources": {"limits": {"ephemeral-storage": "1Gi"}}}]}}),
+        )
+        .await,
+    );
+    assert_eq!(
+        message,
+        "Pod \"web\" is invalid: spec: Forbidden: only cpu and memory resources are mutable"
+    );
+    let message = invalid(
+        resize(json!({"spec": {"containers": [{"name": "web", "resources": {"requests": {"cpu": "300m"}}}]}})).await,
+    );
+    assert!(
+        message.contains("spec.containers[0].resources.requests[cpu]: Invalid value: \"300m\": must be less than or equal to cpu limit of 200m"),
+        "{message}"
+    );
+    let message = invalid(
+        resize(json!({"spec": {"containers": [{"name": "web", "resources": {"requests": {"memory": null}}}]}})).await,
+    );
+    assert!(message.contains("resource requests cannot be removed"), "{message}");
+    assert_eq!(
+        field(
+            &k,
+            &["get", "pod", "web"],
+            "{.spec.containers[0].resources.requests.cpu}"
+        ),
+        "150m",
+        "refused resizes change nothing"
+    );
+
+    // Both subresources are discovered, and serve no other verb.
+    let discovered = client.list_core_api_resources("v1").await.expect("discovery");
+    for name in ["pods/ephemeralcontainers", "pods/resize"] {
+        let verbs = discovered
+            .resources
+            .iter()
+            .find(|r| r.name == name)
+            .map(|r| r.verbs.clone());
+        assert_eq!(
+            verbs,
+            Some(vec!["get".to_string(), "patch".into(), "update".into()]),
+            "{name}"
+        );
+    }
+    let refused = k.fails(&["delete", "--raw", "/api/v1/namespaces/default/pods/web/resize"]);
+    assert!(
+        refused.contains("the server does not allow this method on the requested resource"),
+        "{refused}"
+    );
+    sandbox.shutdown().await;
+}

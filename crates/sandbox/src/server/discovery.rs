@@ -190,11 +190,13 @@ fn other_subresources(t: &ResourceType) -> &'static [Subresource] {
         ("", "pods") => &[
             ("attach", ("", "v1", "PodAttachOptions"), &["create", "get"]),
             ("binding", ("", "v1", "Binding"), &["create"]),
+            ("ephemeralcontainers", ("", "v1", "Pod"), &["get", "patch", "update"]),
             ("eviction", ("policy", "v1", "Eviction"), &["create"]),
             ("exec", ("", "v1", "PodExecOptions"), &["create", "get"]),
             ("log", ("", "v1", "Pod"), &["get"]),
             ("portforward", ("", "v1", "PodPortForwardOptions"), &["create", "get"]),
             ("proxy", ("", "v1", "PodProxyOptions"), PROXY_VERBS),
+            ("resize", ("", "v1", "Pod"), &["get", "patch", "update"]),
         ],
         ("", "services") => &[("proxy", ("", "v1", "ServiceProxyOptions"), PROXY_VERBS)],
         ("", "nodes") => &[("proxy", ("", "v1", "NodeProxyOptions"), PROXY_VERBS)],

@@ -204,7 +204,7 @@ impl ApiServer {
             && !(sub == "token" && target.rt.group.is_empty() && target.rt.plural == "serviceaccounts")
             && !(sub == "approval" && target.rt.plural == "certificatesigningrequests")
             && !(sub == "finalize" && target.rt.is_namespace())
-            && !(matches!(sub.as_str(), "binding" | "eviction")
+            && !(matches!(sub.as_str(), "binding" | "eviction" | "ephemeralcontainers" | "resize")
                 && target.rt.group.is_empty()
                 && target.rt.plural == "pods")
             && !needs_a_kubelet(&target.rt, sub)
@@ -293,6 +293,11 @@ impl ApiServer {
         }
         if t.subresource.as_deref() == Some("finalize") && method != Method::PUT {
             // kube-apiserver serves only updates of a namespace's finalizers.
+            return Err(ApiError::method_not_allowed());
+        }
+        if matches!(t.subresource.as_deref(), Some("ephemeralcontainers" | "resize"))
+            && ![Method::GET, Method::PUT, Method::PATCH].contains(method)
+        {
             return Err(ApiError::method_not_allowed());
         }
         if method == Method::POST

@@ -183,7 +183,7 @@ impl ApiServer {
             set_pointer(&mut candidate, &paths.spec_replicas, json!(replicas));
             // The object changes as by an update of its spec (a new generation).
             let merged = self.merge_update(rt, None, &old, &candidate);
-            let (merged, more) = self.validate_custom(rt, &merged, Some(&old), q)?;
+            let (merged, more) = self.validate_custom(rt, &merged, Some(&old), Some("scale"), q)?;
             warnings.extend(more);
             match self.finish_update(rt, &key, &old, merged, Some(manager), Some("scale"), dry) {
                 Ok(stored) => return Ok((scale_of(paths, &stored), warnings)),

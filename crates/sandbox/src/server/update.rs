@@ -15,6 +15,25 @@ impl ApiServer {
             let mut o = old.clone();
             set_namespace_finalizers(&mut o, new);
             o
+        } else if sub == Some("ephemeralcontainers") {
+            // A Pod's ephemeral containers, nothing else.
+            let mut o = old.clone();
+            match (
+                new.pointer("/spec/ephemeralContainers"),
+                o.get_mut("spec").and_then(Value::as_object_mut),
+            ) {
+                (Some(e), Some(spec)) if !e.is_null() => {
+                    spec.insert("ephemeralContainers".into(), e.clone());
+                }
+                (_, Some(spec)) => {
+                    spec.remove("ephemeralContainers");
+                }
+                _ => {}
+            }
+            o
+        } else if sub == Some("resize") {
+            // A Pod's containers' resources and resize policies, nothing else.
+            crate::validation::merge_resize(old, new)
         } else if sub == Some("status") {
             let mut o = old.clone();
             match new.get("status") {
@@ -142,7 +161,7 @@ impl ApiServer {
         {
             meta.insert("managedFields".into(), mf);
         }
-        let (merged, mut warnings) = self.validate_custom(rt, &merged, Some(old), q)?;
+        let (merged, mut warnings) = self.validate_custom(rt, &merged, Some(old), t.subresource.as_deref(), q)?;
         if let Some(r) = &request {
             self.validate_admission(r, Some(&merged), &mut warnings)?;
         }

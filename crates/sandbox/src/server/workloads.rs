@@ -152,6 +152,16 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         return;
     }
+    let template = match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "pods") => Some("/spec"),
+        ("", "podtemplates") => Some("/template/spec"),
+        ("", "replicationcontrollers") | ("apps", _) | ("batch", "jobs") => Some("/spec/template/spec"),
+        ("batch", "cronjobs") => Some("/spec/jobTemplate/spec/template/spec"),
+        _ => None,
+    };
+    if let Some(spec) = template.and_then(|at| obj.pointer_mut(at)) {
+        pod_spec_defaults(spec, rt.plural == "pods");
+    }
     let defaults = match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments") => json!({"replicas": 1, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}}),
@@ -190,6 +200,96 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                     given["type"] = v["type"].clone();
                 }
                 Some(_) => {}
+            }
+        }
+    }
+}
+
+/// kube-apiserver's defaults of a Pod's spec and of pod templates (`SetDefaults_PodSpec`,
+/// `SetDefaults_Container`; `enableServiceLinks` for Pods only). Clients read them back:
+/// `kubectl debug` reads `securityContext` without looking whether it is there.
+fn pod_spec_defaults(spec: &mut Value, pod: bool) {
+    let Some(spec) = spec.as_object_mut() else { return };
+    let mut set = |key: &str, value: Value| {
+        if spec.get(key).is_none_or(Value::is_null) {
+            spec.insert(key.into(), value);
+        }
+    };
+    set("restartPolicy", json!("Always"));
+    set("terminationGracePeriodSeconds", json!(30));
+    set("dnsPolicy", json!("ClusterFirst"));
+    set("securityContext", json!({}));
+    set("schedulerName", json!("default-scheduler"));
+    if pod {
+        set("enableServiceLinks", json!(true));
+    }
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for c in containers.iter_mut().filter_map(Value::as_object_mut) {
+            let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+            // The tag after the last path segment's colon, if any; a digest pins the image.
+            let tag = image
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .split_once(':')
+                .map(|(_, t)| t);
+            let pull = if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                "IfNotPresent"
+            } else {
+                "Always"
+            };
+            let mut set = |key: &str, value: Value| {
+                if c.get(key).is_none_or(Value::is_null) {
+                    c.insert(key.into(), value);
+                }
+            };
+            set("terminationMessagePath", json!("/dev/termination-log"));
+            set("terminationMessagePolicy", json!("File"));
+            set("imagePullPolicy", json!(pull));
+            if list != "ephemeralContainers" {
+                set("resources", json!({}));
+            }
+            for port in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object_mut)
+            {
+                port.entry("protocol").or_insert(json!("TCP"));
+            }
+        }
+    }
+}
+
+/// What kube-apiserver's admission plugins add to a new Pod: its ServiceAccount
+/// (`ServiceAccount`), its priority (`Priority`) and the tolerations of unready and
+/// unreachable nodes (`DefaultTolerationSeconds`).
+pub(super) fn admit_new_pod(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let account = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    spec.insert("serviceAccountName".into(), json!(account));
+    spec.insert("serviceAccount".into(), json!(account));
+    spec.entry("priority").or_insert(json!(0));
+    spec.entry("preemptionPolicy").or_insert(json!("PreemptLowerPriority"));
+    let tolerations = spec.entry("tolerations").or_insert(json!([]));
+    if let Some(list) = tolerations.as_array_mut() {
+        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+            let tolerated = list
+                .iter()
+                .any(|t| t["key"] == key && (t["effect"] == "NoExecute" || t.get("effect").is_none_or(|e| e == "")));
+            if !tolerated {
+                list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
             }
         }
     }
@@ -723,10 +823,11 @@ impl ApiServer {
                 self.sim_bind(&pod, &name);
                 continue; // Started on the pass its binding triggers.
             }
-            if matches!(text(&pod, "/status/phase"), "Running" | "Succeeded" | "Failed") {
-                continue;
+            match text(&pod, "/status/phase") {
+                "Running" => self.follow_running_pod(&pod),
+                "Succeeded" | "Failed" => {}
+                _ => self.start_pod(&pod, &node),
             }
-            self.start_pod(&pod, &node);
         }
     }
 
@@ -754,8 +855,12 @@ impl ApiServer {
                         } else {
                             json!({"running": {"startedAt": started}})
                         };
-                        json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
-                               "ready": !completes, "started": !completes, "restartCount": 0, "state": state})
+                        let mut status = json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
+                               "ready": !completes, "started": !completes, "restartCount": 0, "state": state});
+                        if let Some(resources) = running_resources(c) {
+                            status["resources"] = resources;
+                        }
+                        status
                     })
                     .collect()
             })
@@ -779,13 +884,61 @@ impl ApiServer {
                            condition("ContainersReady", ready), condition("PodScheduled", "True")],
             "hostIP": node_ip(node_index), "hostIPs": [{"ip": node_ip(node_index)}],
             "podIP": pod_ip, "podIPs": [{"ip": pod_ip}],
-            "startTime": started, "qosClass": "BestEffort",
+            "startTime": started, "qosClass": crate::validation::qos_class(pod.get("spec").unwrap_or(&Value::Null)),
             "containerStatuses": containers,
         });
         self.sim_status("pods", "", pod, status, "kubelet");
         let name = format!("{}.{}", text(pod, "/metadata/name"), suffix(uid_hash, 8));
         let message = format!("Reported {phase} on node {node} by the purchase-guard sandbox: no container runs");
         self.sim_event(pod, name, "Normal", "Simulated", message, "kubelet");
+    }
+
+    /// A running Pod's kubelet: ephemeral containers added since are reported running, and
+    /// containers resized since report their new resources (the resize applied at once).
+    fn follow_running_pod(&self, pod: &Value) {
+        let Some(status) = pod.get("status") else { return };
+        let mut next = status.clone();
+        let spec = |field: &str| {
+            pod.pointer(&format!("/spec/{field}"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        if let Some(statuses) = next.get_mut("containerStatuses").and_then(Value::as_array_mut) {
+            for c in spec("containers") {
+                if let Some(s) = statuses.iter_mut().find(|s| s["name"] == c["name"]) {
+                    match running_resources(&c) {
+                        Some(r) => s["resources"] = r,
+                        None => {
+                            if let Some(s) = s.as_object_mut() {
+                                s.remove("resources");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let ephemeral = spec("ephemeralContainers");
+        let reported = status
+            .get("ephemeralContainerStatuses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut statuses = reported.clone();
+        for c in &ephemeral {
+            if !reported.iter().any(|s| s["name"] == c["name"]) {
+                statuses.push(
+                    json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
+                    "ready": false, "restartCount": 0, "state": {"running": {"startedAt": now()}}}),
+                );
+            }
+        }
+        if !statuses.is_empty() {
+            next["ephemeralContainerStatuses"] = json!(statuses);
+        }
+        if next != *status {
+            self.sim_status("pods", "", pod, next, "kubelet");
+        }
     }
 
     /// Statuses from the Pods: ReplicaSets, StatefulSets, DaemonSets and Jobs, then Deployments.
@@ -1073,4 +1226,13 @@ pub(super) fn component_user(component: &str, node: &str) -> UserInfo {
             ],
         },
     }
+}
+
+/// The resources a kubelet reports a running container with: those of its spec, when it has
+/// any.
+fn running_resources(container: &Value) -> Option<Value> {
+    container
+        .get("resources")
+        .filter(|r| r.get("requests").is_some() || r.get("limits").is_some())
+        .cloned()
 }

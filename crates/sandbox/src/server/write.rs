@@ -9,6 +9,7 @@ impl ApiServer {
         rt: &ResourceType,
         obj: &Value,
         old: Option<&Value>,
+        subresource: Option<&str>,
         q: &Query,
     ) -> Result<(Value, Vec<String>), ApiError> {
         if rt.group == "admissionregistration.k8s.io" {
@@ -18,7 +19,7 @@ impl ApiServer {
             }
         }
         let content = |checked: (Value, Vec<String>)| {
-            let problems = crate::validation::problems(&rt.group, &rt.kind, rt.custom, &checked.0, old);
+            let problems = crate::validation::problems(&rt.group, &rt.kind, rt.custom, &checked.0, old, subresource);
             if problems.is_empty() {
                 Ok(checked)
             } else {
@@ -275,6 +276,10 @@ impl ApiServer {
             options: json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager}),
             user,
         });
+        if rt.group.is_empty() && rt.plural == "pods" {
+            // Built-in admission plugins run before mutating webhooks.
+            super::workloads::admit_new_pod(&mut obj);
+        }
         if let Some(request) = &request {
             obj = self.mutate(request, obj, &mut admission_warnings)?;
         }
@@ -336,7 +341,13 @@ impl ApiServer {
             }
             obj["spec"] = json!({"finalizers": finalizers});
         }
-        let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, q)?;
+        if rt.group.is_empty() && rt.plural == "pods" {
+            // kube-apiserver's own status of a new Pod: pending, in the QoS class its
+            // containers' requests and limits make.
+            let qos = crate::validation::qos_class(obj.get("spec").unwrap_or(&Value::Null));
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, None, q)?;
         if let Some(request) = &request {
             self.validate_admission(request, Some(&obj), &mut warnings)?;
         }

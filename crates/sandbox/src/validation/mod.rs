@@ -5,6 +5,9 @@
 //! kube-apiserver words it (`k8s.io/apimachinery/pkg/util/validation` and
 //! `pkg/apis/*/validation`), with the Go formatting of the values it prints.
 
+mod pods;
+
+pub use pods::{merge_resize, qos_class};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -66,9 +69,17 @@ impl Problem {
 }
 
 /// Everything kube-apiserver would refuse in `obj` (a create when `old` is `None`, else an
-/// update of `old`), for the kind `kind` of API group `group`. Custom resources get the
-/// metadata checks only: their content is their CRD's to judge.
-pub fn problems(group: &str, kind: &str, custom: bool, obj: &Value, old: Option<&Value>) -> Vec<Problem> {
+/// update of `old` through `subresource`, or through the object itself when `None`), for the
+/// kind `kind` of API group `group`. Custom resources get the metadata checks only: their
+/// content is their CRD's to judge.
+pub fn problems(
+    group: &str,
+    kind: &str,
+    custom: bool,
+    obj: &Value,
+    old: Option<&Value>,
+    subresource: Option<&str>,
+) -> Vec<Problem> {
     let mut out = Vec::new();
     metadata(obj.get("metadata"), "metadata", &mut out);
     if custom {
@@ -76,7 +87,21 @@ pub fn problems(group: &str, kind: &str, custom: bool, obj: &Value, old: Option<
     }
     let spec = obj.get("spec");
     match (group, kind) {
-        ("", "Pod") => pod_spec(spec, "spec", PodContext::Pod, &mut out),
+        ("", "Pod") => {
+            pod_spec(spec, "spec", PodContext::Pod, &mut out);
+            let empty = Value::Null;
+            let (spec, old_spec) = (
+                spec.unwrap_or(&empty),
+                old.and_then(|o| o.get("spec")).unwrap_or(&empty),
+            );
+            match (old, subresource) {
+                (None, _) => pods::create(spec, &mut out),
+                (Some(_), None) => pods::update(spec, old_spec, &mut out),
+                (Some(_), Some("ephemeralcontainers")) => pods::ephemeral_update(spec, old_spec, &mut out),
+                (Some(old), Some("resize")) => pods::resize(obj, old, &mut out),
+                (Some(_), Some(_)) => {}
+            }
+        }
         ("", "PodTemplate") => pod_template(obj.get("template"), "template", PodContext::Pod, &mut out),
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             workload(kind, spec, old.and_then(|o| o.get("spec")), &mut out)
@@ -370,6 +395,7 @@ fn container(c: &Value, at: &str, names: &mut HashSet<String>, out: &mut Vec<Pro
     if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
         out.push(Problem::required(format!("{at}.image")));
     }
+    pods::requests_within_limits(c, at, out);
     let ports = c
         .get("ports")
         .and_then(Value::as_array)
@@ -676,7 +702,7 @@ mod tests {
     use serde_json::json;
 
     fn messages(group: &str, kind: &str, obj: Value, old: Option<Value>) -> Vec<String> {
-        problems(group, kind, false, &obj, old.as_ref())
+        problems(group, kind, false, &obj, old.as_ref(), None)
             .into_iter()
             .map(|p| format!("{}: {}", p.field, p.message))
             .collect()
@@ -796,7 +822,7 @@ mod tests {
     #[test]
     fn labels_of_every_object_and_custom_resources_only_for_metadata() {
         let obj = json!({"metadata": {"labels": {"bad key": "ok", "k": "bad value!"}}, "spec": {}});
-        let found = problems("example.com", "Widget", true, &obj, None);
+        let found = problems("example.com", "Widget", true, &obj, None, None);
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().all(|p| p.field == "metadata.labels"));
         assert!(

@@ -167,6 +167,7 @@ impl Sandbox {
                 tracing::error!(error = %e, "sandbox API server stopped");
             }
         });
+        tokio::spawn(server.clone().retry_refused_collections(shutdown.subscribe()));
         if config.simulate_workloads {
             server.add_worker_nodes();
             tokio::spawn(server.clone().simulate_workloads(shutdown.subscribe()));

@@ -640,12 +640,17 @@ async fn controllers_deletions_go_through_admission() {
     assert_eq!(held.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
     assert!(inside.get_opt("inside").await.expect("read").is_some());
 
-    // Once admission allows them (the binding gone, itself a deletion that starts a
-    // collection), both go.
+    // Once admission allows them, both go, with no other deletion to start a collection: the
+    // binding only warns from now on (an update), and the refused deletions are retried
+    // after a backoff, as kube-controller-manager retries them.
     bindings
-        .delete("keep", &DeleteParams::default())
+        .patch(
+            "keep",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"spec": {"validationActions": ["Warn"]}})),
+        )
         .await
-        .expect("unbound");
+        .expect("warns only");
     eventually_gone(&api, "kept").await;
     let deadline = Instant::now() + Duration::from_secs(5);
     while namespaces.get_opt("held").await.expect("read").is_some() {

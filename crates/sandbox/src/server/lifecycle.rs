@@ -455,7 +455,7 @@ impl ApiServer {
 
     /// Deletes an object as one of kube-controller-manager's controllers does, through the
     /// API (admission included); whether something changed (a denied deletion changes nothing
-    /// and is tried again at the next collection).
+    /// and is tried again after a backoff, or at the next collection if that comes first).
     fn delete_as(&self, key: &Key, controller: &str) -> bool {
         let Some(rt) = self
             .types()
@@ -475,7 +475,8 @@ impl ApiServer {
         match self.delete(&rt, namespace, &key.name, &options, &Query::new(), Some(&user)) {
             Ok(_) => true,
             Err(e) => {
-                tracing::info!(object = %key.name, resource = %key.resource, reason = %e.message, "a controller's deletion was refused");
+                tracing::info!(object = %key.name, resource = %key.resource, reason = %e.message, "a controller's deletion was refused; tried again after a backoff");
+                self.collection_refused.set();
                 false
             }
         }
@@ -490,3 +491,54 @@ thread_local! {
 /// The kube-controller-manager controllers that delete (their ServiceAccounts in kube-system).
 const GARBAGE_COLLECTOR: &str = "generic-garbage-collector";
 const NAMESPACE_CONTROLLER: &str = "namespace-controller";
+
+/// Whether a controller's deletion was refused since the last collection, and a wake-up for
+/// the task that retries.
+#[derive(Default)]
+pub(super) struct Refused {
+    refused: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Refused {
+    fn set(&self) {
+        self.refused.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> bool {
+        self.refused.swap(false, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The first wait before a refused collection is tried again, and the longest.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl ApiServer {
+    /// kube-controller-manager's retries: after a refused deletion, garbage is collected
+    /// again after 0.5 s, then twice as long each time it is refused again (30 s at most),
+    /// until a collection goes through, so that a webhook or policy that stops refusing lets
+    /// the deletion happen without another write to trigger it.
+    pub(crate) async fn retry_refused_collections(
+        self: std::sync::Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut delay = RETRY_FIRST;
+        loop {
+            tokio::select! {
+                _ = self.collection_refused.wake.notified() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            while self.collection_refused.take() {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                self.collect_garbage();
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            delay = RETRY_FIRST;
+        }
+    }
+}

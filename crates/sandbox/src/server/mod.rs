@@ -87,6 +87,9 @@ pub struct ApiServer {
     /// The simulated ReplicaSet controller's last refused Pod creation, by ReplicaSet
     /// (namespace and uid): its `ReplicaFailure` condition.
     creation_failures: std::sync::Mutex<HashMap<(String, String), String>>,
+    /// Set when admission refused a garbage collector's or namespace controller's deletion:
+    /// the collection is tried again after a backoff ([`ApiServer::retry_refused_collections`]).
+    collection_refused: lifecycle::Refused,
 }
 
 type Query = HashMap<String, String>;
@@ -108,6 +111,7 @@ impl ApiServer {
             cluster_ca: signer::ClusterCa::generate(),
             tokens: crate::tokens::Signer::default(),
             creation_failures: Default::default(),
+            collection_refused: Default::default(),
         }
     }
 

@@ -522,3 +522,171 @@ async fn horizontal_pod_autoscalers_are_served_at_v1_and_v2() {
     let _ = std::fs::remove_file(&kubeconfig);
     sandbox.shutdown().await;
 }
+
+/// Services get what kube-apiserver's registry gives them: a cluster IP from the service range
+/// and node ports from 30000-32767, each held by one Service; kept by updates that leave them
+/// out, fixed once set, dropped with the type that needed them, free again once the Service
+/// is gone. Taking another Service's address or port is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_get_cluster_ips_and_node_ports() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-services-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let services: Api<Service> = Api::default_namespaced(client);
+    kubectl(&kubeconfig, &["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    let web = services.get("web").await.expect("web");
+    let spec = web.spec.clone().expect("spec");
+    let ip: std::net::Ipv4Addr = spec
+        .cluster_ip
+        .clone()
+        .expect("a cluster IP")
+        .parse()
+        .expect("an IPv4 address");
+    assert_eq!(
+        u32::from(ip) >> 20,
+        u32::from(std::net::Ipv4Addr::new(10, 96, 0, 0)) >> 20,
+        "{ip} in 10.96.0.0/12"
+    );
+    assert_eq!(spec.cluster_ips, Some(vec![ip.to_string()]));
+    assert_eq!(spec.ip_families, Some(vec!["IPv4".to_string()]));
+    assert_eq!(spec.ip_family_policy.as_deref(), Some("SingleStack"));
+    assert_eq!(
+        (
+            spec.session_affinity.as_deref(),
+            spec.internal_traffic_policy.as_deref()
+        ),
+        (Some("None"), Some("Cluster"))
+    );
+    let row = kubectl(&kubeconfig, &["get", "service", "web", "--no-headers"]);
+    assert_eq!(
+        row.split_whitespace().take(5).collect::<Vec<_>>(),
+        ["web", "ClusterIP", ip.to_string().as_str(), "<none>", "80/TCP"]
+    );
+
+    kubectl(&kubeconfig, &["create", "service", "nodeport", "np", "--tcp=80:8080"]);
+    let np = services.get("np").await.expect("np");
+    let node_port = np.spec.as_ref().expect("spec").ports.as_ref().expect("ports")[0]
+        .node_port
+        .expect("a node port");
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+    assert_eq!(
+        np.spec.as_ref().and_then(|s| s.external_traffic_policy.as_deref()),
+        Some("Cluster")
+    );
+
+    // Another Service's address or node port is refused.
+    let refused = |result: Result<Service, kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            status.message
+        }
+        other => panic!("not refused: {other:?}"),
+    };
+    let taking_ip: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "thief"}, "spec": {"clusterIP": ip.to_string(), "ports": [{"port": 80}]}
+    }))
+    .expect("service");
+    assert_eq!(
+        refused(services.create(&PostParams::default(), &taking_ip).await),
+        format!(
+            "Service \"thief\" is invalid: spec.clusterIPs[0]: Invalid value: \"{ip}\": failed to allocate IP {ip}: provided IP is already allocated"
+        )
+    );
+    let taking_port: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "thief"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": node_port}]}
+    }))
+    .expect("service");
+    assert_eq!(
+        refused(services.create(&PostParams::default(), &taking_port).await),
+        format!(
+            "Service \"thief\" is invalid: spec.ports[0].nodePort: Invalid value: {node_port}: provided port is already allocated"
+        )
+    );
+
+    // An update that leaves them out keeps them (kubectl replace of the manifest as written).
+    let manifest = std::env::temp_dir().join(format!("pg-services-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: np\nspec:\n  type: NodePort\n  selector:\n    app: np\n  ports:\n  - port: 80\n    targetPort: 8080\n",
+    )
+    .expect("manifest");
+    kubectl(&kubeconfig, &["replace", "-f", manifest.to_str().expect("utf-8")]);
+    let replaced = services.get("np").await.expect("np");
+    assert_eq!(
+        replaced.spec.as_ref().and_then(|s| s.cluster_ip.clone()),
+        np.spec.as_ref().and_then(|s| s.cluster_ip.clone())
+    );
+    assert_eq!(
+        replaced
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .map(|p| p[0].node_port),
+        Some(Some(node_port))
+    );
+    // Fixed once set.
+    let message = refused(
+        services
+            .patch(
+                "web",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {"clusterIP": "None", "clusterIPs": ["None"]}})),
+            )
+            .await,
+    );
+    assert_eq!(
+        message,
+        "Service \"web\" is invalid: spec.clusterIPs[0]: Invalid value: []string{\"None\"}: may not change once set"
+    );
+    // Dropped with the type that needed them.
+    let clustered = services
+        .patch(
+            "np",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"type": "ClusterIP"}})),
+        )
+        .await
+        .expect("now ClusterIP");
+    assert_eq!(
+        clustered
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .map(|p| p[0].node_port),
+        Some(None)
+    );
+
+    // Free again once the Service is gone.
+    services.delete("web", &DeleteParams::default()).await.expect("deleted");
+    services
+        .create(&PostParams::default(), &taking_ip)
+        .await
+        .expect("the released address can be asked for");
+    // Headless and ExternalName Services.
+    kubectl(
+        &kubeconfig,
+        &["create", "service", "clusterip", "headless", "--clusterip=None"],
+    );
+    let headless = services.get("headless").await.expect("headless");
+    assert_eq!(
+        headless.spec.and_then(|s| s.cluster_ips),
+        Some(vec!["None".to_string()])
+    );
+    kubectl(
+        &kubeconfig,
+        &[
+            "create",
+            "service",
+            "externalname",
+            "ext",
+            "--external-name=example.com",
+        ],
+    );
+    let ext = services.get("ext").await.expect("ext");
+    assert_eq!(ext.spec.and_then(|s| s.cluster_ip), None);
+    let _ = std::fs::remove_file(&manifest);
+    sandbox.shutdown().await;
+}

@@ -12,6 +12,7 @@ mod pods;
 mod read;
 mod routes;
 mod scale;
+mod services;
 mod signer;
 mod update;
 mod versions;

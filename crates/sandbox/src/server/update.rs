@@ -155,6 +155,9 @@ impl ApiServer {
             None => candidate,
         };
         let mut merged = self.merge_update(rt, t.subresource.as_deref(), old, &candidate);
+        if rt.group.is_empty() && rt.plural == "services" && t.subresource.is_none() {
+            self.allocate_service(rt, &mut merged, Some(old))?;
+        }
         if keep_managed
             && let Some(mf) = candidate.pointer("/metadata/managedFields").cloned()
             && let Some(meta) = meta_mut(&mut merged)

@@ -152,6 +152,10 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         return;
     }
+    if rt.group.is_empty() && rt.plural == "services" {
+        service_defaults(obj);
+        return;
+    }
     let template = match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "pods") => Some("/spec"),
         ("", "podtemplates") => Some("/template/spec"),
@@ -205,23 +209,71 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     }
 }
 
+/// Sets `key` to `value` unless it is there already.
+fn default_to(map: &mut serde_json::Map<String, Value>, key: &str, value: Value) {
+    if map.get(key).is_none_or(Value::is_null) {
+        map.insert(key.into(), value);
+    }
+}
+
+/// The `ports` of a Service's spec or of a container.
+fn ports_of(map: &mut serde_json::Map<String, Value>) -> impl Iterator<Item = &mut serde_json::Map<String, Value>> {
+    let ports = map.get_mut("ports").and_then(Value::as_array_mut);
+    ports.into_iter().flatten().filter_map(Value::as_object_mut)
+}
+
+/// The string at `key`, or `default` when it is missing or empty.
+fn text_or(map: &serde_json::Map<String, Value>, key: &str, default: &str) -> String {
+    map.get(key)
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .unwrap_or(default)
+        .to_string()
+}
+
+/// kube-apiserver's defaults of a Service (`SetDefaults_Service`): its type, session
+/// affinity, traffic policies, and each port's protocol and target port.
+fn service_defaults(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let kind = text_or(spec, "type", "ClusterIP");
+    spec.insert("type".into(), json!(kind));
+    default_to(spec, "sessionAffinity", json!("None"));
+    if kind != "ExternalName" {
+        default_to(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
+        default_to(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if kind == "LoadBalancer" {
+        default_to(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    for port in ports_of(spec) {
+        port.entry("protocol").or_insert(json!("TCP"));
+        // No node port is 0 (Go writes the zero of this non-pointer field in protobuf).
+        if port.get("nodePort").is_some_and(|n| n.is_null() || n == 0) {
+            port.remove("nodePort");
+        }
+        if port.get("targetPort").is_none_or(|t| t.is_null() || t == 0 || t == "") {
+            let target = port.get("port").cloned().unwrap_or(Value::Null);
+            port.insert("targetPort".into(), target);
+        }
+    }
+}
+
 /// kube-apiserver's defaults of a Pod's spec and of pod templates (`SetDefaults_PodSpec`,
 /// `SetDefaults_Container`; `enableServiceLinks` for Pods only). Clients read them back:
 /// `kubectl debug` reads `securityContext` without looking whether it is there.
 fn pod_spec_defaults(spec: &mut Value, pod: bool) {
     let Some(spec) = spec.as_object_mut() else { return };
-    let mut set = |key: &str, value: Value| {
-        if spec.get(key).is_none_or(Value::is_null) {
-            spec.insert(key.into(), value);
-        }
-    };
-    set("restartPolicy", json!("Always"));
-    set("terminationGracePeriodSeconds", json!(30));
-    set("dnsPolicy", json!("ClusterFirst"));
-    set("securityContext", json!({}));
-    set("schedulerName", json!("default-scheduler"));
+    default_to(spec, "restartPolicy", json!("Always"));
+    default_to(spec, "terminationGracePeriodSeconds", json!(30));
+    default_to(spec, "dnsPolicy", json!("ClusterFirst"));
+    default_to(spec, "securityContext", json!({}));
+    default_to(spec, "schedulerName", json!("default-scheduler"));
     if pod {
-        set("enableServiceLinks", json!(true));
+        default_to(spec, "enableServiceLinks", json!(true));
     }
     for list in ["initContainers", "containers", "ephemeralContainers"] {
         let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
@@ -241,24 +293,13 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
             } else {
                 "Always"
             };
-            let mut set = |key: &str, value: Value| {
-                if c.get(key).is_none_or(Value::is_null) {
-                    c.insert(key.into(), value);
-                }
-            };
-            set("terminationMessagePath", json!("/dev/termination-log"));
-            set("terminationMessagePolicy", json!("File"));
-            set("imagePullPolicy", json!(pull));
+            default_to(c, "terminationMessagePath", json!("/dev/termination-log"));
+            default_to(c, "terminationMessagePolicy", json!("File"));
+            default_to(c, "imagePullPolicy", json!(pull));
             if list != "ephemeralContainers" {
-                set("resources", json!({}));
+                default_to(c, "resources", json!({}));
             }
-            for port in c
-                .get_mut("ports")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_object_mut)
-            {
+            for port in ports_of(c) {
                 port.entry("protocol").or_insert(json!("TCP"));
             }
         }
@@ -272,12 +313,7 @@ pub(super) fn admit_new_pod(pod: &mut Value) {
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
-    let account = spec
-        .get("serviceAccountName")
-        .and_then(Value::as_str)
-        .filter(|a| !a.is_empty())
-        .unwrap_or("default")
-        .to_string();
+    let account = text_or(spec, "serviceAccountName", "default");
     spec.insert("serviceAccountName".into(), json!(account));
     spec.insert("serviceAccount".into(), json!(account));
     spec.entry("priority").or_insert(json!(0));

@@ -126,7 +126,10 @@ pub fn problems(
         }
         ("", "ConfigMap") => config_map(obj, old, &mut out),
         ("", "Secret") => secret(obj, old, &mut out),
-        ("", "Service") => service(spec, &mut out),
+        ("", "Service") => {
+            service(spec, &mut out);
+            cluster_ip_fixed(spec, old.and_then(|o| o.get("spec")), &mut out);
+        }
         _ => {}
     }
     out
@@ -694,6 +697,32 @@ fn service(spec: Option<&Value>, out: &mut Vec<Problem>) {
             port_problem(format!("{at}.targetPort"), target, out);
         }
     }
+}
+
+/// A Service's cluster IP, once set, stays while its type has one (`ValidateServiceUpdate`).
+fn cluster_ip_fixed(spec: Option<&Value>, old: Option<&Value>, out: &mut Vec<Problem>) {
+    let ip = |s: Option<&Value>| {
+        s.and_then(|s| s.get("clusterIP"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let external = |s: Option<&Value>| s.and_then(|s| s.get("type")).and_then(Value::as_str) == Some("ExternalName");
+    let (was, now) = (ip(old), ip(spec));
+    if old.is_none() || was.is_empty() || external(spec) || external(old) || was == now {
+        return;
+    }
+    let ips: Vec<String> = spec
+        .and_then(|s| s.get("clusterIPs"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(|s| format!("{s:?}")).collect())
+        .filter(|v: &Vec<String>| v.first() == Some(&format!("{now:?}")))
+        .unwrap_or_else(|| vec![format!("{now:?}")]);
+    out.push(Problem::invalid(
+        "spec.clusterIPs[0]",
+        &format!("[]string{{{}}}", ips.join(", ")),
+        "may not change once set",
+    ));
 }
 
 #[cfg(test)]

@@ -705,3 +705,95 @@ async fn pods_change_only_through_their_subresources() {
     );
     sandbox.shutdown().await;
 }
+
+/// Every new Pod gets its ServiceAccount's token as kube-apiserver's ServiceAccount admission
+/// plugin mounts it (a `kube-api-access-` projected volume in every container), unless the Pod
+/// or its ServiceAccount turns automounting off; the Pod as written can then not be put back
+/// over the stored one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_get_their_service_account_token_mounted() {
+    let (sandbox, k, client) = simulating().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |name: &str, extra: Value| -> Pod {
+        let mut spec = json!({"containers": [{"name": "app", "image": "nginx"}]});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod")
+    };
+    let mounted = |p: &Pod| {
+        let spec = p.spec.as_ref().expect("spec");
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name.starts_with("kube-api-access-"))
+            .map(|v| v.name.clone());
+        let mount = spec.containers[0]
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount")
+            .map(|m| (m.name.clone(), m.read_only));
+        (volume, mount)
+    };
+    let created = pods
+        .create(&PostParams::default(), &pod("plain", json!({})))
+        .await
+        .expect("created");
+    let (volume, mount) = mounted(&created);
+    let volume = volume.expect("the token's volume");
+    assert_eq!(volume.len(), "kube-api-access-".len() + 5, "{volume}");
+    assert_eq!(mount, Some((volume, Some(true))));
+    assert_eq!(
+        created.spec.as_ref().and_then(|s| s.service_account_name.as_deref()),
+        Some("default")
+    );
+    let off = pods
+        .create(
+            &PostParams::default(),
+            &pod("off", json!({"automountServiceAccountToken": false})),
+        )
+        .await
+        .expect("created");
+    assert_eq!(mounted(&off), (None, None));
+    k.ok(&["create", "serviceaccount", "quiet"]);
+    k.ok(&[
+        "patch",
+        "serviceaccount",
+        "quiet",
+        "--type=merge",
+        "-p",
+        r#"{"automountServiceAccountToken":false}"#,
+    ]);
+    let quiet = pods
+        .create(
+            &PostParams::default(),
+            &pod("quiet", json!({"serviceAccountName": "quiet"})),
+        )
+        .await
+        .expect("created");
+    assert_eq!(mounted(&quiet), (None, None));
+    let asked = pods
+        .create(
+            &PostParams::default(),
+            &pod(
+                "asked",
+                json!({"serviceAccountName": "quiet", "automountServiceAccountToken": true}),
+            ),
+        )
+        .await
+        .expect("created");
+    assert!(mounted(&asked).0.is_some(), "the Pod's own setting wins");
+    // The manifest as written is not the stored Pod: replacing it is refused, as on a cluster.
+    let manifest = std::env::temp_dir().join(format!("pg-plain-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: plain\nspec:\n  containers:\n  - name: app\n    image: nginx\n",
+    )
+    .expect("manifest");
+    let err = k.fails(&["replace", "-f", manifest.to_str().expect("utf-8")]);
+    assert!(err.contains("pod updates may not change fields other than"), "{err}");
+    let _ = std::fs::remove_file(&manifest);
+    sandbox.shutdown().await;
+}

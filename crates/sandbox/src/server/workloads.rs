@@ -306,16 +306,29 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
     }
 }
 
-/// What kube-apiserver's admission plugins add to a new Pod: its ServiceAccount
-/// (`ServiceAccount`), its priority (`Priority`) and the tolerations of unready and
-/// unreachable nodes (`DefaultTolerationSeconds`).
-pub(super) fn admit_new_pod(pod: &mut Value) {
+/// Where the ServiceAccount admission plugin mounts a Pod's token.
+const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// What kube-apiserver's admission plugins add to a new Pod: its ServiceAccount and the
+/// projected volume of its token, CA and namespace, mounted in every container
+/// (`ServiceAccount`, unless the Pod or its ServiceAccount turns automounting off), its
+/// priority (`Priority`) and the tolerations of unready and unreachable nodes
+/// (`DefaultTolerationSeconds`). `account_automounts` tells whether the named ServiceAccount
+/// (by name) leaves automounting on.
+pub(super) fn admit_new_pod(pod: &mut Value, account_automounts: impl Fn(&str) -> bool) {
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
     let account = text_or(spec, "serviceAccountName", "default");
     spec.insert("serviceAccountName".into(), json!(account));
     spec.insert("serviceAccount".into(), json!(account));
+    let automount = spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        .unwrap_or_else(|| account_automounts(&account));
+    if automount {
+        mount_token(spec);
+    }
     spec.entry("priority").or_insert(json!(0));
     spec.entry("preemptionPolicy").or_insert(json!("PreemptLowerPriority"));
     let tolerations = spec.entry("tolerations").or_insert(json!([]));
@@ -328,6 +341,47 @@ pub(super) fn admit_new_pod(pod: &mut Value) {
                 list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
             }
         }
+    }
+}
+
+/// The ServiceAccount admission plugin's `kube-api-access-<suffix>` volume and its mounts:
+/// not in containers that already mount something at the token's path.
+fn mount_token(spec: &mut serde_json::Map<String, Value>) {
+    const LETTERS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let random = uuid::Uuid::new_v4();
+    let suffix: String = random.as_bytes()[..5]
+        .iter()
+        .map(|b| char::from(LETTERS[usize::from(*b) % LETTERS.len()]))
+        .collect();
+    let name = format!("kube-api-access-{suffix}");
+    let mut mounted = false;
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
+            let mounts = c.entry("volumeMounts").or_insert(json!([]));
+            let Some(mounts) = mounts.as_array_mut() else { continue };
+            if mounts.iter().any(|m| m["mountPath"] == TOKEN_PATH) {
+                continue;
+            }
+            mounts.push(json!({"name": name, "mountPath": TOKEN_PATH, "readOnly": true}));
+            mounted = true;
+        }
+    }
+    if !mounted {
+        return;
+    }
+    let volumes = spec.entry("volumes").or_insert(json!([]));
+    if let Some(volumes) = volumes.as_array_mut() {
+        volumes.push(json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+            {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+        ]}}));
     }
 }
 

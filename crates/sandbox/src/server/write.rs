@@ -278,7 +278,15 @@ impl ApiServer {
         });
         if rt.group.is_empty() && rt.plural == "pods" {
             // Built-in admission plugins run before mutating webhooks.
-            super::workloads::admit_new_pod(&mut obj);
+            let store = self.store.lock();
+            let automounts = |account: &str| {
+                let key = Key::new("/serviceaccounts", namespace.unwrap_or_default(), account);
+                store
+                    .get(&key)
+                    .and_then(|sa| sa.get("automountServiceAccountToken").and_then(Value::as_bool))
+                    != Some(false)
+            };
+            super::workloads::admit_new_pod(&mut obj, automounts);
         }
         if let Some(request) = &request {
             obj = self.mutate(request, obj, &mut admission_warnings)?;

@@ -476,3 +476,115 @@ async fn invalid_content_is_refused_whatever_the_patch_type() {
     assert!(configs.get_opt("keys").await.expect("read").is_none(), "nothing stored");
     sandbox.shutdown().await;
 }
+
+/// A Job is created with kube-apiserver's selector of its own Pods, and keeps its selector,
+/// completions, completion mode and pod template: a Job that already ran cannot be turned
+/// into another one (a suspended Job that never started may move its Pods elsewhere, an
+/// elastic Indexed Job may grow).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_keeps_what_it_was_created_with() {
+    use k8s_openapi::api::batch::v1::Job;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let jobs: Api<Job> = Api::default_namespaced(client);
+    let job = |name: &str, spec: serde_json::Value| -> Job {
+        let mut full = json!({"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "work", "image": "busybox"}]}}});
+        if let (Some(f), Some(s)) = (full.as_object_mut(), spec.as_object()) {
+            f.extend(s.clone());
+        }
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": full})).expect("job")
+    };
+    let created = jobs
+        .create(&PostParams::default(), &job("work", json!({"completions": 2})))
+        .await
+        .expect("created");
+    let uid = created.metadata.uid.clone().expect("uid");
+    let spec = created.spec.clone().expect("spec");
+    assert_eq!(
+        serde_json::to_value(&spec.selector).expect("json"),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
+    );
+    let labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
+    assert_eq!(
+        labels.get("batch.kubernetes.io/job-name").map(String::as_str),
+        Some("work")
+    );
+    assert_eq!(labels.get("controller-uid"), Some(&uid));
+
+    let refused = |result: Result<Job, kube::Error>| match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+            status.message
+        }
+        other => panic!("not refused: {other:?}"),
+    };
+    let params = PatchParams::default();
+    assert_eq!(
+        refused(
+            jobs.patch("work", &params, &Patch::Merge(json!({"spec": {"completions": 5}})))
+                .await
+        ),
+        "Job.batch \"work\" is invalid: spec.completions: Invalid value: 5: field is immutable"
+    );
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "work", "image": "alpine"}]}}}});
+    assert_eq!(
+        refused(jobs.patch("work", &params, &Patch::Strategic(image.clone())).await),
+        "Job.batch \"work\" is invalid: spec.template: Invalid value: core.PodTemplateSpec{...}: field is immutable"
+    );
+    assert!(
+        refused(
+            jobs.patch(
+                "work",
+                &params,
+                &Patch::Merge(json!({"spec": {"selector": {"matchLabels": {"app": "other"}}}}))
+            )
+            .await
+        )
+        .ends_with(&format!("spec.selector: Invalid value: v1.LabelSelector{{MatchLabels:map[string]string{{\"app\":\"other\", \"batch.kubernetes.io/controller-uid\":\"{uid}\"}}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}: field is immutable")),
+        "the selector"
+    );
+    jobs.patch(
+        "work",
+        &params,
+        &Patch::Merge(json!({"metadata": {"labels": {"team": "billing"}}})),
+    )
+    .await
+    .expect("the Job's own labels may change");
+
+    // Suspended and never started: its Pods may be sent elsewhere, not changed.
+    jobs.create(&PostParams::default(), &job("later", json!({"suspend": true})))
+        .await
+        .expect("created");
+    let placed = json!({"spec": {"template": {"spec": {"nodeSelector": {"zone": "b"}}}}});
+    jobs.patch("later", &params, &Patch::Strategic(placed))
+        .await
+        .expect("a suspended Job's scheduling directives may change");
+    refused(jobs.patch("later", &params, &Patch::Strategic(image)).await);
+
+    // An elastic Indexed Job grows with its parallelism.
+    jobs.create(
+        &PostParams::default(),
+        &job(
+            "indexed",
+            json!({"completionMode": "Indexed", "completions": 2, "parallelism": 2}),
+        ),
+    )
+    .await
+    .expect("created");
+    jobs.patch(
+        "indexed",
+        &params,
+        &Patch::Merge(json!({"spec": {"completions": 3, "parallelism": 3}})),
+    )
+    .await
+    .expect("elastic");
+    assert!(
+        refused(
+            jobs.patch("indexed", &params, &Patch::Merge(json!({"spec": {"completions": 4}})))
+                .await
+        )
+        .contains("spec.completions: Invalid value: 4: field is immutable")
+    );
+    sandbox.shutdown().await;
+}

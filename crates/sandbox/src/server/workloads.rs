@@ -306,6 +306,43 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
     }
 }
 
+/// kube-apiserver's selector of a new Job (unless `manualSelector`): its Pods by the Job's
+/// uid, with the uid and the Job's name in its template's labels.
+pub(super) fn select_own_pods(job: &mut Value) {
+    if job.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true) {
+        return;
+    }
+    let (uid, name) = (
+        text(job, "/metadata/uid").to_string(),
+        text(job, "/metadata/name").to_string(),
+    );
+    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    spec.insert(
+        "selector".into(),
+        json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+    );
+    let template = spec.entry("template").or_insert(json!({}));
+    if !template.get("metadata").is_some_and(Value::is_object) {
+        template["metadata"] = json!({});
+    }
+    let metadata = &mut template["metadata"];
+    if !metadata.get("labels").is_some_and(Value::is_object) {
+        metadata["labels"] = json!({});
+    }
+    if let Some(labels) = metadata["labels"].as_object_mut() {
+        for (key, value) in [
+            ("batch.kubernetes.io/controller-uid", &uid),
+            ("batch.kubernetes.io/job-name", &name),
+            ("controller-uid", &uid),
+            ("job-name", &name),
+        ] {
+            labels.insert(key.into(), json!(value));
+        }
+    }
+}
+
 /// Where the ServiceAccount admission plugin mounts a Pod's token.
 const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 

@@ -349,6 +349,9 @@ impl ApiServer {
             }
             obj["spec"] = json!({"finalizers": finalizers});
         }
+        if rt.group == "batch" && rt.plural == "jobs" {
+            super::workloads::select_own_pods(&mut obj);
+        }
         if rt.group.is_empty() && rt.plural == "pods" {
             // kube-apiserver's own status of a new Pod: pending, in the QoS class its
             // containers' requests and limits make.

@@ -115,7 +115,12 @@ pub fn problems(
                 &mut out,
             );
         }
-        ("batch", "Job") => job_spec(spec, "spec", &mut out),
+        ("batch", "Job") => {
+            job_spec(spec, "spec", &mut out);
+            if let Some(old) = old.filter(|_| subresource.is_none()) {
+                job_update(spec.unwrap_or(&Value::Null), old, &mut out);
+            }
+        }
         ("batch", "CronJob") => {
             cron_job(spec, &mut out);
             job_spec(
@@ -541,6 +546,74 @@ fn job_spec(spec: Option<&Value>, path: &str, out: &mut Vec<Problem>) {
         PodContext::Job,
         out,
     );
+}
+
+/// What a Job keeps once created (`ValidateJobSpecUpdate`): its selector, completion mode
+/// and completions (but for an elastic Indexed Job, whose completions follow its
+/// parallelism), and its pod template, of which a suspended Job that never started may change
+/// the scheduling directives (node selector, tolerations, scheduling gates) and labels and
+/// annotations. kube-apiserver prints the whole template as a Go value where the sandbox
+/// writes `core.PodTemplateSpec{...}`.
+fn job_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
+    let empty = Value::Null;
+    let old_spec = old.get("spec").unwrap_or(&empty);
+    let int = |s: &Value, f: &str| s.get(f).and_then(Value::as_i64);
+    let elastic = spec.get("completionMode").and_then(Value::as_str) == Some("Indexed")
+        && int(spec, "completions") == int(spec, "parallelism")
+        && int(old_spec, "completions") == int(old_spec, "parallelism");
+    if int(spec, "completions") != int(old_spec, "completions") && !elastic {
+        let shown = int(spec, "completions").map_or("null".to_string(), |n| n.to_string());
+        out.push(Problem::invalid("spec.completions", &shown, "field is immutable"));
+    }
+    let selector = |s: &Value| pods::semantic(s.get("selector").unwrap_or(&Value::Null));
+    if selector(spec) != selector(old_spec) {
+        let shown = match spec.get("selector").filter(|s| !s.is_null()) {
+            Some(s) => go_label_selector(s).trim_start_matches('&').to_string(),
+            None => "null".to_string(),
+        };
+        out.push(Problem::invalid("spec.selector", &shown, "field is immutable"));
+    }
+    let mode = |s: &Value| {
+        s.get("completionMode")
+            .and_then(Value::as_str)
+            .unwrap_or("NonIndexed")
+            .to_string()
+    };
+    if mode(spec) != mode(old_spec) {
+        out.push(Problem::invalid(
+            "spec.completionMode",
+            &format!("{:?}", mode(spec)),
+            "field is immutable",
+        ));
+    }
+    let never_started = old_spec.get("suspend").and_then(Value::as_bool) == Some(true)
+        && old.pointer("/status/startTime").is_none_or(Value::is_null);
+    let template = |s: &Value| {
+        let mut t = pods::semantic(s.get("template").unwrap_or(&Value::Null));
+        if never_started {
+            for at in ["/metadata", "/spec"] {
+                if let Some(part) = t.pointer_mut(at).and_then(Value::as_object_mut) {
+                    for field in [
+                        "labels",
+                        "annotations",
+                        "nodeSelector",
+                        "tolerations",
+                        "schedulingGates",
+                    ] {
+                        part.remove(field);
+                    }
+                }
+            }
+        }
+        t
+    };
+    if template(spec) != template(old_spec) {
+        out.push(Problem::invalid(
+            "spec.template",
+            "core.PodTemplateSpec{...}",
+            "field is immutable",
+        ));
+    }
 }
 
 /// A CronJob's schedule and time zone.

@@ -546,6 +546,30 @@ async fn pods_change_only_through_their_subresources() {
             .await,
     );
     assert!(message.starts_with(prefix), "removed tolerations: {message}");
+    // A deadline may be set and lowered, not raised nor removed.
+    for seconds in [600, 300] {
+        pods.patch(
+            "web",
+            &params,
+            &merge(json!({"spec": {"activeDeadlineSeconds": seconds}})),
+        )
+        .await
+        .expect("set or lowered");
+    }
+    assert_eq!(
+        invalid(
+            pods.patch("web", &params, &merge(json!({"spec": {"activeDeadlineSeconds": 900}})))
+                .await
+        ),
+        "Pod \"web\" is invalid: spec.activeDeadlineSeconds: Invalid value: 900: must be less than or equal to previous value"
+    );
+    assert_eq!(
+        invalid(
+            pods.patch("web", &params, &merge(json!({"spec": {"activeDeadlineSeconds": null}})))
+                .await
+        ),
+        "Pod \"web\" is invalid: spec.activeDeadlineSeconds: Invalid value: \"null\": must not update from a positive integer to nil value"
+    );
     let err = k.fails(&["set", "resources", "pod", "web", "--limits=cpu=1"]);
     assert!(err.contains("pod updates may not change fields other than"), "{err}");
 

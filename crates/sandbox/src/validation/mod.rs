@@ -562,14 +562,14 @@ fn job_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
         && int(spec, "completions") == int(spec, "parallelism")
         && int(old_spec, "completions") == int(old_spec, "parallelism");
     if int(spec, "completions") != int(old_spec, "completions") && !elastic {
-        let shown = int(spec, "completions").map_or("null".to_string(), |n| n.to_string());
+        let shown = int(spec, "completions").map_or(r#""null""#.to_string(), |n| n.to_string());
         out.push(Problem::invalid("spec.completions", &shown, "field is immutable"));
     }
     let selector = |s: &Value| pods::semantic(s.get("selector").unwrap_or(&Value::Null));
     if selector(spec) != selector(old_spec) {
         let shown = match spec.get("selector").filter(|s| !s.is_null()) {
             Some(s) => go_label_selector(s).trim_start_matches('&').to_string(),
-            None => "null".to_string(),
+            None => r#""null""#.to_string(),
         };
         out.push(Problem::invalid("spec.selector", &shown, "field is immutable"));
     }

@@ -73,6 +73,7 @@ pub fn update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
         }
     };
     keep_old(m, "activeDeadlineSeconds");
+    active_deadline(spec, old, out);
     let had = |field: &str, v: &Value| list(old, field).iter().any(|o| semantic(o) == semantic(v));
     let tolerations = list(spec, "tolerations");
     if list(old, "tolerations")
@@ -90,6 +91,30 @@ pub fn update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
     }
     if semantic(&munged) != semantic(old) {
         out.push(Problem::forbidden("spec", UPDATABLE));
+    }
+}
+
+/// `activeDeadlineSeconds` may be set, or lowered, never raised nor removed.
+fn active_deadline(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
+    const FIELD: &str = "spec.activeDeadlineSeconds";
+    let of = |s: &Value| s.get("activeDeadlineSeconds").and_then(Value::as_i64);
+    match (of(spec), of(old)) {
+        (Some(n), _) if !(0..=i64::from(i32::MAX)).contains(&n) => out.push(Problem::invalid(
+            FIELD,
+            &n.to_string(),
+            "must be between 0 and 2147483647, inclusive",
+        )),
+        (Some(n), Some(was)) if n > was => out.push(Problem::invalid(
+            FIELD,
+            &n.to_string(),
+            "must be less than or equal to previous value",
+        )),
+        (None, Some(_)) => out.push(Problem::invalid(
+            FIELD,
+            r#""null""#,
+            "must not update from a positive integer to nil value",
+        )),
+        _ => {}
     }
 }
 

@@ -704,6 +704,58 @@ async fn workloads_cannot_be_created_around_a_guarded_kind() {
     );
 }
 
+/// A restricted customer's Pods cannot grow through `pods/resize` (in-place vertical
+/// scaling, kube-apiserver 1.33): the subresource is judged as the Pod is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_cannot_be_resized_around_a_restriction() {
+    let p = Platform::start("attack-resize").await;
+    let mut pod: serde_json::Value = serde_json::from_str(&workload("Pod", "initech", "web", 1)).expect("pod");
+    pod["spec"]["containers"][0]["resources"] =
+        serde_json::json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "500m"}});
+    p.allowed("tenant", &["create", "-f", "-"], Some(&pod.to_string()));
+    let resize = |cpu: &str| -> Vec<String> {
+        let patch =
+            format!(r#"{{"spec":{{"containers":[{{"name":"app","resources":{{"requests":{{"cpu":"{cpu}"}}}}}}]}}}}"#);
+        [
+            "patch",
+            "pod",
+            "web",
+            "-n",
+            "initech",
+            "--subresource=resize",
+            "-p",
+            &patch,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // Unrestricted, a resize goes through.
+    p.allowed("tenant", &args(&resize("200m")), None);
+    let cpu = || {
+        p.get(
+            "pod/web",
+            Some("initech"),
+            "{.spec.containers[0].resources.requests.cpu}",
+        )
+    };
+    assert_eq!(cpu(), "200m");
+    p.decide(
+        "dist-op",
+        "dist-emea",
+        "initech",
+        "Restricted",
+        "Invoice 2026-78 overdue",
+    );
+    p.wait_for("customeraccount/initech", "{.status.decision.state}=Restricted");
+    p.refused(
+        "tenant",
+        &args(&resize("400m")),
+        None,
+        &["purchases.purchaseguard.io", "customer \"initech\" is restricted"],
+    );
+    assert_eq!(cpu(), "200m", "the refused resize changed nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_association_starts_from_r1() {
     let p = Platform::start("attack-association").await;

@@ -33,7 +33,7 @@ rules:
   resources: ["virtualmachines"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 - apiGroups: ["apps", "batch", ""]
-  resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "pods", "deployments/scale", "statefulsets/scale", "replicasets/scale"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "cronjobs", "pods", "pods/resize", "deployments/scale", "statefulsets/scale", "replicasets/scale"]
   verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
 "#;
 

@@ -809,6 +809,23 @@ async fn pods_get_their_service_account_token_mounted() {
         .await
         .expect("created");
     assert!(mounted(&asked).0.is_some(), "the Pod's own setting wins");
+    // A ServiceAccount that does not exist: the Pod is refused.
+    match pods
+        .create(
+            &PostParams::default(),
+            &pod("orphan", json!({"serviceAccountName": "ghost"})),
+        )
+        .await
+    {
+        Err(kube::Error::Api(status)) => assert_eq!(
+            (status.code, status.message.as_str()),
+            (
+                403,
+                "pods \"orphan\" is forbidden: error looking up service account default/ghost: serviceaccount \"ghost\" not found"
+            )
+        ),
+        other => panic!("not refused: {other:?}"),
+    }
     // The manifest as written is not the stored Pod: replacing it is refused, as on a cluster.
     let manifest = std::env::temp_dir().join(format!("pg-plain-{}.yaml", std::process::id()));
     std::fs::write(

@@ -277,8 +277,22 @@ impl ApiServer {
             user,
         });
         if rt.group.is_empty() && rt.plural == "pods" {
-            // Built-in admission plugins run before mutating webhooks.
+            // Built-in admission plugins run before mutating webhooks. The ServiceAccount
+            // plugin refuses a Pod whose ServiceAccount does not exist.
             let store = self.store.lock();
+            let ns = namespace.unwrap_or_default();
+            let account = obj
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+                .unwrap_or("default");
+            if store.get(&Key::new("/serviceaccounts", ns, account)).is_none() {
+                let mut e = ApiError::forbidden(format!(
+                    "pods {name:?} is forbidden: error looking up service account {ns}/{account}: serviceaccount {account:?} not found"
+                ));
+                e.details = Some(json!({"name": name, "kind": "pods"}));
+                return Err(e);
+            }
             let automounts = |account: &str| {
                 let key = Key::new("/serviceaccounts", namespace.unwrap_or_default(), account);
                 store

@@ -985,7 +985,7 @@ impl ApiServer {
                         let mut status = json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
                                "ready": !completes, "started": !completes, "restartCount": 0, "state": state});
                         if let Some(resources) = running_resources(c) {
-                            status["resources"] = resources;
+                            status["resources"] = resources.clone();
                         }
                         status
                     })
@@ -1024,48 +1024,52 @@ impl ApiServer {
     /// containers resized since report their new resources (the resize applied at once).
     fn follow_running_pod(&self, pod: &Value) {
         let Some(status) = pod.get("status") else { return };
+        let containers = items(pod, "/spec/containers");
+        // Looked at first, without copying: this runs for every running Pod on every pass.
+        let resized = items(status, "/containerStatuses").iter().any(|s| {
+            containers
+                .iter()
+                .find(|c| c["name"] == s["name"])
+                .is_some_and(|c| s.get("resources") != running_resources(c))
+        });
+        let reported = items(status, "/ephemeralContainerStatuses");
+        let added: Vec<&Value> = items(pod, "/spec/ephemeralContainers")
+            .iter()
+            .filter(|c| !reported.iter().any(|s| s["name"] == c["name"]))
+            .collect();
+        if !resized && added.is_empty() {
+            return;
+        }
         let mut next = status.clone();
-        let spec = |field: &str| {
-            pod.pointer(&format!("/spec/{field}"))
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
-        if let Some(statuses) = next.get_mut("containerStatuses").and_then(Value::as_array_mut) {
-            for c in spec("containers") {
-                if let Some(s) = statuses.iter_mut().find(|s| s["name"] == c["name"]) {
-                    match running_resources(&c) {
-                        Some(r) => s["resources"] = r,
-                        None => {
-                            if let Some(s) = s.as_object_mut() {
-                                s.remove("resources");
-                            }
-                        }
-                    }
+        for s in next
+            .get_mut("containerStatuses")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let resources = containers
+                .iter()
+                .find(|c| c["name"] == s["name"])
+                .and_then(running_resources);
+            match (resources, s.as_object_mut()) {
+                (Some(r), Some(s)) => {
+                    s.insert("resources".into(), r.clone());
                 }
+                (None, Some(s)) => {
+                    s.remove("resources");
+                }
+                _ => {}
             }
         }
-        let ephemeral = spec("ephemeralContainers");
-        let reported = status
-            .get("ephemeralContainerStatuses")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut statuses = reported.clone();
-        for c in &ephemeral {
-            if !reported.iter().any(|s| s["name"] == c["name"]) {
-                statuses.push(
-                    json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
-                    "ready": false, "restartCount": 0, "state": {"running": {"startedAt": now()}}}),
-                );
-            }
-        }
-        if !statuses.is_empty() {
+        if !added.is_empty() {
+            let mut statuses = reported.to_vec();
+            statuses.extend(added.into_iter().map(|c| {
+                json!({"name": c["name"], "image": c["image"], "imageID": "", "containerID": "",
+                       "ready": false, "restartCount": 0, "state": {"running": {"startedAt": now()}}})
+            }));
             next["ephemeralContainerStatuses"] = json!(statuses);
         }
-        if next != *status {
-            self.sim_status("pods", "", pod, next, "kubelet");
-        }
+        self.sim_status("pods", "", pod, next, "kubelet");
     }
 
     /// Statuses from the Pods: ReplicaSets, StatefulSets, DaemonSets and Jobs, then Deployments.
@@ -1355,11 +1359,18 @@ pub(super) fn component_user(component: &str, node: &str) -> UserInfo {
     }
 }
 
+/// The list at `at` in `v`, or none.
+fn items<'a>(v: &'a Value, at: &str) -> &'a [Value] {
+    v.pointer(at)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 /// The resources a kubelet reports a running container with: those of its spec, when it has
 /// any.
-fn running_resources(container: &Value) -> Option<Value> {
+fn running_resources(container: &Value) -> Option<&Value> {
     container
         .get("resources")
         .filter(|r| r.get("requests").is_some() || r.get("limits").is_some())
-        .cloned()
 }

@@ -588,21 +588,16 @@ fn job_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
     }
     let never_started = old_spec.get("suspend").and_then(Value::as_bool) == Some(true)
         && old.pointer("/status/startTime").is_none_or(Value::is_null);
+    // What a suspended Job that never started may change, by part of its template.
+    let mutable = [
+        ("/metadata", &["labels", "annotations"][..]),
+        ("/spec", &["nodeSelector", "tolerations", "schedulingGates"][..]),
+    ];
     let template = |s: &Value| {
         let mut t = pods::semantic(s.get("template").unwrap_or(&Value::Null));
-        if never_started {
-            for at in ["/metadata", "/spec"] {
-                if let Some(part) = t.pointer_mut(at).and_then(Value::as_object_mut) {
-                    for field in [
-                        "labels",
-                        "annotations",
-                        "nodeSelector",
-                        "tolerations",
-                        "schedulingGates",
-                    ] {
-                        part.remove(field);
-                    }
-                }
+        for (at, fields) in mutable.iter().filter(|_| never_started) {
+            if let Some(part) = t.pointer_mut(at).and_then(Value::as_object_mut) {
+                part.retain(|field, _| !fields.contains(&field.as_str()));
             }
         }
         t

@@ -235,12 +235,6 @@ pub fn resize(pod: &Value, old_pod: &Value, out: &mut Vec<Problem>) {
     let mut only_resizable = true;
     for field in ["containers", "initContainers"] {
         for (i, (c, was)) in list(spec, field).iter().zip(list(old, field)).enumerate() {
-            let resources = |c: &Value, part: &str| {
-                c.pointer(&format!("/resources/{part}"))
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default()
-            };
             let sidecar = c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
             if field == "initContainers" && !sidecar {
                 if semantic(&c["resources"]) != semantic(&was["resources"]) {
@@ -251,14 +245,14 @@ pub fn resize(pod: &Value, old_pod: &Value, out: &mut Vec<Problem>) {
                 }
                 continue;
             }
-            for (part, noun) in [("requests", "requests"), ("limits", "limits")] {
-                let (now, before) = (resources(c, part), resources(was, part));
-                for key in before.keys().chain(now.keys()) {
+            for part in ["requests", "limits"] {
+                let (now, before) = (section(c, part), section(was, part));
+                for key in before.into_iter().chain(now).flat_map(Map::keys) {
                     let resizable = RESIZABLE.contains(&key.as_str());
-                    match (before.get(key), now.get(key)) {
+                    match (before.and_then(|m| m.get(key)), now.and_then(|m| m.get(key))) {
                         (Some(_), None) if resizable => out.push(Problem::forbidden(
                             format!("spec.{field}[{i}].resources.{part}[{key}]"),
-                            &format!("resource {noun} cannot be removed"),
+                            &format!("resource {part} cannot be removed"),
                         )),
                         (a, b) if !resizable && a != b => only_resizable = false,
                         _ => {}
@@ -293,6 +287,11 @@ pub fn resize(pod: &Value, old_pod: &Value, out: &mut Vec<Problem>) {
     }
 }
 
+/// A container's `resources.requests` or `resources.limits`.
+fn section<'a>(c: &'a Value, part: &str) -> Option<&'a Map<String, Value>> {
+    c.get("resources").and_then(|r| r.get(part)).and_then(Value::as_object)
+}
+
 /// A Pod's QoS class, from its containers' CPU and memory (requests default to limits):
 /// `Guaranteed` when every container's requests equal its limits for both, `BestEffort`
 /// when no container asks for either, else `Burstable`.
@@ -322,8 +321,7 @@ pub fn qos_class(spec: &Value) -> &'static str {
 
 /// Each request no larger than the limit of the same resource.
 pub fn requests_within_limits(c: &Value, at: &str, out: &mut Vec<Problem>) {
-    let part = |p: &str| c.pointer(&format!("/resources/{p}")).and_then(Value::as_object);
-    let (Some(requests), Some(limits)) = (part("requests"), part("limits")) else {
+    let (Some(requests), Some(limits)) = (section(c, "requests"), section(c, "limits")) else {
         return;
     };
     for (resource, request) in requests {

@@ -690,3 +690,142 @@ async fn services_get_cluster_ips_and_node_ports() {
     let _ = std::fs::remove_file(&manifest);
     sandbox.shutdown().await;
 }
+
+/// Services created at the same time asking for the same address or node port: one gets it,
+/// the others are refused, as kube-apiserver's allocators hand out each value once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_services_never_share_an_address_or_a_port() {
+    use k8s_openapi::api::core::v1::Service;
+    use kube::api::{Api, ListParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let services: Api<Service> = Api::default_namespaced(client);
+    const RACERS: usize = 24;
+    const ROUNDS: usize = 10;
+    for (round, spec) in (0..ROUNDS)
+        .flat_map(|round| {
+            [
+                serde_json::json!({"clusterIP": format!("10.96.50.{round}"), "ports": [{"port": 80}]}),
+                serde_json::json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30500 + round}]}),
+            ]
+        })
+        .enumerate()
+    {
+        let creates = (0..RACERS).map(|i| {
+            let services = services.clone();
+            let svc: Service = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("racer-{round}-{i}")}, "spec": spec
+            }))
+            .expect("service");
+            tokio::spawn(async move { services.create(&PostParams::default(), &svc).await })
+        });
+        let results = futures::future::join_all(creates).await;
+        let mut won = 0;
+        for result in results {
+            match result.expect("joined") {
+                Ok(_) => won += 1,
+                Err(kube::Error::Api(status)) => {
+                    assert_eq!(status.code, 422, "{status:?}");
+                    assert!(status.message.contains("already allocated"), "{}", status.message);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: one Service gets {spec}");
+    }
+    // Services left to allocate by themselves, all at once: no two share anything.
+    let creates = (0..RACERS).map(|i| {
+        let services = services.clone();
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("free-{i}")}, "spec": {"type": "NodePort", "ports": [{"port": 80}]}
+        }))
+        .expect("service");
+        tokio::spawn(async move { services.create(&PostParams::default(), &svc).await })
+    });
+    for result in futures::future::join_all(creates).await {
+        result.expect("joined").expect("allocated");
+    }
+    let all = services.list(&ListParams::default()).await.expect("list").items;
+    let ips: Vec<String> = all.iter().filter_map(|s| s.spec.as_ref()?.cluster_ip.clone()).collect();
+    let ports: Vec<i32> = all
+        .iter()
+        .flat_map(|s| s.spec.as_ref().and_then(|s| s.ports.clone()).unwrap_or_default())
+        .filter_map(|p| p.node_port)
+        .collect();
+    let distinct = |v: &[String]| v.iter().collect::<std::collections::HashSet<_>>().len();
+    assert_eq!(distinct(&ips), ips.len(), "{ips:?}");
+    assert_eq!(
+        ports.iter().collect::<std::collections::HashSet<_>>().len(),
+        ports.len(),
+        "{ports:?}"
+    );
+    assert_eq!(
+        ips.len(),
+        2 * ROUNDS + RACERS + 1,
+        "the winners, the free ones and kubernetes in default"
+    );
+}
+
+/// kube-controller-manager's ServiceAccount and root-CA publisher controllers keep the
+/// `default` ServiceAccount and the `kube-root-ca.crt` ConfigMap in every namespace: deleted,
+/// they are made again; the CA's data changed, it is put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_namespace_keeps_its_service_account_and_root_ca() {
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    use kube::api::{Api, Patch, PatchParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-ns-defaults-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    kubectl(&kubeconfig, &["create", "namespace", "team"]);
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), "team");
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    let first = accounts.get("default").await.expect("made with the namespace");
+    let ca = maps
+        .get("kube-root-ca.crt")
+        .await
+        .expect("made with the namespace")
+        .data;
+
+    // Waits (up to 10 s) for what a controller puts back.
+    async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(found) = check().await {
+                return found;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what} never came back");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    kubectl(&kubeconfig, &["delete", "serviceaccount", "default", "-n", "team"]);
+    let again = eventually("the default ServiceAccount", async || {
+        accounts.get_opt("default").await.expect("get")
+    })
+    .await;
+    assert_ne!(again.metadata.uid, first.metadata.uid, "a new ServiceAccount");
+
+    kubectl(&kubeconfig, &["delete", "configmap", "kube-root-ca.crt", "-n", "team"]);
+    let map = eventually("kube-root-ca.crt", async || {
+        maps.get_opt("kube-root-ca.crt").await.expect("get")
+    })
+    .await;
+    assert_eq!(map.data, ca);
+
+    maps.patch(
+        "kube-root-ca.crt",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"data": {"ca.crt": "not a CA"}})),
+    )
+    .await
+    .expect("patched");
+    eventually("the CA's data", async || {
+        let now = maps.get("kube-root-ca.crt").await.expect("get");
+        (now.data == ca).then_some(())
+    })
+    .await;
+    // A namespace on its way out is not given them again.
+    kubectl(&kubeconfig, &["delete", "namespace", "team", "--wait=true"]);
+    assert!(accounts.get_opt("default").await.expect("get").is_none());
+    assert!(maps.get_opt("kube-root-ca.crt").await.expect("get").is_none());
+}

@@ -13,6 +13,7 @@ impl ApiServer {
         if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
             self.aggregate_cluster_roles();
         }
+        self.keep_namespace_defaults(rt, key);
         // Only deletions start garbage collection: an update of a live object cannot orphan
         // anything. (A removed object went through `after_delete`.)
         let deleting = self
@@ -109,7 +110,47 @@ impl ApiServer {
         if rt.group == "rbac.authorization.k8s.io" && rt.plural == "clusterroles" {
             self.aggregate_cluster_roles();
         }
+        self.keep_namespace_defaults(rt, key);
         self.collect_garbage();
+    }
+
+    /// kube-controller-manager's ServiceAccount and root-CA publisher controllers: a live
+    /// namespace's `default` ServiceAccount and `kube-root-ca.crt` ConfigMap are made again when
+    /// deleted, and the ConfigMap's data is put back to the cluster's CA when changed.
+    fn keep_namespace_defaults(&self, rt: &ResourceType, key: &Key) {
+        let kept = rt.group.is_empty()
+            && matches!(
+                (rt.plural.as_str(), key.name.as_str()),
+                ("serviceaccounts", "default") | ("configmaps", "kube-root-ca.crt")
+            );
+        let namespace = key.namespace.as_str();
+        if !kept || namespace.is_empty() {
+            return;
+        }
+        let live = self
+            .store
+            .lock()
+            .get(&Key::new("/namespaces", "", namespace))
+            .is_some_and(|ns| ns.pointer("/metadata/deletionTimestamp").is_none());
+        if !live {
+            return;
+        }
+        self.populate_namespace(namespace);
+        if rt.plural != "configmaps" {
+            return;
+        }
+        let Some(map) = self.store.lock().get(key).cloned() else {
+            return;
+        };
+        let data = json!({"ca.crt": self.cluster_ca.pem});
+        if map.get("data") != Some(&data) && map.pointer("/metadata/deletionTimestamp").is_none() {
+            let mut updated = (*map).clone();
+            updated["data"] = data;
+            if let Some(binary) = updated.as_object_mut() {
+                binary.remove("binaryData");
+            }
+            let _ = self.commit_update(rt, key, &map, updated, false);
+        }
     }
 
     pub(super) fn serve_crd(&self, crd: &Value) {

@@ -91,6 +91,8 @@ pub struct ApiServer {
     /// Set when admission refused a garbage collector's or namespace controller's deletion:
     /// the collection is tried again after a backoff ([`ApiServer::retry_refused_collections`]).
     collection_refused: lifecycle::Refused,
+    /// Cluster IPs and node ports of Service writes not yet stored.
+    service_reservations: services::Reservations,
 }
 
 type Query = HashMap<String, String>;
@@ -113,6 +115,7 @@ impl ApiServer {
             tokens: crate::tokens::Signer::default(),
             creation_failures: Default::default(),
             collection_refused: Default::default(),
+            service_reservations: Default::default(),
         }
     }
 

@@ -5,6 +5,34 @@
 
 use super::*;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The cluster IPs and node ports given to Service writes on their way to the store (through
+/// validation and admission webhooks), by write: no other Service gets them meanwhile.
+#[derive(Default)]
+pub(super) struct Reservations {
+    held: Arc<std::sync::Mutex<HashMap<u64, Held>>>,
+    next: AtomicU64,
+}
+
+/// What one write holds: its Service (`namespace/name`), addresses and node ports.
+struct Held {
+    owner: String,
+    ips: Vec<String>,
+    ports: Vec<u64>,
+}
+
+/// A write's reservation, given back when the write is stored or fails (dropped).
+pub(super) struct Reserved {
+    held: Arc<std::sync::Mutex<HashMap<u64, Held>>>,
+    id: u64,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
 
 /// The service range, 10.96.0.0/12: its first address and its size.
 const RANGE_START: u32 = u32::from_be_bytes([10, 96, 0, 0]);
@@ -47,6 +75,21 @@ fn same_port<'a>(old: &'a Value, port: &Value) -> Option<&'a Value> {
         .find(|o| o.get("port") == port.get("port") && protocol(o) == protocol(port))
 }
 
+/// The cluster IPs a Service holds (a headless one's `None` is no address).
+fn held_ips(spec: &Value) -> impl Iterator<Item = &str> {
+    spec.get("clusterIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|ip| *ip != "None")
+}
+
+/// The node ports a Service holds.
+fn held_ports(spec: &Value) -> impl Iterator<Item = u64> + '_ {
+    ports(spec).iter().filter_map(|p| p["nodePort"].as_u64())
+}
+
 /// A spread-out first candidate, so that allocations do not all start at the range's start.
 fn start(seed: &str, size: u64) -> u64 {
     seed.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -55,26 +98,24 @@ fn start(seed: &str, size: u64) -> u64 {
 }
 
 impl ApiServer {
-    /// The cluster IPs and node ports held by the stored Services other than `namespace/name`.
-    fn allocated(&self, namespace: &str, name: &str) -> (HashSet<String>, HashSet<u64>) {
-        let inner = self.store.lock();
+    /// The cluster IPs and node ports held by the stored Services other than `namespace/name`
+    /// and by the writes of other Services under way (`reserved`).
+    fn allocated(&self, namespace: &str, name: &str, reserved: &HashMap<u64, Held>) -> (HashSet<String>, HashSet<u64>) {
+        let owner = format!("{namespace}/{name}");
         let mut ips = HashSet::new();
         let mut node_ports = HashSet::new();
+        for held in reserved.values().filter(|h| h.owner != owner) {
+            ips.extend(held.ips.iter().cloned());
+            node_ports.extend(held.ports.iter().copied());
+        }
+        let inner = self.store.lock();
         for (key, svc) in inner.list("/services", None) {
             if key.namespace == namespace && key.name == name {
                 continue;
             }
             let spec = svc.get("spec").unwrap_or(&Value::Null);
-            ips.extend(
-                spec.get("clusterIPs")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .filter(|ip| *ip != "None")
-                    .map(str::to_string),
-            );
-            node_ports.extend(ports(spec).iter().filter_map(|p| p["nodePort"].as_u64()));
+            ips.extend(held_ips(spec).map(str::to_string));
+            node_ports.extend(held_ports(spec));
         }
         (ips, node_ports)
     }
@@ -82,13 +123,15 @@ impl ApiServer {
     /// Fills in a Service's allocations before it is validated and stored: what an update
     /// (`old`) left out is kept, what only the old type needed is dropped, and the cluster IP
     /// and node ports its type needs are allocated. An address or port asked for that is
-    /// taken or out of range is refused as kube-apiserver refuses it.
+    /// taken or out of range is refused as kube-apiserver refuses it. What it hands out stays
+    /// the Service's while the returned reservation lives: the caller keeps it until the
+    /// write is stored or has failed.
     pub(super) fn allocate_service(
         &self,
         rt: &ResourceType,
         svc: &mut Value,
         old: Option<&Value>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<Reserved>, ApiError> {
         let namespace = svc
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
@@ -100,13 +143,16 @@ impl ApiServer {
             .unwrap_or_default()
             .to_string();
         let Some(spec) = svc.get_mut("spec").filter(|s| s.is_object()) else {
-            return Ok(());
+            return Ok(None);
         };
         let old_spec = old.and_then(|o| o.get("spec")).cloned().unwrap_or(Value::Null);
         if old.is_some() {
             carry_over(spec, &old_spec);
         }
-        let (ips, taken_ports) = self.allocated(&namespace, &name);
+        // Held from the look at what is taken to the reservation of what this write takes.
+        let reservations = &self.service_reservations;
+        let mut reserved = reservations.held.lock().unwrap_or_else(|p| p.into_inner());
+        let (ips, taken_ports) = self.allocated(&namespace, &name, &reserved);
         let mut errors = Vec::new();
         if needs_cluster_ip(spec) {
             let asked = cluster_ip(spec).to_string();
@@ -160,7 +206,7 @@ impl ApiServer {
         }
         if needs_node_ports(spec) {
             let mut used = taken_ports;
-            let keep: HashSet<u64> = ports(&old_spec).iter().filter_map(|p| p["nodePort"].as_u64()).collect();
+            let keep: HashSet<u64> = held_ports(&old_spec).collect();
             let size = NODE_PORTS.end() - NODE_PORTS.start() + 1;
             let first = start(&format!("{namespace}/{name}/ports"), size);
             if let Some(list) = spec.get_mut("ports").and_then(Value::as_array_mut) {
@@ -204,11 +250,21 @@ impl ApiServer {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(super::write::invalid(rt, svc, errors))
+        if !errors.is_empty() {
+            return Err(super::write::invalid(rt, svc, errors));
         }
+        let spec = svc.get("spec").unwrap_or(&Value::Null);
+        let held = Held {
+            owner: format!("{namespace}/{name}"),
+            ips: held_ips(spec).map(str::to_string).collect(),
+            ports: held_ports(spec).collect(),
+        };
+        let id = reservations.next.fetch_add(1, Ordering::Relaxed);
+        reserved.insert(id, held);
+        Ok(Some(Reserved {
+            held: reservations.held.clone(),
+            id,
+        }))
     }
 }
 

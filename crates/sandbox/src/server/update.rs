@@ -120,7 +120,8 @@ impl ApiServer {
 
     /// An update's admission, in kube-apiserver's order: mutating webhooks on the requested
     /// object, the server's update rules (status, metadata, generation), schema validation,
-    /// then validating webhooks. Returns the object to store and the warnings.
+    /// then validating webhooks. Returns the object to store, the warnings, and what a Service
+    /// holds on its way to the store (to be kept until the commit).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn admit_update(
         &self,
@@ -132,7 +133,7 @@ impl ApiServer {
         options: Value,
         user: Option<&UserInfo>,
         keep_managed: bool,
-    ) -> Result<(Value, Vec<String>), ApiError> {
+    ) -> Result<(Value, Vec<String>, Option<super::services::Reserved>), ApiError> {
         let mut candidate = candidate;
         super::workloads::apply_defaults(&t.rt, &mut candidate);
         let rt = &t.rt;
@@ -155,9 +156,11 @@ impl ApiServer {
             None => candidate,
         };
         let mut merged = self.merge_update(rt, t.subresource.as_deref(), old, &candidate);
-        if rt.group.is_empty() && rt.plural == "services" && t.subresource.is_none() {
-            self.allocate_service(rt, &mut merged, Some(old))?;
-        }
+        let reserved = if rt.group.is_empty() && rt.plural == "services" && t.subresource.is_none() {
+            self.allocate_service(rt, &mut merged, Some(old))?
+        } else {
+            None
+        };
         if keep_managed
             && let Some(mf) = candidate.pointer("/metadata/managedFields").cloned()
             && let Some(meta) = meta_mut(&mut merged)
@@ -169,7 +172,7 @@ impl ApiServer {
             self.validate_admission(r, Some(&merged), &mut warnings)?;
         }
         warnings.splice(0..0, admission_warnings);
-        Ok((merged, warnings))
+        Ok((merged, warnings, reserved))
     }
 
     /// The end of an update or patch: managed fields for an updater, the commit, and what
@@ -266,7 +269,7 @@ impl ApiServer {
             return Err(ApiError::conflict(&rt.group, &rt.plural, name));
         }
         let options = json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager});
-        let (merged, warnings) = self.admit_update(t, name, &old, obj, q, options, user, false)?;
+        let (merged, warnings, _reserved) = self.admit_update(t, name, &old, obj, q, options, user, false)?;
         match self.finish_update(rt, &key, &old, merged, Some(manager), t.subresource.as_deref(), dry) {
             Ok(v) => Ok((v, warnings)),
             Err(Some(e)) => Err(e),
@@ -365,7 +368,8 @@ impl ApiServer {
             let options = json!({"kind": "PatchOptions", "apiVersion": "meta.k8s.io/v1", "fieldManager": manager});
             // Apply already recorded its own managed fields.
             let keep_managed = kind == PatchType::Apply;
-            let (merged, warnings) = self.admit_update(t, name, &old, candidate, q, options, user, keep_managed)?;
+            let (merged, warnings, _reserved) =
+                self.admit_update(t, name, &old, candidate, q, options, user, keep_managed)?;
             // Apply recorded its own managed fields; the other patches are updates.
             let updater = (kind != PatchType::Apply).then_some(manager);
             match self.finish_update(rt, &key, &old, merged, updater, t.subresource.as_deref(), dry) {

@@ -372,9 +372,12 @@ impl ApiServer {
             let qos = crate::validation::qos_class(obj.get("spec").unwrap_or(&Value::Null));
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
         }
-        if rt.group.is_empty() && rt.plural == "services" {
-            self.allocate_service(rt, &mut obj, None)?;
-        }
+        // Kept until the Service is stored or refused.
+        let _reserved = if rt.group.is_empty() && rt.plural == "services" {
+            self.allocate_service(rt, &mut obj, None)?
+        } else {
+            None
+        };
         let (mut obj, mut warnings) = self.validate_custom(rt, &obj, None, None, q)?;
         if let Some(request) = &request {
             self.validate_admission(request, Some(&obj), &mut warnings)?;

@@ -414,6 +414,29 @@ async fn subject_access_reviews_answer_for_other_users() {
         refusal(e),
         (422, "SubjectAccessReview.authorization.k8s.io \"\" is invalid: spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes or resourceAttributes must be specified".to_string())
     );
+    // A review is no stored object: metadata (but a local review's namespace) is refused.
+    let mut named =
+        review(serde_json::json!({"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods"}}));
+    named.metadata.name = Some("probe".into());
+    named.metadata.labels = Some([("team".to_string(), "a".to_string())].into());
+    let e = sars.create(&PostParams::default(), &named).await.expect_err("metadata");
+    assert_eq!(
+        refusal(e),
+        (422, "SubjectAccessReview.authorization.k8s.io \"\" is invalid: metadata: Invalid value: v1.ObjectMeta{Name:\"probe\", GenerateName:\"\", Namespace:\"\", SelfLink:\"\", UID:\"\", ResourceVersion:\"\", Generation:0, CreationTimestamp:time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC), DeletionTimestamp:<nil>, DeletionGracePeriodSeconds:(*int64)(nil), Labels:map[string]string{\"team\":\"a\"}, Annotations:map[string]string(nil), OwnerReferences:[]v1.OwnerReference(nil), Finalizers:[]string(nil), ManagedFields:[]v1.ManagedFieldsEntry(nil)}: must be empty".to_string())
+    );
+    let mut named = local("team-a");
+    named.metadata.generate_name = Some("probe-".into());
+    let e = locals
+        .create(&PostParams::default(), &named)
+        .await
+        .expect_err("metadata");
+    let (code, message) = refusal(e);
+    assert_eq!(code, 422, "{message}");
+    assert!(
+        message.starts_with("LocalSubjectAccessReview.authorization.k8s.io \"\" is invalid: metadata: Invalid value: v1.ObjectMeta{Name:\"\", GenerateName:\"probe-\", Namespace:\"team-a\", ")
+            && message.ends_with("}: must be empty except for namespace"),
+        "{message}"
+    );
     // Served and discoverable, and usable from kubectl.
     let (ok, text) = kubectl(
         &kubeconfig,

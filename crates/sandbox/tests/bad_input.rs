@@ -588,3 +588,159 @@ async fn a_job_keeps_what_it_was_created_with() {
     );
     sandbox.shutdown().await;
 }
+
+/// A pod spec's volumes, volume mounts and probes are judged as kube-apiserver judges them,
+/// after its defaults (a volume without a source is an empty directory; probes get their
+/// timings, HTTP probes their path and scheme), which clients read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_volumes_mounts_and_probes_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let bad: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bad"},
+        "spec": {
+            "volumes": [
+                {"name": "data", "configMap": {}},
+                {"name": "cache"},
+                {"name": "cache", "emptyDir": {}},
+                {"name": "two", "emptyDir": {}, "secret": {"secretName": "s"}}
+            ],
+            "containers": [{
+                "name": "app", "image": "nginx",
+                "volumeMounts": [
+                    {"name": "data", "mountPath": "/data"},
+                    {"name": "cache", "mountPath": "/data"},
+                    {"name": "cache", "mountPath": "/up", "subPath": "../up"}
+                ],
+                "livenessProbe": {},
+                "readinessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}},
+                "startupProbe": {"httpGet": {"port": 0}, "periodSeconds": -1, "successThreshold": 2}
+            }],
+            "initContainers": [{
+                "name": "app", "image": "busybox",
+                "readinessProbe": {"exec": {"command": ["true"]}}
+            }]
+        }
+    }))
+    .expect("pod");
+    let err = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let kube::Error::Api(status) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"), "{status:?}");
+    let causes: Vec<(String, String)> = status
+        .details
+        .expect("details")
+        .causes
+        .into_iter()
+        .map(|c| (c.field, c.message))
+        .collect();
+    let expected = [
+        ("spec.volumes[0].configMap.name", "Required value"),
+        ("spec.volumes[2].name", "Duplicate value: \"cache\""),
+        (
+            "spec.volumes[3].secret",
+            "Forbidden: may not specify more than 1 volume type",
+        ),
+        ("spec.containers[0].volumeMounts[0].name", "Not found: \"data\""),
+        (
+            "spec.containers[0].volumeMounts[1].mountPath",
+            "Invalid value: \"/data\": must be unique",
+        ),
+        (
+            "spec.containers[0].volumeMounts[2].subPath",
+            "Invalid value: \"../up\": must not contain '..'",
+        ),
+        (
+            "spec.containers[0].livenessProbe",
+            "Required value: must specify a handler type",
+        ),
+        (
+            "spec.containers[0].readinessProbe.tcpSocket",
+            "Forbidden: may not specify more than 1 handler type",
+        ),
+        (
+            "spec.containers[0].startupProbe.httpGet.port",
+            "Invalid value: 0: must be between 1 and 65535, inclusive",
+        ),
+        (
+            "spec.containers[0].startupProbe.periodSeconds",
+            "Invalid value: -1: must be greater than or equal to 0",
+        ),
+        (
+            "spec.containers[0].startupProbe.successThreshold",
+            "Invalid value: 2: must be 1",
+        ),
+        ("spec.initContainers[0].name", "Duplicate value: \"app\""),
+        (
+            "spec.initContainers[0].readinessProbe",
+            "Forbidden: may not be set for init containers without restartPolicy=Always",
+        ),
+    ];
+    assert_eq!(
+        causes,
+        expected.map(|(f, m)| (f.to_string(), m.to_string())),
+        "{}",
+        status.message
+    );
+    assert!(pods.get_opt("bad").await.expect("read").is_none(), "nothing stored");
+
+    // A valid one is stored with the defaults.
+    let good: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "good"},
+        "spec": {
+            "volumes": [{"name": "scratch"}, {"name": "settings", "configMap": {"name": "settings"}}],
+            "containers": [{
+                "name": "app", "image": "nginx",
+                "ports": [{"name": "http", "containerPort": 80}],
+                "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}, {"name": "settings", "mountPath": "/etc/app"}],
+                "readinessProbe": {"httpGet": {"port": "http"}}
+            }]
+        }
+    }))
+    .expect("pod");
+    let stored =
+        serde_json::to_value(pods.create(&PostParams::default(), &good).await.expect("created")).expect("json");
+    assert_eq!(stored.pointer("/spec/volumes/0/emptyDir"), Some(&json!({})));
+    assert_eq!(
+        stored.pointer("/spec/volumes/1/configMap/defaultMode"),
+        Some(&json!(420))
+    );
+    assert_eq!(
+        stored.pointer("/spec/containers/0/readinessProbe"),
+        Some(&json!({"httpGet": {"port": "http", "path": "/", "scheme": "HTTP"},
+            "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}))
+    );
+
+    // kubectl prints kube-apiserver's refusal of a template's mount of no volume.
+    let dir = std::env::temp_dir().join(format!("sandbox-mounts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let manifest = dir.join("deployment.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n        volumeMounts:\n        - {name: missing, mountPath: /data}\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new("kubectl")
+        .args(["create", "-f"])
+        .arg(&manifest)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    assert!(!out.status.success());
+    let printed = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        printed.contains(
+            "The Deployment \"web\" is invalid: spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"missing\""
+        ),
+        "{printed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

@@ -302,6 +302,65 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
             for port in ports_of(c) {
                 port.entry("protocol").or_insert(json!("TCP"));
             }
+            probe_defaults(c);
+        }
+    }
+    volume_defaults(spec);
+}
+
+/// `SetDefaults_Probe` and `SetDefaults_HTTPGetAction`: a probe's timeout 1 s, period 10 s,
+/// thresholds 1 and 3 when unset or zero; an HTTP action's path `/` and scheme `HTTP`, in
+/// probes and lifecycle hooks.
+fn probe_defaults(c: &mut serde_json::Map<String, Value>) {
+    for field in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let Some(probe) = c.get_mut(field).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (number, default) in [
+            ("timeoutSeconds", 1),
+            ("periodSeconds", 10),
+            ("successThreshold", 1),
+            ("failureThreshold", 3),
+        ] {
+            if probe.get(number).and_then(Value::as_i64).unwrap_or(0) == 0 {
+                probe.insert(number.into(), json!(default));
+            }
+        }
+        http_defaults(probe);
+    }
+    if let Some(lifecycle) = c.get_mut("lifecycle").and_then(Value::as_object_mut) {
+        for hook in ["postStart", "preStop"] {
+            if let Some(hook) = lifecycle.get_mut(hook).and_then(Value::as_object_mut) {
+                http_defaults(hook);
+            }
+        }
+    }
+}
+
+fn http_defaults(handler: &mut serde_json::Map<String, Value>) {
+    if let Some(http) = handler.get_mut("httpGet").and_then(Value::as_object_mut) {
+        for (field, default) in [("path", "/"), ("scheme", "HTTP")] {
+            if http.get(field).and_then(Value::as_str).unwrap_or_default().is_empty() {
+                http.insert(field.into(), json!(default));
+            }
+        }
+    }
+}
+
+/// `SetDefaults_Volume` and the sources' defaults: a volume without a source is an empty
+/// directory; Secret, ConfigMap, downward API and projected volumes get the file mode 0644.
+fn volume_defaults(spec: &mut serde_json::Map<String, Value>) {
+    let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for volume in volumes.iter_mut().filter_map(Value::as_object_mut) {
+        if volume.iter().all(|(k, v)| k == "name" || v.is_null()) {
+            volume.insert("emptyDir".into(), json!({}));
+        }
+        for source in ["secret", "configMap", "downwardAPI", "projected"] {
+            if let Some(src) = volume.get_mut(source).and_then(Value::as_object_mut) {
+                default_to(src, "defaultMode", json!(0o644));
+            }
         }
     }
 }

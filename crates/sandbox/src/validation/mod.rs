@@ -5,6 +5,7 @@
 //! kube-apiserver words it (`k8s.io/apimachinery/pkg/util/validation` and
 //! `pkg/apis/*/validation`), with the Go formatting of the values it prints.
 
+mod pod_spec;
 mod pods;
 
 pub use pods::{merge_resize, qos_class};
@@ -48,6 +49,23 @@ impl Problem {
                 "Unsupported value: {value:?}: supported values: {}",
                 supported.join(", ")
             ),
+        }
+    }
+
+    /// A required value with kube-apiserver's explanation.
+    fn required_because(field: impl Into<String>, detail: &str) -> Self {
+        Problem {
+            field: field.into(),
+            reason: "FieldValueRequired",
+            message: format!("Required value: {detail}"),
+        }
+    }
+
+    fn not_found(field: impl Into<String>, value: &str) -> Self {
+        Problem {
+            field: field.into(),
+            reason: "FieldValueNotFound",
+            message: format!("Not found: {value:?}"),
         }
     }
 
@@ -358,20 +376,45 @@ fn pod_template(template: Option<&Value>, path: &str, context: PodContext, out: 
 fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec<Problem>) {
     let empty = Value::Null;
     let spec = spec.unwrap_or(&empty);
-    let mut names = HashSet::new();
-    for list in ["initContainers", "containers"] {
-        let containers = spec
-            .get(list)
+    let volumes = pod_spec::volumes(spec, path, out);
+    let list = |field: &str| {
+        spec.get(field)
             .and_then(Value::as_array)
             .map(Vec::as_slice)
-            .unwrap_or_default();
-        if list == "containers" && containers.is_empty() {
-            out.push(Problem::required(format!("{path}.containers")));
+            .unwrap_or_default()
+    };
+    // Regular containers first, then init containers, whose names must differ from theirs
+    // too (kube-apiserver's order).
+    let containers = list("containers");
+    if containers.is_empty() {
+        out.push(Problem::required(format!("{path}.containers")));
+    }
+    let mut names = HashSet::new();
+    for (i, c) in containers.iter().enumerate() {
+        let at = format!("{path}.containers[{i}]");
+        container(c, &at, &volumes, out);
+        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !names.insert(name) {
+            out.push(Problem::duplicate(format!("{at}.name"), name));
         }
-        for (i, c) in containers.iter().enumerate() {
-            let at = format!("{path}.{list}[{i}]");
-            container(c, &at, &mut names, out);
+        pod_spec::probes(c, &at, pod_spec::Probes::Allowed, out);
+    }
+    for (i, c) in list("initContainers").iter().enumerate() {
+        let at = format!("{path}.initContainers[{i}]");
+        container(c, &at, &volumes, out);
+        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        if names.contains(name) {
+            out.push(Problem::duplicate(format!("{at}.name"), name));
+        } else if !name.is_empty() {
+            names.insert(name);
         }
+        let sidecar = c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+        let probes = if sidecar {
+            pod_spec::Probes::Allowed
+        } else {
+            pod_spec::Probes::Forbidden
+        };
+        pod_spec::probes(c, &at, probes, out);
     }
     // Defaulted to Always before validation when unset.
     let policy = spec.get("restartPolicy").and_then(Value::as_str).unwrap_or("Always");
@@ -388,29 +431,38 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
     }
 }
 
-fn container(c: &Value, at: &str, names: &mut HashSet<String>, out: &mut Vec<Problem>) {
+/// What kube-apiserver checks of every kind of container (`validateContainerCommon`): name,
+/// image, ports, volume mounts, resources.
+fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Problem>) {
     match c.get("name").and_then(Value::as_str).unwrap_or_default() {
         "" => out.push(Problem::required(format!("{at}.name"))),
         name => {
             for p in purchase_guard_crd_validation::validate_dns1123_label(name) {
                 out.push(Problem::invalid(format!("{at}.name"), &format!("{name:?}"), &p));
             }
-            if !names.insert(name.to_string()) {
-                out.push(Problem::duplicate(format!("{at}.name"), name));
-            }
         }
     }
     if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
         out.push(Problem::required(format!("{at}.image")));
     }
-    pods::requests_within_limits(c, at, out);
     let ports = c
         .get("ports")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
+    let mut port_names = HashSet::new();
     for (j, port) in ports.iter().enumerate() {
         let p = format!("{at}.ports[{j}]");
+        let name = port.get("name").and_then(Value::as_str).unwrap_or_default();
+        if !name.is_empty() {
+            let problems = pod_spec::port_name_problems(name);
+            for problem in &problems {
+                out.push(Problem::invalid(format!("{p}.name"), &format!("{name:?}"), problem));
+            }
+            if problems.is_empty() && !port_names.insert(name) {
+                out.push(Problem::duplicate(format!("{p}.name"), name));
+            }
+        }
         match port.get("containerPort") {
             None | Some(Value::Null) => out.push(Problem::required(format!("{p}.containerPort"))),
             Some(n) if n.as_i64() == Some(0) => out.push(Problem::required(format!("{p}.containerPort"))),
@@ -421,6 +473,8 @@ fn container(c: &Value, at: &str, names: &mut HashSet<String>, out: &mut Vec<Pro
         }
         protocol(port, &p, out);
     }
+    pod_spec::volume_mounts(c, at, volumes, out);
+    pods::requests_within_limits(c, at, out);
 }
 
 /// A port's protocol: TCP when unset (defaulted before validation).

@@ -163,6 +163,8 @@ pub fn ephemeral_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
         .map(name)
         .collect();
     let targets = names.clone();
+    // The volumes they may mount (their problems were reported with the spec's).
+    let volumes = super::pod_spec::volumes(spec, "spec", &mut Vec::new());
     let existing: Vec<String> = list(old, "ephemeralContainers").iter().map(name).collect();
     for (i, c) in new.iter().enumerate() {
         let at = format!("spec.ephemeralContainers[{i}]");
@@ -170,7 +172,10 @@ pub fn ephemeral_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
             names.insert(name(c));
             continue;
         }
-        super::container(c, &at, &mut names, out);
+        super::container(c, &at, &volumes, out);
+        if !names.insert(name(c)) {
+            out.push(Problem::duplicate(format!("{at}.name"), &name(c)));
+        }
         for field in NOT_FOR_EPHEMERAL {
             if c.get(field).is_some_and(|v| !is_empty(&semantic(v))) {
                 out.push(Problem::forbidden(
@@ -184,11 +189,7 @@ pub fn ephemeral_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty() && !targets.contains(*t))
         {
-            out.push(Problem {
-                field: format!("{at}.targetContainerName"),
-                reason: "FieldValueNotFound",
-                message: format!("Not found: {target:?}"),
-            });
+            out.push(Problem::not_found(format!("{at}.targetContainerName"), target));
         }
     }
 }

@@ -1,0 +1,398 @@
+//! The parts of a pod spec kube-apiserver judges beyond container names, images and ports
+//! (`pkg/apis/core/validation`: `ValidateVolumes`, `ValidateVolumeMounts`, `validateProbe`,
+//! `validateHandler`): volumes (one source each, unique DNS-label names, what the common
+//! sources require), the containers' volume mounts (naming a valid volume, one per mount path,
+//! relative sub-paths), port names, and probes (one handler with a valid port, no negative
+//! numbers, a success threshold of 1 for liveness and startup probes; none on init containers
+//! but sidecars).
+
+use super::{Problem, port_problem};
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// Volume sources in the order kube-apiserver looks at them, each with the name it gives the
+/// field when it refuses a second source (`downwarAPI` is kube-apiserver's spelling).
+const SOURCES: [(&str, &str); 30] = [
+    ("emptyDir", "emptyDir"),
+    ("hostPath", "hostPath"),
+    ("gitRepo", "gitRepo"),
+    ("gcePersistentDisk", "gcePersistentDisk"),
+    ("awsElasticBlockStore", "awsElasticBlockStore"),
+    ("secret", "secret"),
+    ("nfs", "nfs"),
+    ("iscsi", "iscsi"),
+    ("glusterfs", "glusterfs"),
+    ("flocker", "flocker"),
+    ("persistentVolumeClaim", "persistentVolumeClaim"),
+    ("rbd", "rbd"),
+    ("cinder", "cinder"),
+    ("cephfs", "cephFS"),
+    ("quobyte", "quobyte"),
+    ("downwardAPI", "downwarAPI"),
+    ("fc", "fc"),
+    ("flexVolume", "flexVolume"),
+    ("configMap", "configMap"),
+    ("azureFile", "azureFile"),
+    ("vsphereVolume", "vsphereVolume"),
+    ("photonPersistentDisk", "photonPersistentDisk"),
+    ("portworxVolume", "portworxVolume"),
+    ("azureDisk", "azureDisk"),
+    ("storageos", "storageos"),
+    ("projected", "projected"),
+    ("scaleIO", "scaleIO"),
+    ("csi", "csi"),
+    ("ephemeral", "ephemeral"),
+    ("image", "image"),
+];
+
+const HOST_PATH_TYPES: [&str; 8] = [
+    "",
+    "BlockDevice",
+    "CharDevice",
+    "Directory",
+    "DirectoryOrCreate",
+    "File",
+    "FileOrCreate",
+    "Socket",
+];
+
+const FILE_MODE: &str = "must be a number between 0 and 0777 (octal), both inclusive";
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn present<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key).filter(|x| !x.is_null())
+}
+
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// The pod's volumes: the problems, and the names of the volumes without any, which mounts
+/// may name.
+pub fn volumes(spec: &Value, path: &str, out: &mut Vec<Problem>) -> HashSet<String> {
+    let mut valid = HashSet::new();
+    let mut seen = HashSet::new();
+    for (i, volume) in items(spec, "volumes").iter().enumerate() {
+        let at = format!("{path}.volumes[{i}]");
+        let mut problems = Vec::new();
+        source(volume, &at, &mut problems);
+        let name = text(volume, "name");
+        if name.is_empty() {
+            problems.push(Problem::required(format!("{at}.name")));
+        } else {
+            for p in purchase_guard_crd_validation::validate_dns1123_label(name) {
+                problems.push(Problem::invalid(format!("{at}.name"), &format!("{name:?}"), &p));
+            }
+        }
+        if seen.contains(name) {
+            problems.push(Problem::duplicate(format!("{at}.name"), name));
+        }
+        if problems.is_empty() {
+            seen.insert(name.to_string());
+            valid.insert(name.to_string());
+        } else {
+            out.append(&mut problems);
+        }
+    }
+    valid
+}
+
+/// One volume's source: exactly one, with what the common ones require.
+fn source(volume: &Value, at: &str, out: &mut Vec<Problem>) {
+    let mut found = 0;
+    for (field, shown) in SOURCES {
+        let Some(src) = present(volume, field) else { continue };
+        if found > 0 {
+            out.push(Problem::forbidden(
+                format!("{at}.{shown}"),
+                "may not specify more than 1 volume type",
+            ));
+            continue;
+        }
+        found += 1;
+        let at = format!("{at}.{field}");
+        match field {
+            "hostPath" => {
+                let path = text(src, "path");
+                if path.is_empty() {
+                    out.push(Problem::required(format!("{at}.path")));
+                    continue;
+                }
+                no_backsteps(path, &format!("{at}.path"), out);
+                let kind = text(src, "type");
+                if !HOST_PATH_TYPES.contains(&kind) {
+                    out.push(Problem::not_supported(format!("{at}.type"), kind, &HOST_PATH_TYPES));
+                }
+            }
+            "secret" => {
+                if text(src, "secretName").is_empty() {
+                    out.push(Problem::required(format!("{at}.secretName")));
+                }
+                files(src, &at, out);
+            }
+            "configMap" => {
+                if text(src, "name").is_empty() {
+                    out.push(Problem::required(format!("{at}.name")));
+                }
+                files(src, &at, out);
+            }
+            "persistentVolumeClaim" if text(src, "claimName").is_empty() => {
+                out.push(Problem::required(format!("{at}.claimName")))
+            }
+            "nfs" => {
+                if text(src, "server").is_empty() {
+                    out.push(Problem::required(format!("{at}.server")));
+                }
+                match text(src, "path") {
+                    "" => out.push(Problem::required(format!("{at}.path"))),
+                    p if !p.starts_with('/') => out.push(Problem::invalid(
+                        format!("{at}.path"),
+                        &format!("{p:?}"),
+                        "must be an absolute path",
+                    )),
+                    _ => {}
+                }
+            }
+            "csi" if text(src, "driver").is_empty() => out.push(Problem::required(format!("{at}.driver"))),
+            _ => {}
+        }
+    }
+    // The v1 API defaults a volume without a source to an empty directory, so this is only met
+    // by a source kube-apiserver would not know.
+    if found == 0 {
+        out.push(Problem::required_because(at, "must specify a volume type"));
+    }
+}
+
+/// A Secret's or ConfigMap's volume: its default mode and the files it names.
+fn files(src: &Value, at: &str, out: &mut Vec<Problem>) {
+    if let Some(mode) = src.get("defaultMode").and_then(Value::as_i64)
+        && !(0..=0o777).contains(&mode)
+    {
+        out.push(Problem::invalid(
+            format!("{at}.defaultMode"),
+            &mode.to_string(),
+            FILE_MODE,
+        ));
+    }
+    for (j, item) in items(src, "items").iter().enumerate() {
+        let at = format!("{at}.items[{j}]");
+        if text(item, "key").is_empty() {
+            out.push(Problem::required(format!("{at}.key")));
+        }
+        match text(item, "path") {
+            "" => out.push(Problem::required(format!("{at}.path"))),
+            p => {
+                descending(p, &format!("{at}.path"), out);
+                if p.split('/').next().is_some_and(|first| first.starts_with("..")) {
+                    out.push(Problem::invalid(
+                        format!("{at}.path"),
+                        &format!("{p:?}"),
+                        "must not start with '..'",
+                    ));
+                }
+            }
+        }
+        if let Some(mode) = item.get("mode").and_then(Value::as_i64)
+            && !(0..=0o777).contains(&mode)
+        {
+            out.push(Problem::invalid(format!("{at}.mode"), &mode.to_string(), FILE_MODE));
+        }
+    }
+}
+
+/// A path that must stay below where it is joined: relative, without `..`.
+fn descending(path: &str, at: &str, out: &mut Vec<Problem>) {
+    if path.starts_with('/') {
+        out.push(Problem::invalid(at, &format!("{path:?}"), "must be a relative path"));
+    }
+    no_backsteps(path, at, out);
+}
+
+fn no_backsteps(path: &str, at: &str, out: &mut Vec<Problem>) {
+    if path.split('/').any(|part| part == "..") {
+        out.push(Problem::invalid(at, &format!("{path:?}"), "must not contain '..'"));
+    }
+}
+
+/// A container's volume mounts, against the pod's valid volumes.
+pub fn volume_mounts(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Problem>) {
+    let mut paths = HashSet::new();
+    for (i, mount) in items(c, "volumeMounts").iter().enumerate() {
+        let at = format!("{at}.volumeMounts[{i}]");
+        let name = text(mount, "name");
+        if name.is_empty() {
+            out.push(Problem::required(format!("{at}.name")));
+        }
+        if !volumes.contains(name) {
+            out.push(Problem::not_found(format!("{at}.name"), name));
+        }
+        let path = text(mount, "mountPath");
+        if path.is_empty() {
+            out.push(Problem::required(format!("{at}.mountPath")));
+        }
+        if !paths.insert(path) {
+            out.push(Problem::invalid(
+                format!("{at}.mountPath"),
+                &format!("{path:?}"),
+                "must be unique",
+            ));
+        }
+        let sub = text(mount, "subPath");
+        if !sub.is_empty() {
+            descending(sub, &format!("{at}.subPath"), out);
+        }
+    }
+}
+
+/// apimachinery's `IsValidPortName`.
+pub fn port_name_problems(name: &str) -> Vec<&'static str> {
+    let mut problems = Vec::new();
+    if name.len() > 15 {
+        problems.push("must be no more than 15 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || name.is_empty()
+    {
+        problems.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
+    }
+    if !name.bytes().any(|b| b.is_ascii_lowercase()) {
+        problems.push("must contain at least one letter (a-z)");
+    }
+    if name.contains("--") {
+        problems.push("must not contain consecutive hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        problems.push("must not begin or end with a hyphen");
+    }
+    problems
+}
+
+/// A port given by number or by name (`ValidatePortNumOrName`).
+fn port_num_or_name(port: Option<&Value>, at: String, out: &mut Vec<Problem>) {
+    match port {
+        Some(Value::String(name)) => {
+            for p in port_name_problems(name) {
+                out.push(Problem::invalid(at.clone(), &format!("{name:?}"), p));
+            }
+        }
+        other => port_problem(at, other.unwrap_or(&Value::Null), out),
+    }
+}
+
+/// Which container a probe belongs to, for the rules that depend on it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Probes {
+    /// A regular container or a sidecar (an init container that restarts): probes allowed.
+    Allowed,
+    /// An init container that runs to completion: no lifecycle hooks, no probes.
+    Forbidden,
+}
+
+/// A container's lifecycle hooks and probes, in kube-apiserver's order.
+pub fn probes(c: &Value, at: &str, allowed: Probes, out: &mut Vec<Problem>) {
+    if allowed == Probes::Forbidden {
+        for field in ["lifecycle", "livenessProbe", "readinessProbe", "startupProbe"] {
+            if present(c, field).is_some() {
+                out.push(Problem::forbidden(
+                    format!("{at}.{field}"),
+                    "may not be set for init containers without restartPolicy=Always",
+                ));
+            }
+        }
+        return;
+    }
+    for field in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        let Some(probe) = present(c, field) else { continue };
+        let at = format!("{at}.{field}");
+        handler(probe, &at, out);
+        for number in [
+            "initialDelaySeconds",
+            "timeoutSeconds",
+            "periodSeconds",
+            "successThreshold",
+            "failureThreshold",
+        ] {
+            if let Some(n) = probe.get(number).and_then(Value::as_i64).filter(|n| *n < 0) {
+                out.push(Problem::invalid(
+                    format!("{at}.{number}"),
+                    &n.to_string(),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+        let grace = probe.get("terminationGracePeriodSeconds").and_then(Value::as_i64);
+        if let Some(g) = grace.filter(|g| *g <= 0) {
+            out.push(Problem::invalid(
+                format!("{at}.terminationGracePeriodSeconds"),
+                &g.to_string(),
+                "must be greater than 0",
+            ));
+        }
+        // Defaulted to 1 before validation when unset.
+        let success = probe.get("successThreshold").and_then(Value::as_i64).unwrap_or(1);
+        match field {
+            "readinessProbe" => {
+                if let Some(g) = grace {
+                    out.push(Problem::invalid(
+                        format!("{at}.terminationGracePeriodSeconds"),
+                        &g.to_string(),
+                        "must not be set for readinessProbes",
+                    ));
+                }
+            }
+            _ if success != 1 => out.push(Problem::invalid(
+                format!("{at}.successThreshold"),
+                &success.to_string(),
+                "must be 1",
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// A probe's handler: exactly one of exec, httpGet, tcpSocket and grpc.
+fn handler(probe: &Value, at: &str, out: &mut Vec<Problem>) {
+    let mut found = false;
+    for kind in ["exec", "httpGet", "tcpSocket", "grpc"] {
+        let Some(action) = present(probe, kind) else { continue };
+        let at = format!("{at}.{kind}");
+        if found {
+            out.push(Problem::forbidden(at, "may not specify more than 1 handler type"));
+            continue;
+        }
+        found = true;
+        match kind {
+            "exec" if items(action, "command").is_empty() => out.push(Problem::required(format!("{at}.command"))),
+            "httpGet" => {
+                // Path and scheme are defaulted before validation when unset.
+                if action.get("path").and_then(Value::as_str) == Some("") {
+                    out.push(Problem::required(format!("{at}.path")));
+                }
+                port_num_or_name(action.get("port"), format!("{at}.port"), out);
+                let scheme = action.get("scheme").and_then(Value::as_str).unwrap_or("HTTP");
+                if !matches!(scheme, "HTTP" | "HTTPS") {
+                    out.push(Problem::not_supported(
+                        format!("{at}.scheme"),
+                        scheme,
+                        &["HTTP", "HTTPS"],
+                    ));
+                }
+            }
+            "tcpSocket" => port_num_or_name(action.get("port"), format!("{at}.port"), out),
+            "grpc" => port_problem(format!("{at}.port"), action.get("port").unwrap_or(&Value::Null), out),
+            _ => {}
+        }
+    }
+    if !found {
+        out.push(Problem::required_because(at, "must specify a handler type"));
+    }
+}

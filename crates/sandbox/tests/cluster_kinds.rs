@@ -829,3 +829,118 @@ async fn every_namespace_keeps_its_service_account_and_root_ca() {
     assert!(accounts.get_opt("default").await.expect("get").is_none());
     assert!(maps.get_opt("kube-root-ca.crt").await.expect("get").is_none());
 }
+
+/// StatefulSets and their claims as kube-apiserver and the StatefulSet controller keep them:
+/// the pod template's spec is not judged (its mounts may name claim templates), only some of
+/// the spec may change once created; each Pod gets a claim per template, which is kept; a
+/// claim's spec is fixed once created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_sets_get_their_claims_and_keep_their_spec() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config {
+        simulate_workloads: true,
+        ..Config::default()
+    })
+    .await
+    .expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-sts-claims-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let db: StatefulSet = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "db"},
+        "spec": {
+            "replicas": 2, "serviceName": "db",
+            "selector": {"matchLabels": {"app": "db"}},
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{
+                "name": "db", "image": "postgres:17",
+                "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql"}]
+            }]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}
+            }}]
+        }
+    }))
+    .expect("statefulset");
+    sets.create(&PostParams::default(), &db).await.expect("created");
+    kubectl(&kubeconfig, &["rollout", "status", "statefulset/db", "--timeout=60s"]);
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let claims: Api<PersistentVolumeClaim> = Api::default_namespaced(client.clone());
+    for i in 0..2 {
+        let pod = pods.get(&format!("db-{i}")).await.expect("pod");
+        let volumes = pod.spec.expect("spec").volumes.expect("volumes");
+        let data = volumes.iter().find(|v| v.name == "data").expect("the claim's volume");
+        assert_eq!(
+            data.persistent_volume_claim.as_ref().map(|c| c.claim_name.as_str()),
+            Some(format!("data-db-{i}").as_str())
+        );
+        let claim = claims.get(&format!("data-db-{i}")).await.expect("claim");
+        assert_eq!(
+            claim.metadata.labels,
+            Some([("app".to_string(), "db".to_string())].into())
+        );
+        let spec = claim.spec.expect("spec");
+        assert_eq!(spec.volume_mode.as_deref(), Some("Filesystem"));
+        assert_eq!(claim.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
+    }
+
+    let refused = |e: kube::Error| match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.message
+        }
+        other => panic!("not refused: {other}"),
+    };
+    // The template changes; the claim templates do not.
+    sets.patch(
+        "db",
+        &PatchParams::default(),
+        &Patch::Merge(
+            serde_json::json!({"spec": {"replicas": 3, "template": {"metadata": {"annotations": {"v": "2"}}}}}),
+        ),
+    )
+    .await
+    .expect("replicas and template change");
+    let e = sets
+        .patch(
+            "db",
+            &PatchParams::default(),
+            &Patch::Json::<()>(
+                serde_json::from_value(serde_json::json!([
+                    {"op": "replace", "path": "/spec/volumeClaimTemplates/0/spec/resources/requests/storage", "value": "2Gi"}
+                ]))
+                .expect("patch"),
+            ),
+        )
+        .await
+        .expect_err("claim templates are fixed");
+    assert_eq!(
+        refused(e),
+        "StatefulSet.apps \"db\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
+    );
+    // A claim's spec is fixed; one without access modes or storage is refused.
+    let e = claims
+        .patch(
+            "data-db-0",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"storageClassName": "fast"}})),
+        )
+        .await
+        .expect_err("fixed");
+    assert_eq!(
+        refused(e),
+        "PersistentVolumeClaim \"data-db-0\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests for bound claims"
+    );
+    let bare: PersistentVolumeClaim =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "bare"}, "spec": {}})).expect("claim");
+    let e = claims.create(&PostParams::default(), &bare).await.expect_err("refused");
+    assert_eq!(
+        refused(e),
+        "PersistentVolumeClaim \"bare\" is invalid: [spec.accessModes: Required value: at least 1 access mode is required, spec.resources[storage]: Required value]"
+    );
+    // Deleting the set leaves the claims (the default retention policy).
+    kubectl(&kubeconfig, &["delete", "statefulset", "db", "--wait=true"]);
+    assert!(claims.get_opt("data-db-1").await.expect("get").is_some());
+}

@@ -603,3 +603,123 @@ async fn subresources_are_authorized_apart_from_their_object() {
     assert!(answered.contains("the sandbox runs none"), "{answered}");
     drop(sandbox);
 }
+
+/// Roles and bindings are judged as kube-apiserver judges them: rules name verbs and either
+/// resources with API groups or, in ClusterRoles only, non-resource URLs; a binding binds a
+/// role of a kind it may bind and subjects of known kinds, and its role never changes (the
+/// refusal `helm upgrade` meets when a chart changes a binding's role).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_and_bindings_are_judged_and_role_refs_fixed() {
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, Role, RoleBinding};
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-rbac-judged-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let causes = |e: kube::Error| match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.details
+                .expect("details")
+                .causes
+                .into_iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect::<Vec<_>>()
+        }
+        other => panic!("not refused: {other}"),
+    };
+    let roles: Api<Role> = Api::namespaced(client.clone(), "default");
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bad"},
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"]},
+            {"nonResourceURLs": ["/healthz"], "verbs": ["get"]},
+            {"verbs": ["get"]}
+        ]
+    }))
+    .expect("role");
+    let e = roles.create(&PostParams::default(), &role).await.expect_err("refused");
+    assert_eq!(
+        causes(e),
+        [
+            "rules[0].verbs: Required value: verbs must contain at least one value",
+            "rules[1].nonResourceURLs: Invalid value: []string{\"/healthz\"}: namespaced rules cannot apply to non-resource URLs",
+            "rules[2].apiGroups: Required value: resource rules must supply at least one api group",
+            "rules[2].resources: Required value: resource rules must supply at least one resource",
+        ]
+    );
+
+    let cluster_bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bad"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "robot"}, {"kind": "Robot", "name": "r2"}]
+    }))
+    .expect("binding");
+    let e = cluster_bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        causes(e),
+        [
+            "roleRef.kind: Unsupported value: \"Role\": supported values: \"ClusterRole\"",
+            "subjects[0].namespace: Required value",
+            "subjects[1].kind: Unsupported value: \"Robot\": supported values: \"ServiceAccount\", \"User\", \"Group\"",
+        ]
+    );
+
+    // A binding without the groups gets them; its role is fixed once created.
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), "default");
+    let readers: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "readers"},
+        "roleRef": {"kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "User", "name": "alice"}, {"kind": "ServiceAccount", "name": "robot"}]
+    }))
+    .expect("binding");
+    let stored = bindings
+        .create(&PostParams::default(), &readers)
+        .await
+        .expect("created");
+    assert_eq!(stored.role_ref.api_group, "rbac.authorization.k8s.io");
+    let subjects = stored.subjects.expect("subjects");
+    assert_eq!(subjects[0].api_group.as_deref(), Some("rbac.authorization.k8s.io"));
+    assert_eq!(subjects[1].api_group.as_deref().unwrap_or_default(), "");
+    let e = bindings
+        .patch(
+            "readers",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"roleRef": {"name": "edit"}})),
+        )
+        .await
+        .expect_err("the role is fixed");
+    assert_eq!(
+        causes(e),
+        [
+            "roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"edit\"}: cannot change roleRef"
+        ]
+    );
+    // kubectl apply of the same binding with another role prints the same.
+    let manifest = std::env::temp_dir().join(format!("pg-roleref-{}.yaml", std::process::id()));
+    std::fs::write(
+        &manifest,
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: readers\n  namespace: default\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: admin\nsubjects:\n- kind: User\n  name: alice\n",
+    )
+    .expect("manifest");
+    let printed = refused(
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            manifest.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(
+        printed.contains("The RoleBinding \"readers\" is invalid: roleRef: Invalid value: rbac.RoleRef{APIGroup:\"rbac.authorization.k8s.io\", Kind:\"ClusterRole\", Name:\"admin\"}: cannot change roleRef"),
+        "{printed}"
+    );
+    let _ = std::fs::remove_file(&manifest);
+    sandbox.shutdown().await;
+}

@@ -156,6 +156,20 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         service_defaults(obj);
         return;
     }
+    if rt.group.is_empty() && rt.plural == "persistentvolumeclaims" {
+        // `SetDefaults_PersistentVolumeClaimSpec` and the claim's first phase.
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            default_to(spec, "volumeMode", json!("Filesystem"));
+        }
+        if obj.pointer("/status/phase").is_none_or(Value::is_null) && obj.is_object() {
+            obj["status"]["phase"] = json!("Pending");
+        }
+        return;
+    }
+    if rt.group == "rbac.authorization.k8s.io" && rt.plural.ends_with("rolebindings") {
+        binding_defaults(obj);
+        return;
+    }
     let template = match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "pods") => Some("/spec"),
         ("", "podtemplates") => Some("/template/spec"),
@@ -306,6 +320,35 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
         }
     }
     volume_defaults(spec);
+}
+
+/// `SetDefaults_RoleBinding`, `SetDefaults_ClusterRoleBinding` and `SetDefaults_Subject`: a
+/// role reference and the subjects that are users or groups are in the RBAC group unless they
+/// say otherwise.
+fn binding_defaults(obj: &mut Value) {
+    const GROUP: &str = "rbac.authorization.k8s.io";
+    if let Some(role_ref) = obj.get_mut("roleRef").and_then(Value::as_object_mut)
+        && role_ref
+            .get("apiGroup")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .is_empty()
+    {
+        role_ref.insert("apiGroup".into(), json!(GROUP));
+    }
+    let subjects = obj.get_mut("subjects").and_then(Value::as_array_mut);
+    for subject in subjects.into_iter().flatten().filter_map(Value::as_object_mut) {
+        let kind = subject.get("kind").and_then(Value::as_str).unwrap_or_default();
+        if matches!(kind, "User" | "Group")
+            && subject
+                .get("apiGroup")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .is_empty()
+        {
+            subject.insert("apiGroup".into(), json!(GROUP));
+        }
+    }
 }
 
 /// `SetDefaults_Probe` and `SetDefaults_HTTPGetAction`: a probe's timeout 1 s, period 10 s,
@@ -856,6 +899,64 @@ impl ApiServer {
         }
     }
 
+    /// The StatefulSet controller's claims for the Pod of ordinal `i`: one
+    /// PersistentVolumeClaim per claim template, `<template>-<set>-<i>`, made if missing
+    /// (labelled with the set's selector, kept when the set or Pod goes, as the default
+    /// retention policy keeps them) and mounted in the Pod in place of a volume of the same
+    /// name.
+    fn claims_of(&self, sts: &Value, i: usize, pod: &mut Value) {
+        let templates = sts
+            .pointer("/spec/volumeClaimTemplates")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if templates.is_empty() {
+            return;
+        }
+        let (set, ns) = (text(sts, "/metadata/name"), text(sts, "/metadata/namespace"));
+        let selected = sts
+            .pointer("/spec/selector/matchLabels")
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let mut volumes = Vec::new();
+        for template in &templates {
+            let volume = text(template, "/metadata/name");
+            let claim_name = format!("{volume}-{set}-{i}");
+            let mut labels = template
+                .pointer("/metadata/labels")
+                .cloned()
+                .unwrap_or_else(|| json!({}));
+            if let (Some(l), Some(s)) = (labels.as_object_mut(), selected.as_object()) {
+                l.extend(s.clone());
+            }
+            let exists = self
+                .find("", "v1", "persistentvolumeclaims")
+                .is_some_and(|rt| self.get(&rt, Some(ns), &claim_name).is_ok());
+            if !exists {
+                let mut claim = json!({
+                    "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": claim_name, "namespace": ns, "labels": labels},
+                    "spec": template.get("spec").cloned().unwrap_or_else(|| json!({})),
+                });
+                if let Some(a) = template.pointer("/metadata/annotations") {
+                    claim["metadata"]["annotations"] = a.clone();
+                }
+                let _ = self.sim_create("persistentvolumeclaims", "", ns, claim, "statefulset-controller");
+            }
+            volumes.push(json!({"name": volume, "persistentVolumeClaim": {"claimName": claim_name}}));
+        }
+        let named: BTreeSet<&str> = templates.iter().map(|t| text(t, "/metadata/name")).collect();
+        let others = pod
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| !named.contains(text(v, "/name")))
+            .cloned();
+        volumes.extend(others.collect::<Vec<_>>());
+        pod["spec"]["volumes"] = Value::Array(volumes);
+    }
+
     fn statefulset_pods(&self, sts: &Value) {
         if deleting(sts) {
             return;
@@ -893,6 +994,7 @@ impl ApiServer {
             if let Some(service) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
                 pod["spec"]["subdomain"] = json!(service);
             }
+            self.claims_of(sts, i, &mut pod);
             self.create_pod_of(sts, pod, "statefulset-controller");
         }
     }

@@ -164,7 +164,7 @@ impl ApiServer {
         } else if rt.group == "rbac.authorization.k8s.io" || rt.group == "apiregistration.k8s.io" {
             // RBAC objects take any path segment: `system:discovery`, `edit`; APIServices are
             // named `<version>.<group>`, `v1.` for the core group.
-            path_segment_problems(name)
+            crate::validation::path_segment_problems(name)
         } else {
             validate_dns1123_subdomain(name)
         };
@@ -445,18 +445,4 @@ pub(super) fn invalid(rt: &ResourceType, obj: &Value, errors: Vec<(String, &'sta
         format!("{kind} {name:?} is invalid: {detail}"),
         causes,
     )
-}
-
-/// What kube-apiserver refuses in a name that must be a path segment (RBAC objects).
-fn path_segment_problems(name: &str) -> Vec<String> {
-    let mut problems = Vec::new();
-    if name == "." || name == ".." {
-        problems.push(format!("may not be '{name}'"));
-    }
-    for c in ['/', '%'] {
-        if name.contains(c) {
-            problems.push(format!("may not contain '{c}'"));
-        }
-    }
-    problems
 }

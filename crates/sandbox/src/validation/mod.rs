@@ -7,6 +7,7 @@
 
 mod pod_spec;
 mod pods;
+mod rbac;
 
 pub use pods::{merge_resize, qos_class};
 use regex::Regex;
@@ -147,8 +148,15 @@ pub fn problems(
                 &mut out,
             )
         }
+        ("", "PersistentVolumeClaim") if subresource.is_none() => {
+            claim(spec, obj.get("status"), old.and_then(|o| o.get("spec")), &mut out)
+        }
         ("", "ConfigMap") => config_map(obj, old, &mut out),
         ("", "Secret") => secret(obj, old, &mut out),
+        ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => rbac::role(obj, kind == "Role", &mut out),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            rbac::binding(obj, old, kind == "RoleBinding", &mut out)
+        }
         ("", "Service") => {
             service(spec, &mut out);
             cluster_ip_fixed(spec, old.and_then(|o| o.get("spec")), &mut out);
@@ -174,6 +182,20 @@ static LABEL_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!("^({QUALIFIED_NAME_FMT})?$")).expect("a valid constant pattern"));
 static CONFIG_KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!("^{CONFIG_KEY_FMT}$")).expect("a valid constant pattern"));
+
+/// What kube-apiserver refuses in a name that must be a path segment (RBAC objects).
+pub fn path_segment_problems(name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if name == "." || name == ".." {
+        problems.push(format!("may not be '{name}'"));
+    }
+    for c in ['/', '%'] {
+        if name.contains(c) {
+            problems.push(format!("may not contain '{c}'"));
+        }
+    }
+    problems
+}
 
 /// apimachinery's `RegexError`: the message, examples, and the pattern.
 fn regex_error(message: &str, pattern: &str, examples: &[&str]) -> String {
@@ -568,8 +590,10 @@ fn workload(kind: &str, spec: Option<&Value>, old_spec: Option<&Value>, out: &mu
                     ));
                 }
             }
+            // A StatefulSet's selector is fixed with the rest of its spec (below).
             if let Some(old) = old_spec.and_then(|o| o.get("selector")).filter(|o| !o.is_null())
                 && old != s
+                && kind != "StatefulSet"
             {
                 out.push(Problem::invalid(
                     "spec.selector",
@@ -579,7 +603,123 @@ fn workload(kind: &str, spec: Option<&Value>, old_spec: Option<&Value>, out: &mu
             }
         }
     }
-    pod_template(template, "spec.template", PodContext::Replicated, out);
+    if kind != "StatefulSet" {
+        pod_template(template, "spec.template", PodContext::Replicated, out);
+        return;
+    }
+    // kube-apiserver does not judge a StatefulSet's pod spec (its volume mounts may name claim
+    // templates): only the template's labels and annotations, its restart policy and its
+    // deadline; and once created, only some of the spec may change.
+    let Some(template) = template else {
+        out.push(Problem::required("spec.template"));
+        return;
+    };
+    metadata(template.get("metadata"), "spec.template", out);
+    let policy = template
+        .pointer("/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always");
+    if policy != "Always" {
+        out.push(Problem::not_supported(
+            "spec.template.spec.restartPolicy",
+            policy,
+            &["Always"],
+        ));
+    }
+    if template
+        .pointer("/spec/activeDeadlineSeconds")
+        .is_some_and(|v| !v.is_null())
+    {
+        out.push(Problem::forbidden(
+            "spec.template.spec.activeDeadlineSeconds",
+            "activeDeadlineSeconds in StatefulSet is not Supported",
+        ));
+    }
+    if let (Some(spec), Some(old)) = (spec, old_spec) {
+        const MUTABLE: [&str; 7] = [
+            "replicas",
+            "ordinals",
+            "template",
+            "updateStrategy",
+            "revisionHistoryLimit",
+            "persistentVolumeClaimRetentionPolicy",
+            "minReadySeconds",
+        ];
+        let fixed = |s: &Value| {
+            let mut s = pods::semantic(s);
+            if let Some(m) = s.as_object_mut() {
+                m.retain(|k, _| !MUTABLE.contains(&k.as_str()));
+            }
+            s
+        };
+        if fixed(spec) != fixed(old) {
+            out.push(Problem::forbidden(
+                "spec",
+                "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
+            ));
+        }
+    }
+}
+
+/// A PersistentVolumeClaim (`ValidatePersistentVolumeClaim`, `...Update`): access modes and a
+/// storage request; once created, the spec is fixed but for the volume name, set once, and the
+/// storage request of a bound claim. kube-apiserver follows the refusal of a spec change with
+/// a diff of the specs, which is not reproduced.
+fn claim(spec: Option<&Value>, status: Option<&Value>, old_spec: Option<&Value>, out: &mut Vec<Problem>) {
+    let empty = Value::Null;
+    let spec = spec.unwrap_or(&empty);
+    let modes = spec
+        .get("accessModes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if modes.is_empty() {
+        out.push(Problem::required_because(
+            "spec.accessModes",
+            "at least 1 access mode is required",
+        ));
+    }
+    const MODES: [&str; 4] = ["ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"];
+    for mode in modes {
+        let mode = mode.as_str().unwrap_or_default();
+        if !MODES.contains(&mode) {
+            out.push(Problem::not_supported("spec.accessModes", mode, &MODES));
+        }
+    }
+    if spec.pointer("/resources/requests/storage").is_none_or(Value::is_null) {
+        out.push(Problem::required("spec.resources[storage]"));
+    }
+    let Some(old) = old_spec else { return };
+    let bound = status.and_then(|s| s.get("phase")).and_then(Value::as_str) == Some("Bound");
+    // The volume name may be set once; a bound claim's storage request may change.
+    let unset = old
+        .get("volumeName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .is_empty();
+    let comparable = |s: &Value| {
+        let mut s = s.clone();
+        if let Some(m) = s.as_object_mut() {
+            if unset {
+                m.remove("volumeName");
+            }
+            if bound
+                && let Some(requests) = m
+                    .get_mut("resources")
+                    .and_then(|r| r.get_mut("requests"))
+                    .and_then(Value::as_object_mut)
+            {
+                requests.remove("storage");
+            }
+        }
+        pods::semantic(&s)
+    };
+    if comparable(spec) != comparable(old) {
+        out.push(Problem::forbidden(
+            "spec",
+            "spec is immutable after creation except resources.requests for bound claims",
+        ));
+    }
 }
 
 fn job_spec(spec: Option<&Value>, path: &str, out: &mut Vec<Problem>) {

@@ -1,6 +1,8 @@
 //! Bad input gets the Status error kube-apiserver sends, never a panic, a hang or a
 //! half-written object.
 
+mod support;
+
 use purchase_guard_sandbox::{Config, MAX_BODY, Sandbox};
 use serde_json::{Value, json};
 
@@ -22,6 +24,28 @@ async fn call(sandbox: &Sandbox, method: &str, path: &str, content_type: &str, b
         .expect("body")
         .to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// What kubectl prints when `kubectl create -f` of `manifest` is refused (it must be).
+fn kubectl_create_refused(sandbox: &Sandbox, manifest: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sandbox-refused-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let file = dir.join("manifest.yaml");
+    std::fs::write(&file, manifest).expect("write");
+    let out = std::process::Command::new("kubectl")
+        .args(["create", "-f"])
+        .arg(&file)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .expect("kubectl runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!out.status.success(), "created: {manifest}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn cm(name: &str) -> Vec<u8> {
@@ -716,31 +740,115 @@ async fn pod_volumes_mounts_and_probes_are_judged() {
     );
 
     // kubectl prints kube-apiserver's refusal of a template's mount of no volume.
-    let dir = std::env::temp_dir().join(format!("sandbox-mounts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let kubeconfig = dir.join("kubeconfig");
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let manifest = dir.join("deployment.yaml");
-    std::fs::write(
-        &manifest,
+    let printed = kubectl_create_refused(
+        &sandbox,
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n        volumeMounts:\n        - {name: missing, mountPath: /data}\n",
-    )
-    .expect("write");
-    let out = std::process::Command::new("kubectl")
-        .args(["create", "-f"])
-        .arg(&manifest)
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .output()
-        .expect("kubectl runs");
-    assert!(!out.status.success());
-    let printed = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         printed.contains(
             "The Deployment \"web\" is invalid: spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"missing\""
         ),
         "{printed}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}
+
+/// Ingresses and containers' environments are judged as kube-apiserver judges them: paths
+/// need a type that suits them, backends a Service port or a resource; hosts are DNS names;
+/// environment variables have printable names and one source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingresses_and_environments_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::networking::v1::Ingress;
+    use kube::api::{Api, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let causes = support::field_causes;
+    let ingresses: Api<Ingress> = Api::default_namespaced(client.clone());
+    let bad: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "bad"},
+        "spec": {"rules": [
+            {"host": "10.0.0.1", "http": {"paths": [
+                {"path": "/", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+            ]}},
+            {"host": "*.example.com", "http": {"paths": [
+                {"path": "api", "pathType": "Prefix", "backend": {"service": {"name": "Web", "port": {"number": 80}}}},
+                {"path": "/a//b", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {}}}},
+                {"path": "/", "pathType": "Regex", "backend": {}}
+            ]}}
+        ]}
+    }))
+    .expect("ingress");
+    let e = ingresses
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        causes(e),
+        [
+            "spec.rules[0].host: Invalid value: \"10.0.0.1\": must be a DNS name, not an IP address",
+            // k8s-openapi always writes the path type; Go reads "" as a type given empty.
+            "spec.rules[0].http.paths[0].pathType: Unsupported value: \"\": supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\"",
+            "spec.rules[1].http.paths[0].path: Invalid value: \"api\": must be an absolute path",
+            "spec.rules[1].http.paths[0].backend.service.name: Invalid value: \"Web\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+            "spec.rules[1].http.paths[1].path: Invalid value: \"/a//b\": must not contain '//'",
+            "spec.rules[1].http.paths[1].backend: Required value: port name or number is required",
+            "spec.rules[1].http.paths[2].pathType: Unsupported value: \"Regex\": supported values: \"Exact\", \"ImplementationSpecific\", \"Prefix\"",
+            "spec.rules[1].http.paths[2].backend: Invalid value: \"\": resource or service backend is required",
+        ]
+    );
+    let e = ingresses
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "empty"}, "spec": {}})).expect("ingress"),
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        causes(e),
+        ["spec: Invalid value: []networking.IngressRule(nil): either `defaultBackend` or `rules` must be specified"]
+    );
+    let good: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "good"},
+        "spec": {"rules": [{"host": "*.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}}
+        ]}}]}
+    }))
+    .expect("ingress");
+    ingresses.create(&PostParams::default(), &good).await.expect("created");
+    // A manifest without a path type, through kubectl.
+    let printed = kubectl_create_refused(
+        &sandbox,
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: untyped\nspec:\n  rules:\n  - http:\n      paths:\n      - path: /\n        backend:\n          service: {name: web, port: {number: 80}}\n",
+    );
+    assert!(
+        printed.contains(
+            "The Ingress \"untyped\" is invalid: spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified"
+        ),
+        "{printed}"
+    );
+
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let bad: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "env"},
+        "spec": {"containers": [{"name": "app", "image": "nginx", "env": [
+            {"name": "A=B", "value": "1"},
+            {"name": "FROM", "value": "x", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "a"}}},
+            {"name": "NOWHERE", "valueFrom": {}},
+            {"name": "KEYLESS", "valueFrom": {"secretKeyRef": {"name": "creds"}}},
+            {"name": "SPACED OUT", "value": "fine"}
+        ]}]}
+    }))
+    .expect("pod");
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    assert_eq!(
+        causes(e),
+        [
+            "spec.containers[0].env[0].name: Invalid value: \"A=B\": a valid environment variable name must consist only of printable ASCII characters other than '='",
+            "spec.containers[0].env[1].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty",
+            "spec.containers[0].env[2].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
+            "spec.containers[0].env[3].valueFrom.secretKeyRef.key: Required value",
+        ]
+    );
     sandbox.shutdown().await;
 }

@@ -1,6 +1,8 @@
 //! `--rbac`: identities from kubectl's `--as`/`--as-group`, Roles and bindings evaluated like
 //! kube-apiserver's RBAC authorizer, the real 403 message, `kubectl auth can-i`.
 
+mod support;
+
 use purchase_guard_sandbox::{Config, Sandbox};
 use std::process::Command;
 
@@ -616,18 +618,7 @@ async fn roles_and_bindings_are_judged_and_role_refs_fixed() {
     let kubeconfig = std::env::temp_dir().join(format!("pg-rbac-judged-{}.kubeconfig", std::process::id()));
     sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
-    let causes = |e: kube::Error| match e {
-        kube::Error::Api(s) => {
-            assert_eq!(s.code, 422, "{s:?}");
-            s.details
-                .expect("details")
-                .causes
-                .into_iter()
-                .map(|c| format!("{}: {}", c.field, c.message))
-                .collect::<Vec<_>>()
-        }
-        other => panic!("not refused: {other}"),
-    };
+    let causes = support::field_causes;
     let roles: Api<Role> = Api::namespaced(client.clone(), "default");
     let role: Role = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "bad"},

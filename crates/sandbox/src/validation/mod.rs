@@ -5,6 +5,7 @@
 //! kube-apiserver words it (`k8s.io/apimachinery/pkg/util/validation` and
 //! `pkg/apis/*/validation`), with the Go formatting of the values it prints.
 
+mod networking;
 mod pod_spec;
 mod pods;
 mod rbac;
@@ -14,6 +15,24 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::LazyLock;
+
+/// A string field of `v`, or "".
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A field of `v` that is set (not absent, not null).
+fn present<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get(key).filter(|x| !x.is_null())
+}
+
+/// The items of a list field of `v` (none when absent).
+fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
 
 /// One field error: the field's path, the cause's reason, and the message after the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +170,7 @@ pub fn problems(
         ("", "PersistentVolumeClaim") if subresource.is_none() => {
             claim(spec, obj.get("status"), old.and_then(|o| o.get("spec")), &mut out)
         }
+        ("networking.k8s.io", "Ingress") if subresource.is_none() => networking::ingress(spec, &mut out),
         ("", "ConfigMap") => config_map(obj, old, &mut out),
         ("", "Secret") => secret(obj, old, &mut out),
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => rbac::role(obj, kind == "Role", &mut out),
@@ -454,7 +474,7 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
 }
 
 /// What kube-apiserver checks of every kind of container (`validateContainerCommon`): name,
-/// image, ports, volume mounts, resources.
+/// image, ports, environment, volume mounts, resources.
 fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Problem>) {
     match c.get("name").and_then(Value::as_str).unwrap_or_default() {
         "" => out.push(Problem::required(format!("{at}.name"))),
@@ -495,6 +515,7 @@ fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Probl
         }
         protocol(port, &p, out);
     }
+    pod_spec::env(c, at, out);
     pod_spec::volume_mounts(c, at, volumes, out);
     pods::requests_within_limits(c, at, out);
 }

@@ -6,7 +6,7 @@
 //! numbers, a success threshold of 1 for liveness and startup probes; none on init containers
 //! but sidecars).
 
-use super::{Problem, port_problem};
+use super::{Problem, items, port_problem, present, text};
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -57,21 +57,6 @@ const HOST_PATH_TYPES: [&str; 8] = [
 ];
 
 const FILE_MODE: &str = "must be a number between 0 and 0777 (octal), both inclusive";
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn present<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    v.get(key).filter(|x| !x.is_null())
-}
-
-fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
 
 /// The pod's volumes: the problems, and the names of the volumes without any, which mounts
 /// may name.
@@ -394,5 +379,69 @@ fn handler(probe: &Value, at: &str, out: &mut Vec<Problem>) {
     }
     if !found {
         out.push(Problem::required_because(at, "must specify a handler type"));
+    }
+}
+
+/// A container's environment (`ValidateEnv`, with the relaxed names kube-apiserver 1.33
+/// accepts: printable ASCII but `=`), and where values come from.
+pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
+    for (i, var) in items(c, "env").iter().enumerate() {
+        let at = format!("{at}.env[{i}]");
+        let name = text(var, "name");
+        if name.is_empty() {
+            out.push(Problem::required(format!("{at}.name")));
+            out.push(Problem::invalid(
+                format!("{at}.name"),
+                "\"\"",
+                "environment variable name must be non-empty",
+            ));
+        } else if name.chars().any(|ch| !(' '..='~').contains(&ch) || ch == '=') {
+            out.push(Problem::invalid(
+                format!("{at}.name"),
+                &format!("{name:?}"),
+                "a valid environment variable name must consist only of printable ASCII characters other than '='",
+            ));
+        }
+        let Some(from) = present(var, "valueFrom") else {
+            continue;
+        };
+        let at = format!("{at}.valueFrom");
+        let mut sources = 0;
+        for source in ["fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef"] {
+            let Some(selector) = present(from, source) else {
+                continue;
+            };
+            sources += 1;
+            if matches!(source, "configMapKeyRef" | "secretKeyRef") {
+                let name = text(selector, "name");
+                for p in purchase_guard_crd_validation::validate_dns1123_subdomain(name) {
+                    out.push(Problem::invalid(
+                        format!("{at}.{source}.name"),
+                        &format!("{name:?}"),
+                        &p,
+                    ));
+                }
+                let key = text(selector, "key");
+                if key.is_empty() {
+                    out.push(Problem::required(format!("{at}.{source}.key")));
+                } else {
+                    for p in super::config_key_problems(key) {
+                        out.push(Problem::invalid(format!("{at}.{source}.key"), &format!("{key:?}"), &p));
+                    }
+                }
+            }
+        }
+        let detail = if sources == 0 {
+            Some("must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`")
+        } else if !text(var, "value").is_empty() {
+            Some("may not be specified when `value` is not empty")
+        } else if sources > 1 {
+            Some("may not have more than one field specified at a time")
+        } else {
+            None
+        };
+        if let Some(detail) = detail {
+            out.push(Problem::invalid(at, "\"\"", detail));
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! an aggregation rule has selectors; a binding refers to a role of a kind it may bind, in the
 //! RBAC group, by a valid name, binds subjects of known kinds, and never changes its role.
 
-use super::{Problem, path_segment_problems};
+use super::{Problem, path_segment_problems, text};
 use serde_json::Value;
 
 const GROUP: &str = "rbac.authorization.k8s.io";
@@ -13,10 +13,6 @@ fn strings(v: &Value, key: &str) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
-}
-
-fn text<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
 /// A Go `[]string` as `%#v` prints it.

@@ -72,3 +72,19 @@ impl Kubectl {
         serde_json::from_str(&self.ok(&all)).expect("kubectl prints JSON")
     }
 }
+
+/// The field causes of a 422 refusal, as `field: message` lines.
+pub fn field_causes(e: kube::Error) -> Vec<String> {
+    match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.details
+                .expect("a refusal names its fields")
+                .causes
+                .into_iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect()
+        }
+        other => panic!("not refused: {other}"),
+    }
+}

@@ -1,0 +1,192 @@
+//! Ingresses as kube-apiserver judges them (`pkg/apis/networking/validation`): rules or a
+//! default backend; hosts that are DNS names (a leading `*.` allowed), not addresses; HTTP
+//! rules with paths whose type is given and whose path suits it; backends naming a Service
+//! with one port (by name or number) or a typed resource, never both.
+
+use super::pod_spec::port_name_problems;
+use super::{Problem, items, present, text};
+use regex::Regex;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+const DNS1035: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
+const WILDCARD: &str = r"\*\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+
+static DNS1035_LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{DNS1035}$")).expect("a valid constant pattern"));
+static WILDCARD_SUBDOMAIN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{WILDCARD}$")).expect("a valid constant pattern"));
+
+const PATH_TYPES: [&str; 3] = ["Exact", "ImplementationSpecific", "Prefix"];
+
+/// apimachinery's `IsDNS1035Label` (Service names).
+fn dns1035_problems(name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if name.len() > 63 {
+        problems.push("must be no more than 63 characters".to_string());
+    }
+    if !DNS1035_LABEL.is_match(name) {
+        problems.push(format!("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '{DNS1035}')"));
+    }
+    problems
+}
+
+/// apimachinery's `IsWildcardDNS1123Subdomain`.
+fn wildcard_problems(host: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if host.len() > 253 {
+        problems.push("must be no more than 253 characters".to_string());
+    }
+    if !WILDCARD_SUBDOMAIN.is_match(host) {
+        problems.push(format!("a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '{WILDCARD}')"));
+    }
+    problems
+}
+
+/// An Ingress's spec.
+pub fn ingress(spec: Option<&Value>, out: &mut Vec<Problem>) {
+    let empty = Value::Null;
+    let spec = spec.unwrap_or(&empty);
+    let rules = items(spec, "rules");
+    let default = present(spec, "defaultBackend");
+    if rules.is_empty() && default.is_none() {
+        let shown = if spec.get("rules").is_some_and(Value::is_array) {
+            "[]networking.IngressRule{}"
+        } else {
+            "[]networking.IngressRule(nil)"
+        };
+        out.push(Problem::invalid(
+            "spec",
+            shown,
+            "either `defaultBackend` or `rules` must be specified",
+        ));
+    }
+    if let Some(backend) = default {
+        self::backend(backend, "spec.defaultBackend", out);
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        let at = format!("spec.rules[{i}]");
+        let host = text(rule, "host");
+        if !host.is_empty() {
+            let shown = format!("{host:?}");
+            if host.parse::<std::net::IpAddr>().is_ok() {
+                out.push(Problem::invalid(
+                    format!("{at}.host"),
+                    &shown,
+                    "must be a DNS name, not an IP address",
+                ));
+            }
+            let problems = if host.contains('*') {
+                wildcard_problems(host)
+            } else {
+                purchase_guard_crd_validation::validate_dns1123_subdomain(host)
+            };
+            for p in problems {
+                out.push(Problem::invalid(format!("{at}.host"), &shown, &p));
+            }
+        }
+        let Some(http) = present(rule, "http") else { continue };
+        let paths = items(http, "paths");
+        if paths.is_empty() {
+            out.push(Problem::required(format!("{at}.http.paths")));
+        }
+        for (j, path) in paths.iter().enumerate() {
+            http_path(path, &format!("{at}.http.paths[{j}]"), out);
+        }
+    }
+}
+
+fn http_path(path: &Value, at: &str, out: &mut Vec<Problem>) {
+    let Some(kind) = present(path, "pathType") else {
+        out.push(Problem::required_because(
+            format!("{at}.pathType"),
+            "pathType must be specified",
+        ));
+        return;
+    };
+    let kind = kind.as_str().unwrap_or_default();
+    let value = text(path, "path");
+    let invalid = |detail: &str| Problem::invalid(format!("{at}.path"), &format!("{value:?}"), detail);
+    match kind {
+        "Exact" | "Prefix" => {
+            if !value.starts_with('/') {
+                out.push(invalid("must be an absolute path"));
+            }
+            for sequence in ["//", "/./", "/../", "%2f", "%2F"] {
+                if value.contains(sequence) {
+                    out.push(invalid(&format!("must not contain '{sequence}'")));
+                }
+            }
+            for suffix in ["/..", "/."] {
+                if value.ends_with(suffix) {
+                    out.push(invalid(&format!("cannot end with '{suffix}'")));
+                }
+            }
+        }
+        "ImplementationSpecific" => {
+            if !value.is_empty() && !value.starts_with('/') {
+                out.push(invalid("must be an absolute path"));
+            }
+        }
+        other => out.push(Problem::not_supported(format!("{at}.pathType"), other, &PATH_TYPES)),
+    }
+    backend(
+        path.get("backend").unwrap_or(&Value::Null),
+        &format!("{at}.backend"),
+        out,
+    );
+}
+
+fn backend(backend: &Value, at: &str, out: &mut Vec<Problem>) {
+    match (present(backend, "resource"), present(backend, "service")) {
+        (Some(_), Some(_)) => out.push(Problem::invalid(
+            at,
+            "\"\"",
+            "cannot set both resource and service backends",
+        )),
+        (Some(resource), None) => {
+            let at = format!("{at}.resource");
+            for field in ["kind", "name"] {
+                match text(resource, field) {
+                    "" => out.push(Problem::required_because(
+                        format!("{at}.{field}"),
+                        &format!("{field} is required"),
+                    )),
+                    value => {
+                        for p in super::path_segment_problems(value) {
+                            out.push(Problem::invalid(format!("{at}.{field}"), &format!("{value:?}"), &p));
+                        }
+                    }
+                }
+            }
+        }
+        (None, Some(service)) => {
+            match text(service, "name") {
+                "" => out.push(Problem::required(format!("{at}.service.name"))),
+                name => {
+                    for p in dns1035_problems(name) {
+                        out.push(Problem::invalid(format!("{at}.service.name"), &format!("{name:?}"), &p));
+                    }
+                }
+            }
+            let port = service.get("port").unwrap_or(&Value::Null);
+            let name = text(port, "name");
+            let number = port.get("number").and_then(Value::as_i64).unwrap_or(0);
+            match (name.is_empty(), number == 0) {
+                (false, false) => out.push(Problem::invalid(at, "\"\"", "cannot set both port name & port number")),
+                (false, true) => {
+                    for p in port_name_problems(name) {
+                        out.push(Problem::invalid(
+                            format!("{at}.service.port.name"),
+                            &format!("{name:?}"),
+                            p,
+                        ));
+                    }
+                }
+                (true, false) => super::port_problem(format!("{at}.service.port.number"), &Value::from(number), out),
+                (true, true) => out.push(Problem::required_because(at, "port name or number is required")),
+            }
+        }
+        (None, None) => out.push(Problem::invalid(at, "\"\"", "resource or service backend is required")),
+    }
+}

@@ -944,3 +944,66 @@ async fn stateful_sets_get_their_claims_and_keep_their_spec() {
     kubectl(&kubeconfig, &["delete", "statefulset", "db", "--wait=true"]);
     assert!(claims.get_opt("data-db-1").await.expect("get").is_some());
 }
+
+/// StorageClasses as kube-apiserver keeps them: defaults for the reclaim policy and binding
+/// mode, a provisioner required, and provisioner, parameters, reclaim policy and binding mode
+/// fixed once created (what `helm upgrade` meets when a chart changes a class's parameters).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_classes_keep_what_they_were_created_with() {
+    use k8s_openapi::api::storage::v1::StorageClass;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let classes: Api<StorageClass> = Api::all(client);
+    let fast: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "fast"}, "provisioner": "example.com/fast", "parameters": {"tier": "1"}
+    }))
+    .expect("class");
+    let stored = classes.create(&PostParams::default(), &fast).await.expect("created");
+    assert_eq!(
+        (stored.reclaim_policy.as_deref(), stored.volume_binding_mode.as_deref()),
+        (Some("Delete"), Some("Immediate"))
+    );
+    let refused = |e: kube::Error| match e {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.message
+        }
+        other => panic!("not refused: {other}"),
+    };
+    let e = classes
+        .patch(
+            "fast",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"parameters": {"tier": "2"}, "volumeBindingMode": "WaitForFirstConsumer"}),
+            ),
+        )
+        .await
+        .expect_err("fixed");
+    assert_eq!(
+        refused(e),
+        "StorageClass.storage.k8s.io \"fast\" is invalid: [parameters: Forbidden: updates to parameters are forbidden., volumeBindingMode: Invalid value: \"WaitForFirstConsumer\": field is immutable]"
+    );
+    let bare: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "bare"}, "provisioner": "", "reclaimPolicy": "Keep"
+    }))
+    .expect("class");
+    let e = classes
+        .create(&PostParams::default(), &bare)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        refused(e),
+        "StorageClass.storage.k8s.io \"bare\" is invalid: [provisioner: Required value, reclaimPolicy: Unsupported value: \"Keep\": supported values: \"Delete\", \"Retain\"]"
+    );
+    // Labels and annotations still change.
+    classes
+        .patch(
+            "fast",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}})),
+        )
+        .await
+        .expect("metadata changes");
+}

@@ -156,6 +156,14 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         service_defaults(obj);
         return;
     }
+    if rt.group == "storage.k8s.io" && rt.plural == "storageclasses" {
+        // `SetDefaults_StorageClass`.
+        if let Some(class) = obj.as_object_mut() {
+            default_to(class, "reclaimPolicy", json!("Delete"));
+            default_to(class, "volumeBindingMode", json!("Immediate"));
+        }
+        return;
+    }
     if rt.group.is_empty() && rt.plural == "persistentvolumeclaims" {
         // `SetDefaults_PersistentVolumeClaimSpec` and the claim's first phase.
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {

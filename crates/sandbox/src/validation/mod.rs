@@ -9,6 +9,7 @@ mod networking;
 mod pod_spec;
 mod pods;
 mod rbac;
+mod storage;
 
 pub use pods::{merge_resize, qos_class};
 use regex::Regex;
@@ -171,6 +172,7 @@ pub fn problems(
             claim(spec, obj.get("status"), old.and_then(|o| o.get("spec")), &mut out)
         }
         ("networking.k8s.io", "Ingress") if subresource.is_none() => networking::ingress(spec, &mut out),
+        ("storage.k8s.io", "StorageClass") => storage::storage_class(obj, old, &mut out),
         ("", "ConfigMap") => config_map(obj, old, &mut out),
         ("", "Secret") => secret(obj, old, &mut out),
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => rbac::role(obj, kind == "Role", &mut out),

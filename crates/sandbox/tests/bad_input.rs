@@ -26,6 +26,13 @@ async fn call(sandbox: &Sandbox, method: &str, path: &str, content_type: &str, b
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
+/// A sandbox with the default configuration, and a kube-rs client of it.
+async fn started() -> (Sandbox, kube::Client) {
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    (sandbox, client)
+}
+
 /// What kubectl prints when `kubectl create -f` of `manifest` is refused (it must be).
 fn kubectl_create_refused(sandbox: &Sandbox, manifest: &str) -> String {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -620,8 +627,7 @@ async fn a_job_keeps_what_it_was_created_with() {
 async fn pod_volumes_mounts_and_probes_are_judged() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, PostParams};
-    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
-    let client = kube::Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client");
+    let (sandbox, client) = started().await;
     let pods: Api<Pod> = Api::default_namespaced(client);
     let bad: Pod = serde_json::from_value(json!({
         "metadata": {"name": "bad"},
@@ -848,6 +854,53 @@ async fn ingresses_and_environments_are_judged() {
             "spec.containers[0].env[1].valueFrom: Invalid value: \"\": may not be specified when `value` is not empty",
             "spec.containers[0].env[2].valueFrom: Invalid value: \"\": must specify one of: `fieldRef`, `resourceFieldRef`, `configMapKeyRef` or `secretKeyRef`",
             "spec.containers[0].env[3].valueFrom.secretKeyRef.key: Required value",
+        ]
+    );
+    sandbox.shutdown().await;
+}
+
+/// Security contexts of Pods and containers are judged as kube-apiserver judges them: ids in
+/// range, known policies and seccomp types, a local seccomp profile exactly with type
+/// Localhost, no privileged container that forbids privilege escalation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_contexts_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let bad: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bad"},
+        "spec": {
+            "securityContext": {"runAsUser": -1, "fsGroupChangePolicy": "Sometimes", "seccompProfile": {"type": "Localhost"}},
+            "containers": [{"name": "app", "image": "nginx", "securityContext": {
+                "runAsGroup": 2147483648_i64, "allowPrivilegeEscalation": false, "privileged": true,
+                "seccompProfile": {"type": "RuntimeDefault", "localhostProfile": "profile.json"}
+            }}]
+        }
+    }))
+    .expect("pod");
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let causes = support::field_causes(e);
+    assert_eq!(causes.len(), 6, "{causes:#?}");
+    assert_eq!(
+        causes[..2],
+        [
+            "spec.containers[0].securityContext.runAsGroup: Invalid value: 2147483648: must be between 0 and 2147483647, inclusive",
+            "spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: core.SeccompProfile{Type:\"RuntimeDefault\", LocalhostProfile:(*string)(0xc000000000)}: can only be set when seccomp type is Localhost",
+        ]
+    );
+    assert!(
+        causes[2].starts_with("spec.containers[0].securityContext: Invalid value: core.SecurityContext{")
+            && causes[2].ends_with("}: cannot set `allowPrivilegeEscalation` to false and `privileged` to true"),
+        "{}",
+        causes[2]
+    );
+    assert_eq!(
+        causes[3..],
+        [
+            "spec.securityContext.runAsUser: Invalid value: -1: must be between 0 and 2147483647, inclusive",
+            "spec.securityContext.fsGroupChangePolicy: Unsupported value: \"Sometimes\": supported values: \"Always\", \"OnRootMismatch\"",
+            "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set when seccomp type is Localhost",
         ]
     );
     sandbox.shutdown().await;

@@ -473,10 +473,11 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
         }
         _ => {}
     }
+    pod_spec::pod_security(spec, path, out);
 }
 
 /// What kube-apiserver checks of every kind of container (`validateContainerCommon`): name,
-/// image, ports, environment, volume mounts, resources.
+/// image, ports, environment, volume mounts, resources, security context.
 fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Problem>) {
     match c.get("name").and_then(Value::as_str).unwrap_or_default() {
         "" => out.push(Problem::required(format!("{at}.name"))),
@@ -520,6 +521,7 @@ fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Probl
     pod_spec::env(c, at, out);
     pod_spec::volume_mounts(c, at, volumes, out);
     pods::requests_within_limits(c, at, out);
+    pod_spec::container_security(c, at, out);
 }
 
 /// A port's protocol: TCP when unset (defaulted before validation).

@@ -445,3 +445,155 @@ pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
         }
     }
 }
+
+const ID_RANGE: &str = "must be between 0 and 2147483647, inclusive";
+
+/// User and group ids of a security context: 0 to 2^31-1.
+fn ids(sc: &Value, at: &str, fields: &[&str], out: &mut Vec<Problem>) {
+    for field in fields {
+        if let Some(id) = sc.get(*field).and_then(Value::as_i64)
+            && !(0..=i64::from(i32::MAX)).contains(&id)
+        {
+            out.push(Problem::invalid(format!("{at}.{field}"), &id.to_string(), ID_RANGE));
+        }
+    }
+}
+
+/// A seccomp profile: a known type, a local profile exactly when the type is Localhost.
+fn seccomp(sc: &Value, at: &str, out: &mut Vec<Problem>) {
+    let Some(profile) = present(sc, "seccompProfile") else {
+        return;
+    };
+    let at = format!("{at}.seccompProfile");
+    let kind = text(profile, "type");
+    match kind {
+        "Localhost" | "RuntimeDefault" | "Unconfined" => {}
+        "" => out.push(Problem::required_because(
+            format!("{at}.type"),
+            "type is required when seccompProfile is set",
+        )),
+        other => out.push(Problem::not_supported(
+            format!("{at}.type"),
+            other,
+            &["Localhost", "RuntimeDefault", "Unconfined"],
+        )),
+    }
+    let local = profile.get("localhostProfile").and_then(Value::as_str);
+    match (kind, local) {
+        ("Localhost", None) => out.push(Problem::required_because(
+            format!("{at}.localhostProfile"),
+            "must be set when seccomp type is Localhost",
+        )),
+        ("Localhost", Some(path)) => descending(path, &format!("{at}.localhostProfile"), out),
+        (_, Some(_)) => out.push(Problem::invalid(
+            format!("{at}.localhostProfile"),
+            &format!("core.SeccompProfile{{Type:{kind:?}, LocalhostProfile:(*string)(0xc000000000)}}"),
+            "can only be set when seccomp type is Localhost",
+        )),
+        (_, None) => {}
+    }
+}
+
+/// A pod's security context (`validatePodSpecSecurityContext`).
+pub fn pod_security(spec: &Value, path: &str, out: &mut Vec<Problem>) {
+    let Some(sc) = present(spec, "securityContext") else {
+        return;
+    };
+    let at = format!("{path}.securityContext");
+    ids(sc, &at, &["fsGroup", "runAsUser", "runAsGroup"], out);
+    for (i, gid) in items(sc, "supplementalGroups").iter().enumerate() {
+        if let Some(gid) = gid.as_i64().filter(|g| !(0..=i64::from(i32::MAX)).contains(g)) {
+            out.push(Problem::invalid(
+                format!("{at}.supplementalGroups[{i}]"),
+                &gid.to_string(),
+                ID_RANGE,
+            ));
+        }
+    }
+    if sc.get("shareProcessNamespace").and_then(Value::as_bool) == Some(true)
+        && spec.get("hostPID").and_then(Value::as_bool) == Some(true)
+    {
+        out.push(Problem::invalid(
+            format!("{at}.shareProcessNamespace"),
+            "true",
+            "ShareProcessNamespace and HostPID cannot both be enabled",
+        ));
+    }
+    if let Some(policy) = sc.get("fsGroupChangePolicy").and_then(Value::as_str)
+        && !matches!(policy, "Always" | "OnRootMismatch")
+    {
+        out.push(Problem::not_supported(
+            format!("{at}.fsGroupChangePolicy"),
+            policy,
+            &["Always", "OnRootMismatch"],
+        ));
+    }
+    seccomp(sc, &at, out);
+}
+
+/// A container's security context (`ValidateSecurityContext`). The refusals that print the
+/// whole context print Go's rendering of its fields, with a placeholder for the addresses of
+/// set pointers.
+pub fn container_security(c: &Value, at: &str, out: &mut Vec<Problem>) {
+    let Some(sc) = present(c, "securityContext") else {
+        return;
+    };
+    let at = format!("{at}.securityContext");
+    ids(sc, &at, &["runAsUser", "runAsGroup"], out);
+    if let Some(mount) = sc.get("procMount").and_then(Value::as_str)
+        && !matches!(mount, "Default" | "Unmasked")
+    {
+        out.push(Problem::not_supported(
+            format!("{at}.procMount"),
+            mount,
+            &["Default", "Unmasked"],
+        ));
+    }
+    seccomp(sc, &at, out);
+    if sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false) {
+        return;
+    }
+    let shown = go_security_context(sc);
+    if sc.get("privileged").and_then(Value::as_bool) == Some(true) {
+        out.push(Problem::invalid(
+            at.clone(),
+            &shown,
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+        ));
+    }
+    let added = sc
+        .pointer("/capabilities/add")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for _ in added.iter().filter(|c| c.as_str() == Some("CAP_SYS_ADMIN")) {
+        out.push(Problem::invalid(
+            at.clone(),
+            &shown,
+            "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+        ));
+    }
+}
+
+/// Go's `%#v` of a `core.SecurityContext`.
+fn go_security_context(sc: &Value) -> String {
+    let pointer = |field: &str, ty: &str| match present(sc, field) {
+        Some(_) => format!("(*{ty})(0xc000000000)"),
+        None => format!("(*{ty})(nil)"),
+    };
+    format!(
+        "core.SecurityContext{{Capabilities:{}, Privileged:{}, SELinuxOptions:{}, WindowsOptions:{}, RunAsUser:{}, RunAsGroup:{}, RunAsNonRoot:{}, ReadOnlyRootFilesystem:{}, AllowPrivilegeEscalation:{}, ProcMount:{}, SeccompProfile:{}, AppArmorProfile:{}}}",
+        pointer("capabilities", "core.Capabilities"),
+        pointer("privileged", "bool"),
+        pointer("seLinuxOptions", "core.SELinuxOptions"),
+        pointer("windowsOptions", "core.WindowsSecurityContextOptions"),
+        pointer("runAsUser", "int64"),
+        pointer("runAsGroup", "int64"),
+        pointer("runAsNonRoot", "bool"),
+        pointer("readOnlyRootFilesystem", "bool"),
+        pointer("allowPrivilegeEscalation", "bool"),
+        pointer("procMount", "core.ProcMountType"),
+        pointer("seccompProfile", "core.SeccompProfile"),
+        pointer("appArmorProfile", "core.AppArmorProfile"),
+    )
+}

@@ -756,6 +756,18 @@ async fn pod_volumes_mounts_and_probes_are_judged() {
         ),
         "{printed}"
     );
+    // Pods that run until replaced take no deadline (met on clusters when a Job's template
+    // moves into a Deployment).
+    let printed = kubectl_create_refused(
+        &sandbox,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\nspec:\n  selector:\n    matchLabels: {app: worker}\n  template:\n    metadata:\n      labels: {app: worker}\n    spec:\n      activeDeadlineSeconds: 600\n      containers:\n      - {name: app, image: busybox}\n",
+    );
+    assert!(
+        printed.contains(
+            "The Deployment \"worker\" is invalid: spec.template.spec.activeDeadlineSeconds: Forbidden: activeDeadlineSeconds in ReplicaSet is not Supported"
+        ),
+        "{printed}"
+    );
     sandbox.shutdown().await;
 }
 

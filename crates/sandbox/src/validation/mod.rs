@@ -147,12 +147,9 @@ pub fn problems(
         }
         ("", "ReplicationController") => {
             replicas(spec, "spec.replicas", &mut out);
-            pod_template(
-                spec.and_then(|s| s.get("template")),
-                "spec.template",
-                PodContext::Replicated,
-                &mut out,
-            );
+            let template = spec.and_then(|s| s.get("template"));
+            pod_template(template, "spec.template", PodContext::Replicated, &mut out);
+            no_deadline(template, "ReplicationController", &mut out);
         }
         ("batch", "Job") => {
             job_spec(spec, "spec", &mut out);
@@ -630,6 +627,9 @@ fn workload(kind: &str, spec: Option<&Value>, old_spec: Option<&Value>, out: &mu
     }
     if kind != "StatefulSet" {
         pod_template(template, "spec.template", PodContext::Replicated, out);
+        // Deployments' templates are judged as ReplicaSets' are, and say so.
+        let owner = if kind == "DaemonSet" { "DaemonSet" } else { "ReplicaSet" };
+        no_deadline(template, owner, out);
         return;
     }
     // kube-apiserver does not judge a StatefulSet's pod spec (its volume mounts may name claim
@@ -651,15 +651,7 @@ fn workload(kind: &str, spec: Option<&Value>, old_spec: Option<&Value>, out: &mu
             &["Always"],
         ));
     }
-    if template
-        .pointer("/spec/activeDeadlineSeconds")
-        .is_some_and(|v| !v.is_null())
-    {
-        out.push(Problem::forbidden(
-            "spec.template.spec.activeDeadlineSeconds",
-            "activeDeadlineSeconds in StatefulSet is not Supported",
-        ));
-    }
+    no_deadline(Some(template), "StatefulSet", out);
     if let (Some(spec), Some(old)) = (spec, old_spec) {
         const MUTABLE: [&str; 7] = [
             "replicas",
@@ -683,6 +675,19 @@ fn workload(kind: &str, spec: Option<&Value>, old_spec: Option<&Value>, out: &mu
                 "updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
             ));
         }
+    }
+}
+
+/// The template of a controller whose Pods run until replaced may not set a deadline.
+fn no_deadline(template: Option<&Value>, owner: &str, out: &mut Vec<Problem>) {
+    if template
+        .and_then(|t| t.pointer("/spec/activeDeadlineSeconds"))
+        .is_some_and(|v| !v.is_null())
+    {
+        out.push(Problem::forbidden(
+            "spec.template.spec.activeDeadlineSeconds",
+            &format!("activeDeadlineSeconds in {owner} is not Supported"),
+        ));
     }
 }
 

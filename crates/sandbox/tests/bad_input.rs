@@ -917,3 +917,39 @@ async fn security_contexts_are_judged() {
     );
     sandbox.shutdown().await;
 }
+
+/// A pod's node selector and tolerations are judged as kube-apiserver judges them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_selectors_and_tolerations_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let bad: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bad"},
+        "spec": {
+            "nodeSelector": {"disk type": "ssd"},
+            "tolerations": [
+                {"operator": "Equal", "value": "x"},
+                {"key": "gpu", "operator": "Exists", "value": "yes", "effect": "NoSchedule"},
+                {"key": "zone", "operator": "In", "effect": "Sometimes"},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 60}
+            ],
+            "containers": [{"name": "app", "image": "nginx"}]
+        }
+    }))
+    .expect("pod");
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    assert_eq!(
+        support::field_causes(e),
+        [
+            "spec.nodeSelector: Invalid value: \"disk type\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
+            "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            "spec.tolerations[1].operator: Invalid value: core.Toleration{Key:\"gpu\", Operator:\"Exists\", Value:\"yes\", Effect:\"NoSchedule\", TolerationSeconds:(*int64)(nil)}: value must be empty when `operator` is 'Exists'",
+            "spec.tolerations[2].operator: Unsupported value: \"In\": supported values: \"Equal\", \"Exists\"",
+            "spec.tolerations[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
+            "spec.tolerations[3].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+        ]
+    );
+    sandbox.shutdown().await;
+}

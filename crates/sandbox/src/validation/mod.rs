@@ -470,6 +470,7 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
         }
         _ => {}
     }
+    pod_spec::scheduling(spec, path, out);
     pod_spec::pod_security(spec, path, out);
 }
 

@@ -597,3 +597,81 @@ fn go_security_context(sc: &Value) -> String {
         pointer("appArmorProfile", "core.AppArmorProfile"),
     )
 }
+
+/// A pod's node selector (label keys and values) and tolerations (`ValidateTolerations`).
+pub fn scheduling(spec: &Value, path: &str, out: &mut Vec<Problem>) {
+    if let Some(selector) = spec.get("nodeSelector").and_then(Value::as_object) {
+        let at = format!("{path}.nodeSelector");
+        for (key, value) in selector {
+            for p in super::qualified_name_problems(key) {
+                out.push(Problem::invalid(&at, &format!("{key:?}"), &p));
+            }
+            let value = value.as_str().unwrap_or_default();
+            for p in super::label_value_problems(value) {
+                out.push(Problem::invalid(&at, &format!("{value:?}"), &p));
+            }
+        }
+    }
+    for (i, toleration) in items(spec, "tolerations").iter().enumerate() {
+        let at = format!("{path}.tolerations[{i}]");
+        let key = text(toleration, "key");
+        let operator = text(toleration, "operator");
+        let value = text(toleration, "value");
+        let effect = text(toleration, "effect");
+        if !key.is_empty() {
+            for p in super::qualified_name_problems(key) {
+                out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
+            }
+        }
+        if key.is_empty() && operator != "Exists" {
+            out.push(Problem::invalid(
+                format!("{at}.operator"),
+                &format!("{operator:?}"),
+                "operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
+            ));
+        }
+        let seconds = toleration.get("tolerationSeconds").and_then(Value::as_i64);
+        if seconds.is_some() && effect != "NoExecute" {
+            out.push(Problem::invalid(
+                format!("{at}.effect"),
+                &format!("{effect:?}"),
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            ));
+        }
+        match operator {
+            "" | "Equal" => {
+                let problems = super::label_value_problems(value);
+                if !problems.is_empty() {
+                    out.push(Problem::invalid(
+                        format!("{at}.operator"),
+                        &format!("{value:?}"),
+                        &problems.join(";"),
+                    ));
+                }
+            }
+            "Exists" if !value.is_empty() => {
+                let seconds = seconds.map_or("(*int64)(nil)".to_string(), |_| "(*int64)(0xc000000000)".to_string());
+                out.push(Problem::invalid(
+                    format!("{at}.operator"),
+                    &format!(
+                        "core.Toleration{{Key:{key:?}, Operator:{operator:?}, Value:{value:?}, Effect:{effect:?}, TolerationSeconds:{seconds}}}"
+                    ),
+                    "value must be empty when `operator` is 'Exists'",
+                ));
+            }
+            "Exists" => {}
+            other => out.push(Problem::not_supported(
+                format!("{at}.operator"),
+                other,
+                &["Equal", "Exists"],
+            )),
+        }
+        if !effect.is_empty() && !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            out.push(Problem::not_supported(
+                format!("{at}.effect"),
+                effect,
+                &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            ));
+        }
+    }
+}

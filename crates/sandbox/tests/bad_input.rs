@@ -918,9 +918,10 @@ async fn security_contexts_are_judged() {
     sandbox.shutdown().await;
 }
 
-/// A pod's node selector and tolerations are judged as kube-apiserver judges them.
+/// A pod's node selector, affinity and tolerations are judged as kube-apiserver judges them,
+/// in its order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_selectors_and_tolerations_are_judged() {
+async fn node_selectors_affinity_and_tolerations_are_judged() {
     use k8s_openapi::api::core::v1::Pod;
     use kube::api::{Api, PostParams};
     let (sandbox, client) = started().await;
@@ -928,27 +929,52 @@ async fn node_selectors_and_tolerations_are_judged() {
     let bad: Pod = serde_json::from_value(json!({
         "metadata": {"name": "bad"},
         "spec": {
-            "nodeSelector": {"disk type": "ssd"},
             "tolerations": [
                 {"operator": "Equal", "value": "x"},
                 {"key": "gpu", "operator": "Exists", "value": "yes", "effect": "NoSchedule"},
                 {"key": "zone", "operator": "In", "effect": "Sometimes"},
                 {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 60}
             ],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": []},
+                    "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 0, "preference": {"matchExpressions": [
+                        {"key": "disk", "operator": "Like"},
+                        {"key": "zone", "operator": "In"},
+                        {"key": "ssd", "operator": "Exists", "values": ["true"]}
+                    ]}}]
+                },
+                "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": ""}
+                ]}
+            },
+            "nodeSelector": {"disk type": "ssd"},
             "containers": [{"name": "app", "image": "nginx"}]
         }
     }))
     .expect("pod");
     let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let qualified = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let affinity = "spec.affinity.nodeAffinity";
+    let preferred = format!("{affinity}.preferredDuringSchedulingIgnoredDuringExecution[0]");
+    let anti = "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]";
     assert_eq!(
         support::field_causes(e),
         [
-            "spec.nodeSelector: Invalid value: \"disk type\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')",
-            "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"",
-            "spec.tolerations[1].operator: Invalid value: core.Toleration{Key:\"gpu\", Operator:\"Exists\", Value:\"yes\", Effect:\"NoSchedule\", TolerationSeconds:(*int64)(nil)}: value must be empty when `operator` is 'Exists'",
-            "spec.tolerations[2].operator: Unsupported value: \"In\": supported values: \"Equal\", \"Exists\"",
-            "spec.tolerations[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"",
-            "spec.tolerations[3].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set",
+            format!("spec.nodeSelector: Invalid value: \"disk type\": name part {qualified}"),
+            format!("{affinity}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: Required value: must have at least one node selector term"),
+            format!("{preferred}.weight: Invalid value: 0: must be in the range 1-100"),
+            format!("{preferred}.preference.matchExpressions[0].operator: Invalid value: \"Like\": not a valid selector operator"),
+            format!("{preferred}.preference.matchExpressions[1].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+            format!("{preferred}.preference.matchExpressions[2].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+            format!("{anti}.topologyKey: Required value: can not be empty"),
+            format!("{anti}.topologyKey: Invalid value: \"\": name part must be non-empty"),
+            format!("{anti}.topologyKey: Invalid value: \"\": name part {qualified}"),
+            "spec.tolerations[0].operator: Invalid value: \"Equal\": operator must be Exists when `key` is empty, which means \"match all values and all keys\"".to_string(),
+            "spec.tolerations[1].operator: Invalid value: core.Toleration{Key:\"gpu\", Operator:\"Exists\", Value:\"yes\", Effect:\"NoSchedule\", TolerationSeconds:(*int64)(nil)}: value must be empty when `operator` is 'Exists'".to_string(),
+            "spec.tolerations[2].operator: Unsupported value: \"In\": supported values: \"Equal\", \"Exists\"".to_string(),
+            "spec.tolerations[2].effect: Unsupported value: \"Sometimes\": supported values: \"NoSchedule\", \"PreferNoSchedule\", \"NoExecute\"".to_string(),
+            "spec.tolerations[3].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set".to_string(),
         ]
     );
     sandbox.shutdown().await;

@@ -470,8 +470,11 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
         }
         _ => {}
     }
-    pod_spec::scheduling(spec, path, out);
+    // In kube-apiserver's order.
+    pod_spec::node_selector(spec, path, out);
     pod_spec::pod_security(spec, path, out);
+    pod_spec::affinity(spec, path, out);
+    pod_spec::tolerations(spec, path, out);
 }
 
 /// What kube-apiserver checks of every kind of container (`validateContainerCommon`): name,

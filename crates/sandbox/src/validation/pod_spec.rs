@@ -598,8 +598,8 @@ fn go_security_context(sc: &Value) -> String {
     )
 }
 
-/// A pod's node selector (label keys and values) and tolerations (`ValidateTolerations`).
-pub fn scheduling(spec: &Value, path: &str, out: &mut Vec<Problem>) {
+/// A pod's node selector: label keys and values.
+pub fn node_selector(spec: &Value, path: &str, out: &mut Vec<Problem>) {
     if let Some(selector) = spec.get("nodeSelector").and_then(Value::as_object) {
         let at = format!("{path}.nodeSelector");
         for (key, value) in selector {
@@ -612,6 +612,10 @@ pub fn scheduling(spec: &Value, path: &str, out: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+/// A pod's tolerations (`ValidateTolerations`).
+pub fn tolerations(spec: &Value, path: &str, out: &mut Vec<Problem>) {
     for (i, toleration) in items(spec, "tolerations").iter().enumerate() {
         let at = format!("{path}.tolerations[{i}]");
         let key = text(toleration, "key");
@@ -673,5 +677,115 @@ pub fn scheduling(spec: &Value, path: &str, out: &mut Vec<Problem>) {
                 &["NoSchedule", "PreferNoSchedule", "NoExecute"],
             ));
         }
+    }
+}
+
+/// A pod's affinity (`validateAffinity`): node selector terms and requirements, pod affinity
+/// terms with a topology key, weights from 1 to 100.
+pub fn affinity(spec: &Value, path: &str, out: &mut Vec<Problem>) {
+    let Some(affinity) = present(spec, "affinity") else {
+        return;
+    };
+    let at = format!("{path}.affinity");
+    if let Some(node) = present(affinity, "nodeAffinity") {
+        let at = format!("{at}.nodeAffinity");
+        if let Some(required) = present(node, "requiredDuringSchedulingIgnoredDuringExecution") {
+            let at = format!("{at}.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
+            let terms = items(required, "nodeSelectorTerms");
+            if terms.is_empty() {
+                out.push(Problem::required_because(
+                    at.clone(),
+                    "must have at least one node selector term",
+                ));
+            }
+            for (i, term) in terms.iter().enumerate() {
+                node_selector_term(term, &format!("{at}[{i}]"), out);
+            }
+        }
+        let at = format!("{at}.preferredDuringSchedulingIgnoredDuringExecution");
+        for (i, term) in items(node, "preferredDuringSchedulingIgnoredDuringExecution")
+            .iter()
+            .enumerate()
+        {
+            weight(term, &format!("{at}[{i}]"), out);
+            node_selector_term(
+                term.get("preference").unwrap_or(&Value::Null),
+                &format!("{at}[{i}].preference"),
+                out,
+            );
+        }
+    }
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let Some(pods) = present(affinity, kind) else { continue };
+        let at = format!("{at}.{kind}");
+        let required = "requiredDuringSchedulingIgnoredDuringExecution";
+        for (i, term) in items(pods, required).iter().enumerate() {
+            pod_affinity_term(term, &format!("{at}.{required}[{i}]"), out);
+        }
+        let preferred = "preferredDuringSchedulingIgnoredDuringExecution";
+        for (i, term) in items(pods, preferred).iter().enumerate() {
+            let at = format!("{at}.{preferred}[{i}]");
+            weight(term, &at, out);
+            pod_affinity_term(
+                term.get("podAffinityTerm").unwrap_or(&Value::Null),
+                &format!("{at}.podAffinityTerm"),
+                out,
+            );
+        }
+    }
+}
+
+fn weight(term: &Value, at: &str, out: &mut Vec<Problem>) {
+    let weight = term.get("weight").and_then(Value::as_i64).unwrap_or(0);
+    if !(1..=100).contains(&weight) {
+        out.push(Problem::invalid(
+            format!("{at}.weight"),
+            &weight.to_string(),
+            "must be in the range 1-100",
+        ));
+    }
+}
+
+fn node_selector_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
+    for (j, requirement) in items(term, "matchExpressions").iter().enumerate() {
+        let at = format!("{at}.matchExpressions[{j}]");
+        let values = items(requirement, "values").len();
+        match text(requirement, "operator") {
+            "In" | "NotIn" if values == 0 => out.push(Problem::required_because(
+                format!("{at}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if values > 0 => out.push(Problem::forbidden(
+                format!("{at}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "Gt" | "Lt" if values != 1 => out.push(Problem::required_because(
+                format!("{at}.values"),
+                "must be specified single value when `operator` is 'Lt' or 'Gt'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" | "Gt" | "Lt" => {}
+            other => out.push(Problem::invalid(
+                format!("{at}.operator"),
+                &format!("{other:?}"),
+                "not a valid selector operator",
+            )),
+        }
+        let key = text(requirement, "key");
+        for p in super::qualified_name_problems(key) {
+            out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
+        }
+    }
+}
+
+fn pod_affinity_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
+    let key = text(term, "topologyKey");
+    if key.is_empty() {
+        out.push(Problem::required_because(
+            format!("{at}.topologyKey"),
+            "can not be empty",
+        ));
+    }
+    for p in super::qualified_name_problems(key) {
+        out.push(Problem::invalid(format!("{at}.topologyKey"), &format!("{key:?}"), &p));
     }
 }

@@ -22,23 +22,12 @@ fn go_non_resource(attributes: Option<&Value>) -> String {
     }
 }
 
-/// Whether Go reads a JSON value as its zero: absent, null, "", 0, false, an empty map or list.
-fn go_zero(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-        Value::Bool(b) => !b,
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.values().all(go_zero),
-    }
-}
-
 /// Go's `%#v` of a `metav1.ObjectMeta`, as kube-apiserver prints the metadata of a review it
 /// refuses. Pointers print as Go prints nil ones or, when set, with a placeholder address (Go
 /// prints the memory address, which means nothing here).
 fn go_object_meta(meta: &Value) -> String {
-    let text = |k: &str| format!("{:?}", meta.get(k).and_then(Value::as_str).unwrap_or_default());
+    let quoted = |v: &Value, k: &str| format!("{:?}", v.get(k).and_then(Value::as_str).unwrap_or_default());
+    let text = |k: &str| quoted(meta, k);
     let string_map = |k: &str| match meta.get(k).and_then(Value::as_object) {
         None => "map[string]string(nil)".to_string(),
         Some(m) => {
@@ -50,96 +39,50 @@ fn go_object_meta(meta: &Value) -> String {
             format!("map[string]string{{{}}}", entries.join(", "))
         }
     };
-    let time = |k: &str| match meta
-        .get(k)
-        .and_then(Value::as_str)
-        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
-    {
-        None => None,
-        Some(t) => {
-            let t = t.to_zoned(jiff::tz::TimeZone::UTC);
-            let month = [
-                "January",
-                "February",
-                "March",
-                "April",
-                "May",
-                "June",
-                "July",
-                "August",
-                "September",
-                "October",
-                "November",
-                "December",
-            ][usize::try_from(t.month() - 1).unwrap_or(0)];
-            Some(format!(
-                "time.Date({}, time.{month}, {}, {}, {}, {}, 0, time.Local)",
-                t.year(),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            ))
-        }
+    let time = |k: &str| {
+        let t = meta.get(k).and_then(Value::as_str)?.parse::<jiff::Timestamp>().ok()?;
+        Some(
+            t.to_zoned(jiff::tz::TimeZone::UTC)
+                .strftime("time.Date(%Y, time.%B, %-d, %-H, %-M, %-S, 0, time.Local)")
+                .to_string(),
+        )
     };
-    let finalizers = match meta.get("finalizers").and_then(Value::as_array) {
-        None => "[]string(nil)".to_string(),
-        Some(list) => format!(
-            "[]string{{{}}}",
-            list.iter()
-                .map(|f| format!("{:?}", f.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+    // A Go slice of `ty` (nil when absent), each item as `item` prints it.
+    let slice = |k: &str, ty: &str, item: &dyn Fn(&Value) -> String| match meta.get(k).and_then(Value::as_array) {
+        None => format!("[]{ty}(nil)"),
+        Some(list) => format!("[]{ty}{{{}}}", list.iter().map(item).collect::<Vec<_>>().join(", ")),
     };
     // A set pointer: Go prints its address, which means nothing here.
     let pointer = |v: Option<&Value>, ty: &str| match v {
         Some(v) if !v.is_null() => format!("(*{ty})(0xc000000000)"),
         _ => format!("(*{ty})(nil)"),
     };
-    let owners = match meta.get("ownerReferences").and_then(Value::as_array) {
-        None => "[]v1.OwnerReference(nil)".to_string(),
-        Some(list) => format!(
-            "[]v1.OwnerReference{{{}}}",
-            list.iter()
-                .map(|o| {
-                    let text = |k: &str| format!("{:?}", o.get(k).and_then(Value::as_str).unwrap_or_default());
-                    format!(
-                        "v1.OwnerReference{{APIVersion:{}, Kind:{}, Name:{}, UID:{}, Controller:{}, BlockOwnerDeletion:{}}}",
-                        text("apiVersion"),
-                        text("kind"),
-                        text("name"),
-                        text("uid"),
-                        pointer(o.get("controller"), "bool"),
-                        pointer(o.get("blockOwnerDeletion"), "bool")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let managed = match meta.get("managedFields").and_then(Value::as_array) {
-        None => "[]v1.ManagedFieldsEntry(nil)".to_string(),
-        Some(list) => format!(
-            "[]v1.ManagedFieldsEntry{{{}}}",
-            list.iter()
-                .map(|e| {
-                    let text = |k: &str| format!("{:?}", e.get(k).and_then(Value::as_str).unwrap_or_default());
-                    format!(
-                        "v1.ManagedFieldsEntry{{Manager:{}, Operation:{}, APIVersion:{}, Time:{}, FieldsType:{}, FieldsV1:{}, Subresource:{}}}",
-                        text("manager"),
-                        text("operation"),
-                        text("apiVersion"),
-                        pointer(e.get("time"), "v1.Time"),
-                        text("fieldsType"),
-                        pointer(e.get("fieldsV1"), "v1.FieldsV1"),
-                        text("subresource")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
+    let finalizers = slice("finalizers", "string", &|f| {
+        format!("{:?}", f.as_str().unwrap_or_default())
+    });
+    let owners = slice("ownerReferences", "v1.OwnerReference", &|o| {
+        format!(
+            "v1.OwnerReference{{APIVersion:{}, Kind:{}, Name:{}, UID:{}, Controller:{}, BlockOwnerDeletion:{}}}",
+            quoted(o, "apiVersion"),
+            quoted(o, "kind"),
+            quoted(o, "name"),
+            quoted(o, "uid"),
+            pointer(o.get("controller"), "bool"),
+            pointer(o.get("blockOwnerDeletion"), "bool")
+        )
+    });
+    let managed = slice("managedFields", "v1.ManagedFieldsEntry", &|e| {
+        format!(
+            "v1.ManagedFieldsEntry{{Manager:{}, Operation:{}, APIVersion:{}, Time:{}, FieldsType:{}, FieldsV1:{}, Subresource:{}}}",
+            quoted(e, "manager"),
+            quoted(e, "operation"),
+            quoted(e, "apiVersion"),
+            pointer(e.get("time"), "v1.Time"),
+            quoted(e, "fieldsType"),
+            pointer(e.get("fieldsV1"), "v1.FieldsV1"),
+            quoted(e, "subresource")
+        )
+    });
     format!(
         "v1.ObjectMeta{{Name:{}, GenerateName:{}, Namespace:{}, SelfLink:{}, UID:{}, ResourceVersion:{}, \
          Generation:{}, CreationTimestamp:{}, DeletionTimestamp:{}, DeletionGracePeriodSeconds:{}, Labels:{}, \
@@ -238,9 +181,8 @@ impl ApiServer {
             if kind == "LocalSubjectAccessReview" {
                 m.remove("namespace");
             }
-            m.retain(|_, v| !go_zero(v));
         }
-        if !go_zero(&meta) {
+        if !crate::validation::go_zero(&meta) {
             errors.push((
                 "metadata",
                 go_object_meta(review.get("metadata").unwrap_or(&Value::Null)),

@@ -238,6 +238,13 @@ fn default_to(map: &mut serde_json::Map<String, Value>, key: &str, value: Value)
     }
 }
 
+/// Sets a string field Go's defaulting finds empty (absent, null or "").
+fn default_when_empty(map: &mut serde_json::Map<String, Value>, key: &str, value: &str) {
+    if map.get(key).and_then(Value::as_str).unwrap_or_default().is_empty() {
+        map.insert(key.into(), json!(value));
+    }
+}
+
 /// The `ports` of a Service's spec or of a container.
 fn ports_of(map: &mut serde_json::Map<String, Value>) -> impl Iterator<Item = &mut serde_json::Map<String, Value>> {
     let ports = map.get_mut("ports").and_then(Value::as_array_mut);
@@ -335,26 +342,13 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
 /// say otherwise.
 fn binding_defaults(obj: &mut Value) {
     const GROUP: &str = "rbac.authorization.k8s.io";
-    if let Some(role_ref) = obj.get_mut("roleRef").and_then(Value::as_object_mut)
-        && role_ref
-            .get("apiGroup")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .is_empty()
-    {
-        role_ref.insert("apiGroup".into(), json!(GROUP));
+    if let Some(role_ref) = obj.get_mut("roleRef").and_then(Value::as_object_mut) {
+        default_when_empty(role_ref, "apiGroup", GROUP);
     }
     let subjects = obj.get_mut("subjects").and_then(Value::as_array_mut);
     for subject in subjects.into_iter().flatten().filter_map(Value::as_object_mut) {
-        let kind = subject.get("kind").and_then(Value::as_str).unwrap_or_default();
-        if matches!(kind, "User" | "Group")
-            && subject
-                .get("apiGroup")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .is_empty()
-        {
-            subject.insert("apiGroup".into(), json!(GROUP));
+        if matches!(subject.get("kind").and_then(Value::as_str), Some("User" | "Group")) {
+            default_when_empty(subject, "apiGroup", GROUP);
         }
     }
 }
@@ -390,11 +384,8 @@ fn probe_defaults(c: &mut serde_json::Map<String, Value>) {
 
 fn http_defaults(handler: &mut serde_json::Map<String, Value>) {
     if let Some(http) = handler.get_mut("httpGet").and_then(Value::as_object_mut) {
-        for (field, default) in [("path", "/"), ("scheme", "HTTP")] {
-            if http.get(field).and_then(Value::as_str).unwrap_or_default().is_empty() {
-                http.insert(field.into(), json!(default));
-            }
-        }
+        default_when_empty(http, "path", "/");
+        default_when_empty(http, "scheme", "HTTP");
     }
 }
 
@@ -916,7 +907,7 @@ impl ApiServer {
         let templates = sts
             .pointer("/spec/volumeClaimTemplates")
             .and_then(Value::as_array)
-            .cloned()
+            .map(Vec::as_slice)
             .unwrap_or_default();
         if templates.is_empty() {
             return;
@@ -927,7 +918,7 @@ impl ApiServer {
             .cloned()
             .unwrap_or_else(|| json!({}));
         let mut volumes = Vec::new();
-        for template in &templates {
+        for template in templates {
             let volume = text(template, "/metadata/name");
             let claim_name = format!("{volume}-{set}-{i}");
             let mut labels = template
@@ -961,7 +952,7 @@ impl ApiServer {
             .flatten()
             .filter(|v| !named.contains(text(v, "/name")))
             .cloned();
-        volumes.extend(others.collect::<Vec<_>>());
+        volumes.extend(others);
         pod["spec"]["volumes"] = Value::Array(volumes);
     }
 

@@ -11,7 +11,7 @@ mod pods;
 mod rbac;
 mod storage;
 
-pub use pods::{merge_resize, qos_class};
+pub use pods::{go_zero, merge_resize, qos_class};
 use regex::Regex;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
@@ -127,7 +127,7 @@ pub fn problems(
     let spec = obj.get("spec");
     match (group, kind) {
         ("", "Pod") => {
-            pod_spec(spec, "spec", PodContext::Pod, &mut out);
+            let volumes = pod_spec(spec, "spec", PodContext::Pod, &mut out);
             let empty = Value::Null;
             let (spec, old_spec) = (
                 spec.unwrap_or(&empty),
@@ -136,7 +136,7 @@ pub fn problems(
             match (old, subresource) {
                 (None, _) => pods::create(spec, &mut out),
                 (Some(_), None) => pods::update(spec, old_spec, &mut out),
-                (Some(_), Some("ephemeralcontainers")) => pods::ephemeral_update(spec, old_spec, &mut out),
+                (Some(_), Some("ephemeralcontainers")) => pods::ephemeral_update(spec, old_spec, &volumes, &mut out),
                 (Some(old), Some("resize")) => pods::resize(obj, old, &mut out),
                 (Some(_), Some(_)) => {}
             }
@@ -414,19 +414,14 @@ fn pod_template(template: Option<&Value>, path: &str, context: PodContext, out: 
     pod_spec(template.get("spec"), &format!("{path}.spec"), context, out);
 }
 
-fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec<Problem>) {
+/// A pod spec's problems; returns the names of its valid volumes, which containers may mount.
+fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec<Problem>) -> HashSet<String> {
     let empty = Value::Null;
     let spec = spec.unwrap_or(&empty);
     let volumes = pod_spec::volumes(spec, path, out);
-    let list = |field: &str| {
-        spec.get(field)
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-    };
     // Regular containers first, then init containers, whose names must differ from theirs
     // too (kube-apiserver's order).
-    let containers = list("containers");
+    let containers = items(spec, "containers");
     if containers.is_empty() {
         out.push(Problem::required(format!("{path}.containers")));
     }
@@ -434,22 +429,22 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
     for (i, c) in containers.iter().enumerate() {
         let at = format!("{path}.containers[{i}]");
         container(c, &at, &volumes, out);
-        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = text(c, "name");
         if !names.insert(name) {
             out.push(Problem::duplicate(format!("{at}.name"), name));
         }
         pod_spec::probes(c, &at, pod_spec::Probes::Allowed, out);
     }
-    for (i, c) in list("initContainers").iter().enumerate() {
+    for (i, c) in items(spec, "initContainers").iter().enumerate() {
         let at = format!("{path}.initContainers[{i}]");
         container(c, &at, &volumes, out);
-        let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = text(c, "name");
         if names.contains(name) {
             out.push(Problem::duplicate(format!("{at}.name"), name));
         } else if !name.is_empty() {
             names.insert(name);
         }
-        let sidecar = c.get("restartPolicy").and_then(Value::as_str) == Some("Always");
+        let sidecar = text(c, "restartPolicy") == "Always";
         let probes = if sidecar {
             pod_spec::Probes::Allowed
         } else {
@@ -475,12 +470,13 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
     pod_spec::pod_security(spec, path, out);
     pod_spec::affinity(spec, path, out);
     pod_spec::tolerations(spec, path, out);
+    volumes
 }
 
 /// What kube-apiserver checks of every kind of container (`validateContainerCommon`): name,
 /// image, ports, environment, volume mounts, resources, security context.
 fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Problem>) {
-    match c.get("name").and_then(Value::as_str).unwrap_or_default() {
+    match text(c, "name") {
         "" => out.push(Problem::required(format!("{at}.name"))),
         name => {
             for p in purchase_guard_crd_validation::validate_dns1123_label(name) {
@@ -488,18 +484,13 @@ fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Probl
             }
         }
     }
-    if c.get("image").and_then(Value::as_str).unwrap_or_default().is_empty() {
+    if text(c, "image").is_empty() {
         out.push(Problem::required(format!("{at}.image")));
     }
-    let ports = c
-        .get("ports")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let mut port_names = HashSet::new();
-    for (j, port) in ports.iter().enumerate() {
+    for (j, port) in items(c, "ports").iter().enumerate() {
         let p = format!("{at}.ports[{j}]");
-        let name = port.get("name").and_then(Value::as_str).unwrap_or_default();
+        let name = text(port, "name");
         if !name.is_empty() {
             let problems = pod_spec::port_name_problems(name);
             for problem in &problems {
@@ -702,11 +693,7 @@ fn no_deadline(template: Option<&Value>, owner: &str, out: &mut Vec<Problem>) {
 fn claim(spec: Option<&Value>, status: Option<&Value>, old_spec: Option<&Value>, out: &mut Vec<Problem>) {
     let empty = Value::Null;
     let spec = spec.unwrap_or(&empty);
-    let modes = spec
-        .get("accessModes")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let modes = items(spec, "accessModes");
     if modes.is_empty() {
         out.push(Problem::required_because(
             "spec.accessModes",
@@ -726,11 +713,7 @@ fn claim(spec: Option<&Value>, status: Option<&Value>, old_spec: Option<&Value>,
     let Some(old) = old_spec else { return };
     let bound = status.and_then(|s| s.get("phase")).and_then(Value::as_str) == Some("Bound");
     // The volume name may be set once; a bound claim's storage request may change.
-    let unset = old
-        .get("volumeName")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .is_empty();
+    let unset = text(old, "volumeName").is_empty();
     let comparable = |s: &Value| {
         let mut s = s.clone();
         if let Some(m) = s.as_object_mut() {

@@ -9,6 +9,7 @@
 use super::Problem;
 use crate::quantity::nanos;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// kube-apiserver's refusal of any other change of a Pod's spec through the Pod itself. It
 /// follows that line with a Go diff of the two specs, which is not reproduced.
@@ -30,6 +31,11 @@ pub fn semantic(v: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(semantic).collect()),
         other => other.clone(),
     }
+}
+
+/// Whether Go's semantic equality reads `v` as its zero (at any depth).
+pub fn go_zero(v: &Value) -> bool {
+    is_empty(&semantic(v))
 }
 
 fn is_empty(v: &Value) -> bool {
@@ -140,7 +146,7 @@ const NOT_FOR_EPHEMERAL: [&str; 6] = [
 
 /// `pods/ephemeralcontainers`: the existing ephemeral containers unchanged, the new ones
 /// valid containers with unique names and none of the fields ephemeral ones cannot have.
-pub fn ephemeral_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
+pub fn ephemeral_update(spec: &Value, old: &Value, volumes: &HashSet<String>, out: &mut Vec<Problem>) {
     let new = list(spec, "ephemeralContainers");
     let name = |c: &Value| c.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     for was in list(old, "ephemeralContainers") {
@@ -157,14 +163,12 @@ pub fn ephemeral_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
             Some(_) => {}
         }
     }
-    let mut names: std::collections::HashSet<String> = ["initContainers", "containers"]
+    let mut names: HashSet<String> = ["initContainers", "containers"]
         .into_iter()
         .flat_map(|f| list(spec, f))
         .map(name)
         .collect();
     let targets = names.clone();
-    // The volumes they may mount (their problems were reported with the spec's).
-    let volumes = super::pod_spec::volumes(spec, "spec", &mut Vec::new());
     let existing: Vec<String> = list(old, "ephemeralContainers").iter().map(name).collect();
     for (i, c) in new.iter().enumerate() {
         let at = format!("spec.ephemeralContainers[{i}]");
@@ -172,7 +176,7 @@ pub fn ephemeral_update(spec: &Value, old: &Value, out: &mut Vec<Problem>) {
             names.insert(name(c));
             continue;
         }
-        super::container(c, &at, &volumes, out);
+        super::container(c, &at, volumes, out);
         if !names.insert(name(c)) {
             out.push(Problem::duplicate(format!("{at}.name"), &name(c)));
         }

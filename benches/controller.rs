@@ -209,15 +209,29 @@ async fn raw_writes(client: &Client, writes: &Writes) -> Duration {
     started.elapsed()
 }
 
-fn peak_rss_mib(pid: u32) -> Option<f64> {
+/// A line of `/proc/<pid>/status` in MiB (`VmHWM`: the peak resident set).
+fn status_mib(pid: u32, field: &str) -> Option<f64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|rest| rest.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
                 .map(|kib| kib / 1024.0)
         })
+}
+
+fn peak_rss_mib(pid: u32) -> Option<f64> {
+    status_mib(pid, "VmHWM")
+}
+
+/// The resident set now, split into the heap and stacks (anonymous) and the mapped binary and
+/// libraries (file): what the peak is made of.
+fn rss_parts(pid: u32) -> String {
+    match (status_mib(pid, "RssAnon"), status_mib(pid, "RssFile")) {
+        (Some(anon), Some(file)) => format!("now {anon:.1} MiB anonymous, {file:.1} MiB mapped files"),
+        _ => "now not readable".to_string(),
+    }
 }
 
 fn client_of(sandbox: &Sandbox) -> Client {
@@ -276,12 +290,13 @@ async fn main() {
         let made = sandbox.server.store.lock().rv() - before;
         let writes = writes_of(&sandbox);
         let peak = peak_rss_mib(controller.id());
+        let parts = rss_parts(controller.id());
         // Its writes, raw, on a fresh sandbox of the same population.
         let fresh = populated(customers_n).await;
         let raw = raw_writes(&client_of(&fresh), &writes).await;
         fresh.shutdown().await;
         println!(
-            "round {round}: loaded in {:.1} s; cold-start convergence {:.2} s ({made} writes applied); the {} writes it left ({} customer statuses, {} decision statuses, {} events) sent raw in {:.2} s; ratio {:.2}x; controller peak RSS {}",
+            "round {round}: loaded in {:.1} s; cold-start convergence {:.2} s ({made} writes applied); the {} writes it left ({} customer statuses, {} decision statuses, {} events) sent raw in {:.2} s; ratio {:.2}x; controller peak RSS {} ({parts})",
             loaded.as_secs_f64(),
             convergence.as_secs_f64(),
             writes.customers.len() + writes.decisions.len() + writes.events.len(),

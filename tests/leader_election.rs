@@ -103,7 +103,7 @@ async fn restricted(api: &Api<CustomerAccount>, name: &str) -> Option<String> {
         .conditions
         .into_iter()
         .find(|c| c.type_ == "PurchaseRestricted")
-        .map(|c| c.status)
+        .map(|c| c.status.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

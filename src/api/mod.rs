@@ -9,12 +9,14 @@ mod customer;
 mod delegation;
 mod partner;
 mod restriction;
+mod shared;
 
 pub use common::*;
 pub use customer::*;
 pub use delegation::*;
 pub use partner::*;
 pub use restriction::*;
+pub use shared::SharedStr;
 
 /// The API group.
 pub const GROUP: &str = "purchaseguard.io";

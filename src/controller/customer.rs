@@ -129,7 +129,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     if written && before != after && !first_evaluation {
         let condition = desired.conditions.iter().find(|c| c.type_ == "PurchaseRestricted");
         let (reason, mut message) = condition
-            .map(|c| (c.reason.clone(), c.message.clone()))
+            .map(|c| (c.reason.to_string(), c.message.to_string()))
             .unwrap_or_default();
         // The change as the history recorded it: a decision, or the withdrawal of the one in
         // force before, and who made it, as the audit stamp recorded it.
@@ -190,7 +190,7 @@ async fn freeze_events(
     previous: Option<&crate::api::CustomerAccountStatus>,
     desired: &crate::api::CustomerAccountStatus,
 ) {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+    use crate::api::Condition;
     let find = |s: Option<&crate::api::CustomerAccountStatus>, type_: &str| {
         s.and_then(|s| s.conditions.iter().find(|c| c.type_ == type_)).cloned()
     };
@@ -208,7 +208,7 @@ async fn freeze_events(
         if find(previous, type_).is_some_and(|c| holds(&c)) {
             continue;
         }
-        publish(ctx, customer, event_type, &now.reason, now.message).await;
+        publish(ctx, customer, event_type, &now.reason, now.message.to_string()).await;
     }
 }
 

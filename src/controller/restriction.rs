@@ -61,7 +61,7 @@ pub async fn reconcile(decision: Arc<PurchaseRestriction>, ctx: Arc<Context>) ->
                 decision.as_ref(),
                 EventType::Warning,
                 &c.reason,
-                c.message.clone(),
+                c.message.to_string(),
             )
             .await;
         }

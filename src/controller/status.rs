@@ -1,12 +1,13 @@
 //! From the policy core's verdicts to status objects: conditions, authority, the decision in
 //! force, history. Pure functions; `now` is a parameter.
 
+use crate::api::Condition;
 use crate::api::{
     AcceptedDecision, AssociationRecord, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference,
     PartnerStatus, PurchaseRestrictionStatus, ResellerDelegationStatus, StateTransition,
 };
 use crate::index::convert::micro_time;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use purchase_guard_policy as policy;
 
 mod kstatus;
@@ -25,7 +26,7 @@ pub fn condition(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let status = if status { "True" } else { "False" }.to_string();
+    let status = if status { "True" } else { "False" };
     let since = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
@@ -33,9 +34,9 @@ pub fn condition(
         .unwrap_or_else(|| now.clone());
     Condition {
         type_: type_.into(),
-        status,
+        status: status.into(),
         reason: reason.into(),
-        message,
+        message: message.into(),
         observed_generation: generation,
         last_transition_time: since,
     }

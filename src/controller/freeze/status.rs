@@ -4,9 +4,10 @@
 //! a freezable kind is frozen, not when the decision asks for it.
 
 use super::Report;
+use crate::api::Condition;
 use crate::api::FreezeStatus;
 use crate::controller::status::condition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use purchase_guard_policy as policy;
 use std::time::Duration;
 

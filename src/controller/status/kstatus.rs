@@ -4,7 +4,8 @@
 //! restricted is a state purchase-guard reached, not a failure.
 
 use super::condition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::api::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 /// How far purchase-guard got with an object.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -145,5 +145,7 @@ mod tests {
             serde_json::from_value::<Upstream>(missing).is_err(),
             "lastTransitionTime is required by both"
         );
+        // Four one-pointer strings: the caches hold about ten conditions per customer.
+        assert_eq!(std::mem::size_of::<Condition>(), 64);
     }
 }

@@ -21,7 +21,7 @@ const LONGEST: usize = 512;
 /// since the last sweep, and, once full of text in use, after every [`CAPACITY`] strings it
 /// could not take: each string made pays for a constant share of the sweeps.
 struct Pool {
-    set: HashSet<Arc<str>>,
+    set: HashSet<SharedStr>,
     next_sweep: usize,
     refused: usize,
 }
@@ -36,35 +36,64 @@ static POOL: std::sync::LazyLock<Mutex<Pool>> = std::sync::LazyLock::new(|| {
 
 /// An immutable string shared between the objects that hold the same text. Reads as a `&str`;
 /// serializes and deserializes as a JSON string.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SharedStr(Arc<str>);
+///
+/// One pointer wide: the text sits behind the shared allocation (`Arc<Box<str>>`), so a
+/// condition's four strings take 32 bytes of it, not 64.
+#[derive(Clone)]
+pub struct SharedStr(Arc<Box<str>>);
+
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedStr {}
+
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedStr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for SharedStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
 
 impl SharedStr {
     /// The pooled copy of `text`, added to the pool if there is room.
     pub fn new(text: &str) -> Self {
         if text.len() > LONGEST {
-            return SharedStr(Arc::from(text));
+            return SharedStr(Arc::new(text.into()));
         }
         // A poisoned pool is still a valid set of strings.
         let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(found) = pool.set.get(text) {
-            return SharedStr(found.clone());
+            return found.clone();
         }
         let full = pool.set.len() >= CAPACITY;
         if (!full && pool.set.len() >= pool.next_sweep) || (full && pool.refused >= CAPACITY) {
             // Drop what only the pool still holds.
-            pool.set.retain(|s| Arc::strong_count(s) > 1);
+            pool.set.retain(|s| Arc::strong_count(&s.0) > 1);
             pool.refused = 0;
             pool.next_sweep = (pool.set.len() * 2).clamp(256, CAPACITY);
         }
-        let text: Arc<str> = Arc::from(text);
+        let text = SharedStr(Arc::new(text.into()));
         if pool.set.len() < CAPACITY {
             pool.set.insert(text.clone());
         } else {
             // Full of text in use: this one stays unshared.
             pool.refused += 1;
         }
-        SharedStr(text)
+        text
     }
 
     pub fn as_str(&self) -> &str {
@@ -123,55 +152,55 @@ impl From<&String> for SharedStr {
 
 impl From<SharedStr> for String {
     fn from(text: SharedStr) -> Self {
-        text.0.to_string()
+        text.as_str().to_string()
     }
 }
 
 impl PartialEq<str> for SharedStr {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for SharedStr {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for SharedStr {
     fn eq(&self, other: &String) -> bool {
-        &*self.0 == other.as_str()
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for &str {
     fn eq(&self, other: &SharedStr) -> bool {
-        *self == &*other.0
+        *self == other.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for str {
     fn eq(&self, other: &SharedStr) -> bool {
-        self == &*other.0
+        self == other.as_str()
     }
 }
 
 impl std::fmt::Display for SharedStr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl std::fmt::Debug for SharedStr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(&*self.0, f)
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl Serialize for SharedStr {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 

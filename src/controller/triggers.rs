@@ -19,13 +19,24 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 
+/// What a reconcile request names: the object's namespace and name only. `ObjectRef::from_obj`
+/// also copies its resourceVersion and uid, which nothing reads from a request and which the
+/// controllers' queues hold twice per queued request (tens of thousands at a cold start).
+pub fn key<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
+    let name = ObjectRef::new(obj.meta().name.as_deref().unwrap_or_default());
+    match obj.meta().namespace.as_deref() {
+        Some(namespace) => name.within(namespace),
+        None => name,
+    }
+}
+
 fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -> Vec<ObjectRef<K>> {
-    objs.into_iter().map(|o| ObjectRef::from_obj(o.as_ref())).collect()
+    objs.into_iter().map(|o| key(o.as_ref())).collect()
 }
 
 /// A decision → the customer it names.
 pub fn customer_of_decision(s: &Stores, d: &PurchaseRestriction) -> Option<ObjectRef<CustomerAccount>> {
-    s.customer(&d.spec.customer).map(|c| ObjectRef::from_obj(c.as_ref()))
+    s.customer(&d.spec.customer).map(|c| key(c.as_ref()))
 }
 
 /// A delegation → the customers of its reseller (their authority holder moves).

@@ -54,7 +54,7 @@ pub(crate) fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> sc
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference {
     /// The namespace of the object.
-    pub namespace: String,
+    pub namespace: SharedStr,
     /// The name of the object.
     pub name: String,
 }

@@ -1,3 +1,4 @@
+use super::SharedStr;
 use super::common::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::{CustomResource, KubeSchema};
@@ -146,7 +147,7 @@ pub struct CustomerAccountSpec {
     /// Reseller model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS1123_SUBDOMAIN))]
-    pub reseller: Option<String>,
+    pub reseller: Option<SharedStr>,
 
     /// The namespaces that hold the customer's billable resources. A namespace belongs to at
     /// most one customer.
@@ -173,7 +174,7 @@ pub struct CustomerAccountSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AuthorityStatus {
     /// The name of the Partner holding authority.
-    pub partner: String,
+    pub partner: SharedStr,
     /// Its role: Distributor, or Reseller when the distributor delegated restriction.
     pub role: PartnerRole,
     /// The ResellerDelegation that moved authority to the reseller, if any.
@@ -191,12 +192,12 @@ pub struct DecisionInForce {
     pub restriction: Option<ObjectReference>,
     /// The partner whose decision is in force; absent for the R1 default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partner: Option<String>,
+    pub partner: Option<SharedStr>,
     /// The effective state: Restricted, RestrictedAndFrozen or Unrestricted.
     pub state: RestrictionState,
     /// Why: the partner's reason, or the rule that decides (R1 default, not in the Reseller
     /// model).
-    pub reason: String,
+    pub reason: SharedStr,
     /// When the decision in force was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<MicroTime>,
@@ -210,15 +211,15 @@ pub struct StateTransition {
     pub time: Time,
     /// The partner whose decision (or withdrawal) caused it; absent for the R1 default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partner: Option<String>,
+    pub partner: Option<SharedStr>,
     /// The new effective state.
     pub state: RestrictionState,
     /// The reason given for it: the decision's, or the withdrawal's.
-    pub reason: String,
+    pub reason: SharedStr,
     /// The user who made the decision or the withdrawal, as recorded by the audit stamp, when
     /// known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
+    pub user: Option<SharedStr>,
     /// The decision whose withdrawal caused the change (spec.withdrawal), if that is the cause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withdrawn: Option<ObjectReference>,
@@ -332,7 +333,7 @@ pub struct AssociationRecord {
     pub model: AssociationModel,
     /// The reseller of this association (Reseller model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reseller: Option<String>,
+    pub reseller: Option<SharedStr>,
     /// When purchase-guard recorded it.
     pub since: Time,
 }

@@ -1,3 +1,4 @@
+use super::SharedStr;
 use super::common::*;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::{CustomResource, KubeSchema};
@@ -63,7 +64,7 @@ pub struct PurchaseRestrictionSpec {
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new(r"self.matches('[^\\s\\p{Cf}]')").message("R4: a reason is required and must not be blank"))]
     #[x_kube(validation = Rule::new(r"!self.matches('\\p{Cc}')").message("R4: a reason is one line of text: control characters (newlines, tabs, escapes) are not allowed"))]
-    pub reason: String,
+    pub reason: SharedStr,
 
     /// Acceptance of the Agreement for Partners to Manage Customer Budgets, required to freeze
     /// resources (R6).
@@ -99,7 +100,7 @@ pub struct AcceptedDecision {
     /// The accepted state.
     pub state: RestrictionState,
     /// The accepted reason.
-    pub reason: String,
+    pub reason: SharedStr,
     /// When it was accepted. The newest accepted decision about a customer is the one in
     /// force; an accepted decision stays in force as a standing decision when authority moves.
     pub since: MicroTime,
@@ -130,7 +131,7 @@ pub struct PurchaseRestrictionStatus {
 
     /// The partner acting in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
+    pub issuer: Option<SharedStr>,
 
     /// The content accepted last; it stays in force as a standing decision when authority
     /// moves, and later changes by a party without authority leave it untouched.

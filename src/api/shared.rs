@@ -180,6 +180,12 @@ impl PartialEq<SharedStr> for &str {
     }
 }
 
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
 impl PartialEq<SharedStr> for str {
     fn eq(&self, other: &SharedStr) -> bool {
         self == other.as_str()

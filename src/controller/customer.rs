@@ -8,7 +8,7 @@ use super::freeze;
 use super::metrics::Kind;
 use super::status;
 use super::write::{patch_params, publish, publish_related, write_status};
-use crate::api::{CustomerAccount, GUARDED_LABEL, PURCHASES_LABEL};
+use crate::api::{CustomerAccount, GUARDED_LABEL, PURCHASES_LABEL, SharedStr};
 use crate::index::is_guarded;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch};
@@ -33,9 +33,11 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
             .find(|d| d.namespace().as_deref() == Some(namespace) && d.name_any() == name)
     };
     let user_of = |key: &policy::ObjectKey| {
-        find(&key.namespace, &key.name)
-            .filter(|_| credit)
-            .and_then(|d| d.annotations().get(crate::api::AUDIT_USER_ANNOTATION).cloned())
+        find(&key.namespace, &key.name).filter(|_| credit).and_then(|d| {
+            d.annotations()
+                .get(crate::api::AUDIT_USER_ANNOTATION)
+                .map(SharedStr::from)
+        })
     };
     let mut desired = status::customer_status(
         &customer.name_any(),

@@ -4,7 +4,7 @@
 use crate::api::Condition;
 use crate::api::{
     AcceptedDecision, AssociationRecord, AuthorityStatus, CustomerAccountStatus, DecisionInForce, ObjectReference,
-    PartnerStatus, PurchaseRestrictionStatus, ResellerDelegationStatus, StateTransition,
+    PartnerStatus, PurchaseRestrictionStatus, ResellerDelegationStatus, SharedStr, StateTransition,
 };
 use crate::index::convert::micro_time;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -44,7 +44,7 @@ pub fn condition(
 
 fn object_ref(key: &policy::ObjectKey) -> ObjectReference {
     ObjectReference {
-        namespace: key.namespace.clone(),
+        namespace: SharedStr::new(&key.namespace),
         name: key.name.clone(),
     }
 }
@@ -62,12 +62,12 @@ pub fn customer_status(
     generation: Option<i64>,
     previous: Option<&CustomerAccountStatus>,
     eval: &policy::CustomerEvaluation,
-    user_of: impl Fn(&policy::ObjectKey) -> Option<String>,
+    user_of: impl Fn(&policy::ObjectKey) -> Option<SharedStr>,
     now: &Time,
 ) -> CustomerAccountStatus {
     let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
     let authority = eval.authority.as_ref().ok().map(|h| AuthorityStatus {
-        partner: h.partner.clone(),
+        partner: SharedStr::new(&h.partner),
         role: h.role.into(),
         delegation: h.delegation.as_ref().map(object_ref),
     });
@@ -145,9 +145,9 @@ pub fn customer_status(
                 ),
                 DecisionInForce {
                     restriction: Some(object_ref(key)),
-                    partner: Some(issuer.clone()),
+                    partner: Some(SharedStr::new(issuer)),
                     state: state.into(),
-                    reason: reason.clone(),
+                    reason: SharedStr::new(reason),
                     since: Some(micro_time(*since)),
                 },
             )
@@ -172,9 +172,9 @@ pub fn customer_status(
             // The decision in force before was withdrawn: the change is the withdrawal's.
             Some((verdict, record)) => StateTransition {
                 time: now.clone(),
-                partner: verdict.issuer.clone(),
+                partner: verdict.issuer.as_deref().map(SharedStr::new),
                 state: decision.state,
-                reason: record.reason.clone(),
+                reason: SharedStr::new(&record.reason),
                 user: user_of(&verdict.key),
                 withdrawn: Some(object_ref(&verdict.key)),
             },
@@ -346,11 +346,11 @@ pub fn decision_status(
         .into_iter()
         .chain(kstatus)
         .collect(),
-        issuer: verdict.issuer.clone(),
+        issuer: verdict.issuer.as_deref().map(SharedStr::new),
         accepted: verdict.record.as_ref().map(|r| AcceptedDecision {
             generation: r.generation,
             state: r.state.into(),
-            reason: r.reason.clone(),
+            reason: SharedStr::new(&r.reason),
             since: micro_time(r.since),
             withdrawn: r.withdrawn,
             association: r.association,

@@ -51,7 +51,7 @@ pub fn customer(c: &CustomerAccount) -> policy::Customer {
             AssociationModel::Reseller => policy::AssociationModel::Reseller,
             AssociationModel::Referral | AssociationModel::Direct => policy::AssociationModel::Other,
         },
-        reseller: c.spec.reseller.clone(),
+        reseller: c.spec.reseller.as_deref().map(String::from),
         association: association_of(c),
     }
 }
@@ -75,7 +75,7 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
         key: policy::ObjectKey::new(&d.namespace().unwrap_or_default(), &d.name_any()),
         customer: d.spec.customer.clone(),
         state: d.spec.state.into(),
-        reason: d.spec.reason.clone(),
+        reason: d.spec.reason.to_string(),
         agreement_accepted: d.spec.agreement_accepted,
         withdrawal: d.spec.withdrawal.as_ref().map(|w| w.reason.clone()),
         generation: d.metadata.generation.unwrap_or(0),
@@ -85,7 +85,7 @@ pub fn decision(d: &PurchaseRestriction) -> policy::Decision {
             .map(|a| policy::AcceptedRecord {
                 generation: a.generation,
                 state: a.state.into(),
-                reason: a.reason.clone(),
+                reason: a.reason.to_string(),
                 since: micros(&a.since),
                 withdrawn: a.withdrawn,
                 association: a.association,

@@ -68,16 +68,16 @@ fn state_of(customer: &CustomerAccount) -> policy::CustomerState {
             why: "purchase-guard has not evaluated this customer yet".into(),
         };
     };
-    let holder = status.authority.as_ref().map(|a| a.partner.clone());
+    let holder = status.authority.as_ref().map(|a| a.partner.to_string());
     let source = match (&decision.restriction, &decision.partner) {
         (Some(_), Some(partner)) => policy::RestrictionSource::Decision {
-            partner: partner.clone(),
+            partner: partner.to_string(),
             role: status
                 .authority
                 .as_ref()
                 .filter(|a| &a.partner == partner)
                 .map(|a| a.role.into()),
-            reason: decision.reason.clone(),
+            reason: decision.reason.to_string(),
         },
         _ => policy::RestrictionSource::Default { holder },
     };

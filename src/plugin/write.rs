@@ -52,7 +52,7 @@ async fn partner_namespace(client: &kube::Client, args: &Args) -> anyhow::Result
             .status
             .as_ref()
             .and_then(|s| s.authority.as_ref())
-            .map(|a| a.partner.clone())
+            .map(|a| a.partner.to_string())
             .with_context(|| {
                 format!(
                     "customer \"{}\" has no authority holder in its status; name the partner with --as-partner",

@@ -88,7 +88,7 @@ fn a_decision_in_force_is_recorded_with_its_user_and_history_grows_only_on_chang
     let c1 = Customer::of_reseller("c1", "r1");
     let frozen = decision(RestrictionState::RestrictedAndFrozen, "fraud");
     let eval = policy::evaluate_customer(&hierarchy(), &c1, std::slice::from_ref(&frozen), Timestamp(50));
-    let user = |k: &policy::ObjectKey| (k.name == "c1").then(|| "alice".to_string());
+    let user = |k: &policy::ObjectKey| (k.name == "c1").then(|| "alice".into());
     let first = customer_status("c1", Some(1), None, &eval, user, &time(100));
     assert_eq!(
         condition_of(&first.conditions, "PurchaseRestricted").reason,

@@ -161,7 +161,7 @@ pub struct CustomerAccountSpec {
     /// reads decide which customer a namespace's purchases are judged for: only the platform
     /// admin may set them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace_selector: Option<NamespaceSelector>,
+    pub namespace_selector: Option<Box<NamespaceSelector>>,
 
     /// A human-readable name for the customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,13 +271,13 @@ pub struct CustomerAccountStatus {
     /// The customer's last freeze (R8) and its unfreeze (R9): when it began, when retention
     /// ends, and what happened to the resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub freeze: Option<FreezeStatus>,
+    pub freeze: Option<Box<FreezeStatus>>,
 
     /// What the audit found among the customer's guarded resources: those out of line with
     /// its current state (created or changed while restricted, running while frozen). The
     /// resources are listed in each namespace's report (OpenReports Report or PolicyReport).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audit: Option<AuditStatus>,
+    pub audit: Option<Box<AuditStatus>>,
 }
 
 /// Counts of the audit's findings about a customer's resources.

@@ -58,7 +58,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     };
     let partner = by.and_then(|(_, issuer)| ctx.stores.partners.get(&ObjectRef::new(issuer)));
     let retention = ctx.freezer.retention(partner.as_deref());
-    let freezing = previous.and_then(|p| p.freeze.as_ref());
+    let freezing = previous.and_then(|p| p.freeze.as_deref());
     let window = freeze::status::window(freezing, eval.effective.state.freezes_resources(), retention, &now);
     let why = match &eval.effective.basis {
         policy::Basis::Decision {
@@ -71,7 +71,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         .map_or(policy::Desired::Thawed, |w| w.desired(&now, &why));
     let release = ctx.freezer.settings.release;
     let report = freeze::converge(&ctx, &customer, &desired.guarded_namespaces, &wanted, release).await;
-    desired.freeze = freeze::status::freeze_status(freezing, window.as_ref(), &report, &now);
+    desired.freeze = freeze::status::freeze_status(freezing, window.as_ref(), &report, &now).map(Box::new);
     let unfreezable = ctx.freezer.unfreezable();
     let settings = freeze::status::Context {
         by,
@@ -81,7 +81,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
     let prev_conditions = previous.map(|p| p.conditions.as_slice()).unwrap_or_default();
     desired.conditions.extend(freeze::status::freeze_conditions(
         prev_conditions,
-        desired.freeze.as_ref(),
+        desired.freeze.as_deref(),
         window.as_ref(),
         &report,
         &settings,
@@ -105,7 +105,7 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
             tracing::warn!(customer = %customer.name_any(), error = %e, "cannot write the audit's policy reports; retried in {REPORT_RETRY:?}");
             reports_failed = true;
         }
-        desired.audit = Some(found.status());
+        desired.audit = Some(Box::new(found.status()));
     } else {
         desired.audit = previous.and_then(|p| p.audit.clone());
     }

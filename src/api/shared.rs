@@ -3,9 +3,9 @@
 //! owning a copy. With 10,000 customers and their decisions, the conditions' strings were the
 //! largest part of the caches.
 //!
-//! The pool is bounded: text that no object holds any more is dropped from it when it fills,
-//! and once it is full of text still held, new text is kept unshared. Whatever the API server
-//! sends, the pool never holds more than [`CAPACITY`] strings.
+//! The pool is bounded: text that no object holds any more is swept out of it whenever it has
+//! doubled since the last sweep, and once it is full of text still held, new text is kept
+//! unshared. Whatever the API server sends, the pool never holds more than [`CAPACITY`] strings.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -17,6 +17,7 @@ pub mod context;
 pub mod customer;
 pub mod delegation;
 pub mod freeze;
+pub mod gate;
 pub mod metrics;
 pub mod partner;
 pub mod reflectors;
@@ -36,7 +37,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource};
 use reflectors::Reflector;
 use std::future::Future;
@@ -88,16 +89,15 @@ fn controller_config() -> kube::runtime::controller::Config {
 
 /// The reconcile requests a trigger mapping over the stores makes of a stream of changes.
 ///
-/// Requests go in through `reconcile_on`, not `watches_shared_stream`: kube-runtime records
-/// the cause of a related-object request as a boxed reference to the related object with its
-/// whole API resource (group, version, kind, plural, each a string), and its queue holds each
-/// request twice. With 20,000 requests queued at a cold start, the causes alone weighed
-/// megabytes, and nothing reads them.
+/// Requests go in through `reconcile_on` (behind a [`gate::Gate`]), not
+/// `watches_shared_stream`: kube-runtime records the cause of a related-object request as a
+/// boxed reference to the related object with its whole API resource (group, version, kind,
+/// plural, each a string), and nothing reads it.
 fn mapped<T, R, I>(
     changes: impl futures::Stream<Item = Arc<T>> + Send + 'static,
     stores: &Stores,
     map: fn(&Stores, &T) -> I,
-) -> impl futures::Stream<Item = ObjectRef<R>> + Send + 'static
+) -> Trigger<R>
 where
     T: Send + Sync + 'static,
     R: Resource + Send + 'static,
@@ -105,19 +105,37 @@ where
     I::IntoIter: Send,
 {
     let stores = stores.clone();
-    changes.flat_map(move |obj| futures::stream::iter(map(&stores, &obj)))
+    changes
+        .flat_map(move |obj| futures::stream::iter(map(&stores, &obj)))
+        .boxed()
 }
 
-/// A controller of the objects of a shared store, each reconciled when the store applied a
-/// change of it (see [`mapped`] for why by `reconcile_on` and [`triggers::key`] for what a
-/// request holds).
-fn controller<K>(reflector: &Reflector<K>) -> Controller<K>
+/// A stream of reconcile requests.
+type Trigger<K> = futures::stream::BoxStream<'static, ObjectRef<K>>;
+
+/// Every object of the store, each time `on` yields: what kube-runtime's `reconcile_all_on`
+/// does, through the gate.
+fn everything_on<K>(on: impl futures::Stream<Item = ()> + Send + 'static, store: &Store<K>) -> Trigger<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let store = store.clone();
+    on.flat_map(move |()| futures::stream::iter(triggers::refs(store.state())))
+        .boxed()
+}
+
+/// A controller of the objects of a shared store, reconciled when the store applied a change
+/// of them and when any of `triggers` names them, through `gate` (see [`gate`] for why; the
+/// controller's output must be passed to [`gate::Gate::finished_with`]). See [`triggers::key`]
+/// for what a request holds.
+fn controller<K>(reflector: &Reflector<K>, gate: &gate::Gate<K>, mut triggers: Vec<Trigger<K>>) -> Controller<K>
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
+    triggers.insert(0, reflector.applied().map(|obj| triggers::key(obj.as_ref())).boxed());
     Controller::for_shared_stream(futures::stream::empty(), reflector.store.clone())
         .with_config(controller_config())
-        .reconcile_on(reflector.applied().map(|obj| triggers::key(obj.as_ref())))
+        .reconcile_on(gate.requests(triggers))
 }
 
 /// A reconcile in progress.
@@ -207,56 +225,83 @@ pub async fn run(
     let s = &stores;
     use triggers::*;
 
-    let customers_ctrl = controller(&customers)
-        .reconcile_on(mapped(decisions.changes(), s, customer_of_decision))
-        .reconcile_on(mapped(delegations.spec_changes(), s, customers_of_delegation))
-        .reconcile_on(mapped(partners.spec_changes(), s, customers_of_partner))
-        .reconcile_on(mapped(namespaces.changes(), s, customers_of_namespace))
-        .reconcile_on(freeze_triggers)
-        .reconcile_all_on(elected())
-        .run(
-            with_retry(Kind::CustomerAccount, customer::reconcile),
-            retry::error_policy,
-            ctx.clone(),
-        );
+    let gates = (
+        gate::Gate::new(),
+        gate::Gate::new(),
+        gate::Gate::new(),
+        gate::Gate::new(),
+    );
+    let customers_ctrl = controller(
+        &customers,
+        &gates.0,
+        vec![
+            mapped(decisions.changes(), s, customer_of_decision),
+            mapped(delegations.spec_changes(), s, customers_of_delegation),
+            mapped(partners.spec_changes(), s, customers_of_partner),
+            mapped(namespaces.changes(), s, customers_of_namespace),
+            freeze_triggers.boxed(),
+            everything_on(elected(), &customers.store),
+        ],
+    )
+    .run(
+        with_retry(Kind::CustomerAccount, customer::reconcile),
+        retry::error_policy,
+        ctx.clone(),
+    );
 
-    let decisions_ctrl = controller(&decisions)
-        // A decision is judged under its customer's association: its number is in the status.
-        .reconcile_on(mapped(
-            customers.spec_changes_and(|c| c.status.as_ref().and_then(|s| s.association.as_ref()).map(|a| a.number)),
-            s,
-            decisions_of_customer,
-        ))
-        .reconcile_on(mapped(decisions.changes(), s, decisions_beside))
-        .reconcile_on(mapped(delegations.spec_changes(), s, decisions_of_delegation))
-        .reconcile_on(mapped(partners.spec_changes(), s, decisions_of_partner))
-        .reconcile_all_on(elected())
-        .run(
-            with_retry(Kind::PurchaseRestriction, restriction::reconcile),
-            retry::error_policy,
-            ctx.clone(),
-        );
+    let decisions_ctrl = controller(
+        &decisions,
+        &gates.1,
+        vec![
+            // A decision is judged under its customer's association: its number is in the status.
+            mapped(
+                customers
+                    .spec_changes_and(|c| c.status.as_ref().and_then(|s| s.association.as_ref()).map(|a| a.number)),
+                s,
+                decisions_of_customer,
+            ),
+            mapped(decisions.changes(), s, decisions_beside),
+            mapped(delegations.spec_changes(), s, decisions_of_delegation),
+            mapped(partners.spec_changes(), s, decisions_of_partner),
+            everything_on(elected(), &decisions.store),
+        ],
+    )
+    .run(
+        with_retry(Kind::PurchaseRestriction, restriction::reconcile),
+        retry::error_policy,
+        ctx.clone(),
+    );
 
-    let delegations_ctrl = controller(&delegations)
-        .reconcile_on(mapped(delegations.spec_changes(), s, delegations_of_reseller))
-        .reconcile_on(mapped(partners.spec_changes(), s, delegations_of_partner))
-        .reconcile_all_on(elected())
-        .run(
-            with_retry(Kind::ResellerDelegation, delegation::reconcile),
-            retry::error_policy,
-            ctx.clone(),
-        );
+    let delegations_ctrl = controller(
+        &delegations,
+        &gates.2,
+        vec![
+            mapped(delegations.spec_changes(), s, delegations_of_reseller),
+            mapped(partners.spec_changes(), s, delegations_of_partner),
+            everything_on(elected(), &delegations.store),
+        ],
+    )
+    .run(
+        with_retry(Kind::ResellerDelegation, delegation::reconcile),
+        retry::error_policy,
+        ctx.clone(),
+    );
 
-    let partners_ctrl = controller(&partners)
-        .reconcile_on(mapped(namespaces.spec_changes(), s, partners_in_namespace))
-        .reconcile_on(mapped(delegations.spec_changes(), s, reseller_of_delegation))
-        .reconcile_on(mapped(partners.spec_changes(), s, resellers_of_partner))
-        .reconcile_all_on(elected())
-        .run(
-            with_retry(Kind::Partner, partner::reconcile),
-            retry::error_policy,
-            ctx.clone(),
-        );
+    let partners_ctrl = controller(
+        &partners,
+        &gates.3,
+        vec![
+            mapped(namespaces.spec_changes(), s, partners_in_namespace),
+            mapped(delegations.spec_changes(), s, reseller_of_delegation),
+            mapped(partners.spec_changes(), s, resellers_of_partner),
+            everything_on(elected(), &partners.store),
+        ],
+    )
+    .run(
+        with_retry(Kind::Partner, partner::reconcile),
+        retry::error_policy,
+        ctx.clone(),
+    );
 
     // After each event a watch applied: the hierarchy is rebuilt when partners or delegations
     // change, the purchase webhook's prepared answers that read the object are outdated, and
@@ -306,11 +351,23 @@ pub async fn run(
         ready(ready_stores);
         futures::future::pending::<()>().await
     };
+    // Each reconcile that ended lets the next waiting object through its gate.
+    type Output<K, E> = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, E>>;
+    fn released<K, E>(gate: gate::Gate<K>) -> impl FnMut(Output<K, E>) -> futures::future::Ready<()>
+    where
+        K: Resource<DynamicType = ()> + 'static,
+        E: 'static,
+    {
+        move |output| {
+            gate.finished_with(&output);
+            futures::future::ready(())
+        }
+    }
     let controllers = futures::future::join4(
-        customers_ctrl.for_each(|_| async {}),
-        decisions_ctrl.for_each(|_| async {}),
-        delegations_ctrl.for_each(|_| async {}),
-        partners_ctrl.for_each(|_| async {}),
+        customers_ctrl.for_each(released(gates.0)),
+        decisions_ctrl.for_each(released(gates.1)),
+        delegations_ctrl.for_each(released(gates.2)),
+        partners_ctrl.for_each(released(gates.3)),
     );
     let freeze_watches = futures::future::join(
         freezer.run(client.clone(), changed_tx.clone()),

@@ -30,7 +30,7 @@ pub fn key<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectRef<K> {
     }
 }
 
-fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -> Vec<ObjectRef<K>> {
+pub fn refs<K: Resource<DynamicType = ()>>(objs: impl IntoIterator<Item = Arc<K>>) -> Vec<ObjectRef<K>> {
     objs.into_iter().map(|o| key(o.as_ref())).collect()
 }
 

@@ -65,16 +65,23 @@ where
     where
         T: PartialEq + Send + 'static,
     {
-        let mut seen: HashMap<String, (Option<i64>, T)> = HashMap::new();
-        let changed = self.applied().filter(move |obj| {
-            let meta = obj.meta();
-            let key = meta.uid.clone().or_else(|| meta.name.clone()).unwrap_or_default();
-            let now = (meta.generation, also(obj));
-            let changed = seen.get(&key) != Some(&now);
-            seen.insert(key, now);
-            futures::future::ready(changed)
-        });
-        futures::stream::select(changed, deletions(&self.gone))
+        // What each object was when last seen; a deletion forgets it.
+        let mut seen: HashMap<Uid, (Option<i64>, T)> = HashMap::new();
+        let applied = self.applied().map(|obj| (obj, true));
+        let deleted = deletions(&self.gone).map(|obj| (obj, false));
+        futures::stream::select(applied, deleted).filter_map(move |(obj, applied)| {
+            let key = Uid::of(obj.meta());
+            let changed = if applied {
+                let now = (obj.meta().generation, also(&obj));
+                let changed = seen.get(&key) != Some(&now);
+                seen.insert(key, now);
+                changed
+            } else {
+                seen.remove(&key);
+                true
+            };
+            futures::future::ready(changed.then_some(obj))
+        })
     }
 
     /// Drives the watch until it ends: indexes follow each event before the store does
@@ -109,6 +116,40 @@ where
                 async {}
             })
     }
+}
+
+/// An object's identity in the maps of what was last seen: its uid as a number when it is a
+/// UUID (every API server's), 16 bytes instead of a 36-character string; else its text (its
+/// name when it has no uid).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum Uid {
+    Uuid(u128),
+    Text(Box<str>),
+}
+
+impl Uid {
+    fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Uid {
+        let text = meta.uid.as_deref().or(meta.name.as_deref()).unwrap_or_default();
+        match parse_uuid(text) {
+            Some(n) => Uid::Uuid(n),
+            None => Uid::Text(text.into()),
+        }
+    }
+}
+
+/// `8-4-4-4-12` lowercase hexadecimal digits as one number (`None` for any other text, so that
+/// two different texts never read as the same number).
+fn parse_uuid(text: &str) -> Option<u128> {
+    let groups: Vec<&str> = text.split('-').collect();
+    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lengths != [8, 4, 4, 4, 12]
+        || !groups
+            .iter()
+            .all(|g| g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    {
+        return None;
+    }
+    u128::from_str_radix(&groups.concat(), 16).ok()
 }
 
 /// The annotation in which `kubectl apply` (and tools that apply as it does) keeps a copy of
@@ -148,6 +189,35 @@ fn deletions<K: Send + Sync + 'static>(gone: &Gone<K>) -> impl futures::Stream<I
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    #[test]
+    fn uids_are_numbers_when_they_are_uuids_and_text_otherwise() {
+        let meta = |uid: Option<&str>, name: &str| ObjectMeta {
+            uid: uid.map(String::from),
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Uid::of(&meta(Some("0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b"), "a")),
+            Uid::Uuid(0x0f8e2a4c_1b3d_4e5f_8a9b_0c1d2e3f4a5b)
+        );
+        for not_uuid in [
+            "0F8E2A4C-1B3D-4E5F-8A9B-0C1D2E3F4A5B",
+            "0f8e2a4c1b3d4e5f8a9b0c1d2e3f4a5b",
+            "0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5",
+            "0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5bc",
+            "+f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "uid-7",
+            "",
+        ] {
+            assert_eq!(
+                Uid::of(&meta(Some(not_uuid), "a")),
+                Uid::Text(not_uuid.into()),
+                "{not_uuid}"
+            );
+        }
+        assert_eq!(Uid::of(&meta(None, "acme")), Uid::Text("acme".into()));
+    }
 
     #[test]
     fn the_caches_keep_every_annotation_but_the_applied_manifest() {

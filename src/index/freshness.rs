@@ -46,7 +46,7 @@ fn lag_of<K: Resource<DynamicType = ()> + Clone>(
     let read_at = list.read_at.as_str();
     let kind = K::kind(&());
     let mut fresh: HashSet<(&str, &str)> = HashSet::with_capacity(list.items.len());
-    for (ns, name, rv) in &list.items {
+    for (ns, name, rv) in list.items.iter().map(Item::parts) {
         let mut reference = ObjectRef::<K>::new(name);
         if !ns.is_empty() {
             reference = reference.within(ns);
@@ -59,7 +59,7 @@ fn lag_of<K: Resource<DynamicType = ()> + Clone>(
                 Some(c) => format!("{kind} {ns}/{name} is at resourceVersion {c} in the cache, {rv} in the API server"),
             });
         }
-        fresh.insert((ns.as_str(), name.as_str()));
+        fresh.insert((ns, name));
     }
     for cached in cached {
         let (ns, name) = (cached.namespace().unwrap_or_default(), cached.name_any());
@@ -132,10 +132,35 @@ where
 /// What a quorum list says of each object: namespace, name, resourceVersion; and the
 /// resourceVersion of the read. Kept this small (not the objects' metadata, whose managed
 /// fields and annotations can be kilobytes each) so that a check of 100,000 objects costs
-/// megabytes, not hundreds.
+/// a few megabytes, not hundreds.
 struct Listed {
     read_at: String,
-    items: Vec<(String, String, String)>,
+    items: Vec<Item>,
+}
+
+/// One object of a quorum list: its namespace (empty for cluster-scoped kinds), name and
+/// resourceVersion in one allocation (three strings took three, and 72 bytes besides).
+struct Item {
+    text: Box<str>,
+    namespace: usize,
+    name: usize,
+}
+
+impl Item {
+    fn new(namespace: &str, name: &str, rv: &str) -> Item {
+        Item {
+            text: [namespace, name, rv].concat().into(),
+            namespace: namespace.len(),
+            name: name.len(),
+        }
+    }
+
+    /// Namespace, name, resourceVersion.
+    fn parts(&self) -> (&str, &str, &str) {
+        let (namespace, rest) = self.text.split_at(self.namespace);
+        let (name, rv) = rest.split_at(self.name);
+        (namespace, name, rv)
+    }
 }
 
 /// How many objects one page of a quorum list holds.
@@ -208,10 +233,10 @@ where
         }
         listed.items.extend(page.items.into_iter().map(|item| {
             let m = item.metadata;
-            (
-                m.namespace.unwrap_or_default(),
-                m.name.unwrap_or_default(),
-                m.resource_version.unwrap_or_default(),
+            Item::new(
+                m.namespace.as_deref().unwrap_or_default(),
+                m.name.as_deref().unwrap_or_default(),
+                m.resource_version.as_deref().unwrap_or_default(),
             )
         }));
         match page.metadata.continue_ {
@@ -361,6 +386,18 @@ mod tests {
         assert!(newer("11", "10"));
         assert!(!newer("10", "10"));
         assert!(!newer("x", "1"));
+    }
+
+    #[test]
+    fn a_listed_item_reads_back_its_parts() {
+        for (ns, name, rv) in [
+            ("dist", "acme", "42"),
+            ("", "dist", "7"),
+            ("", "", ""),
+            ("né", "ü-1", "x"),
+        ] {
+            assert_eq!(Item::new(ns, name, rv).parts(), (ns, name, rv));
+        }
     }
 
     #[test]

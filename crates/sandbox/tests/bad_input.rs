@@ -979,3 +979,141 @@ async fn node_selectors_affinity_and_tolerations_are_judged() {
     );
     sandbox.shutdown().await;
 }
+
+/// Node field selectors, the label and namespace selectors of pod affinity terms with their
+/// label keys, and topology spread constraints are judged as kube-apiserver 1.33 judges them;
+/// a new Pod's `matchLabelKeys` join its affinity terms' selectors before that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spread_constraints_field_selectors_and_affinity_selectors_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let bad: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "bad", "labels": {"app": "web"}},
+        "spec": {
+            "affinity": {
+                "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": ["node-a", "node-b"]},
+                    {"key": "spec.unschedulable", "operator": "Exists"},
+                    {"key": "metadata.name", "operator": "NotIn", "values": ["Node_A"]}
+                ]}]}},
+                "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                    "labelSelector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Has", "values": ["x y"]}]},
+                    "namespaceSelector": {"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]},
+                    "namespaces": ["Bad_NS"],
+                    "matchLabelKeys": ["app", "release"],
+                    "mismatchLabelKeys": ["release"],
+                    "topologyKey": "zone"
+                }]},
+                "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 10, "podAffinityTerm": {"matchLabelKeys": ["app"], "topologyKey": "zone"}}
+                ]}
+            },
+            "topologySpreadConstraints": [
+                {"maxSkew": 0, "topologyKey": "", "whenUnsatisfiable": "Sometimes", "minDomains": 0, "nodeAffinityPolicy": "Maybe", "matchLabelKeys": ["app"]},
+                {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway", "minDomains": 2,
+                 "labelSelector": {"matchLabels": {"app": "web"}}, "matchLabelKeys": ["app"]},
+                {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}
+            ],
+            "containers": [{"name": "app", "image": "nginx"}]
+        }
+    }))
+    .expect("pod");
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let fields =
+        "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields";
+    let term = "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]";
+    let subdomain = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    let label = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+    let value = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+    let spread = "spec.topologySpreadConstraints";
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!("{fields}[0].values: Required value: must be only one value when `operator` is 'In' or 'NotIn' for node field selector"),
+            format!("{fields}[1].operator: Invalid value: \"Exists\": not a valid selector operator"),
+            format!("{fields}[1].key: Invalid value: \"spec.unschedulable\": not a valid field selector key"),
+            format!("{fields}[2].values[0]: Invalid value: \"Node_A\": {subdomain}"),
+            format!("{term}.labelSelector.matchExpressions[0].operator: Invalid value: \"Has\": not a valid selector operator"),
+            format!("{term}.labelSelector.matchExpressions[0].values[0]: Invalid value: \"x y\": {value}"),
+            format!("{term}.namespaceSelector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+            format!("{term}.namespace: Invalid value: \"Bad_NS\": {label}"),
+            // The Pod's label `app` joined the selector, which already named it.
+            format!("{term}[0]: Invalid value: \"app\": exists in both matchLabelKeys and labelSelector"),
+            format!("{term}.matchLabelKeys[1]: Invalid value: \"release\": exists in both matchLabelKeys and mismatchLabelKeys"),
+            "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].podAffinityTerm.matchLabelKeys: Forbidden: must not be specified when labelSelector is not set".to_string(),
+            format!("{spread}[0].maxSkew: Invalid value: 0: must be greater than zero"),
+            format!("{spread}[0].topologyKey: Required value: can not be empty"),
+            format!("{spread}[0].whenUnsatisfiable: Unsupported value: \"Sometimes\": supported values: \"DoNotSchedule\", \"ScheduleAnyway\""),
+            format!("{spread}[0].minDomains: Invalid value: 0: must be greater than zero"),
+            format!("{spread}[0].minDomains: Invalid value: 0: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not Sometimes"),
+            format!("{spread}[0].nodeAffinityPolicy: Unsupported value: \"Maybe\": supported values: \"Honor\", \"Ignore\""),
+            format!("{spread}[0].matchLabelKeys: Forbidden: must not be specified when labelSelector is not set"),
+            format!("{spread}[1].{{topologyKey, whenUnsatisfiable}}: Duplicate value: \"{{zone, ScheduleAnyway}}\""),
+            format!("{spread}[1].minDomains: Invalid value: 2: can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ScheduleAnyway"),
+            format!("{spread}[1].matchLabelKeys[0]: Invalid value: \"app\": exists in both matchLabelKeys and labelSelector"),
+        ]
+    );
+
+    // Valid: kubectl creates it, and the Pod's label joined the term's selector as `In`, the
+    // missing one as nothing.
+    let dir = std::env::temp_dir().join(format!("sandbox-label-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let manifest = dir.join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: spread, labels: {app: web, release: r1}}
+spec:
+  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - labelSelector: {matchLabels: {tier: front}}
+        matchLabelKeys: [app, missing]
+        mismatchLabelKeys: [release]
+        topologyKey: kubernetes.io/hostname
+  topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule, minDomains: 2, nodeAffinityPolicy: Honor, labelSelector: {matchLabels: {tier: front}}, matchLabelKeys: [app]}
+  containers: [{name: app, image: nginx}]
+"#,
+    )
+    .expect("write");
+    let kubectl = support::Kubectl {
+        bin: support::kubectl(None),
+        kubeconfig,
+    };
+    kubectl.ok(&["create", "-f", manifest.to_str().expect("path")]);
+    let selector = kubectl.ok(&[
+        "get",
+        "pod",
+        "spread",
+        "-o",
+        "jsonpath={.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector}",
+    ]);
+    let selector: Value = serde_json::from_str(&selector).expect("a selector");
+    assert_eq!(
+        selector,
+        json!({"matchLabels": {"tier": "front"}, "matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["web"]},
+            {"key": "release", "operator": "NotIn", "values": ["r1"]}
+        ]})
+    );
+    // Topology spread constraints keep their label keys apart (1.33 does not merge them).
+    let spread = kubectl.ok(&[
+        "get",
+        "pod",
+        "spread",
+        "-o",
+        "jsonpath={.spec.topologySpreadConstraints[0].labelSelector}",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&spread).expect("a selector"),
+        json!({"matchLabels": {"tier": "front"}})
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

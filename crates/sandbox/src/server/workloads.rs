@@ -444,6 +444,75 @@ pub(super) fn select_own_pods(job: &mut Value) {
     }
 }
 
+/// What kube-apiserver does to a new Pod's pod affinity and anti-affinity terms before
+/// validating it (`MatchLabelKeysInPodAffinity`, on by default in 1.33): each key of
+/// `matchLabelKeys` the Pod has as a label joins the term's label selector as `In` its value,
+/// each of `mismatchLabelKeys` as `NotIn`. Terms without a label selector select nothing and
+/// are left alone.
+pub(super) fn apply_match_label_keys(pod: &mut Value) {
+    let labels = pod.pointer("/metadata/labels").cloned().unwrap_or(Value::Null);
+    let Some(affinity) = pod.pointer_mut("/spec/affinity").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for kind in ["podAffinity", "podAntiAffinity"] {
+        let Some(kind) = affinity.get_mut(kind).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (list, nested) in [
+            ("requiredDuringSchedulingIgnoredDuringExecution", false),
+            ("preferredDuringSchedulingIgnoredDuringExecution", true),
+        ] {
+            let Some(terms) = kind.get_mut(list).and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for term in terms {
+                let term = if nested {
+                    term.get_mut("podAffinityTerm")
+                } else {
+                    Some(term)
+                };
+                if let Some(term) = term.filter(|t| t.is_object()) {
+                    apply_label_keys_to_term(term, &labels);
+                }
+            }
+        }
+    }
+}
+
+fn apply_label_keys_to_term(term: &mut Value, labels: &Value) {
+    let keys = |field: &str| -> Vec<String> {
+        term.get(field)
+            .and_then(Value::as_array)
+            .map(|keys| keys.iter().filter_map(Value::as_str).map(String::from).collect())
+            .unwrap_or_default()
+    };
+    let (matching, mismatching) = (keys("matchLabelKeys"), keys("mismatchLabelKeys"));
+    let Some(selector) = term.get_mut("labelSelector").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if matching.is_empty() && mismatching.is_empty() {
+        return;
+    }
+    let mut added = vec![];
+    for (keys, operator) in [(matching, "In"), (mismatching, "NotIn")] {
+        for key in keys {
+            if let Some(value) = labels.get(&key).and_then(Value::as_str) {
+                added.push(json!({"key": key, "operator": operator, "values": [value]}));
+            }
+        }
+    }
+    if added.is_empty() {
+        return;
+    }
+    let expressions = selector.entry("matchExpressions").or_insert(json!([]));
+    if !expressions.is_array() {
+        *expressions = json!([]);
+    }
+    if let Some(list) = expressions.as_array_mut() {
+        list.extend(added);
+    }
+}
+
 /// Where the ServiceAccount admission plugin mounts a Pod's token.
 const TOKEN_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 

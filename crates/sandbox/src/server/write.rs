@@ -367,6 +367,7 @@ impl ApiServer {
             super::workloads::select_own_pods(&mut obj);
         }
         if rt.group.is_empty() && rt.plural == "pods" {
+            super::workloads::apply_match_label_keys(&mut obj);
             // kube-apiserver's own status of a new Pod: pending, in the QoS class its
             // containers' requests and limits make.
             let qos = crate::validation::qos_class(obj.get("spec").unwrap_or(&Value::Null));

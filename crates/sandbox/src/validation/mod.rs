@@ -366,20 +366,65 @@ fn go_label_selector(selector: &Value) -> String {
 // ---------------------------------------------------------------------------------------
 // Metadata (ValidateObjectMeta)
 
+/// `ValidateLabels`: each key a qualified name, each value a label value, refused at `field`.
+fn label_map(labels: &Map<String, Value>, field: &str, out: &mut Vec<Problem>) {
+    for (key, value) in labels {
+        for p in qualified_name_problems(key) {
+            out.push(Problem::invalid(field, &format!("{key:?}"), &p));
+        }
+        let value = value.as_str().unwrap_or_default();
+        for p in label_value_problems(value) {
+            out.push(Problem::invalid(field, &format!("{value:?}"), &p));
+        }
+    }
+}
+
+/// `ValidateLabelSelector` (label values checked, as for new objects): its labels, and each
+/// requirement's operator, values and key.
+fn label_selector(selector: Option<&Value>, at: &str, out: &mut Vec<Problem>) {
+    let Some(selector) = selector.filter(|s| !s.is_null()) else {
+        return;
+    };
+    if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+        label_map(labels, &format!("{at}.matchLabels"), out);
+    }
+    for (i, requirement) in items(selector, "matchExpressions").iter().enumerate() {
+        let at = format!("{at}.matchExpressions[{i}]");
+        let values = items(requirement, "values");
+        match text(requirement, "operator") {
+            "In" | "NotIn" if values.is_empty() => out.push(Problem::required_because(
+                format!("{at}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            "Exists" | "DoesNotExist" if !values.is_empty() => out.push(Problem::forbidden(
+                format!("{at}.values"),
+                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+            )),
+            "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+            other => out.push(Problem::invalid(
+                format!("{at}.operator"),
+                &format!("{other:?}"),
+                "not a valid selector operator",
+            )),
+        }
+        let key = text(requirement, "key");
+        for p in qualified_name_problems(key) {
+            out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
+        }
+        for (j, value) in values.iter().enumerate() {
+            let value = value.as_str().unwrap_or_default();
+            for p in label_value_problems(value) {
+                out.push(Problem::invalid(format!("{at}.values[{j}]"), &format!("{value:?}"), &p));
+            }
+        }
+    }
+}
+
 /// The labels and annotation keys of the metadata at `path` (`metadata`, or a template's).
 fn metadata(meta: Option<&Value>, path: &str, out: &mut Vec<Problem>) {
     let Some(meta) = meta else { return };
     if let Some(labels) = meta.get("labels").and_then(Value::as_object) {
-        let field = format!("{path}.labels");
-        for (key, value) in labels {
-            for p in qualified_name_problems(key) {
-                out.push(Problem::invalid(&field, &format!("{key:?}"), &p));
-            }
-            let value = value.as_str().unwrap_or_default();
-            for p in label_value_problems(value) {
-                out.push(Problem::invalid(&field, &format!("{value:?}"), &p));
-            }
-        }
+        label_map(labels, &format!("{path}.labels"), out);
     }
     if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
         let field = format!("{path}.annotations");
@@ -470,6 +515,7 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
     pod_spec::pod_security(spec, path, out);
     pod_spec::affinity(spec, path, out);
     pod_spec::tolerations(spec, path, out);
+    pod_spec::topology_spread(spec, path, out);
     volumes
 }
 

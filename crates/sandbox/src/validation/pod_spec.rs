@@ -775,9 +775,103 @@ fn node_selector_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
             out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
         }
     }
+    // Node field selectors (`ValidateNodeFieldSelectorRequirement`): `metadata.name` only,
+    // `In` or `NotIn` one node name.
+    for (j, requirement) in items(term, "matchFields").iter().enumerate() {
+        let at = format!("{at}.matchFields[{j}]");
+        let values = items(requirement, "values");
+        match text(requirement, "operator") {
+            "In" | "NotIn" if values.len() != 1 => out.push(Problem::required_because(
+                format!("{at}.values"),
+                "must be only one value when `operator` is 'In' or 'NotIn' for node field selector",
+            )),
+            "In" | "NotIn" => {}
+            other => out.push(Problem::invalid(
+                format!("{at}.operator"),
+                &format!("{other:?}"),
+                "not a valid selector operator",
+            )),
+        }
+        match text(requirement, "key") {
+            "metadata.name" => {
+                for (i, value) in values.iter().enumerate() {
+                    let value = value.as_str().unwrap_or_default();
+                    for p in purchase_guard_crd_validation::validate_dns1123_subdomain(value) {
+                        out.push(Problem::invalid(format!("{at}.values[{i}]"), &format!("{value:?}"), &p));
+                    }
+                }
+            }
+            other => out.push(Problem::invalid(
+                format!("{at}.key"),
+                &format!("{other:?}"),
+                "not a valid field selector key",
+            )),
+        }
+    }
 }
 
+/// The strings of a list field (non-strings read as "").
+fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    items(v, key).iter().map(|x| x.as_str().unwrap_or_default()).collect()
+}
+
+/// `validatePodAffinityTerm`: its label and namespace selectors, namespaces, label keys, and
+/// topology key.
 fn pod_affinity_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
+    let selector = present(term, "labelSelector");
+    super::label_selector(selector, &format!("{at}.labelSelector"), out);
+    super::label_selector(
+        present(term, "namespaceSelector"),
+        &format!("{at}.namespaceSelector"),
+        out,
+    );
+    for namespace in strings(term, "namespaces") {
+        for p in purchase_guard_crd_validation::validate_dns1123_label(namespace) {
+            // kube-apiserver names the field `namespace`.
+            out.push(Problem::invalid(
+                format!("{at}.namespace"),
+                &format!("{namespace:?}"),
+                &p,
+            ));
+        }
+    }
+    // `validateMatchLabelKeysAndMismatchLabelKeys`, after the keys joined the selector.
+    let (matching, mismatching) = (strings(term, "matchLabelKeys"), strings(term, "mismatchLabelKeys"));
+    for (field, keys) in [("matchLabelKeys", &matching), ("mismatchLabelKeys", &mismatching)] {
+        label_keys(keys, selector, &format!("{at}.{field}"), out);
+    }
+    if let Some(selector) = selector {
+        // A key in `matchLabelKeys` (its last place there) that the selector names twice.
+        let place: std::collections::HashMap<&str, usize> = matching.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        let mut seen: HashSet<&str> = selector
+            .get("matchLabels")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for requirement in items(selector, "matchExpressions") {
+            let key = text(requirement, "key");
+            if let Some(i) = place.get(key)
+                && seen.contains(key)
+            {
+                // kube-apiserver puts the index after the term's own path.
+                out.push(Problem::invalid(
+                    format!("{at}[{i}]"),
+                    &format!("{key:?}"),
+                    "exists in both matchLabelKeys and labelSelector",
+                ));
+            }
+            seen.insert(key);
+        }
+    }
+    for (i, key) in matching.iter().enumerate() {
+        if mismatching.contains(key) {
+            out.push(Problem::invalid(
+                format!("{at}.matchLabelKeys[{i}]"),
+                &format!("{key:?}"),
+                "exists in both matchLabelKeys and mismatchLabelKeys",
+            ));
+        }
+    }
     let key = text(term, "topologyKey");
     if key.is_empty() {
         out.push(Problem::required_because(
@@ -787,5 +881,128 @@ fn pod_affinity_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
     }
     for p in super::qualified_name_problems(key) {
         out.push(Problem::invalid(format!("{at}.topologyKey"), &format!("{key:?}"), &p));
+    }
+}
+
+/// Label keys a term or constraint takes from the Pod's labels: only beside a label selector,
+/// each a label name.
+fn label_keys(keys: &[&str], selector: Option<&Value>, at: &str, out: &mut Vec<Problem>) {
+    if keys.is_empty() {
+        return;
+    }
+    if selector.is_none() {
+        out.push(Problem::forbidden(
+            at,
+            "must not be specified when labelSelector is not set",
+        ));
+        return;
+    }
+    for (i, key) in keys.iter().enumerate() {
+        for p in super::qualified_name_problems(key) {
+            out.push(Problem::invalid(format!("{at}[{i}]"), &format!("{key:?}"), &p));
+        }
+    }
+}
+
+/// A pod's topology spread constraints (`validateTopologySpreadConstraints` of 1.33).
+pub fn topology_spread(spec: &Value, path: &str, out: &mut Vec<Problem>) {
+    let constraints = items(spec, "topologySpreadConstraints");
+    let at = format!("{path}.topologySpreadConstraints");
+    for (i, constraint) in constraints.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        let skew = constraint.get("maxSkew").and_then(Value::as_i64).unwrap_or(0);
+        if skew <= 0 {
+            out.push(Problem::invalid(
+                format!("{at}.maxSkew"),
+                &skew.to_string(),
+                "must be greater than zero",
+            ));
+        }
+        let key = text(constraint, "topologyKey");
+        if key.is_empty() {
+            out.push(Problem::required_because(
+                format!("{at}.topologyKey"),
+                "can not be empty",
+            ));
+        }
+        let action = text(constraint, "whenUnsatisfiable");
+        if !matches!(action, "DoNotSchedule" | "ScheduleAnyway") {
+            out.push(Problem::not_supported(
+                format!("{at}.whenUnsatisfiable"),
+                action,
+                &["DoNotSchedule", "ScheduleAnyway"],
+            ));
+        }
+        // The pair (topology key, action) names one kind of constraint: once.
+        let repeated = constraints[i + 1..]
+            .iter()
+            .any(|other| text(other, "topologyKey") == key && text(other, "whenUnsatisfiable") == action);
+        if repeated {
+            out.push(Problem::duplicate(
+                format!("{at}.{{topologyKey, whenUnsatisfiable}}"),
+                &format!("{{{key}, {action}}}"),
+            ));
+        }
+        if let Some(domains) = present(constraint, "minDomains") {
+            let domains = domains.as_i64().unwrap_or(0);
+            if domains <= 0 {
+                out.push(Problem::invalid(
+                    format!("{at}.minDomains"),
+                    &domains.to_string(),
+                    "must be greater than zero",
+                ));
+            }
+            if action != "DoNotSchedule" {
+                out.push(Problem::invalid(
+                    format!("{at}.minDomains"),
+                    &domains.to_string(),
+                    &format!("can only use minDomains if whenUnsatisfiable=DoNotSchedule, not {action}"),
+                ));
+            }
+        }
+        for policy in ["nodeAffinityPolicy", "nodeTaintsPolicy"] {
+            if let Some(value) = present(constraint, policy) {
+                let value = value.as_str().unwrap_or_default();
+                if !matches!(value, "Honor" | "Ignore") {
+                    out.push(Problem::not_supported(
+                        format!("{at}.{policy}"),
+                        value,
+                        &["Honor", "Ignore"],
+                    ));
+                }
+            }
+        }
+        // `validateMatchLabelKeysInTopologySpread`: keys beside a label selector, not in it.
+        let selector = present(constraint, "labelSelector");
+        let keys = strings(constraint, "matchLabelKeys");
+        if !keys.is_empty() {
+            let at = format!("{at}.matchLabelKeys");
+            let mut in_selector: HashSet<&str> = HashSet::new();
+            match selector {
+                Some(s) => {
+                    if let Some(labels) = s.get("matchLabels").and_then(Value::as_object) {
+                        in_selector.extend(labels.keys().map(String::as_str));
+                    }
+                    in_selector.extend(items(s, "matchExpressions").iter().map(|r| text(r, "key")));
+                }
+                None => out.push(Problem::forbidden(
+                    at.clone(),
+                    "must not be specified when labelSelector is not set",
+                )),
+            }
+            for (i, key) in keys.iter().enumerate() {
+                for p in super::qualified_name_problems(key) {
+                    out.push(Problem::invalid(format!("{at}[{i}]"), &format!("{key:?}"), &p));
+                }
+                if in_selector.contains(key) {
+                    out.push(Problem::invalid(
+                        format!("{at}[{i}]"),
+                        &format!("{key:?}"),
+                        "exists in both matchLabelKeys and labelSelector",
+                    ));
+                }
+            }
+        }
+        super::label_selector(selector, &format!("{at}.labelSelector"), out);
     }
 }

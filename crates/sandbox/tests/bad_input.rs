@@ -1117,3 +1117,67 @@ spec:
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// A pod's sysctls are judged as kube-apiserver judges them: named, well-formed, once each,
+/// and not of a kernel namespace the pod shares with the host; `shareProcessNamespace` not
+/// with `hostPID`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysctls_and_shared_namespaces_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |spec: Value| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "tuned"}, "spec": spec})).expect("pod")
+    };
+    let bad = pod(json!({
+        "hostNetwork": true,
+        "hostIPC": true,
+        "hostPID": true,
+        "shareProcessNamespace": true,
+        "securityContext": {"sysctls": [
+            {"name": "", "value": "1"},
+            {"name": "Net.Core", "value": "1"},
+            {"name": "net.core.somaxconn", "value": "1024"},
+            {"name": "net.core.somaxconn", "value": "2048"},
+            {"name": "kernel/shm_rmid_forced", "value": "1"},
+            {"name": "vm.swappiness", "value": "10"}
+        ]},
+        "containers": [{"name": "app", "image": "nginx"}]
+    }));
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let at = "spec.securityContext";
+    let regex = r"^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$";
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!(
+                "{at}.shareProcessNamespace: Invalid value: true: ShareProcessNamespace and HostPID cannot both be enabled"
+            ),
+            format!("{at}.sysctls[0].name: Required value"),
+            format!(
+                "{at}.sysctls[1].name: Invalid value: \"Net.Core\": must have at most 253 characters and match regex {regex}"
+            ),
+            format!(
+                "{at}.sysctls[2].name: Invalid value: \"net.core.somaxconn\": may not be specified when 'hostNetwork' is true"
+            ),
+            format!("{at}.sysctls[3].name: Duplicate value: \"net.core.somaxconn\""),
+            format!(
+                "{at}.sysctls[3].name: Invalid value: \"net.core.somaxconn\": may not be specified when 'hostNetwork' is true"
+            ),
+            format!(
+                "{at}.sysctls[4].name: Invalid value: \"kernel/shm_rmid_forced\": may not be specified when 'hostIPC' is true"
+            ),
+        ]
+    );
+    // The same sysctls in a pod of its own namespaces are fine.
+    let good = pod(json!({
+        "securityContext": {"sysctls": [
+            {"name": "net.core.somaxconn", "value": "1024"},
+            {"name": "kernel/shm_rmid_forced", "value": "1"}
+        ]},
+        "containers": [{"name": "app", "image": "nginx"}]
+    }));
+    pods.create(&PostParams::default(), &good).await.expect("created");
+    sandbox.shutdown().await;
+}

@@ -494,6 +494,45 @@ fn seccomp(sc: &Value, at: &str, out: &mut Vec<Problem>) {
     }
 }
 
+/// kube-apiserver's sysctl names: segments of lowercase letters, digits, `-` and `_`
+/// (starting and ending with a letter or digit), separated by `.` or `/`.
+static SYSCTL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^([a-z0-9]([-_a-z0-9]*[a-z0-9])?[\./])*[a-z0-9]([-_a-z0-9]*[a-z0-9])?$").expect("regex")
+});
+
+/// The kernel namespaces a sysctl can belong to, as far as the host checks need them.
+enum SysctlNamespace {
+    Net,
+    Ipc,
+}
+
+/// Which namespace `name` belongs to (`utilsysctl.GetNamespace`): a name whose first separator
+/// is `/` reads with `/` and `.` swapped.
+fn sysctl_namespace(name: &str) -> Option<SysctlNamespace> {
+    let dotted: String = match name.find(['.', '/']) {
+        Some(i) if name.as_bytes()[i] == b'/' => name
+            .chars()
+            .map(|c| match c {
+                '/' => '.',
+                '.' => '/',
+                c => c,
+            })
+            .collect(),
+        _ => name.to_string(),
+    };
+    if dotted.starts_with("net.") {
+        Some(SysctlNamespace::Net)
+    } else if dotted == "kernel.sem"
+        || ["kernel.shm", "kernel.msg", "fs.mqueue."]
+            .iter()
+            .any(|p| dotted.starts_with(p))
+    {
+        Some(SysctlNamespace::Ipc)
+    } else {
+        None
+    }
+}
+
 /// A pod's security context (`validatePodSpecSecurityContext`).
 pub fn pod_security(spec: &Value, path: &str, out: &mut Vec<Problem>) {
     let Some(sc) = present(spec, "securityContext") else {
@@ -510,14 +549,46 @@ pub fn pod_security(spec: &Value, path: &str, out: &mut Vec<Problem>) {
             ));
         }
     }
-    if sc.get("shareProcessNamespace").and_then(Value::as_bool) == Some(true)
-        && spec.get("hostPID").and_then(Value::as_bool) == Some(true)
-    {
+    // Pod-level fields in v1, judged as part of the security context (where kube-apiserver's
+    // internal type keeps them).
+    let host = |field: &str| spec.get(field).and_then(Value::as_bool) == Some(true);
+    if host("shareProcessNamespace") && host("hostPID") {
         out.push(Problem::invalid(
             format!("{at}.shareProcessNamespace"),
             "true",
             "ShareProcessNamespace and HostPID cannot both be enabled",
         ));
+    }
+    let mut seen = HashSet::new();
+    for (i, sysctl) in items(sc, "sysctls").iter().enumerate() {
+        let at = format!("{at}.sysctls[{i}].name");
+        let name = text(sysctl, "name");
+        if name.is_empty() {
+            out.push(Problem::required(at.clone()));
+        } else if name.len() > 253 || !SYSCTL.is_match(name) {
+            out.push(Problem::invalid(
+                at.clone(),
+                &format!("{name:?}"),
+                &format!("must have at most 253 characters and match regex {}", SYSCTL.as_str()),
+            ));
+        } else if seen.contains(name) {
+            out.push(Problem::duplicate(at.clone(), name));
+        }
+        // `ValidateHostSysctl`: a namespaced sysctl of a namespace shared with the host.
+        match sysctl_namespace(name) {
+            Some(SysctlNamespace::Net) if host("hostNetwork") => out.push(Problem::invalid(
+                at.clone(),
+                &format!("{name:?}"),
+                "may not be specified when 'hostNetwork' is true",
+            )),
+            Some(SysctlNamespace::Ipc) if host("hostIPC") => out.push(Problem::invalid(
+                at.clone(),
+                &format!("{name:?}"),
+                "may not be specified when 'hostIPC' is true",
+            )),
+            _ => {}
+        }
+        seen.insert(name);
     }
     if let Some(policy) = sc.get("fsGroupChangePolicy").and_then(Value::as_str)
         && !matches!(policy, "Always" | "OnRootMismatch")

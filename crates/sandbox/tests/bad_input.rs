@@ -1181,3 +1181,78 @@ async fn sysctls_and_shared_namespaces_are_judged() {
     pods.create(&PostParams::default(), &good).await.expect("created");
     sandbox.shutdown().await;
 }
+
+/// Environment variables read pod fields and container resources that kube-apiserver knows:
+/// refusals worded as its own, and the defaults it writes (`apiVersion: v1`, `divisor: "0"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_field_references_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |name: &str, env: Value| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+            "containers": [{"name": "app", "image": "nginx", "env": env}]
+        }}))
+        .expect("pod")
+    };
+    let field = |path: &str| json!({"fieldRef": {"fieldPath": path}});
+    let bad = pod(
+        "bad",
+        json!([
+            {"name": "A", "valueFrom": field("status.phase")},
+            {"name": "B", "valueFrom": field("spec.containers")},
+            {"name": "C", "valueFrom": {"fieldRef": {"apiVersion": "v2", "fieldPath": "metadata.name"}}},
+            {"name": "D", "valueFrom": field("metadata.labels['bad key']")},
+            {"name": "E", "valueFrom": field("metadata.name['x']")},
+            {"name": "F", "valueFrom": {"resourceFieldRef": {"resource": "limits.gpu"}}},
+            {"name": "G", "valueFrom": {"resourceFieldRef": {"resource": ""}}}
+        ]),
+    );
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let env = "spec.containers[0].env";
+    let qualified = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!(
+                "{env}[0].valueFrom.fieldRef.fieldPath: Unsupported value: \"status.phase\": supported values: \"metadata.name\", \"metadata.namespace\", \"metadata.uid\", \"spec.nodeName\", \"spec.serviceAccountName\", \"status.hostIP\", \"status.hostIPs\", \"status.podIP\", \"status.podIPs\""
+            ),
+            format!(
+                "{env}[1].valueFrom.fieldRef.fieldPath: Invalid value: \"spec.containers\": error converting fieldPath: field label not supported: spec.containers"
+            ),
+            format!(
+                "{env}[2].valueFrom.fieldRef.fieldPath: Invalid value: \"metadata.name\": error converting fieldPath: unsupported pod version: v2"
+            ),
+            format!("{env}[3].valueFrom.fieldRef: Invalid value: \"bad key\": name part {qualified}"),
+            format!(
+                "{env}[4].valueFrom.fieldRef.fieldPath: Invalid value: \"metadata.name['x']\": error converting fieldPath: field label does not support subscript: metadata.name['x']"
+            ),
+            format!(
+                "{env}[5].valueFrom.resourceFieldRef.resource: Unsupported value: \"limits.gpu\": supported values: \"limits.cpu\", \"limits.ephemeral-storage\", \"limits.memory\", \"requests.cpu\", \"requests.ephemeral-storage\", \"requests.memory\""
+            ),
+            format!("{env}[6].valueFrom.resourceFieldRef.resource: Required value"),
+        ]
+    );
+    let good = pod(
+        "good",
+        json!([
+            {"name": "NODE", "valueFrom": field("spec.nodeName")},
+            {"name": "TEAM", "valueFrom": field("metadata.labels['team']")},
+            {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}
+        ]),
+    );
+    let created = pods.create(&PostParams::default(), &good).await.expect("created");
+    let created = serde_json::to_value(&created).expect("json");
+    let env = &created["spec"]["containers"][0]["env"];
+    assert_eq!(
+        env[0]["valueFrom"],
+        json!({"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}})
+    );
+    assert_eq!(env[1]["valueFrom"]["fieldRef"]["apiVersion"], "v1");
+    assert_eq!(
+        env[2]["valueFrom"],
+        json!({"resourceFieldRef": {"resource": "limits.cpu", "divisor": "0"}})
+    );
+    sandbox.shutdown().await;
+}

@@ -332,6 +332,11 @@ fn pod_spec_defaults(spec: &mut Value, pod: bool) {
                 port.entry("protocol").or_insert(json!("TCP"));
             }
             probe_defaults(c);
+            if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
+                for from in env.iter_mut().filter_map(|v| v.get_mut("valueFrom")) {
+                    selector_defaults(from);
+                }
+            }
         }
     }
     volume_defaults(spec);
@@ -404,6 +409,26 @@ fn volume_defaults(spec: &mut serde_json::Map<String, Value>) {
                 default_to(src, "defaultMode", json!(0o644));
             }
         }
+        if let Some(items) = volume.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
+            items.as_array_mut().into_iter().flatten().for_each(selector_defaults);
+        }
+        let projected = volume.get_mut("projected").and_then(|p| p.get_mut("sources"));
+        for source in projected.and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(items) = source.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
+                items.as_array_mut().into_iter().flatten().for_each(selector_defaults);
+            }
+        }
+    }
+}
+
+/// `SetDefaults_ObjectFieldSelector` and the zero divisor Go writes: a field selector reads
+/// API version `v1` unless it says otherwise, a resource field selector's divisor is "0".
+fn selector_defaults(holder: &mut Value) {
+    if let Some(field) = holder.get_mut("fieldRef").and_then(Value::as_object_mut) {
+        default_when_empty(field, "apiVersion", "v1");
+    }
+    if let Some(resource) = holder.get_mut("resourceFieldRef").and_then(Value::as_object_mut) {
+        default_to(resource, "divisor", json!("0"));
     }
 }
 

@@ -412,6 +412,11 @@ pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
                 continue;
             };
             sources += 1;
+            match source {
+                "fieldRef" => field_ref(selector, ENV_FIELD_PATHS, &format!("{at}.{source}"), out),
+                "resourceFieldRef" => resource_field_ref(selector, &format!("{at}.{source}"), out),
+                _ => {}
+            }
             if matches!(source, "configMapKeyRef" | "secretKeyRef") {
                 let name = text(selector, "name");
                 for p in purchase_guard_crd_validation::validate_dns1123_subdomain(name) {
@@ -443,6 +448,131 @@ pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
         if let Some(detail) = detail {
             out.push(Problem::invalid(at, "\"\"", detail));
         }
+    }
+}
+
+/// The pod fields an environment variable may read (`validEnvDownwardAPIFieldPathExpressions`),
+/// sorted as kube-apiserver lists them.
+const ENV_FIELD_PATHS: &[&str] = &[
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "spec.nodeName",
+    "spec.serviceAccountName",
+    "status.hostIP",
+    "status.hostIPs",
+    "status.podIP",
+    "status.podIPs",
+];
+
+/// `metadata.labels['key']` as (`metadata.labels`, `key`) (`SplitMaybeSubscriptedPath`).
+fn subscripted(path: &str) -> Option<(&str, &str)> {
+    let (base, key) = path.strip_suffix("']")?.split_once("['")?;
+    (!base.is_empty()).then_some((base, key))
+}
+
+/// An object field selector (`validateObjectFieldSelector`): an API version (`v1`, the only
+/// one a Pod's fields convert from) and a field path kube-apiserver knows, among `allowed`,
+/// or a label or annotation by key.
+fn field_ref(selector: &Value, allowed: &[&str], at: &str, out: &mut Vec<Problem>) {
+    let version = text(selector, "apiVersion");
+    let path = text(selector, "fieldPath");
+    if version.is_empty() {
+        out.push(Problem::required(format!("{at}.apiVersion")));
+        return;
+    }
+    if path.is_empty() {
+        out.push(Problem::required(format!("{at}.fieldPath")));
+        return;
+    }
+    // `ConvertDownwardAPIFieldLabel`.
+    const KNOWN: &[&str] = &[
+        "metadata.annotations",
+        "metadata.labels",
+        "metadata.name",
+        "metadata.namespace",
+        "metadata.uid",
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.serviceAccountName",
+        "spec.schedulerName",
+        "status.phase",
+        "status.hostIP",
+        "status.hostIPs",
+        "status.podIP",
+        "status.podIPs",
+    ];
+    let converted = if version != "v1" {
+        Err(format!("unsupported pod version: {version}"))
+    } else if let Some((base, _)) = subscripted(path) {
+        if matches!(base, "metadata.annotations" | "metadata.labels") {
+            Ok(path)
+        } else {
+            Err(format!("field label does not support subscript: {path}"))
+        }
+    } else if path == "spec.host" {
+        Ok("spec.nodeName")
+    } else if KNOWN.contains(&path) {
+        Ok(path)
+    } else {
+        Err(format!("field label not supported: {path}"))
+    };
+    let path = match converted {
+        Ok(path) => path,
+        Err(e) => {
+            out.push(Problem::invalid(
+                format!("{at}.fieldPath"),
+                &format!("{path:?}"),
+                &format!("error converting fieldPath: {e}"),
+            ));
+            return;
+        }
+    };
+    match subscripted(path) {
+        Some((base, key)) => {
+            let key = if base == "metadata.annotations" {
+                key.to_lowercase()
+            } else {
+                key.to_string()
+            };
+            for p in super::qualified_name_problems(&key) {
+                out.push(Problem::invalid(at, &format!("{key:?}"), &p));
+            }
+        }
+        None if !allowed.contains(&path) => {
+            out.push(Problem::not_supported(format!("{at}.fieldPath"), path, allowed));
+        }
+        None => {}
+    }
+}
+
+/// A container resource an environment variable may read (`validContainerResourceFieldPath
+/// Expressions`), sorted; huge pages by prefix.
+const RESOURCE_FIELDS: &[&str] = &[
+    "limits.cpu",
+    "limits.ephemeral-storage",
+    "limits.memory",
+    "requests.cpu",
+    "requests.ephemeral-storage",
+    "requests.memory",
+];
+
+/// A resource field selector of an environment variable (`validateContainerResourceFieldSelector`
+/// without its divisor checks).
+fn resource_field_ref(selector: &Value, at: &str, out: &mut Vec<Problem>) {
+    let resource = text(selector, "resource");
+    if resource.is_empty() {
+        out.push(Problem::required(format!("{at}.resource")));
+    } else if !RESOURCE_FIELDS.contains(&resource)
+        && !["requests.hugepages-", "limits.hugepages-"]
+            .iter()
+            .any(|p| resource.starts_with(p))
+    {
+        out.push(Problem::not_supported(
+            format!("{at}.resource"),
+            resource,
+            RESOURCE_FIELDS,
+        ));
     }
 }
 

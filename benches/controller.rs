@@ -6,7 +6,8 @@
 //! raw watch latency of the same writes; the controller's peak RSS.
 //!
 //! Run: `cargo bench --bench controller` (`CONTROLLER_BENCH_CUSTOMERS` changes the count,
-//! `CONTROLLER_BENCH_ROUNDS` the rounds, default 5).
+//! `CONTROLLER_BENCH_ROUNDS` the rounds, default 5, `CONTROLLER_BENCH_BINARY` the controller's
+//! binary, default this build's).
 mod common;
 
 use futures::{FutureExt, StreamExt};
@@ -238,10 +239,19 @@ fn client_of(sandbox: &Sandbox) -> Client {
     Client::try_from(kube::Config::new(sandbox.url().parse().expect("url"))).expect("client")
 }
 
+/// The binary the controller runs from: this build's, or `CONTROLLER_BENCH_BINARY` (for
+/// example the container image's build: `cargo build --profile image --no-default-features
+/// --bin purchase-guard`, whose mapped pages are fewer).
+fn controller_binary() -> std::path::PathBuf {
+    std::env::var_os("CONTROLLER_BENCH_BINARY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_purchase-guard").into())
+}
+
 /// The controller as the Deployment runs it, in its own process, against `sandbox`.
 fn start_controller(sandbox: &Sandbox, kubeconfig: &std::path::Path) -> std::process::Child {
     sandbox.write_kubeconfig(kubeconfig).expect("kubeconfig");
-    std::process::Command::new(env!("CARGO_BIN_EXE_purchase-guard"))
+    std::process::Command::new(controller_binary())
         .args(["run", "--leader-election=false", "--health-addr", "127.0.0.1:0"])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "warn")
@@ -271,7 +281,8 @@ async fn main() {
     let rounds: usize = common::env_or::<usize>("CONTROLLER_BENCH_ROUNDS", 5).max(1);
     let kubeconfig = std::env::temp_dir().join(format!("pg-bench-{}.kubeconfig", std::process::id()));
     println!(
-        "controller benchmark: {customers_n} customers, {DISTRIBUTORS} distributors, {RESELLERS} resellers, {customers_n} decisions; {rounds} rounds of a cold start and of its writes sent raw, alternating, each on a fresh sandbox"
+        "controller benchmark: {customers_n} customers, {DISTRIBUTORS} distributors, {RESELLERS} resellers, {customers_n} decisions; {rounds} rounds of a cold start and of its writes sent raw, alternating, each on a fresh sandbox; controller binary {}",
+        controller_binary().display()
     );
     let (mut convergences, mut raws, mut ratios, mut rss) = (vec![], vec![], vec![], vec![]);
     let mut flip_sandbox = None;

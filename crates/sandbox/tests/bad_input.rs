@@ -55,6 +55,20 @@ fn kubectl_create_refused(sandbox: &Sandbox, manifest: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// kubectl against `sandbox`, with its kubeconfig in a directory of its own (removed by the
+/// caller when done).
+fn kubectl_of(sandbox: &Sandbox, tag: &str) -> (support::Kubectl, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("sandbox-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let kubectl = support::Kubectl {
+        bin: support::kubectl(None),
+        kubeconfig,
+    };
+    (kubectl, dir)
+}
+
 fn cm(name: &str) -> Vec<u8> {
     serde_json::to_vec(
         &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}}),
@@ -1058,10 +1072,7 @@ async fn spread_constraints_field_selectors_and_affinity_selectors_are_judged() 
 
     // Valid: kubectl creates it, and the Pod's label joined the term's selector as `In`, the
     // missing one as nothing.
-    let dir = std::env::temp_dir().join(format!("sandbox-label-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let kubeconfig = dir.join("kubeconfig");
-    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let (kubectl, dir) = kubectl_of(&sandbox, "label-keys");
     let manifest = dir.join("pod.yaml");
     std::fs::write(
         &manifest,
@@ -1082,10 +1093,6 @@ spec:
 "#,
     )
     .expect("write");
-    let kubectl = support::Kubectl {
-        bin: support::kubectl(None),
-        kubeconfig,
-    };
     kubectl.ok(&["create", "-f", manifest.to_str().expect("path")]);
     let selector = kubectl.ok(&[
         "get",
@@ -1254,5 +1261,120 @@ async fn environment_field_references_are_judged() {
         env[2]["valueFrom"],
         json!({"resourceFieldRef": {"resource": "limits.cpu", "divisor": "0"}})
     );
+    sandbox.shutdown().await;
+}
+
+/// Ingress TLS hosts and Secret names, the Ingress's class name, and IngressClasses
+/// (controller, parameters, scope defaulted to Cluster, controller fixed once set) are judged
+/// as kube-apiserver judges them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingress_tls_and_ingress_classes_are_judged() {
+    use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let subdomain = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    let wildcard = "a wildcard DNS-1123 subdomain must start with '*.', followed by a valid DNS subdomain, which must consist of lower case alphanumeric characters, '-' or '.' and end with an alphanumeric character (e.g. '*.example.com', regex used for validation is '\\*\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    let ingresses: Api<Ingress> = Api::default_namespaced(client.clone());
+    let bad: Ingress = serde_json::from_value(json!({
+        "metadata": {"name": "bad"},
+        "spec": {
+            "ingressClassName": "Nginx_Class",
+            "defaultBackend": {"service": {"name": "web", "port": {"number": 80}}},
+            "tls": [{"hosts": ["*.example.com", "a.*.example.com", "Bad_Host"], "secretName": "Bad_Secret"}]
+        }
+    }))
+    .expect("ingress");
+    let e = ingresses
+        .create(&PostParams::default(), &bad)
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!("spec.tls[0].hosts[1]: Invalid value: \"a.*.example.com\": {wildcard}"),
+            format!("spec.tls[0].hosts[2]: Invalid value: \"Bad_Host\": {subdomain}"),
+            format!("spec.tls[0].secretName: Invalid value: \"Bad_Secret\": {subdomain}"),
+            format!("spec.ingressClassName: Invalid value: \"Nginx_Class\": {subdomain}"),
+        ]
+    );
+
+    let classes: Api<IngressClass> = Api::all(client);
+    let class = |name: &str, spec: Value| -> IngressClass {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("class")
+    };
+    let refused = |class: IngressClass| {
+        let classes = classes.clone();
+        async move {
+            support::field_causes(
+                classes
+                    .create(&PostParams::default(), &class)
+                    .await
+                    .expect_err("refused"),
+            )
+        }
+    };
+    assert_eq!(
+        refused(class(
+            "no-path",
+            json!({"controller": "example.com", "parameters": {"kind": "", "name": "a/b", "scope": "Namespace"}})
+        ))
+        .await,
+        [
+            "spec.controller: Invalid value: \"example.com\": must be a domain-prefixed path (such as \"acme.io/foo\")",
+            "spec.parameters.kind: Required value: kind is required",
+            "spec.parameters.name: Invalid value: \"a/b\": may not contain '/'",
+            "spec.parameters.namespace: Required value: `parameters.scope` is set to 'Namespace'",
+        ]
+    );
+    assert_eq!(
+        refused(class(
+            "cluster",
+            json!({"controller": "Example.com/ctl ler", "parameters": {"apiGroup": "k8s.example.com", "kind": "Params", "name": "p", "namespace": "ns"}})
+        ))
+        .await,
+        [
+            format!("spec.controller: Invalid value: \"Example.com\": {subdomain}"),
+            "spec.controller: Invalid value: \"ctl ler\": Invalid path (regex used for validation is '[A-Za-z0-9/\\-._~%!$&'()*+,;=:]+')".to_string(),
+            "spec.parameters.namespace: Forbidden: `parameters.scope` is set to 'Cluster'".to_string(),
+        ]
+    );
+    assert_eq!(
+        refused(class(
+            "long",
+            json!({"controller": format!("example.com/{}", "c".repeat(250))})
+        ))
+        .await,
+        ["spec.controller: Too long: may not be more than 250 bytes"]
+    );
+
+    // A valid class: its parameters' scope defaults to Cluster, and its controller is fixed.
+    let created = classes
+        .create(
+            &PostParams::default(),
+            &class(
+                "web",
+                json!({"controller": "example.com/ingress", "parameters": {"kind": "Params", "name": "p"}}),
+            ),
+        )
+        .await
+        .expect("created");
+    assert_eq!(
+        created.spec.and_then(|s| s.parameters).and_then(|p| p.scope).as_deref(),
+        Some("Cluster")
+    );
+    let (kubectl, dir) = kubectl_of(&sandbox, "ingress-class");
+    let refusal = kubectl.fails(&[
+        "patch",
+        "ingressclass",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"controller":"example.com/other"}}"#,
+    ]);
+    assert!(
+        refusal.contains("spec.controller: Invalid value: \"example.com/other\": field is immutable"),
+        "{refusal}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }

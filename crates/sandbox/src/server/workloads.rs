@@ -156,6 +156,13 @@ pub(super) fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         service_defaults(obj);
         return;
     }
+    if rt.group == "networking.k8s.io" && rt.plural == "ingressclasses" {
+        // `SetDefaults_IngressClass`: parameters are cluster-scoped unless they say otherwise.
+        if let Some(parameters) = obj.pointer_mut("/spec/parameters").and_then(Value::as_object_mut) {
+            default_to(parameters, "scope", json!("Cluster"));
+        }
+        return;
+    }
     if rt.group == "storage.k8s.io" && rt.plural == "storageclasses" {
         // `SetDefaults_StorageClass`.
         if let Some(class) = obj.as_object_mut() {

@@ -169,6 +169,9 @@ pub fn problems(
             claim(spec, obj.get("status"), old.and_then(|o| o.get("spec")), &mut out)
         }
         ("networking.k8s.io", "Ingress") if subresource.is_none() => networking::ingress(spec, &mut out),
+        ("networking.k8s.io", "IngressClass") => {
+            networking::ingress_class(spec, old.and_then(|o| o.get("spec")), &mut out)
+        }
         ("storage.k8s.io", "StorageClass") => storage::storage_class(obj, old, &mut out),
         ("", "ConfigMap") => config_map(obj, old, &mut out),
         ("", "Secret") => secret(obj, old, &mut out),

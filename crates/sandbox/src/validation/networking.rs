@@ -94,6 +94,139 @@ pub fn ingress(spec: Option<&Value>, out: &mut Vec<Problem>) {
             http_path(path, &format!("{at}.http.paths[{j}]"), out);
         }
     }
+    // `validateIngressTLS`: hosts as the rules' (wildcards allowed), Secret names.
+    for (i, tls) in items(spec, "tls").iter().enumerate() {
+        for (j, host) in items(tls, "hosts").iter().enumerate() {
+            let host = host.as_str().unwrap_or_default();
+            let problems = if host.contains('*') {
+                wildcard_problems(host)
+            } else {
+                purchase_guard_crd_validation::validate_dns1123_subdomain(host)
+            };
+            for p in problems {
+                out.push(Problem::invalid(
+                    format!("spec.tls[{i}].hosts[{j}]"),
+                    &format!("{host:?}"),
+                    &p,
+                ));
+            }
+        }
+        let secret = text(tls, "secretName");
+        if !secret.is_empty() {
+            for p in purchase_guard_crd_validation::validate_dns1123_subdomain(secret) {
+                out.push(Problem::invalid(
+                    format!("spec.tls[{i}].secretName"),
+                    &format!("{secret:?}"),
+                    &p,
+                ));
+            }
+        }
+    }
+    if let Some(class) = present(spec, "ingressClassName") {
+        let class = class.as_str().unwrap_or_default();
+        for p in purchase_guard_crd_validation::validate_dns1123_subdomain(class) {
+            out.push(Problem::invalid("spec.ingressClassName", &format!("{class:?}"), &p));
+        }
+    }
+}
+
+/// The longest controller name an IngressClass may have.
+const MAX_CONTROLLER: usize = 250;
+
+/// apimachinery's `httpPathFmt`: the path part of a domain-prefixed path.
+const HTTP_PATH: &str = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+";
+
+static HTTP_PATH_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("^{HTTP_PATH}$")).expect("a valid constant pattern"));
+
+/// An IngressClass (`ValidateIngressClass`, and on update `ValidateIngressClassUpdate`'s fixed
+/// controller first): a controller that is a domain-prefixed path of at most 250 bytes;
+/// parameters that name a kind and an object, in a namespace exactly when their scope is
+/// `Namespace`.
+pub fn ingress_class(spec: Option<&Value>, old_spec: Option<&Value>, out: &mut Vec<Problem>) {
+    let empty = Value::Null;
+    let spec = spec.unwrap_or(&empty);
+    let controller = text(spec, "controller");
+    if let Some(old) = old_spec
+        && text(old, "controller") != controller
+    {
+        out.push(Problem::invalid(
+            "spec.controller",
+            &format!("{controller:?}"),
+            "field is immutable",
+        ));
+    }
+    if controller.len() > MAX_CONTROLLER {
+        out.push(Problem {
+            field: "spec.controller".into(),
+            reason: "FieldValueTooLong",
+            message: format!("Too long: may not be more than {MAX_CONTROLLER} bytes"),
+        });
+    }
+    // `IsDomainPrefixedPath`.
+    match controller.split_once('/') {
+        _ if controller.is_empty() => out.push(Problem::required("spec.controller")),
+        Some((host, path)) if !host.is_empty() && !path.is_empty() => {
+            for p in purchase_guard_crd_validation::validate_dns1123_subdomain(host) {
+                out.push(Problem::invalid("spec.controller", &format!("{host:?}"), &p));
+            }
+            if !HTTP_PATH_RE.is_match(path) {
+                out.push(Problem::invalid(
+                    "spec.controller",
+                    &format!("{path:?}"),
+                    &format!("Invalid path (regex used for validation is '{HTTP_PATH}')"),
+                ));
+            }
+        }
+        _ => out.push(Problem::invalid(
+            "spec.controller",
+            &format!("{controller:?}"),
+            "must be a domain-prefixed path (such as \"acme.io/foo\")",
+        )),
+    }
+    let Some(parameters) = present(spec, "parameters") else {
+        return;
+    };
+    let at = "spec.parameters";
+    if let Some(group) = present(parameters, "apiGroup") {
+        let group = group.as_str().unwrap_or_default();
+        for p in purchase_guard_crd_validation::validate_dns1123_subdomain(group) {
+            out.push(Problem::invalid(format!("{at}.apiGroup"), &format!("{group:?}"), &p));
+        }
+    }
+    kind_and_name(parameters, at, out);
+    let namespace = present(parameters, "namespace").map(|n| n.as_str().unwrap_or_default());
+    match present(parameters, "scope").map(|s| s.as_str().unwrap_or_default()) {
+        None => out.push(Problem::required(format!("{at}.scope"))),
+        Some("Namespace") => match namespace {
+            None => out.push(Problem::required_because(
+                format!("{at}.namespace"),
+                "`parameters.scope` is set to 'Namespace'",
+            )),
+            Some(namespace) => {
+                for p in purchase_guard_crd_validation::validate_dns1123_label(namespace) {
+                    out.push(Problem::invalid(
+                        format!("{at}.namespace"),
+                        &format!("{namespace:?}"),
+                        &p,
+                    ));
+                }
+            }
+        },
+        Some("Cluster") => {
+            if namespace.is_some() {
+                out.push(Problem::forbidden(
+                    format!("{at}.namespace"),
+                    "`parameters.scope` is set to 'Cluster'",
+                ));
+            }
+        }
+        Some(other) => out.push(Problem::not_supported(
+            format!("{at}.scope"),
+            other,
+            &["Cluster", "Namespace"],
+        )),
+    }
 }
 
 fn http_path(path: &Value, at: &str, out: &mut Vec<Problem>) {
@@ -137,6 +270,24 @@ fn http_path(path: &Value, at: &str, out: &mut Vec<Problem>) {
     );
 }
 
+/// A typed local reference's kind and name (`validateIngressTypedLocalObjectReference`): given,
+/// and path segments.
+fn kind_and_name(reference: &Value, at: &str, out: &mut Vec<Problem>) {
+    for field in ["kind", "name"] {
+        match text(reference, field) {
+            "" => out.push(Problem::required_because(
+                format!("{at}.{field}"),
+                &format!("{field} is required"),
+            )),
+            value => {
+                for p in super::path_segment_problems(value) {
+                    out.push(Problem::invalid(format!("{at}.{field}"), &format!("{value:?}"), &p));
+                }
+            }
+        }
+    }
+}
+
 fn backend(backend: &Value, at: &str, out: &mut Vec<Problem>) {
     match (present(backend, "resource"), present(backend, "service")) {
         (Some(_), Some(_)) => out.push(Problem::invalid(
@@ -144,22 +295,7 @@ fn backend(backend: &Value, at: &str, out: &mut Vec<Problem>) {
             "\"\"",
             "cannot set both resource and service backends",
         )),
-        (Some(resource), None) => {
-            let at = format!("{at}.resource");
-            for field in ["kind", "name"] {
-                match text(resource, field) {
-                    "" => out.push(Problem::required_because(
-                        format!("{at}.{field}"),
-                        &format!("{field} is required"),
-                    )),
-                    value => {
-                        for p in super::path_segment_problems(value) {
-                            out.push(Problem::invalid(format!("{at}.{field}"), &format!("{value:?}"), &p));
-                        }
-                    }
-                }
-            }
-        }
+        (Some(resource), None) => kind_and_name(resource, &format!("{at}.resource"), out),
         (None, Some(service)) => {
             match text(service, "name") {
                 "" => out.push(Problem::required(format!("{at}.service.name"))),

@@ -1378,3 +1378,56 @@ async fn ingress_tls_and_ingress_classes_are_judged() {
     let _ = std::fs::remove_dir_all(&dir);
     sandbox.shutdown().await;
 }
+
+/// Windows options of pod and container security contexts, and host-process pods, are judged
+/// as kube-apiserver judges them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_options_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |name: &str, spec: Value| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("pod")
+    };
+    let bad = pod(
+        "windows",
+        json!({
+            "securityContext": {"windowsOptions": {
+                "gmsaCredentialSpecName": "Bad_Name", "gmsaCredentialSpec": "", "runAsUserName": "a\\b\\c", "hostProcess": true
+            }},
+            "containers": [
+                {"name": "a", "image": "img", "securityContext": {"windowsOptions": {"runAsUserName": "bad:domain\\. .", "hostProcess": false}}},
+                {"name": "b", "image": "img", "securityContext": {"windowsOptions": {"runAsUserName": ""}}}
+            ]
+        }),
+    );
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let subdomain = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    let options = "securityContext.windowsOptions";
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!("spec.containers[0].{options}.runAsUserName: Invalid value: \"bad:domain\\\\. .\": runAsUserName's Domain doesn't match the NetBios nor the DNS format"),
+            format!("spec.containers[0].{options}.runAsUserName: Invalid value: \"bad:domain\\\\. .\": runAsUserName's User cannot contain only periods or spaces"),
+            format!("spec.containers[1].{options}.runAsUserName: Invalid value: \"\": runAsUserName cannot be an empty string"),
+            format!("spec.{options}.gmsaCredentialSpecName: Invalid value: \"Bad_Name\": {subdomain}"),
+            format!("spec.{options}.gmsaCredentialSpec: Invalid value: \"\": gmsaCredentialSpec cannot be an empty string"),
+            format!("spec.{options}.runAsUserName: Invalid value: \"a\\\\b\\\\c\": runAsUserName cannot contain more than one backslash"),
+            format!("spec.containers[0].{options}.hostProcess: Invalid value: false: pod hostProcess value must be identical if both are specified, was true"),
+            "spec: Invalid value: \"\": If pod contains any hostProcess containers then all containers must be HostProcess containers".to_string(),
+            "spec.hostNetwork: Invalid value: false: hostNetwork must be true if pod contains any hostProcess containers".to_string(),
+        ]
+    );
+    // A host-process pod on the host's network, with a domain user, is fine.
+    let good = pod(
+        "host",
+        json!({
+            "hostNetwork": true,
+            "securityContext": {"windowsOptions": {"hostProcess": true, "runAsUserName": "NT AUTHORITY\\SYSTEM"}},
+            "containers": [{"name": "a", "image": "img"}]
+        }),
+    );
+    pods.create(&PostParams::default(), &good).await.expect("created");
+    sandbox.shutdown().await;
+}

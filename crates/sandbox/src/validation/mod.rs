@@ -519,6 +519,7 @@ fn pod_spec(spec: Option<&Value>, path: &str, context: PodContext, out: &mut Vec
     pod_spec::affinity(spec, path, out);
     pod_spec::tolerations(spec, path, out);
     pod_spec::topology_spread(spec, path, out);
+    pod_spec::host_process(spec, path, out);
     volumes
 }
 

@@ -730,6 +730,7 @@ pub fn pod_security(spec: &Value, path: &str, out: &mut Vec<Problem>) {
         ));
     }
     seccomp(sc, &at, out);
+    windows_options(sc, &at, out);
 }
 
 /// A container's security context (`ValidateSecurityContext`). The refusals that print the
@@ -751,30 +752,175 @@ pub fn container_security(c: &Value, at: &str, out: &mut Vec<Problem>) {
         ));
     }
     seccomp(sc, &at, out);
-    if sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) != Some(false) {
+    if sc.get("allowPrivilegeEscalation").and_then(Value::as_bool) == Some(false) {
+        let shown = go_security_context(sc);
+        if sc.get("privileged").and_then(Value::as_bool) == Some(true) {
+            out.push(Problem::invalid(
+                at.clone(),
+                &shown,
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            ));
+        }
+        let added = sc
+            .pointer("/capabilities/add")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for _ in added.iter().filter(|c| c.as_str() == Some("CAP_SYS_ADMIN")) {
+            out.push(Problem::invalid(
+                at.clone(),
+                &shown,
+                "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            ));
+        }
+    }
+    windows_options(sc, &at, out);
+}
+
+/// `validateWindowsHostProcessPod`: a pod whose containers run as host processes runs only
+/// such containers, on the host's network, and its containers agree with it.
+pub fn host_process(spec: &Value, path: &str, out: &mut Vec<Problem>) {
+    let flag = |sc: Option<&Value>| {
+        sc.and_then(|sc| sc.pointer("/windowsOptions/hostProcess"))
+            .and_then(Value::as_bool)
+    };
+    let pod = flag(present(spec, "securityContext"));
+    let (mut containers, mut host_processes) = (0, 0);
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for (i, c) in items(spec, list).iter().enumerate() {
+            containers += 1;
+            let own = flag(present(c, "securityContext"));
+            if let (Some(pod), Some(own)) = (pod, own)
+                && pod != own
+            {
+                out.push(Problem::invalid(
+                    format!("{path}.{list}[{i}].securityContext.windowsOptions.hostProcess"),
+                    &own.to_string(),
+                    &format!("pod hostProcess value must be identical if both are specified, was {pod}"),
+                ));
+            }
+            if own.or(pod) == Some(true) {
+                host_processes += 1;
+            }
+        }
+    }
+    if host_processes == 0 {
         return;
     }
-    let shown = go_security_context(sc);
-    if sc.get("privileged").and_then(Value::as_bool) == Some(true) {
+    if host_processes != containers {
         out.push(Problem::invalid(
-            at.clone(),
-            &shown,
-            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            path,
+            "\"\"",
+            "If pod contains any hostProcess containers then all containers must be HostProcess containers",
         ));
     }
-    let added = sc
-        .pointer("/capabilities/add")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for _ in added.iter().filter(|c| c.as_str() == Some("CAP_SYS_ADMIN")) {
+    if spec.get("hostNetwork").and_then(Value::as_bool) != Some(true) {
         out.push(Problem::invalid(
-            at.clone(),
-            &shown,
-            "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+            format!("{path}.hostNetwork"),
+            "false",
+            "hostNetwork must be true if pod contains any hostProcess containers",
         ));
     }
 }
+
+/// The longest GMSA credential spec, in KiB.
+const GMSA_SPEC_KIB: usize = 64;
+
+/// Windows options of a security context (`validateWindowsSecurityContextOptions`): a GMSA
+/// credential spec name that is a DNS subdomain, a credential spec neither empty nor over
+/// 64 KiB, and a user name `[DOMAIN\]USER` as Windows accepts it.
+fn windows_options(sc: &Value, at: &str, out: &mut Vec<Problem>) {
+    let Some(windows) = present(sc, "windowsOptions") else {
+        return;
+    };
+    let at = format!("{at}.windowsOptions");
+    if let Some(name) = present(windows, "gmsaCredentialSpecName") {
+        let name = name.as_str().unwrap_or_default();
+        for p in purchase_guard_crd_validation::validate_dns1123_subdomain(name) {
+            out.push(Problem::invalid(
+                format!("{at}.gmsaCredentialSpecName"),
+                &format!("{name:?}"),
+                &p,
+            ));
+        }
+    }
+    if let Some(spec) = present(windows, "gmsaCredentialSpec") {
+        let spec = spec.as_str().unwrap_or_default();
+        let detail = if spec.is_empty() {
+            Some("gmsaCredentialSpec cannot be an empty string".to_string())
+        } else if spec.len() > GMSA_SPEC_KIB * 1024 {
+            Some(format!("gmsaCredentialSpec size must be under {GMSA_SPEC_KIB} KiB"))
+        } else {
+            None
+        };
+        if let Some(detail) = detail {
+            out.push(Problem::invalid(
+                format!("{at}.gmsaCredentialSpec"),
+                &format!("{spec:?}"),
+                &detail,
+            ));
+        }
+    }
+    if let Some(user) = present(windows, "runAsUserName") {
+        let user = user.as_str().unwrap_or_default();
+        for detail in run_as_user_name_problems(user) {
+            out.push(Problem::invalid(
+                format!("{at}.runAsUserName"),
+                &format!("{user:?}"),
+                detail,
+            ));
+        }
+    }
+}
+
+/// What Windows refuses in `[DOMAIN\]USER`: control characters, more than one backslash, a
+/// domain of 256 characters or more or neither a NetBIOS nor a DNS name, a user that is empty,
+/// longer than 104 characters, only periods and spaces, or with `"/\:;|=,+*?<>@[]`.
+fn run_as_user_name_problems(name: &str) -> Vec<&'static str> {
+    if name.is_empty() {
+        return vec!["runAsUserName cannot be an empty string"];
+    }
+    if name.chars().any(|c| c.is_ascii_control()) {
+        return vec!["runAsUserName cannot contain control characters"];
+    }
+    let parts: Vec<&str> = name.split('\\').collect();
+    let (domain, user) = match parts.as_slice() {
+        [user] => (None, *user),
+        [domain, user] => (Some(*domain), *user),
+        _ => return vec!["runAsUserName cannot contain more than one backslash"],
+    };
+    let mut problems = vec![];
+    if domain.is_some_and(|d| d.len() >= 256) {
+        problems.push("runAsUserName's Domain length must be under 256 characters");
+    }
+    if let Some(domain) = domain
+        && !(NETBIOS.is_match(domain) || WINDOWS_DNS.is_match(domain))
+    {
+        problems.push("runAsUserName's Domain doesn't match the NetBios nor the DNS format");
+    }
+    if user.is_empty() {
+        problems.push("runAsUserName's User cannot be empty");
+    } else if user.len() > 104 {
+        problems.push("runAsUserName's User length must not be longer than 104 characters");
+    }
+    if !user.is_empty() && user.chars().all(|c| c == '.' || c == ' ') {
+        problems.push("runAsUserName's User cannot contain only periods or spaces");
+    }
+    if user.chars().any(|c| "\"/\\:;|=,+*?<>@[]".contains(c)) {
+        problems.push(r#"runAsUserName's User cannot contain the following characters: "/\:;|=,+*?<>@[]"#);
+    }
+    problems
+}
+
+/// A NetBIOS domain: 1 to 15 characters, none of `\/:*?"<>|`, not starting with a period.
+static NETBIOS: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r#"^[^\\/:\*\?"<>|\.][^\\/:\*\?"<>|]{0,14}$"#).expect("regex"));
+
+/// A DNS domain of letters, digits and dashes in labels of up to 63 characters.
+static WINDOWS_DNS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    let label = "[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?";
+    regex::Regex::new(&format!("^{label}(?:\\.{label})*$")).expect("regex")
+});
 
 /// Go's `%#v` of a `core.SecurityContext`.
 fn go_security_context(sc: &Value) -> String {

@@ -35,6 +35,19 @@ fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
         .unwrap_or_default()
 }
 
+/// Each of `problems` found in `value`, refused as an invalid value at `field` (the value
+/// quoted as Go quotes a string).
+fn invalid_each<P: AsRef<str>>(
+    field: &str,
+    value: &str,
+    problems: impl IntoIterator<Item = P>,
+    out: &mut Vec<Problem>,
+) {
+    for p in problems {
+        out.push(Problem::invalid(field, &format!("{value:?}"), p.as_ref()));
+    }
+}
+
 /// One field error: the field's path, the cause's reason, and the message after the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -372,13 +385,9 @@ fn go_label_selector(selector: &Value) -> String {
 /// `ValidateLabels`: each key a qualified name, each value a label value, refused at `field`.
 fn label_map(labels: &Map<String, Value>, field: &str, out: &mut Vec<Problem>) {
     for (key, value) in labels {
-        for p in qualified_name_problems(key) {
-            out.push(Problem::invalid(field, &format!("{key:?}"), &p));
-        }
+        invalid_each(field, key, qualified_name_problems(key), out);
         let value = value.as_str().unwrap_or_default();
-        for p in label_value_problems(value) {
-            out.push(Problem::invalid(field, &format!("{value:?}"), &p));
-        }
+        invalid_each(field, value, label_value_problems(value), out);
     }
 }
 
@@ -411,14 +420,10 @@ fn label_selector(selector: Option<&Value>, at: &str, out: &mut Vec<Problem>) {
             )),
         }
         let key = text(requirement, "key");
-        for p in qualified_name_problems(key) {
-            out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
-        }
+        invalid_each(&format!("{at}.key"), key, qualified_name_problems(key), out);
         for (j, value) in values.iter().enumerate() {
             let value = value.as_str().unwrap_or_default();
-            for p in label_value_problems(value) {
-                out.push(Problem::invalid(format!("{at}.values[{j}]"), &format!("{value:?}"), &p));
-            }
+            invalid_each(&format!("{at}.values[{j}]"), value, label_value_problems(value), out);
         }
     }
 }
@@ -432,9 +437,7 @@ fn metadata(meta: Option<&Value>, path: &str, out: &mut Vec<Problem>) {
     if let Some(annotations) = meta.get("annotations").and_then(Value::as_object) {
         let field = format!("{path}.annotations");
         for key in annotations.keys() {
-            for p in qualified_name_problems(&key.to_lowercase()) {
-                out.push(Problem::invalid(&field, &format!("{key:?}"), &p));
-            }
+            invalid_each(&field, key, qualified_name_problems(&key.to_lowercase()), out);
         }
     }
 }
@@ -529,9 +532,12 @@ fn container(c: &Value, at: &str, volumes: &HashSet<String>, out: &mut Vec<Probl
     match text(c, "name") {
         "" => out.push(Problem::required(format!("{at}.name"))),
         name => {
-            for p in purchase_guard_crd_validation::validate_dns1123_label(name) {
-                out.push(Problem::invalid(format!("{at}.name"), &format!("{name:?}"), &p));
-            }
+            invalid_each(
+                &format!("{at}.name"),
+                name,
+                purchase_guard_crd_validation::validate_dns1123_label(name),
+                out,
+            );
         }
     }
     if text(c, "image").is_empty() {
@@ -937,9 +943,7 @@ fn immutable(obj: &Value, old: Option<&Value>, fields: &[&str], out: &mut Vec<Pr
 fn config_map(obj: &Value, old: Option<&Value>, out: &mut Vec<Problem>) {
     let binary: HashSet<&String> = keys(obj, "binaryData").collect();
     for key in keys(obj, "data") {
-        for p in config_key_problems(key) {
-            out.push(Problem::invalid(format!("data[{key}]"), &format!("{key:?}"), &p));
-        }
+        invalid_each(&format!("data[{key}]"), key, config_key_problems(key), out);
         if binary.contains(key) {
             out.push(Problem::invalid(
                 format!("data[{key}]"),
@@ -949,18 +953,14 @@ fn config_map(obj: &Value, old: Option<&Value>, out: &mut Vec<Problem>) {
         }
     }
     for key in keys(obj, "binaryData") {
-        for p in config_key_problems(key) {
-            out.push(Problem::invalid(format!("binaryData[{key}]"), &format!("{key:?}"), &p));
-        }
+        invalid_each(&format!("binaryData[{key}]"), key, config_key_problems(key), out);
     }
     immutable(obj, old, &["data", "binaryData"], out);
 }
 
 fn secret(obj: &Value, old: Option<&Value>, out: &mut Vec<Problem>) {
     for key in keys(obj, "data").chain(keys(obj, "stringData")) {
-        for p in config_key_problems(key) {
-            out.push(Problem::invalid(format!("data[{key}]"), &format!("{key:?}"), &p));
-        }
+        invalid_each(&format!("data[{key}]"), key, config_key_problems(key), out);
     }
     let kind = obj.get("type").and_then(Value::as_str).unwrap_or("Opaque");
     let required: &[&str] = match kind {
@@ -1012,9 +1012,12 @@ fn service(spec: Option<&Value>, out: &mut Vec<Problem>) {
             "" if ports.len() > 1 => out.push(Problem::required(format!("{at}.name"))),
             "" => {}
             name => {
-                for p in purchase_guard_crd_validation::validate_dns1123_label(name) {
-                    out.push(Problem::invalid(format!("{at}.name"), &format!("{name:?}"), &p));
-                }
+                invalid_each(
+                    &format!("{at}.name"),
+                    name,
+                    purchase_guard_crd_validation::validate_dns1123_label(name),
+                    out,
+                );
                 if !names.insert(name) {
                     out.push(Problem::duplicate(format!("{at}.name"), name));
                 }

@@ -103,30 +103,26 @@ pub fn ingress(spec: Option<&Value>, out: &mut Vec<Problem>) {
             } else {
                 purchase_guard_crd_validation::validate_dns1123_subdomain(host)
             };
-            for p in problems {
-                out.push(Problem::invalid(
-                    format!("spec.tls[{i}].hosts[{j}]"),
-                    &format!("{host:?}"),
-                    &p,
-                ));
-            }
+            super::invalid_each(&format!("spec.tls[{i}].hosts[{j}]"), host, problems, out);
         }
         let secret = text(tls, "secretName");
         if !secret.is_empty() {
-            for p in purchase_guard_crd_validation::validate_dns1123_subdomain(secret) {
-                out.push(Problem::invalid(
-                    format!("spec.tls[{i}].secretName"),
-                    &format!("{secret:?}"),
-                    &p,
-                ));
-            }
+            super::invalid_each(
+                &format!("spec.tls[{i}].secretName"),
+                secret,
+                purchase_guard_crd_validation::validate_dns1123_subdomain(secret),
+                out,
+            );
         }
     }
     if let Some(class) = present(spec, "ingressClassName") {
         let class = class.as_str().unwrap_or_default();
-        for p in purchase_guard_crd_validation::validate_dns1123_subdomain(class) {
-            out.push(Problem::invalid("spec.ingressClassName", &format!("{class:?}"), &p));
-        }
+        super::invalid_each(
+            "spec.ingressClassName",
+            class,
+            purchase_guard_crd_validation::validate_dns1123_subdomain(class),
+            out,
+        );
     }
 }
 
@@ -167,9 +163,12 @@ pub fn ingress_class(spec: Option<&Value>, old_spec: Option<&Value>, out: &mut V
     match controller.split_once('/') {
         _ if controller.is_empty() => out.push(Problem::required("spec.controller")),
         Some((host, path)) if !host.is_empty() && !path.is_empty() => {
-            for p in purchase_guard_crd_validation::validate_dns1123_subdomain(host) {
-                out.push(Problem::invalid("spec.controller", &format!("{host:?}"), &p));
-            }
+            super::invalid_each(
+                "spec.controller",
+                host,
+                purchase_guard_crd_validation::validate_dns1123_subdomain(host),
+                out,
+            );
             if !HTTP_PATH_RE.is_match(path) {
                 out.push(Problem::invalid(
                     "spec.controller",
@@ -190,9 +189,12 @@ pub fn ingress_class(spec: Option<&Value>, old_spec: Option<&Value>, out: &mut V
     let at = "spec.parameters";
     if let Some(group) = present(parameters, "apiGroup") {
         let group = group.as_str().unwrap_or_default();
-        for p in purchase_guard_crd_validation::validate_dns1123_subdomain(group) {
-            out.push(Problem::invalid(format!("{at}.apiGroup"), &format!("{group:?}"), &p));
-        }
+        super::invalid_each(
+            &format!("{at}.apiGroup"),
+            group,
+            purchase_guard_crd_validation::validate_dns1123_subdomain(group),
+            out,
+        );
     }
     kind_and_name(parameters, at, out);
     let namespace = present(parameters, "namespace").map(|n| n.as_str().unwrap_or_default());
@@ -204,13 +206,12 @@ pub fn ingress_class(spec: Option<&Value>, old_spec: Option<&Value>, out: &mut V
                 "`parameters.scope` is set to 'Namespace'",
             )),
             Some(namespace) => {
-                for p in purchase_guard_crd_validation::validate_dns1123_label(namespace) {
-                    out.push(Problem::invalid(
-                        format!("{at}.namespace"),
-                        &format!("{namespace:?}"),
-                        &p,
-                    ));
-                }
+                super::invalid_each(
+                    &format!("{at}.namespace"),
+                    namespace,
+                    purchase_guard_crd_validation::validate_dns1123_label(namespace),
+                    out,
+                );
             }
         },
         Some("Cluster") => {
@@ -280,9 +281,12 @@ fn kind_and_name(reference: &Value, at: &str, out: &mut Vec<Problem>) {
                 &format!("{field} is required"),
             )),
             value => {
-                for p in super::path_segment_problems(value) {
-                    out.push(Problem::invalid(format!("{at}.{field}"), &format!("{value:?}"), &p));
-                }
+                super::invalid_each(
+                    &format!("{at}.{field}"),
+                    value,
+                    super::path_segment_problems(value),
+                    out,
+                );
             }
         }
     }
@@ -300,9 +304,7 @@ fn backend(backend: &Value, at: &str, out: &mut Vec<Problem>) {
             match text(service, "name") {
                 "" => out.push(Problem::required(format!("{at}.service.name"))),
                 name => {
-                    for p in dns1035_problems(name) {
-                        out.push(Problem::invalid(format!("{at}.service.name"), &format!("{name:?}"), &p));
-                    }
+                    super::invalid_each(&format!("{at}.service.name"), name, dns1035_problems(name), out);
                 }
             }
             let port = service.get("port").unwrap_or(&Value::Null);

@@ -419,20 +419,17 @@ pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
             }
             if matches!(source, "configMapKeyRef" | "secretKeyRef") {
                 let name = text(selector, "name");
-                for p in purchase_guard_crd_validation::validate_dns1123_subdomain(name) {
-                    out.push(Problem::invalid(
-                        format!("{at}.{source}.name"),
-                        &format!("{name:?}"),
-                        &p,
-                    ));
-                }
+                super::invalid_each(
+                    &format!("{at}.{source}.name"),
+                    name,
+                    purchase_guard_crd_validation::validate_dns1123_subdomain(name),
+                    out,
+                );
                 let key = text(selector, "key");
                 if key.is_empty() {
                     out.push(Problem::required(format!("{at}.{source}.key")));
                 } else {
-                    for p in super::config_key_problems(key) {
-                        out.push(Problem::invalid(format!("{at}.{source}.key"), &format!("{key:?}"), &p));
-                    }
+                    super::invalid_each(&format!("{at}.{source}.key"), key, super::config_key_problems(key), out);
                 }
             }
         }
@@ -535,9 +532,7 @@ fn field_ref(selector: &Value, allowed: &[&str], at: &str, out: &mut Vec<Problem
             } else {
                 key.to_string()
             };
-            for p in super::qualified_name_problems(&key) {
-                out.push(Problem::invalid(at, &format!("{key:?}"), &p));
-            }
+            super::invalid_each(at, &key, super::qualified_name_problems(&key), out);
         }
         None if !allowed.contains(&path) => {
             out.push(Problem::not_supported(format!("{at}.fieldPath"), path, allowed));
@@ -836,13 +831,12 @@ fn windows_options(sc: &Value, at: &str, out: &mut Vec<Problem>) {
     let at = format!("{at}.windowsOptions");
     if let Some(name) = present(windows, "gmsaCredentialSpecName") {
         let name = name.as_str().unwrap_or_default();
-        for p in purchase_guard_crd_validation::validate_dns1123_subdomain(name) {
-            out.push(Problem::invalid(
-                format!("{at}.gmsaCredentialSpecName"),
-                &format!("{name:?}"),
-                &p,
-            ));
-        }
+        super::invalid_each(
+            &format!("{at}.gmsaCredentialSpecName"),
+            name,
+            purchase_guard_crd_validation::validate_dns1123_subdomain(name),
+            out,
+        );
     }
     if let Some(spec) = present(windows, "gmsaCredentialSpec") {
         let spec = spec.as_str().unwrap_or_default();
@@ -950,13 +944,9 @@ pub fn node_selector(spec: &Value, path: &str, out: &mut Vec<Problem>) {
     if let Some(selector) = spec.get("nodeSelector").and_then(Value::as_object) {
         let at = format!("{path}.nodeSelector");
         for (key, value) in selector {
-            for p in super::qualified_name_problems(key) {
-                out.push(Problem::invalid(&at, &format!("{key:?}"), &p));
-            }
+            super::invalid_each(&at, key, super::qualified_name_problems(key), out);
             let value = value.as_str().unwrap_or_default();
-            for p in super::label_value_problems(value) {
-                out.push(Problem::invalid(&at, &format!("{value:?}"), &p));
-            }
+            super::invalid_each(&at, value, super::label_value_problems(value), out);
         }
     }
 }
@@ -970,9 +960,7 @@ pub fn tolerations(spec: &Value, path: &str, out: &mut Vec<Problem>) {
         let value = text(toleration, "value");
         let effect = text(toleration, "effect");
         if !key.is_empty() {
-            for p in super::qualified_name_problems(key) {
-                out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
-            }
+            super::invalid_each(&format!("{at}.key"), key, super::qualified_name_problems(key), out);
         }
         if key.is_empty() && operator != "Exists" {
             out.push(Problem::invalid(
@@ -1118,9 +1106,7 @@ fn node_selector_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
             )),
         }
         let key = text(requirement, "key");
-        for p in super::qualified_name_problems(key) {
-            out.push(Problem::invalid(format!("{at}.key"), &format!("{key:?}"), &p));
-        }
+        super::invalid_each(&format!("{at}.key"), key, super::qualified_name_problems(key), out);
     }
     // Node field selectors (`ValidateNodeFieldSelectorRequirement`): `metadata.name` only,
     // `In` or `NotIn` one node name.
@@ -1143,9 +1129,12 @@ fn node_selector_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
             "metadata.name" => {
                 for (i, value) in values.iter().enumerate() {
                     let value = value.as_str().unwrap_or_default();
-                    for p in purchase_guard_crd_validation::validate_dns1123_subdomain(value) {
-                        out.push(Problem::invalid(format!("{at}.values[{i}]"), &format!("{value:?}"), &p));
-                    }
+                    super::invalid_each(
+                        &format!("{at}.values[{i}]"),
+                        value,
+                        purchase_guard_crd_validation::validate_dns1123_subdomain(value),
+                        out,
+                    );
                 }
             }
             other => out.push(Problem::invalid(
@@ -1226,9 +1215,12 @@ fn pod_affinity_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
             "can not be empty",
         ));
     }
-    for p in super::qualified_name_problems(key) {
-        out.push(Problem::invalid(format!("{at}.topologyKey"), &format!("{key:?}"), &p));
-    }
+    super::invalid_each(
+        &format!("{at}.topologyKey"),
+        key,
+        super::qualified_name_problems(key),
+        out,
+    );
 }
 
 /// Label keys a term or constraint takes from the Pod's labels: only beside a label selector,
@@ -1245,9 +1237,7 @@ fn label_keys(keys: &[&str], selector: Option<&Value>, at: &str, out: &mut Vec<P
         return;
     }
     for (i, key) in keys.iter().enumerate() {
-        for p in super::qualified_name_problems(key) {
-            out.push(Problem::invalid(format!("{at}[{i}]"), &format!("{key:?}"), &p));
-        }
+        super::invalid_each(&format!("{at}[{i}]"), key, super::qualified_name_problems(key), out);
     }
 }
 
@@ -1338,9 +1328,7 @@ pub fn topology_spread(spec: &Value, path: &str, out: &mut Vec<Problem>) {
                 )),
             }
             for (i, key) in keys.iter().enumerate() {
-                for p in super::qualified_name_problems(key) {
-                    out.push(Problem::invalid(format!("{at}[{i}]"), &format!("{key:?}"), &p));
-                }
+                super::invalid_each(&format!("{at}[{i}]"), key, super::qualified_name_problems(key), out);
                 if in_selector.contains(key) {
                     out.push(Problem::invalid(
                         format!("{at}[{i}]"),

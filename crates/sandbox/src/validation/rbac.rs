@@ -108,9 +108,7 @@ pub fn binding(obj: &Value, old: Option<&Value>, namespaced: bool, out: &mut Vec
     match text(role_ref, "name") {
         "" => out.push(Problem::required("roleRef.name")),
         name => {
-            for p in path_segment_problems(name) {
-                out.push(Problem::invalid("roleRef.name", &format!("{name:?}"), &p));
-            }
+            super::invalid_each("roleRef.name", name, path_segment_problems(name), out);
         }
     }
     let subjects = obj
@@ -128,9 +126,12 @@ pub fn binding(obj: &Value, old: Option<&Value>, namespaced: bool, out: &mut Vec
         match text(subject, "kind") {
             "ServiceAccount" => {
                 if !name.is_empty() {
-                    for p in purchase_guard_crd_validation::validate_dns1123_subdomain(name) {
-                        out.push(Problem::invalid(format!("{at}.name"), &format!("{name:?}"), &p));
-                    }
+                    super::invalid_each(
+                        &format!("{at}.name"),
+                        name,
+                        purchase_guard_crd_validation::validate_dns1123_subdomain(name),
+                        out,
+                    );
                 }
                 if !group.is_empty() {
                     out.push(Problem::not_supported(format!("{at}.apiGroup"), group, &[""]));

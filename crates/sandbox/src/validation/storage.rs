@@ -10,9 +10,12 @@ pub fn storage_class(obj: &Value, old: Option<&Value>, out: &mut Vec<Problem>) {
     if provisioner.is_empty() {
         out.push(Problem::required("provisioner"));
     } else {
-        for p in qualified_name_problems(&provisioner.to_lowercase()) {
-            out.push(Problem::invalid("provisioner", &format!("{provisioner:?}"), &p));
-        }
+        super::invalid_each(
+            "provisioner",
+            provisioner,
+            qualified_name_problems(&provisioner.to_lowercase()),
+            out,
+        );
     }
     // Both are defaulted before validation (Delete, Immediate).
     let policy = text(obj, "reclaimPolicy");

@@ -124,18 +124,35 @@ where
         .boxed()
 }
 
-/// A controller of the objects of a shared store, reconciled when the store applied a change
-/// of them and when any of `triggers` names them, through `gate` (see [`gate`] for why; the
-/// controller's output must be passed to [`gate::Gate::finished_with`]). See [`triggers::key`]
-/// for what a request holds.
-fn controller<K>(reflector: &Reflector<K>, gate: &gate::Gate<K>, mut triggers: Vec<Trigger<K>>) -> Controller<K>
+/// The controller of the objects of a shared store, run until its streams end: each object is
+/// reconciled by `reconcile` (wrapped by [`with_retry`]) when the store applied a change of it,
+/// when any of `triggers` names it, and, all of them, each time `elected` yields. Requests go
+/// through a [`gate::Gate`] (see [`gate`] for why), which each reconcile that ended releases.
+/// See [`triggers::key`] for what a request holds.
+fn reconciled<K, Fut, E>(
+    reflector: &Reflector<K>,
+    mut triggers: Vec<Trigger<K>>,
+    elected: E,
+    kind: Kind,
+    reconcile: fn(Arc<K>, Arc<Context>) -> Fut,
+    ctx: Arc<Context>,
+) -> impl Future<Output = ()> + use<K, Fut, E>
 where
+    E: futures::Stream<Item = ()> + Send + 'static,
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    Fut: Future<Output = Result<Action, Error>> + Send + 'static,
 {
     triggers.insert(0, reflector.applied().map(|obj| triggers::key(obj.as_ref())).boxed());
+    triggers.push(everything_on(elected, &reflector.store));
+    let gate = gate::Gate::new();
     Controller::for_shared_stream(futures::stream::empty(), reflector.store.clone())
         .with_config(controller_config())
         .reconcile_on(gate.requests(triggers))
+        .run(with_retry(kind, reconcile), retry::error_policy, ctx)
+        .for_each(move |output| {
+            gate.finished_with(&output);
+            futures::future::ready(())
+        })
 }
 
 /// A reconcile in progress.
@@ -225,33 +242,22 @@ pub async fn run(
     let s = &stores;
     use triggers::*;
 
-    let gates = (
-        gate::Gate::new(),
-        gate::Gate::new(),
-        gate::Gate::new(),
-        gate::Gate::new(),
-    );
-    let customers_ctrl = controller(
+    let customers_ctrl = reconciled(
         &customers,
-        &gates.0,
         vec![
             mapped(decisions.changes(), s, customer_of_decision),
             mapped(delegations.spec_changes(), s, customers_of_delegation),
             mapped(partners.spec_changes(), s, customers_of_partner),
             mapped(namespaces.changes(), s, customers_of_namespace),
             freeze_triggers.boxed(),
-            everything_on(elected(), &customers.store),
         ],
-    )
-    .run(
-        with_retry(Kind::CustomerAccount, customer::reconcile),
-        retry::error_policy,
+        elected(),
+        Kind::CustomerAccount,
+        customer::reconcile,
         ctx.clone(),
     );
-
-    let decisions_ctrl = controller(
+    let decisions_ctrl = reconciled(
         &decisions,
-        &gates.1,
         vec![
             // A decision is judged under its customer's association: its number is in the status.
             mapped(
@@ -263,43 +269,33 @@ pub async fn run(
             mapped(decisions.changes(), s, decisions_beside),
             mapped(delegations.spec_changes(), s, decisions_of_delegation),
             mapped(partners.spec_changes(), s, decisions_of_partner),
-            everything_on(elected(), &decisions.store),
         ],
-    )
-    .run(
-        with_retry(Kind::PurchaseRestriction, restriction::reconcile),
-        retry::error_policy,
+        elected(),
+        Kind::PurchaseRestriction,
+        restriction::reconcile,
         ctx.clone(),
     );
-
-    let delegations_ctrl = controller(
+    let delegations_ctrl = reconciled(
         &delegations,
-        &gates.2,
         vec![
             mapped(delegations.spec_changes(), s, delegations_of_reseller),
             mapped(partners.spec_changes(), s, delegations_of_partner),
-            everything_on(elected(), &delegations.store),
         ],
-    )
-    .run(
-        with_retry(Kind::ResellerDelegation, delegation::reconcile),
-        retry::error_policy,
+        elected(),
+        Kind::ResellerDelegation,
+        delegation::reconcile,
         ctx.clone(),
     );
-
-    let partners_ctrl = controller(
+    let partners_ctrl = reconciled(
         &partners,
-        &gates.3,
         vec![
             mapped(namespaces.spec_changes(), s, partners_in_namespace),
             mapped(delegations.spec_changes(), s, reseller_of_delegation),
             mapped(partners.spec_changes(), s, resellers_of_partner),
-            everything_on(elected(), &partners.store),
         ],
-    )
-    .run(
-        with_retry(Kind::Partner, partner::reconcile),
-        retry::error_policy,
+        elected(),
+        Kind::Partner,
+        partner::reconcile,
         ctx.clone(),
     );
 
@@ -351,24 +347,7 @@ pub async fn run(
         ready(ready_stores);
         futures::future::pending::<()>().await
     };
-    // Each reconcile that ended lets the next waiting object through its gate.
-    type Output<K, E> = Result<(ObjectRef<K>, Action), kube::runtime::controller::Error<Error, E>>;
-    fn released<K, E>(gate: gate::Gate<K>) -> impl FnMut(Output<K, E>) -> futures::future::Ready<()>
-    where
-        K: Resource<DynamicType = ()> + 'static,
-        E: 'static,
-    {
-        move |output| {
-            gate.finished_with(&output);
-            futures::future::ready(())
-        }
-    }
-    let controllers = futures::future::join4(
-        customers_ctrl.for_each(released(gates.0)),
-        decisions_ctrl.for_each(released(gates.1)),
-        delegations_ctrl.for_each(released(gates.2)),
-        partners_ctrl.for_each(released(gates.3)),
-    );
+    let controllers = futures::future::join4(customers_ctrl, decisions_ctrl, delegations_ctrl, partners_ctrl);
     let freeze_watches = futures::future::join(
         freezer.run(client.clone(), changed_tx.clone()),
         auditor.run(client.clone(), changed_tx),

@@ -1264,6 +1264,76 @@ async fn environment_field_references_are_judged() {
     sandbox.shutdown().await;
 }
 
+/// A resource field selector's divisor is one of the units of its resource, as
+/// `Quantity.String()` writes it: `1000m` is `1`, but `1024` is not `1Ki` and `1e3` is not `1k`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_field_divisors_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |name: &str, divisors: &[(&str, &str)]| -> Pod {
+        let env: Vec<Value> = divisors
+            .iter()
+            .enumerate()
+            .map(|(i, (resource, divisor))| {
+                json!({"name": format!("V{i}"), "valueFrom": {"resourceFieldRef": {"resource": resource, "divisor": divisor}}})
+            })
+            .collect();
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+            "containers": [{"name": "app", "image": "nginx", "env": env}]
+        }}))
+        .expect("pod")
+    };
+    let bad = pod(
+        "bad",
+        &[
+            ("limits.cpu", "2"),
+            ("requests.cpu", "1k"),
+            ("limits.memory", "1024"),
+            ("requests.memory", "1e3"),
+            ("limits.ephemeral-storage", "2Mi"),
+        ],
+    );
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let env = "spec.containers[0].env";
+    let bytes = "only divisor's values 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the";
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!(
+                "{env}[0].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.cpu\": only divisor's values 1m and 1 are supported with the cpu resource"
+            ),
+            format!(
+                "{env}[1].valueFrom.resourceFieldRef.divisor: Invalid value: \"requests.cpu\": only divisor's values 1m and 1 are supported with the cpu resource"
+            ),
+            format!(
+                "{env}[2].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.memory\": {bytes} memory resource"
+            ),
+            format!(
+                "{env}[3].valueFrom.resourceFieldRef.divisor: Invalid value: \"requests.memory\": {bytes} memory resource"
+            ),
+            format!(
+                "{env}[4].valueFrom.resourceFieldRef.divisor: Invalid value: \"limits.ephemeral-storage\": {bytes} local ephemeral storage resource"
+            ),
+        ]
+    );
+    let good = pod(
+        "good",
+        &[
+            ("limits.cpu", "1m"),
+            ("requests.cpu", "1000m"),
+            ("limits.memory", "1Mi"),
+            ("requests.memory", "1k"),
+            ("limits.ephemeral-storage", "1Gi"),
+            ("requests.ephemeral-storage", "0"),
+            ("limits.hugepages-2Mi", "3"),
+        ],
+    );
+    pods.create(&PostParams::default(), &good).await.expect("created");
+    sandbox.shutdown().await;
+}
+
 /// Ingress TLS hosts and Secret names, the Ingress's class name, and IngressClasses
 /// (controller, parameters, scope defaulted to Cluster, controller fixed once set) are judged
 /// as kube-apiserver judges them.

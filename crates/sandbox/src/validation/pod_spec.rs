@@ -552,8 +552,7 @@ const RESOURCE_FIELDS: &[&str] = &[
     "requests.memory",
 ];
 
-/// A resource field selector of an environment variable (`validateContainerResourceFieldSelector`
-/// without its divisor checks).
+/// A resource field selector of an environment variable (`validateContainerResourceFieldSelector`).
 fn resource_field_ref(selector: &Value, at: &str, out: &mut Vec<Problem>) {
     let resource = text(selector, "resource");
     if resource.is_empty() {
@@ -569,6 +568,77 @@ fn resource_field_ref(selector: &Value, at: &str, out: &mut Vec<Problem>) {
             RESOURCE_FIELDS,
         ));
     }
+    let divisor = match selector.get("divisor") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return,
+    };
+    let (allowed, unit) = match resource {
+        "limits.cpu" | "requests.cpu" => (&["1m", "1"][..], "1m and 1 are supported with the cpu resource"),
+        "limits.memory" | "requests.memory" => (
+            BYTE_DIVISORS,
+            "1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the memory resource",
+        ),
+        "limits.ephemeral-storage" | "requests.ephemeral-storage" => (
+            BYTE_DIVISORS,
+            "1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei are supported with the local ephemeral storage resource",
+        ),
+        _ => return,
+    };
+    // A zero divisor is the unset one (the default); one that is not a quantity was refused
+    // when the object was read.
+    match divisor_text(&divisor) {
+        Some(canonical) if canonical == "0" || allowed.contains(&canonical.as_str()) => {}
+        None => {}
+        Some(_) => out.push(Problem::invalid(
+            format!("{at}.divisor"),
+            &format!("{resource:?}"),
+            &format!("only divisor's values {unit}"),
+        )),
+    }
+}
+
+/// The divisors of byte resources kube-apiserver accepts, as `Quantity.String()` writes them.
+const BYTE_DIVISORS: &[&str] = &[
+    "1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei",
+];
+
+/// How `Quantity.String()` writes a divisor, for the values a divisor may have (one of a unit
+/// or zero): "0", "1", and one of each suffix of the quantity's own format (decimal suffixes
+/// for a decimal quantity, binary ones for a binary quantity; an exponent quantity is written
+/// with an exponent: `1e3` stays `1e3`). Any other value gets a text that is none of those.
+fn divisor_text(text: &str) -> Option<String> {
+    let value = crate::quantity::nanos(text)?;
+    const ONE: i128 = 1_000_000_000;
+    if value == 0 {
+        return Some("0".into());
+    }
+    if value == ONE {
+        return Some("1".into());
+    }
+    let trimmed = text.trim();
+    let suffix = trimmed.trim_start_matches(|c: char| c.is_ascii_digit() || matches!(c, '.' | '+' | '-'));
+    let other = || Some(format!("{value}n"));
+    if suffix.starts_with(['e', 'E']) {
+        return other();
+    }
+    if suffix.ends_with('i') {
+        return ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+            .iter()
+            .zip(1u32..)
+            .find(|(_, k)| value == ONE * (1i128 << (10 * k)))
+            .map(|(s, _)| format!("1{s}"))
+            .or_else(other);
+    }
+    if value == ONE / 1000 {
+        return Some("1m".into());
+    }
+    ["k", "M", "G", "T", "P", "E"]
+        .iter()
+        .zip(1u32..)
+        .find(|(_, k)| value == ONE * 1000i128.pow(*k))
+        .map(|(s, _)| format!("1{s}"))
+        .or_else(other)
 }
 
 const ID_RANGE: &str = "must be between 0 and 2147483647, inclusive";

@@ -366,7 +366,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = args.webhooks.settings()?;
     runtime.block_on(async {
         // The kube context as kubectl uses it (KUBECONFIG, ~/.kube/config), or in-cluster.
-        let client = kube::Client::try_default()
+        let client = runtime::client::inferred()
             .await
             .context("cannot configure a Kubernetes client (KUBECONFIG or in-cluster)")?;
         let lease = args.leader_election.then(|| LeaseOptions {

@@ -227,7 +227,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         config.auth_info.impersonate = Some(CONTROLLER_USER.to_string());
         // Every right, as the chart's ClusterRole gives what the controller needs.
         config.auth_info.impersonate_groups = Some(vec!["system:masters".to_string()]);
-        let client = kube::Client::try_from(config)?;
+        let client = runtime::client::from_config(config)?;
         // The same start path as `purchase-guard run`: one replica, always the leader.
         let running = runtime::start(
             client,

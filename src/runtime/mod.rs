@@ -6,6 +6,7 @@
 //! - [`shutdown`]: the stop signal; [`logging`]: text or JSON logs; [`health`]: probes and
 //!   metrics; [`leader`]: leader election.
 
+pub mod client;
 pub mod health;
 pub mod leader;
 pub mod logging;

@@ -309,3 +309,43 @@ async fn a_report_that_cannot_be_written_does_not_hold_up_the_status() {
     p.wait_for("customeraccount/initech", "{.status.decision.state}=Unrestricted");
     p.wait_for("customeraccount/initech", "{.status.audit.failures}=0");
 }
+
+/// The sweep: with nothing changing, every customer is reconciled (and audited) again every
+/// `--audit-interval`, round after round.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_customer_is_audited_again_every_interval() {
+    let mut p = Platform::start("audit-sweep").await;
+    restart(&mut p, &["--audit-interval=1s"]);
+    let customers = p
+        .get("customeraccounts", None, "{.items[*].metadata.name}")
+        .split_whitespace()
+        .count();
+    assert!(customers >= 3, "the examples' customers: {customers}");
+    let reconciles = |p: &Platform| -> u64 {
+        let metrics = p.replica.as_ref().expect("a replica").metrics();
+        let line = r#"purchase_guard_reconciles_total{kind="CustomerAccount"} "#;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    // Each round of the wait sees every customer reconciled again; the start's own reconciles
+    // cannot account for three rounds of them.
+    let mut seen = reconciles(&p);
+    for round in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = reconciles(&p);
+            if now >= seen + customers as u64 {
+                seen = now;
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {now} customer reconciles, {seen} before; expected {customers} more within 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

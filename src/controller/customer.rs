@@ -157,26 +157,20 @@ pub async fn reconcile(customer: Arc<CustomerAccount>, ctx: Arc<Context>) -> Res
         publish_related(&ctx, customer.as_ref(), related, EventType::Normal, &reason, message).await;
     }
     // What failed is retried; kinds not listed yet reconcile the customers in play once they
-    // are (`Changed::All`); a freeze is looked at again when its retention ends.
+    // are (`Changed::All`); a freeze is looked at again when its retention ends. The audit's
+    // sweep (every customer, every interval) is one timer of the controller (`mod.rs`), not a
+    // requeue of each customer.
     if !report.failed.is_empty() {
         return Ok(Action::requeue(FREEZE_RETRY));
     }
-    // The sweep audits every customer again every interval.
     let retention = window
         .and_then(|w| w.remaining(&now))
         .map(|left| left + std::time::Duration::from_secs(1));
     let reports = reports_failed.then_some(REPORT_RETRY);
-    Ok(
-        match retention
-            .into_iter()
-            .chain(ctx.auditor.settings.interval)
-            .chain(reports)
-            .min()
-        {
-            Some(after) => Action::requeue(after),
-            None => Action::await_change(),
-        },
-    )
+    Ok(match retention.into_iter().chain(reports).min() {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
+    })
 }
 
 /// How soon policy reports that could not be written are tried again.

@@ -124,6 +124,17 @@ where
         .boxed()
 }
 
+/// Yields every `period`, the first time one period from now (a tick missed while the
+/// consumer was busy is not made up in a burst).
+fn every(period: std::time::Duration) -> impl futures::Stream<Item = ()> + Send + 'static {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    futures::stream::unfold(interval, |mut interval| async move {
+        interval.tick().await;
+        Some(((), interval))
+    })
+}
+
 /// The controller of the objects of a shared store, run until its streams end: each object is
 /// reconciled by `reconcile` (wrapped by [`with_retry`]) when the store applied a change of it,
 /// when any of `triggers` names it, and, all of them, each time `elected` yields. Requests go
@@ -242,6 +253,13 @@ pub async fn run(
     let s = &stores;
     use triggers::*;
 
+    // The audit's sweep: every customer, every interval, through the gate. One timer rather
+    // than a requeue per customer, which kube-runtime would hold as an entry of its delay queue
+    // and of its map of scheduled objects for each of them (about 5 MB at 10,000 customers).
+    let sweep = match auditor.settings.interval {
+        Some(period) => everything_on(every(period), &customers.store),
+        None => futures::stream::empty().boxed(),
+    };
     let customers_ctrl = reconciled(
         &customers,
         vec![
@@ -250,6 +268,7 @@ pub async fn run(
             mapped(partners.spec_changes(), s, customers_of_partner),
             mapped(namespaces.changes(), s, customers_of_namespace),
             freeze_triggers.boxed(),
+            sweep,
         ],
         elected(),
         Kind::CustomerAccount,

@@ -13,8 +13,14 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-/// How many events a slow subscriber may fall behind before it misses some.
+/// How many deletions a slow subscriber may fall behind before it misses some.
 const BUFFER: usize = 4096;
+
+/// How many changes the store's subscribers may fall behind before the watch waits for them
+/// (kube-runtime's shared store holds this many object references per kind, allocated up
+/// front: about 100 bytes each). The subscribers only map changes to reconcile requests, which
+/// the gates take at once, so the watch rarely waits.
+const DISPATCH_BUFFER: usize = 512;
 
 type Gone<K> = tokio::sync::broadcast::Sender<Arc<K>>;
 
@@ -30,7 +36,7 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     fn default() -> Self {
-        let (store, writer) = reflector::store_shared(BUFFER);
+        let (store, writer) = reflector::store_shared(DISPATCH_BUFFER);
         Reflector {
             store,
             writer,

@@ -31,6 +31,11 @@ impl DecisionIndex {
                 let refs = map.entry(d.spec.customer.clone()).or_default();
                 let k = key(d);
                 if !refs.contains(&k) {
+                    // Most customers have one or two decisions: room for what they have, not
+                    // the four a first push makes room for.
+                    if refs.len() < 4 {
+                        refs.reserve_exact(1);
+                    }
                     refs.push(k);
                 }
             }

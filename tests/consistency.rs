@@ -303,6 +303,22 @@ async fn a_check_finds_a_lag_on_any_page_of_a_long_list() {
     assert!(lag.to_string().contains("dist-emea/initech"), "{lag}");
     sandbox.server.store.resume_watches();
     caught_up(&replica).await;
+    // A decision deleted behind the watches, from the middle of the second page: the caches
+    // still have it, which is a lag too, until the watches deliver the deletion.
+    sandbox.server.store.pause_watches();
+    sandbox.server.store.close_watches();
+    let decisions: Api<PurchaseRestriction> = Api::namespaced(support::sandbox_client(&sandbox), "dist-emea");
+    decisions
+        .delete("a-0700", &kube::api::DeleteParams::default())
+        .await
+        .expect("deleted");
+    let lag = replica.freshness.check_now().await.expect_err("the check sees the lag");
+    assert_eq!(
+        lag.to_string(),
+        "the caches did not catch up with the API server within 2000ms (PurchaseRestriction dist-emea/a-0700 was deleted, and the cache still has it)"
+    );
+    sandbox.server.store.resume_watches();
+    caught_up(&replica).await;
     let _ = replica.stop.send(());
     sandbox.shutdown().await;
 }

@@ -212,8 +212,18 @@ struct ItemMeta {
     resource_version: Option<String>,
 }
 
+/// How a list's pages are decoded.
+#[derive(Clone, Copy)]
+enum Decode {
+    /// Each page whole, once it arrived: the few objects one purchase depends on (a hop to a
+    /// blocking thread would cost each purchase more than it saves).
+    Whole,
+    /// While it arrives ([`page`]): the background check's lists of everything.
+    Streamed,
+}
+
 /// A metadata-only quorum list of `K`, with a field selector if any, read by pages.
-async fn read<K>(client: &Client, fields: Option<String>) -> Result<Listed, Stale>
+async fn read<K>(client: &Client, fields: Option<String>, decode: Decode) -> Result<Listed, Stale>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
 {
@@ -236,7 +246,11 @@ where
         let http = request
             .list_metadata(&params)
             .map_err(|e| failed(kube::Error::BuildRequest(e)))?;
-        let page = page(client, http).await.map_err(failed)?;
+        let page: Page = match decode {
+            Decode::Whole => client.request(http).await,
+            Decode::Streamed => page(client, http).await,
+        }
+        .map_err(failed)?;
         if listed.read_at.is_empty() {
             listed.read_at = page.metadata.resource_version.unwrap_or_default();
         }
@@ -338,9 +352,9 @@ impl Freshness {
         let (partners, delegations, decisions, the_customer, the_namespace) = self
             .reads(deadline, async {
                 futures::try_join!(
-                    read::<Partner>(c, None),
-                    read::<ResellerDelegation>(c, None),
-                    read::<PurchaseRestriction>(c, Some(format!("spec.customer={customer}"))),
+                    read::<Partner>(c, None, Decode::Whole),
+                    read::<ResellerDelegation>(c, None, Decode::Whole),
+                    read::<PurchaseRestriction>(c, Some(format!("spec.customer={customer}")), Decode::Whole),
                     read_one::<CustomerAccount>(c, customer),
                     read_one::<Namespace>(c, namespace),
                 )
@@ -389,11 +403,11 @@ impl Freshness {
         let (partners, customers, delegations, decisions, namespaces) = self
             .reads(deadline, async {
                 futures::try_join!(
-                    read::<Partner>(c, None),
-                    read::<CustomerAccount>(c, None),
-                    read::<ResellerDelegation>(c, None),
-                    read::<PurchaseRestriction>(c, None),
-                    read::<Namespace>(c, None),
+                    read::<Partner>(c, None, Decode::Streamed),
+                    read::<CustomerAccount>(c, None, Decode::Streamed),
+                    read::<ResellerDelegation>(c, None, Decode::Streamed),
+                    read::<PurchaseRestriction>(c, None, Decode::Streamed),
+                    read::<Namespace>(c, None, Decode::Streamed),
                 )
             })
             .await?;

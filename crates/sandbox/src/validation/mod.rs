@@ -48,6 +48,16 @@ fn invalid_each<P: AsRef<str>>(
     }
 }
 
+/// The refusals of a name that must be a DNS subdomain (RFC 1123), one per problem.
+fn subdomain(field: &str, value: &str, out: &mut Vec<Problem>) {
+    invalid_each(
+        field,
+        value,
+        purchase_guard_crd_validation::validate_dns1123_subdomain(value),
+        out,
+    );
+}
+
 /// One field error: the field's path, the cause's reason, and the message after the path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {

@@ -31,6 +31,15 @@ fn dns1035_problems(name: &str) -> Vec<String> {
     problems
 }
 
+/// An Ingress host's problems: a wildcard subdomain (`*.example.com`) or a DNS subdomain.
+fn host_problems(host: &str) -> Vec<String> {
+    if host.contains('*') {
+        wildcard_problems(host)
+    } else {
+        purchase_guard_crd_validation::validate_dns1123_subdomain(host)
+    }
+}
+
 /// apimachinery's `IsWildcardDNS1123Subdomain`.
 fn wildcard_problems(host: &str) -> Vec<String> {
     let mut problems = Vec::new();
@@ -76,12 +85,7 @@ pub fn ingress(spec: Option<&Value>, out: &mut Vec<Problem>) {
                     "must be a DNS name, not an IP address",
                 ));
             }
-            let problems = if host.contains('*') {
-                wildcard_problems(host)
-            } else {
-                purchase_guard_crd_validation::validate_dns1123_subdomain(host)
-            };
-            for p in problems {
+            for p in host_problems(host) {
                 out.push(Problem::invalid(format!("{at}.host"), &shown, &p));
             }
         }
@@ -98,31 +102,16 @@ pub fn ingress(spec: Option<&Value>, out: &mut Vec<Problem>) {
     for (i, tls) in items(spec, "tls").iter().enumerate() {
         for (j, host) in items(tls, "hosts").iter().enumerate() {
             let host = host.as_str().unwrap_or_default();
-            let problems = if host.contains('*') {
-                wildcard_problems(host)
-            } else {
-                purchase_guard_crd_validation::validate_dns1123_subdomain(host)
-            };
-            super::invalid_each(&format!("spec.tls[{i}].hosts[{j}]"), host, problems, out);
+            super::invalid_each(&format!("spec.tls[{i}].hosts[{j}]"), host, host_problems(host), out);
         }
         let secret = text(tls, "secretName");
         if !secret.is_empty() {
-            super::invalid_each(
-                &format!("spec.tls[{i}].secretName"),
-                secret,
-                purchase_guard_crd_validation::validate_dns1123_subdomain(secret),
-                out,
-            );
+            super::subdomain(&format!("spec.tls[{i}].secretName"), secret, out);
         }
     }
     if let Some(class) = present(spec, "ingressClassName") {
         let class = class.as_str().unwrap_or_default();
-        super::invalid_each(
-            "spec.ingressClassName",
-            class,
-            purchase_guard_crd_validation::validate_dns1123_subdomain(class),
-            out,
-        );
+        super::subdomain("spec.ingressClassName", class, out);
     }
 }
 
@@ -163,12 +152,7 @@ pub fn ingress_class(spec: Option<&Value>, old_spec: Option<&Value>, out: &mut V
     match controller.split_once('/') {
         _ if controller.is_empty() => out.push(Problem::required("spec.controller")),
         Some((host, path)) if !host.is_empty() && !path.is_empty() => {
-            super::invalid_each(
-                "spec.controller",
-                host,
-                purchase_guard_crd_validation::validate_dns1123_subdomain(host),
-                out,
-            );
+            super::subdomain("spec.controller", host, out);
             if !HTTP_PATH_RE.is_match(path) {
                 out.push(Problem::invalid(
                     "spec.controller",
@@ -189,12 +173,7 @@ pub fn ingress_class(spec: Option<&Value>, old_spec: Option<&Value>, out: &mut V
     let at = "spec.parameters";
     if let Some(group) = present(parameters, "apiGroup") {
         let group = group.as_str().unwrap_or_default();
-        super::invalid_each(
-            &format!("{at}.apiGroup"),
-            group,
-            purchase_guard_crd_validation::validate_dns1123_subdomain(group),
-            out,
-        );
+        super::subdomain(&format!("{at}.apiGroup"), group, out);
     }
     kind_and_name(parameters, at, out);
     let namespace = present(parameters, "namespace").map(|n| n.as_str().unwrap_or_default());

@@ -419,12 +419,7 @@ pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
             }
             if matches!(source, "configMapKeyRef" | "secretKeyRef") {
                 let name = text(selector, "name");
-                super::invalid_each(
-                    &format!("{at}.{source}.name"),
-                    name,
-                    purchase_guard_crd_validation::validate_dns1123_subdomain(name),
-                    out,
-                );
+                super::subdomain(&format!("{at}.{source}.name"), name, out);
                 let key = text(selector, "key");
                 if key.is_empty() {
                     out.push(Problem::required(format!("{at}.{source}.key")));
@@ -901,12 +896,7 @@ fn windows_options(sc: &Value, at: &str, out: &mut Vec<Problem>) {
     let at = format!("{at}.windowsOptions");
     if let Some(name) = present(windows, "gmsaCredentialSpecName") {
         let name = name.as_str().unwrap_or_default();
-        super::invalid_each(
-            &format!("{at}.gmsaCredentialSpecName"),
-            name,
-            purchase_guard_crd_validation::validate_dns1123_subdomain(name),
-            out,
-        );
+        super::subdomain(&format!("{at}.gmsaCredentialSpecName"), name, out);
     }
     if let Some(spec) = present(windows, "gmsaCredentialSpec") {
         let spec = spec.as_str().unwrap_or_default();
@@ -1199,12 +1189,7 @@ fn node_selector_term(term: &Value, at: &str, out: &mut Vec<Problem>) {
             "metadata.name" => {
                 for (i, value) in values.iter().enumerate() {
                     let value = value.as_str().unwrap_or_default();
-                    super::invalid_each(
-                        &format!("{at}.values[{i}]"),
-                        value,
-                        purchase_guard_crd_validation::validate_dns1123_subdomain(value),
-                        out,
-                    );
+                    super::subdomain(&format!("{at}.values[{i}]"), value, out);
                 }
             }
             other => out.push(Problem::invalid(

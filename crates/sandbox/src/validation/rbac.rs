@@ -126,12 +126,7 @@ pub fn binding(obj: &Value, old: Option<&Value>, namespaced: bool, out: &mut Vec
         match text(subject, "kind") {
             "ServiceAccount" => {
                 if !name.is_empty() {
-                    super::invalid_each(
-                        &format!("{at}.name"),
-                        name,
-                        purchase_guard_crd_validation::validate_dns1123_subdomain(name),
-                        out,
-                    );
+                    super::subdomain(&format!("{at}.name"), name, out);
                 }
                 if !group.is_empty() {
                     out.push(Problem::not_supported(format!("{at}.apiGroup"), group, &[""]));

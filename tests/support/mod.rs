@@ -12,19 +12,54 @@ use std::process::{Command, Stdio};
 /// A port on 127.0.0.1 nobody listens on now, never handed out before in this process: a
 /// port handed out and not bound yet must not be handed out again (two servers of one test
 /// would race for it).
+///
+/// The port is taken from below (or above) the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`): a port from inside it can become the local end of any
+/// outgoing connection (a kubectl or kube client talking to the sandbox) between the moment
+/// it is handed out and the moment the server binds it, and the server then fails with
+/// "Address already in use".
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
+    let (low, high) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut bounds = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((bounds.next()??, bounds.next()??))
+        })
+        .unwrap_or((32768, 60999));
+    let outside: Vec<std::ops::Range<u16>> = [10_000..low, high.saturating_add(1)..u16::MAX]
+        .into_iter()
+        .filter(|r| r.len() >= 1000)
+        .collect();
+    assert!(
+        !outside.is_empty(),
+        "no room outside the ephemeral port range {low}-{high} for test servers"
+    );
+    let size: usize = outside.iter().map(|r| r.len()).sum();
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    // A start that differs between the test processes that may run at once.
+    let mut step = (std::process::id() as usize).wrapping_mul(7919) + given.len();
+    for _ in 0..size {
+        step = (step + 1) % size;
+        let mut index = step;
+        let port = outside
+            .iter()
+            .find_map(|r| {
+                if index < r.len() {
+                    Some(r.start + index as u16)
+                } else {
+                    index -= r.len();
+                    None
+                }
+            })
+            .expect("an index inside the ranges");
+        if given.contains(&port) || std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
         }
+        given.push(port);
+        return port;
     }
+    panic!("no free port outside the ephemeral range {low}-{high}");
 }
 
 /// Runs the real kubectl with `kubeconfig`, feeding `stdin`; success and stdout+stderr.

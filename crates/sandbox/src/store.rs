@@ -49,13 +49,16 @@ pub struct Event {
     pub kind: EventType,
     pub key: Key,
     pub object: Arc<Value>,
+    /// What a MODIFIED event replaced: a watch with a selector shows an object that starts
+    /// or stops matching as ADDED or DELETED.
+    pub previous: Option<Arc<Value>>,
     /// The watch line (`{"type":...,"object":...}` and a newline), serialized once for every
     /// watcher.
     pub line: Arc<str>,
 }
 
 impl Event {
-    fn new(rv: u64, kind: EventType, key: Key, object: Arc<Value>) -> Self {
+    fn new(rv: u64, kind: EventType, key: Key, object: Arc<Value>, previous: Option<Arc<Value>>) -> Self {
         let json = String::from_utf8(crate::meta::to_json(&object)).unwrap_or_else(|_| "{}".into());
         let line: Arc<str> = format!("{{\"type\":\"{}\",\"object\":{json}}}\n", kind.as_str()).into();
         Event {
@@ -63,6 +66,7 @@ impl Event {
             kind,
             key,
             object,
+            previous,
             line,
         }
     }
@@ -236,12 +240,13 @@ impl Inner {
     pub fn put(&mut self, store: &Store, key: Key, object: Value) -> Arc<Value> {
         self.rv += 1;
         let object = Arc::new(object);
-        let kind = if self.objects.insert(key.clone(), object.clone()).is_some() {
+        let previous = self.objects.insert(key.clone(), object.clone());
+        let kind = if previous.is_some() {
             EventType::Modified
         } else {
             EventType::Added
         };
-        self.record(store, Event::new(self.rv, kind, key, object.clone()));
+        self.record(store, Event::new(self.rv, kind, key, object.clone(), previous));
         object
     }
 
@@ -256,7 +261,7 @@ impl Inner {
         let object = Arc::new(object);
         self.record(
             store,
-            Event::new(self.rv, EventType::Deleted, key.clone(), object.clone()),
+            Event::new(self.rv, EventType::Deleted, key.clone(), object.clone(), None),
         );
         Some(object)
     }

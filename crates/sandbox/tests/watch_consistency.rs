@@ -149,3 +149,125 @@ async fn reflector_matches_a_fresh_list_after_mixed_writes_restart_and_gone() {
     task.abort();
     sandbox.shutdown().await;
 }
+
+/// A watch with a label selector sees what enters and leaves its selection as kube-apiserver
+/// shows it: an object that starts to match is ADDED, one that stops matching is DELETED (its
+/// last matching content, at the resourceVersion of the change), both live and when the watch
+/// resumes from an earlier resourceVersion; a reflector with the selector forgets the object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_watch_sees_objects_enter_and_leave_its_selection() {
+    use kube::api::{Patch, PatchParams, WatchEvent, WatchParams};
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox starts");
+    let client = client(&sandbox).await;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let gold = WatchParams::default().labels("tier=gold");
+    let from = api
+        .list(&ListParams::default())
+        .await
+        .expect("lists")
+        .metadata
+        .resource_version
+        .expect("a resourceVersion");
+
+    let (reader, writer) = reflector::store();
+    let reflected = watcher(api.clone(), watcher::Config::default().labels("tier=gold"))
+        .reflect(writer)
+        .touched_objects();
+    let reflecting = tokio::spawn(async move {
+        futures::pin_mut!(reflected);
+        while reflected.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.expect("the reflector lists");
+    let live = api.watch(&gold, &from).await.expect("the watch starts").boxed();
+    let labelled = |name: &str, tier: &str| {
+        let mut cm = config_map(name, 1);
+        cm.metadata.labels = Some(BTreeMap::from([("tier".to_string(), tier.to_string())]));
+        cm
+    };
+    let relabel = |tier: &str| Patch::Merge(serde_json::json!({"metadata": {"labels": {"tier": tier}}}));
+    let pp = PatchParams::default();
+    let rv = |cm: ConfigMap| cm.metadata.resource_version.expect("a resourceVersion");
+
+    api.create(&PostParams::default(), &labelled("a", "gold"))
+        .await
+        .expect("a");
+    api.create(&PostParams::default(), &labelled("b", "silver"))
+        .await
+        .expect("b");
+    api.patch("b", &pp, &relabel("gold")).await.expect("b turns gold");
+    let a_leaves = rv(api.patch("a", &pp, &relabel("silver")).await.expect("a turns silver"));
+    api.patch("b", &pp, &Patch::Merge(serde_json::json!({"data": {"v": "2"}})))
+        .await
+        .expect("b changes");
+    api.patch("a", &pp, &Patch::Merge(serde_json::json!({"data": {"v": "3"}})))
+        .await
+        .expect("a changes outside the selection");
+    let b_deleted = api.delete("b", &DeleteParams::default()).await.expect("b goes");
+    assert!(b_deleted.is_left() || b_deleted.is_right());
+
+    let expected = [
+        ("ADDED", "a", "gold"),
+        ("ADDED", "b", "gold"),
+        ("DELETED", "a", "gold"),
+        ("MODIFIED", "b", "gold"),
+        ("DELETED", "b", "gold"),
+    ];
+    let seen = |stream: futures::stream::BoxStream<'static, kube::Result<WatchEvent<ConfigMap>>>| async move {
+        let mut seen = Vec::new();
+        let mut stream = stream;
+        // One deadline for all: bookmarks keep a quiet watch talking.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while seen.len() < expected.len() {
+            let event = tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("the watch went quiet after {seen:?}"))
+                .expect("the watch goes on")
+                .expect("an event");
+            let (kind, cm) = match event {
+                WatchEvent::Added(cm) => ("ADDED", cm),
+                WatchEvent::Modified(cm) => ("MODIFIED", cm),
+                WatchEvent::Deleted(cm) => ("DELETED", cm),
+                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Error(e) => panic!("a watch error: {e:?}"),
+            };
+            let tier = cm.metadata.labels.as_ref().and_then(|l| l.get("tier")).cloned();
+            seen.push((
+                kind,
+                cm.metadata.name.clone().unwrap_or_default(),
+                tier.unwrap_or_default(),
+                rv(cm),
+            ));
+        }
+        seen
+    };
+    for (watch, events) in [
+        ("live", seen(live).await),
+        (
+            "resumed",
+            seen(api.watch(&gold, &from).await.expect("the watch resumes").boxed()).await,
+        ),
+    ] {
+        let shape: Vec<(&str, &str, &str)> = events.iter().map(|(k, n, t, _)| (*k, n.as_str(), t.as_str())).collect();
+        assert_eq!(shape, expected, "the {watch} watch");
+        assert_eq!(
+            events[2].3, a_leaves,
+            "the {watch} watch: a's DELETED carries the resourceVersion of the change that took it out"
+        );
+    }
+    // A marker after everything: once the reflector has it, it has had every event before.
+    api.create(&PostParams::default(), &labelled("c", "gold"))
+        .await
+        .expect("c");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let names = || {
+        let mut names: Vec<String> = reader.state().iter().filter_map(|c| c.metadata.name.clone()).collect();
+        names.sort();
+        names
+    };
+    while !names().contains(&"c".to_string()) {
+        assert!(Instant::now() < deadline, "the reflector never got c: {:?}", names());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(names(), ["c"], "the reflector forgets what left its selection");
+    reflecting.abort();
+}

@@ -1,6 +1,7 @@
 //! Watches: events from a resourceVersion, bookmarks, and the 410 Gone of a compacted history.
 
 use super::*;
+use crate::store::{Event, EventType};
 
 impl ApiServer {
     pub(super) fn watch(self: &Arc<Self>, t: &Target, q: &Query) -> Result<Response, ApiError> {
@@ -70,14 +71,19 @@ impl ApiServer {
                     return;
                 }
             }
+            // What this watch sends for a change, if anything, as one line.
+            let out = |e: &Event| -> Option<Bytes> {
+                let (kind, obj) = through_selector(e, shown, matches)?;
+                Some(if kind == e.kind && Arc::ptr_eq(&obj, &e.object) {
+                    Bytes::from(e.line.to_string())
+                } else {
+                    Bytes::from(watch_line(&json!({"type": kind.as_str(), "object": *obj})))
+                })
+            };
             for e in past {
                 last_rv = e.rv;
-                let obj = shown(&e.key, &e.object);
-                if matches(&obj)
-                    && tx
-                        .send(line(json!({"type": e.kind.as_str(), "object": *obj})))
-                        .await
-                        .is_err()
+                if let Some(out) = out(&e)
+                    && tx.send(Ok(out)).await.is_err()
                 {
                     return;
                 }
@@ -102,13 +108,7 @@ impl ApiServer {
                             if e.rv <= last_rv { continue; }
                             last_rv = e.rv;
                             if !filter_key(&e.key) { continue; }
-                            let obj = shown(&e.key, &e.object);
-                            if !matches(&obj) { continue; }
-                            let out = if Arc::ptr_eq(&obj, &e.object) {
-                                Bytes::from(e.line.to_string())
-                            } else {
-                                Bytes::from(watch_line(&json!({"type": e.kind.as_str(), "object": *obj})))
-                            };
+                            let Some(out) = out(&e) else { continue };
                             if tx.send(Ok(out)).await.is_err() { return; }
                         }
                         // A watcher that falls behind is closed; the client resumes from its
@@ -124,6 +124,36 @@ impl ApiServer {
             .header(header::TRANSFER_ENCODING, "chunked")
             .body(Body::from_stream(stream))
             .unwrap_or_default())
+    }
+}
+
+/// How a watch with selectors shows a change, as kube-apiserver's watch cache does: an object
+/// that starts to match is ADDED, one that stops is DELETED with its last matching content at
+/// the change's resourceVersion, a change outside the selection is not sent. `shown` is the
+/// object as this watch's API shows it.
+fn through_selector(
+    e: &Event,
+    shown: impl Fn(&Key, &Arc<Value>) -> Arc<Value>,
+    matches: impl Fn(&Value) -> bool,
+) -> Option<(EventType, Arc<Value>)> {
+    let obj = shown(&e.key, &e.object);
+    let now = matches(&obj);
+    let previous = match (e.kind, &e.previous) {
+        (EventType::Modified, Some(previous)) => previous,
+        (kind, _) => return now.then_some((kind, obj)),
+    };
+    let before = shown(&e.key, previous);
+    match (matches(&before), now) {
+        (true, true) => Some((EventType::Modified, obj)),
+        (false, true) => Some((EventType::Added, obj)),
+        (false, false) => None,
+        (true, false) => {
+            let mut last = (*before).clone();
+            if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("resourceVersion".into(), Value::String(e.rv.to_string()));
+            }
+            Some((EventType::Deleted, Arc::new(last)))
+        }
     }
 }
 

@@ -49,8 +49,77 @@ pub fn apply_json_or_merge(kind: PatchType, target: &Value, patch: &Value) -> Re
     Ok(doc)
 }
 
-/// The merge key of a list field in the built-in kinds, by field name. Lists not named here
-/// are replaced as a whole (atomic), like lists without `patchStrategy: merge`.
+/// How a strategic merge patch treats a list of a built-in kind, from the Go types'
+/// `patchStrategy` and `patchMergeKey` tags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ListStrategy {
+    /// Items merge by this key.
+    Key(&'static str),
+    /// A list of scalars: the patch's items are added to those there.
+    Primitive,
+    /// Replaced whole: lists without a patch strategy.
+    Atomic,
+}
+
+/// The strategy of the list at `path` (field names from the object's root; list items add
+/// nothing) in an object of `kind`. A field name alone does not decide: a Container's `ports`
+/// merge by `containerPort`, a Service's by `port`, a NetworkPolicy's are atomic.
+fn list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
+    use ListStrategy::{Atomic, Key, Primitive};
+    let Some((&field, parents)) = path.split_last() else {
+        return Atomic;
+    };
+    let parent = parents.last().copied().unwrap_or_default();
+    let container = matches!(parent, "containers" | "initContainers" | "ephemeralContainers");
+    let container_status = matches!(
+        parent,
+        "containerStatuses" | "initContainerStatuses" | "ephemeralContainerStatuses"
+    );
+    // PodSpec: a Pod's spec, or a template's anywhere in a workload.
+    let pod_spec = parent == "spec" && (kind == "Pod" || parents.contains(&"template"));
+    let pod_status = kind == "Pod" && parents == ["status"];
+    match field {
+        // Every `conditions` list with a patch strategy is a status's, keyed by type (custom
+        // resources' status conditions are not patched strategically).
+        "conditions" => Key("type"),
+        "ownerReferences" if parent == "metadata" => Key("uid"),
+        "finalizers" if parent == "metadata" => Primitive,
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "imagePullSecrets"
+        | "volumes"
+        | "schedulingGates"
+        | "resourceClaims"
+            if pod_spec =>
+        {
+            Key("name")
+        }
+        "hostAliases" if pod_spec => Key("ip"),
+        "topologySpreadConstraints" if pod_spec => Key("topologyKey"),
+        "env" if container => Key("name"),
+        "ports" if container => Key("containerPort"),
+        "volumeMounts" if container || container_status => Key("mountPath"),
+        "volumeDevices" if container => Key("devicePath"),
+        "allocatedResourcesStatus" if container_status => Key("name"),
+        "podIPs" | "hostIPs" if pod_status => Key("ip"),
+        "resourceClaimStatuses" if pod_status => Key("name"),
+        "ports" if kind == "Service" && parents == ["spec"] => Key("port"),
+        "addresses" if kind == "Node" && parents == ["status"] => Key("type"),
+        "podCIDRs" if kind == "Node" && parents == ["spec"] => Primitive,
+        "secrets" if kind == "ServiceAccount" && parents.is_empty() => Key("name"),
+        "webhooks" if kind.ends_with("WebhookConfiguration") && parents.is_empty() => Key("name"),
+        "matchConditions" if parent == "webhooks" => Key("name"),
+        "matchConditions" | "variables" if kind == "ValidatingAdmissionPolicy" && parents == ["spec"] => Key("name"),
+        "drivers" if kind == "CSINode" && parents == ["spec"] => Key("name"),
+        "reservedFor" if kind == "ResourceClaim" && parents == ["status"] => Key("uid"),
+        "x-kubernetes-validations" if kind == "CustomResourceDefinition" => Key("rule"),
+        _ => Atomic,
+    }
+}
+
+/// The merge key of a list field in the built-in kinds, by field name, for field ownership
+/// (`k:{...}` entries). Lists not named here are owned whole.
 fn merge_key(field: &str) -> Option<&'static str> {
     match field {
         "containers"
@@ -64,29 +133,29 @@ fn merge_key(field: &str) -> Option<&'static str> {
         "ports" => Some("containerPort"),
         "conditions" => Some("type"),
         "ownerReferences" => Some("uid"),
-        "tolerations" => None,
         _ => None,
     }
 }
 
-fn primitive_merge_list(field: &str) -> bool {
-    field == "finalizers"
-}
-
-/// Applies a strategic merge patch: maps merge, `null` deletes, lists with a known merge key
-/// merge by key, `$patch: delete|replace` and `$setElementOrder`, `$deleteFromPrimitiveList`
-/// and `$retainKeys` directives are honoured.
+/// Applies a strategic merge patch: maps merge, `null` deletes, lists merge by the merge key
+/// of their place in the kind (see [`list_strategy`]) or are replaced, `$patch:
+/// delete|replace` (on maps and list items), `$setElementOrder`, `$deleteFromPrimitiveList`
+/// and `$retainKeys` directives are honoured. An item of a keyed list without its key is
+/// refused as kube-apiserver refuses it (500, `map: map[...] does not contain declared merge
+/// key: name`).
 pub fn apply_strategic(target: &Value, patch: &Value) -> Result<Value, ApiError> {
-    Ok(strategic(target, patch, ""))
+    let kind = target.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let mut path = Vec::new();
+    strategic(target, patch, kind, &mut path)
 }
 
-fn strategic(target: &Value, patch: &Value, field: &str) -> Value {
-    match (target, patch) {
+fn strategic<'a>(target: &Value, patch: &'a Value, kind: &str, path: &mut Vec<&'a str>) -> Result<Value, ApiError> {
+    Ok(match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
             if p.get("$patch").and_then(Value::as_str) == Some("replace") {
                 let mut out = p.clone();
                 out.remove("$patch");
-                return Value::Object(out);
+                return Ok(strip_directives(&Value::Object(out)));
             }
             let mut out = t.clone();
             if let Some(retain) = p.get("$retainKeys").and_then(Value::as_array) {
@@ -108,7 +177,13 @@ fn strategic(target: &Value, patch: &Value, field: &str) -> Value {
                     continue;
                 }
                 let merged = match out.get(k) {
-                    Some(existing) => strategic(existing, v, k),
+                    Some(existing) => {
+                        path.push(k);
+                        let merged = strategic(existing, v, kind, path);
+                        path.pop();
+                        merged?
+                    }
+                    // Not in the object: the patch's value.
                     None => strip_directives(v),
                 };
                 out.insert(k.clone(), merged);
@@ -118,42 +193,82 @@ fn strategic(target: &Value, patch: &Value, field: &str) -> Value {
                 .iter()
                 .filter_map(|(k, v)| k.strip_prefix("$setElementOrder/").map(|f| (f, v)))
             {
+                path.push(k);
+                let key = match list_strategy(kind, path) {
+                    ListStrategy::Key(key) => Some(key),
+                    _ => None,
+                };
+                path.pop();
                 if let (Some(Value::Array(items)), Some(order)) = (out.get_mut(k), order.as_array()) {
-                    reorder(items, order, merge_key(k));
+                    reorder(items, order, key);
                 }
             }
             Value::Object(out)
         }
-        (Value::Array(t), Value::Array(p)) => {
-            if let Some(key) = merge_key(field) {
-                let mut out = t.clone();
-                for item in p {
-                    let id = item.get(key);
-                    let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
-                    let pos = out.iter().position(|o| o.get(key) == id && id.is_some());
-                    match (pos, delete) {
-                        (Some(i), true) => {
-                            out.remove(i);
+        (Value::Array(existing), Value::Array(p)) => {
+            // `{"$patch": "replace"}` among the items: the others replace the list.
+            let replace = p
+                .iter()
+                .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"));
+            match list_strategy(kind, path) {
+                _ if replace => Value::Array(
+                    p.iter()
+                        .filter(|i| i.get("$patch").and_then(Value::as_str) != Some("replace"))
+                        .map(strip_directives)
+                        .collect(),
+                ),
+                ListStrategy::Key(key) => {
+                    let mut out = existing.clone();
+                    for item in p {
+                        let Some(id) = item.get(key) else {
+                            return Err(ApiError::new(
+                                500,
+                                "",
+                                format!("map: {} does not contain declared merge key: {key}", go_value(item)),
+                            ));
+                        };
+                        let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+                        let pos = out.iter().position(|o| o.get(key) == Some(id));
+                        match (pos, delete) {
+                            (Some(i), true) => {
+                                out.remove(i);
+                            }
+                            (Some(i), false) => out[i] = strategic(&out[i], item, kind, path)?,
+                            (None, false) => out.push(strip_directives(item)),
+                            (None, true) => {}
                         }
-                        (Some(i), false) => out[i] = strategic(&out[i], item, ""),
-                        (None, false) => out.push(strip_directives(item)),
-                        (None, true) => {}
                     }
+                    Value::Array(out)
                 }
-                Value::Array(out)
-            } else if primitive_merge_list(field) {
-                let mut out = t.clone();
-                for item in p {
-                    if !out.contains(item) {
-                        out.push(item.clone());
+                ListStrategy::Primitive => {
+                    let mut out = existing.clone();
+                    for item in p {
+                        if !out.contains(item) {
+                            out.push(item.clone());
+                        }
                     }
+                    Value::Array(out)
                 }
-                Value::Array(out)
-            } else {
-                Value::Array(p.iter().map(strip_directives).collect())
+                ListStrategy::Atomic => Value::Array(p.iter().map(strip_directives).collect()),
             }
         }
         (_, p) => strip_directives(p),
+    })
+}
+
+/// A JSON value as Go's `%v` prints the decoded form (`map[k:v ...]` with sorted keys).
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries.iter().map(|(k, v)| format!("{k}:{}", go_value(v))).collect();
+            format!("map[{}]", inner.join(" "))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(go_value).collect::<Vec<_>>().join(" ")),
+        Value::String(s) => s.clone(),
+        Value::Null => "<nil>".into(),
+        other => other.to_string(),
     }
 }
 
@@ -231,6 +346,53 @@ mod tests {
         assert_eq!(containers[1]["name"], "c");
         assert_eq!(out["metadata"]["finalizers"], json!(["f1", "f2"]));
         assert_eq!(out["metadata"]["labels"], json!({"x": "1"}));
+    }
+
+    #[test]
+    fn a_lists_key_depends_on_its_place_in_the_kind() {
+        let patch = json!({"spec": {"ports": [{"port": 80, "protocol": "UDP"}]}});
+        let service = json!({"kind": "Service", "spec": {"ports": [{"port": 80, "name": "web"}, {"port": 81}]}});
+        let out = apply_strategic(&service, &patch).unwrap();
+        assert_eq!(
+            out["spec"]["ports"],
+            json!([{"port": 80, "name": "web", "protocol": "UDP"}, {"port": 81}])
+        );
+        // A NetworkPolicy's ports have no patch strategy: replaced.
+        let policy = json!({"kind": "NetworkPolicy", "spec": {"ports": [{"port": 81}]}});
+        let out = apply_strategic(&policy, &patch).unwrap();
+        assert_eq!(out["spec"]["ports"], json!([{"port": 80, "protocol": "UDP"}]));
+        // A container's ports merge by containerPort, in a Pod or any template.
+        let ports = |kind: &str, spec: Value| {
+            let target = json!({"kind": kind, "spec": spec.clone()});
+            apply_strategic(&target, &json!({"spec": spec})).unwrap()
+        };
+        let pod = ports(
+            "Pod",
+            json!({"containers": [{"name": "a", "ports": [{"containerPort": 1}]}]}),
+        );
+        assert_eq!(pod["spec"]["containers"][0]["ports"], json!([{"containerPort": 1}]));
+        let deployment = json!({"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
+            {"name": "a", "ports": [{"containerPort": 1}]}]}}}});
+        let patch =
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "ports": [{"containerPort": 2}]}]}}}});
+        let out = apply_strategic(&deployment, &patch).unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["ports"],
+            json!([{"containerPort": 1}, {"containerPort": 2}])
+        );
+        // An item without its list's key.
+        let err = apply_strategic(
+            &deployment,
+            &json!({"spec": {"template": {"spec": {"containers": [{"image": "x", "env": [{"value": "1"}]}]}}}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (
+                500,
+                "map: map[env:[map[value:1]] image:x] does not contain declared merge key: name"
+            )
+        );
     }
 
     #[test]

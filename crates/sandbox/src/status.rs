@@ -113,6 +113,12 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
+        // kube-apiserver leaves an empty reason (StatusReasonUnknown) out.
+        if self.reason.is_empty()
+            && let Some(fields) = status.as_object_mut()
+        {
+            fields.remove("reason");
+        }
         if let Some(d) = &self.details {
             status["details"] = d.clone();
         }

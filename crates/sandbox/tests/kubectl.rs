@@ -483,3 +483,121 @@ fn field_ownership_after_updates(k: &Kubectl, dir: &Path) {
     assert!(ok, "{err}");
     assert!(!owned("kubectl-patch").contains("f:holderIdentity"));
 }
+
+/// `kubectl patch` (a strategic merge patch) merges each list by the key its place in the kind
+/// declares, as kube-apiserver does: a Service's ports by `port`, a pod template's host
+/// aliases by `ip`, containers by `name`; `$patch: replace` among a list's items replaces it;
+/// an item without its list's key is refused with kube-apiserver's message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategic_patches_merge_lists_by_the_kinds_keys() {
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox starts");
+    let dir = std::env::temp_dir().join(format!("pg-sandbox-smp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let kubeconfig = dir.join("kubeconfig");
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+    let k = Kubectl {
+        bin: kubectl(None),
+        kubeconfig,
+    };
+    let get = |what: &[&str]| -> serde_json::Value {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&k.ok(&args)).expect("JSON")
+    };
+
+    k.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "--tcp=80:8080",
+        "--tcp=443:8443",
+    ]);
+    k.ok(&[
+        "patch",
+        "service",
+        "web",
+        "-p",
+        r#"{"spec":{"ports":[{"port":80,"targetPort":9090}]}}"#,
+    ]);
+    let ports: Vec<(i64, i64, String)> = get(&["service", "web"])["spec"]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_i64().unwrap_or_default(),
+                p["targetPort"].as_i64().unwrap_or_default(),
+                p["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ports,
+        [(80, 9090, "80-8080".to_string()), (443, 8443, "443-8443".to_string())],
+        "the Service's port 80 changed in place, 443 kept"
+    );
+
+    k.ok(&["create", "deployment", "web", "--image=nginx"]);
+    let template = |patch: &str| format!(r#"{{"spec":{{"template":{{"spec":{patch}}}}}}}"#);
+    for (ip, host) in [("10.0.0.1", "one"), ("10.0.0.2", "two")] {
+        k.ok(&[
+            "patch",
+            "deployment",
+            "web",
+            "-p",
+            &template(&format!(
+                r#"{{"hostAliases":[{{"ip":"{ip}","hostnames":["{host}"]}}]}}"#
+            )),
+        ]);
+    }
+    let aliases = |d: &serde_json::Value| -> Vec<String> {
+        d["spec"]["template"]["spec"]["hostAliases"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h["ip"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        aliases(&get(&["deployment", "web"])),
+        ["10.0.0.1", "10.0.0.2"],
+        "merged by ip"
+    );
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        &template(r#"{"hostAliases":[{"$patch":"replace"},{"ip":"10.0.0.3","hostnames":["three"]}]}"#),
+    ]);
+    assert_eq!(aliases(&get(&["deployment", "web"])), ["10.0.0.3"], "replaced");
+
+    k.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        &template(r#"{"containers":[{"name":"nginx","image":"nginx:1.27"}]}"#),
+    ]);
+    let deployment = get(&["deployment", "web"]);
+    let containers = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .expect("containers");
+    assert_eq!(
+        (containers.len(), containers[0]["image"].as_str()),
+        (1, Some("nginx:1.27"))
+    );
+    let refused = k.fails(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        &template(r#"{"containers":[{"image":"nginx:2"}]}"#),
+    ]);
+    assert!(
+        refused.contains("map: map[image:nginx:2] does not contain declared merge key: name"),
+        "{refused}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    sandbox.shutdown().await;
+}

@@ -1501,3 +1501,102 @@ async fn windows_options_are_judged() {
     pods.create(&PostParams::default(), &good).await.expect("created");
     sandbox.shutdown().await;
 }
+
+/// Downward API volumes and projected volumes are judged as kube-apiserver judges them: each
+/// file's path, exactly one of a field or a resource (a volume's resource names its
+/// container), the fields a volume may hold, file modes, paths not given twice in one
+/// projected volume, ServiceAccount tokens living at least ten minutes (an hour when unset).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downward_api_and_projected_volumes_are_judged() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, PostParams};
+    let (sandbox, client) = started().await;
+    let pods: Api<Pod> = Api::default_namespaced(client);
+    let pod = |name: &str, volumes: Value| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {
+            "containers": [{"name": "app", "image": "nginx"}],
+            "volumes": volumes,
+        }}))
+        .expect("pod")
+    };
+    let bad = pod(
+        "bad",
+        json!([
+            {"name": "info", "downwardAPI": {"items": [
+                {"path": "", "fieldRef": {"fieldPath": "metadata.name"}},
+                {"path": "/abs", "fieldRef": {"fieldPath": "spec.nodeName"}},
+                {"path": "..x", "resourceFieldRef": {"resource": "limits.cpu"}},
+                {"path": "both", "fieldRef": {"fieldPath": "metadata.uid"},
+                 "resourceFieldRef": {"containerName": "app", "resource": "limits.memory"}},
+                {"path": "none"},
+                {"path": "m", "fieldRef": {"fieldPath": "metadata.labels"}, "mode": 1000},
+                {"path": "d", "resourceFieldRef": {"containerName": "app", "resource": "limits.cpu", "divisor": "2"}},
+            ]}},
+            {"name": "all", "projected": {"sources": [
+                {"secret": {"name": "s", "items": [{"key": "a", "path": "same"}]}},
+                {"configMap": {"name": "c", "items": [{"key": "b", "path": "same"}]}},
+                {"downwardAPI": {"items": [{"path": "same", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                {"serviceAccountToken": {"path": "", "expirationSeconds": 60}},
+                {"configMap": {"items": [{"key": "", "path": "../up"}]}},
+            ]}},
+        ]),
+    );
+    let e = pods.create(&PostParams::default(), &bad).await.expect_err("refused");
+    let d = "spec.volumes[0].downwardAPI";
+    let p = "spec.volumes[1].projected";
+    assert_eq!(
+        support::field_causes(e),
+        [
+            format!("{d}.path: Required value"),
+            format!("{d}.path: Invalid value: \"/abs\": must be a relative path"),
+            format!(
+                "{d}.fieldRef.fieldPath: Unsupported value: \"spec.nodeName\": supported values: \"metadata.annotations\", \"metadata.labels\", \"metadata.name\", \"metadata.namespace\", \"metadata.uid\""
+            ),
+            format!("{d}.path: Invalid value: \"..x\": must not start with '..'"),
+            format!("{d}.resourceFieldRef.containerName: Required value"),
+            format!(
+                "{d}: Invalid value: \"resource\": fieldRef and resourceFieldRef can not be specified simultaneously"
+            ),
+            format!("{d}: Required value: one of fieldRef and resourceFieldRef is required"),
+            format!("{d}.mode: Invalid value: 1000: must be a number between 0 and 0777 (octal), both inclusive"),
+            format!(
+                "{d}.resourceFieldRef.divisor: Invalid value: \"limits.cpu\": only divisor's values 1m and 1 are supported with the cpu resource"
+            ),
+            format!("{p}: Invalid value: \"c\": conflicting duplicate paths"),
+            format!("{p}: Invalid value: \"same\": conflicting duplicate paths"),
+            format!(
+                "{p}.sources[3].serviceAccountToken.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes"
+            ),
+            format!("{p}.path: Required value"),
+            format!("{p}.sources[4].configMap.name: Required value"),
+            format!("{p}.sources[4].configMap.items[0].key: Required value"),
+            format!("{p}.sources[4].configMap.items[0].path: Invalid value: \"../up\": must not contain '..'"),
+        ]
+    );
+    let good = pod(
+        "good",
+        json!([
+            {"name": "info", "downwardAPI": {"items": [
+                {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                {"path": "team", "fieldRef": {"fieldPath": "metadata.annotations['Team']"}},
+                {"path": "cpu", "resourceFieldRef": {"containerName": "app", "resource": "limits.cpu", "divisor": "1m"}},
+            ]}},
+            {"name": "all", "projected": {"sources": [
+                {"configMap": {"name": "c", "items": [{"key": "b", "path": "b"}]}},
+                {"downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+                {"serviceAccountToken": {"path": "token"}},
+            ]}},
+        ]),
+    );
+    let created = pods.create(&PostParams::default(), &good).await.expect("created");
+    let volumes = created.spec.and_then(|s| s.volumes).unwrap_or_default();
+    let token = volumes
+        .iter()
+        .find(|v| v.name == "all")
+        .and_then(|v| v.projected.as_ref())
+        .and_then(|p| p.sources.as_ref())
+        .and_then(|s| s.iter().find_map(|s| s.service_account_token.clone()))
+        .expect("the token source");
+    assert_eq!(token.expiration_seconds, Some(3600), "defaulted to an hour");
+    sandbox.shutdown().await;
+}

@@ -421,6 +421,9 @@ fn volume_defaults(spec: &mut serde_json::Map<String, Value>) {
         }
         let projected = volume.get_mut("projected").and_then(|p| p.get_mut("sources"));
         for source in projected.and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(token) = source.get_mut("serviceAccountToken").and_then(Value::as_object_mut) {
+                default_to(token, "expirationSeconds", json!(3600));
+            }
             if let Some(items) = source.get_mut("downwardAPI").and_then(|d| d.get_mut("items")) {
                 items.as_array_mut().into_iter().flatten().for_each(selector_defaults);
             }

@@ -145,6 +145,13 @@ fn source(volume: &Value, at: &str, out: &mut Vec<Problem>) {
                 }
             }
             "csi" if text(src, "driver").is_empty() => out.push(Problem::required(format!("{at}.driver"))),
+            "downwardAPI" => {
+                file_mode(src, "defaultMode", &at, out);
+                for item in items(src, "items") {
+                    downward_file(item, &at, out);
+                }
+            }
+            "projected" => projected(src, &at, out),
             _ => {}
         }
     }
@@ -157,37 +164,139 @@ fn source(volume: &Value, at: &str, out: &mut Vec<Problem>) {
 
 /// A Secret's or ConfigMap's volume: its default mode and the files it names.
 fn files(src: &Value, at: &str, out: &mut Vec<Problem>) {
-    if let Some(mode) = src.get("defaultMode").and_then(Value::as_i64)
+    file_mode(src, "defaultMode", at, out);
+    for (j, item) in items(src, "items").iter().enumerate() {
+        key_to_path(item, &format!("{at}.items[{j}]"), out);
+    }
+}
+
+/// A file's `mode` or a source's `defaultMode`: 0 to 0777.
+fn file_mode(src: &Value, field: &str, at: &str, out: &mut Vec<Problem>) {
+    if let Some(mode) = src.get(field).and_then(Value::as_i64)
         && !(0..=0o777).contains(&mode)
     {
-        out.push(Problem::invalid(
-            format!("{at}.defaultMode"),
-            &mode.to_string(),
-            FILE_MODE,
+        out.push(Problem::invalid(format!("{at}.{field}"), &mode.to_string(), FILE_MODE));
+    }
+}
+
+/// A key written to a file (`validateKeyToPath`).
+fn key_to_path(item: &Value, at: &str, out: &mut Vec<Problem>) {
+    if text(item, "key").is_empty() {
+        out.push(Problem::required(format!("{at}.key")));
+    }
+    let path = text(item, "path");
+    if path.is_empty() {
+        out.push(Problem::required(format!("{at}.path")));
+    }
+    non_reserved(path, &format!("{at}.path"), out);
+    file_mode(item, "mode", at, out);
+}
+
+/// Where a volume writes a file (`validateLocalNonReservedPath`): relative, without `..`, and
+/// not starting with `..` (`../` is refused already).
+fn non_reserved(path: &str, at: &str, out: &mut Vec<Problem>) {
+    descending(path, at, out);
+    if path.starts_with("..") && !path.starts_with("../") {
+        out.push(Problem::invalid(at, &format!("{path:?}"), "must not start with '..'"));
+    }
+}
+
+/// The pod fields a downward API file may hold (`validVolumeDownwardAPIFieldPathExpressions`),
+/// sorted as kube-apiserver lists them.
+const VOLUME_FIELD_PATHS: &[&str] = &[
+    "metadata.annotations",
+    "metadata.labels",
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+];
+
+/// A file of a downward API volume or projection (`validateDownwardAPIVolumeFile`).
+/// kube-apiserver reports its problems at the source, without the item's index.
+fn downward_file(item: &Value, at: &str, out: &mut Vec<Problem>) {
+    let path = text(item, "path");
+    if path.is_empty() {
+        out.push(Problem::required(format!("{at}.path")));
+    }
+    non_reserved(path, &format!("{at}.path"), out);
+    if let Some(selector) = present(item, "fieldRef") {
+        field_ref(selector, VOLUME_FIELD_PATHS, &format!("{at}.fieldRef"), out);
+        if present(item, "resourceFieldRef").is_some() {
+            out.push(Problem::invalid(
+                at,
+                "\"resource\"",
+                "fieldRef and resourceFieldRef can not be specified simultaneously",
+            ));
+        }
+    } else if let Some(selector) = present(item, "resourceFieldRef") {
+        resource_field_ref(selector, &format!("{at}.resourceFieldRef"), Reader::Volume, out);
+    } else {
+        out.push(Problem::required_because(
+            at,
+            "one of fieldRef and resourceFieldRef is required",
         ));
     }
-    for (j, item) in items(src, "items").iter().enumerate() {
-        let at = format!("{at}.items[{j}]");
-        if text(item, "key").is_empty() {
-            out.push(Problem::required(format!("{at}.key")));
+    file_mode(item, "mode", at, out);
+}
+
+/// A projected volume (`validateProjectedVolumeSource`): each source's files, no path twice
+/// among all of them, and the ServiceAccount tokens' lifetimes.
+fn projected(src: &Value, at: &str, out: &mut Vec<Problem>) {
+    file_mode(src, "defaultMode", at, out);
+    let mut paths = HashSet::new();
+    let mut unique = |path: &str, shown: &str, out: &mut Vec<Problem>| {
+        if !path.is_empty() && !paths.insert(path.to_string()) {
+            out.push(Problem::invalid(
+                at,
+                &format!("{shown:?}"),
+                "conflicting duplicate paths",
+            ));
         }
-        match text(item, "path") {
-            "" => out.push(Problem::required(format!("{at}.path"))),
-            p => {
-                descending(p, &format!("{at}.path"), out);
-                if p.split('/').next().is_some_and(|first| first.starts_with("..")) {
-                    out.push(Problem::invalid(
-                        format!("{at}.path"),
-                        &format!("{p:?}"),
-                        "must not start with '..'",
-                    ));
-                }
+    };
+    for (i, source) in items(src, "sources").iter().enumerate() {
+        let source_at = format!("{at}.sources[{i}]");
+        for kind in ["secret", "configMap"] {
+            let Some(projection) = present(source, kind) else {
+                continue;
+            };
+            let name = text(projection, "name");
+            if name.is_empty() {
+                out.push(Problem::required(format!("{source_at}.{kind}.name")));
+            }
+            for (j, item) in items(projection, "items").iter().enumerate() {
+                key_to_path(item, &format!("{source_at}.{kind}.items[{j}]"), out);
+                unique(text(item, "path"), name, out);
             }
         }
-        if let Some(mode) = item.get("mode").and_then(Value::as_i64)
-            && !(0..=0o777).contains(&mode)
-        {
-            out.push(Problem::invalid(format!("{at}.mode"), &mode.to_string(), FILE_MODE));
+        if let Some(projection) = present(source, "downwardAPI") {
+            for item in items(projection, "items") {
+                downward_file(item, &format!("{source_at}.downwardAPI"), out);
+                let path = text(item, "path");
+                unique(path, path, out);
+            }
+        }
+        if let Some(token) = present(source, "serviceAccountToken") {
+            let token_at = format!("{source_at}.serviceAccountToken.expirationSeconds");
+            // Defaulted to an hour.
+            let seconds = token.get("expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+            if seconds < 600 {
+                out.push(Problem::invalid(
+                    token_at.as_str(),
+                    &seconds.to_string(),
+                    "may not specify a duration less than 10 minutes",
+                ));
+            }
+            if seconds > 1 << 32 {
+                out.push(Problem::invalid(
+                    token_at,
+                    &seconds.to_string(),
+                    "may not specify a duration larger than 2^32 seconds",
+                ));
+            }
+            // kube-apiserver names the volume's path, not the token's.
+            if text(token, "path").is_empty() {
+                out.push(Problem::required(format!("{at}.path")));
+            }
         }
     }
 }
@@ -414,7 +523,7 @@ pub fn env(c: &Value, at: &str, out: &mut Vec<Problem>) {
             sources += 1;
             match source {
                 "fieldRef" => field_ref(selector, ENV_FIELD_PATHS, &format!("{at}.{source}"), out),
-                "resourceFieldRef" => resource_field_ref(selector, &format!("{at}.{source}"), out),
+                "resourceFieldRef" => resource_field_ref(selector, &format!("{at}.{source}"), Reader::Env, out),
                 _ => {}
             }
             if matches!(source, "configMapKeyRef" | "secretKeyRef") {
@@ -547,10 +656,20 @@ const RESOURCE_FIELDS: &[&str] = &[
     "requests.memory",
 ];
 
-/// A resource field selector of an environment variable (`validateContainerResourceFieldSelector`).
-fn resource_field_ref(selector: &Value, at: &str, out: &mut Vec<Problem>) {
+/// Who reads a resource field selector: a volume must name its container, an environment
+/// variable reads its own.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Env,
+    Volume,
+}
+
+/// A resource field selector (`validateContainerResourceFieldSelector`).
+fn resource_field_ref(selector: &Value, at: &str, reader: Reader, out: &mut Vec<Problem>) {
     let resource = text(selector, "resource");
-    if resource.is_empty() {
+    if reader == Reader::Volume && text(selector, "containerName").is_empty() {
+        out.push(Problem::required(format!("{at}.containerName")));
+    } else if resource.is_empty() {
         out.push(Problem::required(format!("{at}.resource")));
     } else if !RESOURCE_FIELDS.contains(&resource)
         && !["requests.hugepages-", "limits.hugepages-"]

@@ -479,3 +479,115 @@ async fn a_self_signed_ca_certificate_serves_a_webhook_as_on_a_cluster() {
     let _ = std::fs::remove_file(&kubeconfig);
     sandbox.shutdown().await;
 }
+
+/// A webhook's `matchConditions` decide whether it is called, as kube-apiserver's matcher
+/// decides: all true calls it, one false skips it (even beside a condition that fails), a
+/// failure refuses the request under failurePolicy Fail and skips the webhook under Ignore;
+/// a configuration whose condition does not compile, or names two conditions alike, is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn match_conditions_decide_whether_a_webhook_is_called() {
+    let webhook = start_webhook().await;
+    let sandbox = Sandbox::start(Config::default()).await.expect("starts");
+    let kubeconfig = std::env::temp_dir().join(format!("pg-conditions-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let run = |args: &[&str], stdin: Option<&str>| kubectl(&kubeconfig, args, stdin);
+    let apply = |yaml: &str| run(&["apply", "-f", "-"], Some(yaml));
+    let ca = b64(&webhook.ca.cert);
+    let url = format!("https://localhost:{}/validate", webhook.port);
+    let missing = "object.metadata.labels['missing'] == 'x'";
+    let hook = |case: &str, policy: &str, conditions: &[(&str, &str)]| {
+        let conditions: String = conditions
+            .iter()
+            .map(|(name, expression)| format!("  - name: {name}\n    expression: {expression:?}\n"))
+            .collect();
+        format!(
+            "- name: {case}.test.example.com\n  admissionReviewVersions: [\"v1\"]\n  sideEffects: None\n  failurePolicy: {policy}\n  clientConfig:\n    caBundle: {ca}\n    url: {url}\n  namespaceSelector:\n    matchLabels: {{case: {case}}}\n{}  matchConditions:\n{conditions}",
+            rules("\"CREATE\"")
+        )
+    };
+    let configuration = |hooks: &[String]| {
+        format!(
+            "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: conditions\nwebhooks:\n{}",
+            hooks.concat()
+        )
+    };
+    // Refused at creation: an expression that does not compile, two conditions named alike.
+    let (ok, text) = apply(&configuration(&[hook(
+        "broken",
+        "Fail",
+        &[("one", "object.metadata.name =="), ("one", "true")],
+    )]));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "webhooks[0].matchConditions[0].expression: Invalid value: \"object.metadata.name ==\": compilation failed"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("webhooks[0].matchConditions[1].name: Duplicate value: \"one\""),
+        "{text}"
+    );
+
+    let (ok, text) = apply(&configuration(&[
+        hook("labelled", "Fail", &[("labelled", "'check' in object.metadata.labels")]),
+        hook("fails", "Fail", &[("missing", missing)]),
+        hook(
+            "false-wins",
+            "Fail",
+            &[("missing", missing), ("named", "object.metadata.name == 'nope'")],
+        ),
+        hook("ignored", "Ignore", &[("missing", missing)]),
+    ]));
+    assert!(ok, "{text}");
+    for case in ["labelled", "fails", "false-wins", "ignored"] {
+        let (ok, text) = apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {case}\n  labels:\n    case: {case}\n"
+        ));
+        assert!(ok, "{text}");
+    }
+    let create = |namespace: &str, name: &str, labels: &str| {
+        run(
+            &["apply", "-f", "-"],
+            Some(&format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {{{labels}}}\n"
+            )),
+        )
+    };
+    let reviewed = |name: &str| {
+        webhook
+            .reviews
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.pointer("/request/name") == Some(&json!(name)))
+    };
+
+    let (ok, text) = create("labelled", "plain", "other: label");
+    assert!(ok && !reviewed("plain"), "a false condition skips the webhook: {text}");
+    let (ok, text) = create("labelled", "checked", "check: \"1\", deny: \"1\"");
+    assert!(!ok && reviewed("checked"), "a true condition calls it: {text}");
+    assert!(text.contains("configmaps labelled deny are refused"), "{text}");
+
+    let (ok, text) = create("fails", "err", "a: b");
+    assert!(!ok && !reviewed("err"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "configmaps \"err\" is forbidden: expression '{missing}' resulted in error:"
+        )),
+        "{text}"
+    );
+    let (ok, text) = create("false-wins", "skipped", "a: b");
+    assert!(
+        ok && !reviewed("skipped"),
+        "a false condition wins over a failed one: {text}"
+    );
+    let (ok, text) = create("ignored", "let-through", "a: b");
+    assert!(
+        ok && !reviewed("let-through"),
+        "failurePolicy Ignore skips the webhook: {text}"
+    );
+
+    sandbox.shutdown().await;
+    let _ = std::fs::remove_file(&kubeconfig);
+}

@@ -165,6 +165,34 @@ impl Admission {
                     }
                 }
                 let ignore = hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore");
+                if let Some(conditions) = hook
+                    .get("matchConditions")
+                    .filter(|c| c.as_array().is_some_and(|c| !c.is_empty()))
+                {
+                    let ctx = policy::request_context(object.as_ref(), req);
+                    match policy::match_conditions(&ctx, Some(conditions)) {
+                        policy::Matched::Yes => {}
+                        policy::Matched::No => continue,
+                        policy::Matched::Failed(errors) if ignore => {
+                            tracing::warn!(webhook = %name, ?errors, "match conditions failed; failurePolicy Ignore skips the webhook");
+                            continue;
+                        }
+                        // kube-apiserver: Forbidden, with the errors aggregated.
+                        policy::Matched::Failed(errors) => {
+                            let mut texts: Vec<String> = errors.into_iter().map(|(_, e)| e).collect();
+                            let why = if texts.len() == 1 {
+                                texts.remove(0)
+                            } else {
+                                format!("[{}]", texts.join(", "))
+                            };
+                            return Err(ApiError::forbidden(format!(
+                                "{} {:?} is forbidden: {why}",
+                                ApiError::qualified(&req.rt.group, &req.rt.plural),
+                                req.name
+                            )));
+                        }
+                    }
+                }
                 match self.call(hook, &name, req, object.as_ref()) {
                     Ok(response) => self.apply_response(phase, &name, &response, object, warnings)?,
                     Err(CallFailure(why)) if ignore => {

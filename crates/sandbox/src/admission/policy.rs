@@ -250,6 +250,52 @@ fn truth(ctx: &Context, expression: &str) -> Result<bool, String> {
     }
 }
 
+/// What `matchConditions` decide, as kube-apiserver's matcher decides: a condition that is
+/// false skips the webhook or policy, whatever the others give; when none is false, those that
+/// failed to evaluate leave the choice to the failurePolicy.
+pub enum Matched {
+    Yes,
+    No,
+    /// No condition was false; these failed, as (name, error), the error worded
+    /// `expression '<expression>' resulted in error: <why>`.
+    Failed(Vec<(String, String)>),
+}
+
+pub fn match_conditions(ctx: &Context, conditions: Option<&Value>) -> Matched {
+    let mut failed = Vec::new();
+    for condition in conditions.and_then(Value::as_array).into_iter().flatten() {
+        let expression = condition.get("expression").and_then(Value::as_str).unwrap_or_default();
+        match truth(ctx, expression) {
+            Ok(true) => {}
+            Ok(false) => return Matched::No,
+            Err(e) => {
+                let name = condition.get("name").and_then(Value::as_str).unwrap_or_default();
+                failed.push((
+                    name.to_string(),
+                    format!("expression '{expression}' resulted in error: {e}"),
+                ));
+            }
+        }
+    }
+    if failed.is_empty() {
+        Matched::Yes
+    } else {
+        Matched::Failed(failed)
+    }
+}
+
+/// The variables of an admission request's CEL expressions: `object`, `oldObject`, `request`
+/// (policies add `namespaceObject`, `params` and `variables`).
+pub fn request_context(object: Option<&Value>, req: &Request) -> Context<'static> {
+    let mut ctx = Context::default();
+    ctx.register_all();
+    add_type_values(&mut ctx);
+    ctx.add_variable_from_value("object", object.map_or(Cel::Null, to_cel));
+    ctx.add_variable_from_value("oldObject", req.old.map_or(Cel::Null, to_cel));
+    ctx.add_variable_from_value("request", to_cel(&request_value(req)));
+    ctx
+}
+
 /// Evaluates one policy for one set of params (or none).
 fn evaluate(policy: &Value, base: &Context, params: Option<&Value>) -> Outcome {
     let spec = policy.get("spec").cloned().unwrap_or(json!({}));
@@ -266,20 +312,12 @@ fn evaluate(policy: &Value, base: &Context, params: Option<&Value>) -> Outcome {
     };
     let mut ctx = base.new_inner_scope();
     ctx.add_variable_from_value("params", params.map_or(Cel::Null, to_cel));
-    for condition in spec
-        .get("matchConditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let expression = condition.get("expression").and_then(Value::as_str).unwrap_or_default();
-        match truth(&ctx, expression) {
-            Ok(true) => {}
-            Ok(false) => return Outcome::Pass,
-            Err(e) => {
-                let name = condition.get("name").and_then(Value::as_str).unwrap_or_default();
-                return failed(format!("failed to evaluate match condition {name:?}: {e}"));
-            }
+    match match_conditions(&ctx, spec.get("matchConditions")) {
+        Matched::Yes => {}
+        Matched::No => return Outcome::Pass,
+        Matched::Failed(errors) => {
+            let (name, e) = &errors[0];
+            return failed(format!("failed to evaluate match condition {name:?}: {e}"));
         }
     }
     // Variables in order, each seeing the earlier ones; one that fails fails the
@@ -475,12 +513,7 @@ pub fn validate(
     // The variables every policy sees, built once, when a binding first applies.
     let mut base: Option<Context> = None;
     let context = || {
-        let mut ctx = Context::default();
-        ctx.register_all();
-        add_type_values(&mut ctx);
-        ctx.add_variable_from_value("object", object.map_or(Cel::Null, to_cel));
-        ctx.add_variable_from_value("oldObject", req.old.map_or(Cel::Null, to_cel));
-        ctx.add_variable_from_value("request", to_cel(&request_value(req)));
+        let mut ctx = request_context(object, req);
         ctx.add_variable_from_value("namespaceObject", namespace.as_ref().map_or(Cel::Null, to_cel));
         ctx
     };
@@ -621,6 +654,45 @@ pub fn check(kind: &str, object: &Value) -> Vec<(String, &'static str, String)> 
                             None => {}
                         }
                     }
+                }
+            }
+        }
+        "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration" => {
+            for (i, hook) in object
+                .get("webhooks")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let conditions = hook.get("matchConditions").and_then(Value::as_array);
+                let mut names = std::collections::HashSet::new();
+                for (j, condition) in conditions.into_iter().flatten().enumerate() {
+                    let at = format!("webhooks[{i}].matchConditions[{j}]");
+                    match condition.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                        None => required(&mut errors, &format!("{at}.name"), ""),
+                        Some(name) if !names.insert(name) => errors.push((
+                            format!("{at}.name"),
+                            "FieldValueDuplicate",
+                            format!("Duplicate value: {name:?}"),
+                        )),
+                        Some(_) => {}
+                    }
+                    match condition
+                        .get("expression")
+                        .and_then(Value::as_str)
+                        .filter(|e| !e.is_empty())
+                    {
+                        Some(expression) => compiles(&mut errors, format!("{at}.expression"), expression),
+                        None => required(&mut errors, &format!("{at}.expression"), ""),
+                    }
+                }
+                if let Some(count) = conditions.map(Vec::len).filter(|n| *n > 64) {
+                    errors.push((
+                        format!("webhooks[{i}].matchConditions"),
+                        "FieldValueTooMany",
+                        format!("Too many: {count}: must have at most 64 items"),
+                    ));
                 }
             }
         }

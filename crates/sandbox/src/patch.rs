@@ -172,7 +172,8 @@ fn strategic<'a>(target: &Value, patch: &'a Value, kind: &str, path: &mut Vec<&'
                     }
                     continue;
                 }
-                if v.is_null() {
+                // `null`, or a map saying `$patch: delete`, removes the field.
+                if v.is_null() || v.get("$patch").and_then(Value::as_str) == Some("delete") {
                     out.remove(k);
                     continue;
                 }
@@ -380,6 +381,13 @@ mod tests {
             out["spec"]["template"]["spec"]["containers"][0]["ports"],
             json!([{"containerPort": 1}, {"containerPort": 2}])
         );
+        // A map saying `$patch: delete` goes.
+        let out = apply_strategic(
+            &json!({"kind": "Pod", "spec": {"affinity": {"nodeAffinity": {}}, "hostname": "a"}}),
+            &json!({"spec": {"affinity": {"$patch": "delete"}}}),
+        )
+        .unwrap();
+        assert_eq!(out["spec"], json!({"hostname": "a"}));
         // An item without its list's key.
         let err = apply_strategic(
             &deployment,

@@ -659,3 +659,69 @@ async fn controllers_deletions_go_through_admission() {
     }
     sandbox.shutdown().await;
 }
+
+/// An Event is one object behind both Events APIs: its name is taken through both, and one
+/// written through `events.k8s.io/v1` is deleted through `core/v1` (`kubectl delete event`,
+/// `kubectl delete events --all`) as on kube-apiserver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_one_object_behind_both_events_apis() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let sandbox = Sandbox::start(Config::default()).await.expect("sandbox");
+    let client = client(&sandbox);
+    let kubeconfig = std::env::temp_dir().join(format!("pg-events-{}.kubeconfig", std::process::id()));
+    sandbox.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let kubectl = |args: &[&str]| {
+        let out = std::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let event = |name: &str| -> Event {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "reportingController": "example.com/test",
+            "reportingInstance": "test-1",
+            "action": "Check",
+            "reason": "Checked",
+            "type": "Normal",
+            "regarding": {"kind": "Service", "namespace": "default", "name": "kubernetes", "apiVersion": "v1"},
+        }))
+        .expect("an event")
+    };
+    let pp = PostParams::default();
+    for name in ["one", "two", "three"] {
+        events.create(&pp, &event(name)).await.expect("created");
+    }
+    let core: Api<CoreEvent> = Api::namespaced(client.clone(), "default");
+    let mut taken = CoreEvent::default();
+    taken.metadata.name = Some("one".into());
+    taken.involved_object.name = Some("kubernetes".into());
+    match core.create(&pp, &taken).await {
+        Err(kube::Error::Api(status)) => assert_eq!((status.code, status.reason.as_str()), (409, "AlreadyExists")),
+        other => panic!("the name is taken through both APIs: {other:?}"),
+    }
+    let (ok, text) = kubectl(&["delete", "event", "one"]);
+    assert!(ok, "{text}");
+    assert!(
+        events.get_opt("one").await.expect("read").is_none(),
+        "gone from events.k8s.io"
+    );
+    let (ok, text) = kubectl(&["delete", "events", "--all"]);
+    assert!(ok, "{text}");
+    let left = events.list(&ListParams::default()).await.expect("listed");
+    assert!(left.items.is_empty(), "{:?}", left.items);
+    let _ = std::fs::remove_file(&kubeconfig);
+    sandbox.shutdown().await;
+}

@@ -18,6 +18,25 @@ impl ApiServer {
                 .and_then(Value::as_array)
                 .is_some_and(|d| d.iter().any(|x| x == "All"));
         let key = Self::key(rt, namespace, name);
+        // An Event written through the other Events API is deleted there (one resource).
+        if let Some((twin, convert)) = crate::events::twin(&key.resource) {
+            let twin_key = Key::new(twin, &key.namespace, &key.name);
+            let elsewhere = {
+                let inner = self.store.lock();
+                inner.get(&key).is_none() && inner.get(&twin_key).is_some()
+            };
+            let twin_rt = twin
+                .split_once('/')
+                .and_then(|(group, plural)| self.find(group, "v1", plural));
+            if let (true, Some(twin_rt)) = (elsewhere, twin_rt) {
+                let deleted = self.delete(&twin_rt, namespace, name, options, q, user)?;
+                return Ok(if deleted.get("kind").and_then(Value::as_str) == Some("Status") {
+                    deleted
+                } else {
+                    convert(&deleted)
+                });
+            }
+        }
         let propagation = options
             .get("propagationPolicy")
             .and_then(Value::as_str)
@@ -123,11 +142,25 @@ impl ApiServer {
         let (labels, fields) = self.selectors(&t.rt, q)?;
         let names: Vec<(String, String)> = {
             let inner = self.store.lock();
-            inner
-                .list(&t.rt.group_resource(), t.namespace.as_deref())
+            let resource = t.rt.group_resource();
+            let mut names: Vec<(String, String)> = inner
+                .list(&resource, t.namespace.as_deref())
                 .filter(|(_, v)| labels.matches(v) && fields.matches(v))
                 .map(|(k, _)| (k.namespace.clone(), k.name.clone()))
-                .collect()
+                .collect();
+            // Events written through the other Events API, as this one shows them.
+            if let Some((twin, convert)) = crate::events::twin(&resource) {
+                names.extend(
+                    inner
+                        .list(twin, t.namespace.as_deref())
+                        .filter(|(_, v)| {
+                            let shown = convert(v);
+                            labels.matches(&shown) && fields.matches(&shown)
+                        })
+                        .map(|(k, _)| (k.namespace.clone(), k.name.clone())),
+                );
+            }
+            names
         };
         let mut items = Vec::new();
         for (ns, name) in names {

@@ -388,7 +388,10 @@ impl ApiServer {
         crate::managed::record_update(None, &mut obj, manager, &rt.api_version(), None);
         let key = Self::key(rt, namespace, &name);
         let mut inner = self.store.lock();
-        if inner.get(&key).is_some() {
+        // An Event's name is taken through both Events APIs: they are one resource.
+        let twin_taken = crate::events::twin(&key.resource)
+            .is_some_and(|(twin, _)| inner.get(&Key::new(twin, &key.namespace, &key.name)).is_some());
+        if inner.get(&key).is_some() || twin_taken {
             return Err(ApiError::already_exists(&rt.group, &rt.plural, &name));
         }
         if dry {

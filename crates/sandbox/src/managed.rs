@@ -416,11 +416,10 @@ fn apply_merge(live: &Value, config: &Value, field: &str) -> Value {
             }
             Value::Object(out)
         }
-        (Value::Array(_), Value::Array(_)) if field == "conditions" => {
-            crate::patch::apply_strategic(&json!({ "conditions": live }), &json!({ "conditions": config }))
-                .ok()
-                .and_then(|v| v.get("conditions").cloned())
-                .unwrap_or_else(|| config.clone())
+        (Value::Array(l), Value::Array(c)) if field == "conditions" => {
+            crate::patch::merge_keyed(l, c, "type", crate::patch::apply_strategic)
+                .map(Value::Array)
+                .unwrap_or_else(|_| config.clone())
         }
         (_, c) => c.clone(),
     }

@@ -61,6 +61,27 @@ enum ListStrategy {
     Atomic,
 }
 
+/// The kinds whose `status.conditions` merge by type in a strategic merge patch.
+const CONDITIONS_MERGED_BY_TYPE: &[&str] = &[
+    "APIService",
+    "DaemonSet",
+    "Deployment",
+    "FlowSchema",
+    "HorizontalPodAutoscaler",
+    "Job",
+    "Namespace",
+    "Node",
+    "PersistentVolumeClaim",
+    "PodDisruptionBudget",
+    "Pod",
+    "PriorityLevelConfiguration",
+    "ReplicaSet",
+    "ReplicationController",
+    "ServiceCIDR",
+    "Service",
+    "StatefulSet",
+];
+
 /// The strategy of the list at `path` (field names from the object's root; list items add
 /// nothing) in an object of `kind`. A field name alone does not decide: a Container's `ports`
 /// merge by `containerPort`, a Service's by `port`, a NetworkPolicy's are atomic.
@@ -79,9 +100,10 @@ fn list_strategy(kind: &str, path: &[&str]) -> ListStrategy {
     let pod_spec = parent == "spec" && (kind == "Pod" || parents.contains(&"template"));
     let pod_status = kind == "Pod" && parents == ["status"];
     match field {
-        // Every `conditions` list with a patch strategy is a status's, keyed by type (custom
-        // resources' status conditions are not patched strategically).
-        "conditions" => Key("type"),
+        // The status conditions of the kinds whose Go types give them a patch strategy
+        // (ComponentStatus's are at the top); the others' (CSRs', CRDs') are atomic.
+        "conditions" if parents == ["status"] && CONDITIONS_MERGED_BY_TYPE.contains(&kind) => Key("type"),
+        "conditions" if kind == "ComponentStatus" && parents.is_empty() => Key("type"),
         "ownerReferences" if parent == "metadata" => Key("uid"),
         "finalizers" if parent == "metadata" => Primitive,
         "containers"
@@ -218,29 +240,9 @@ fn strategic<'a>(target: &Value, patch: &'a Value, kind: &str, path: &mut Vec<&'
                         .map(strip_directives)
                         .collect(),
                 ),
-                ListStrategy::Key(key) => {
-                    let mut out = existing.clone();
-                    for item in p {
-                        let Some(id) = item.get(key) else {
-                            return Err(ApiError::new(
-                                500,
-                                "",
-                                format!("map: {} does not contain declared merge key: {key}", go_value(item)),
-                            ));
-                        };
-                        let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
-                        let pos = out.iter().position(|o| o.get(key) == Some(id));
-                        match (pos, delete) {
-                            (Some(i), true) => {
-                                out.remove(i);
-                            }
-                            (Some(i), false) => out[i] = strategic(&out[i], item, kind, path)?,
-                            (None, false) => out.push(strip_directives(item)),
-                            (None, true) => {}
-                        }
-                    }
-                    Value::Array(out)
-                }
+                ListStrategy::Key(key) => Value::Array(merge_keyed(existing, p, key, |live, item| {
+                    strategic(live, item, kind, path)
+                })?),
                 ListStrategy::Primitive => {
                     let mut out = existing.clone();
                     for item in p {
@@ -255,6 +257,37 @@ fn strategic<'a>(target: &Value, patch: &'a Value, kind: &str, path: &mut Vec<&'
         }
         (_, p) => strip_directives(p),
     })
+}
+
+/// Merges the items of a patch into a list by `key`: an item merges (with `merge`) into the
+/// one with its key, or is added; `$patch: delete` removes it. An item without the key is
+/// refused as kube-apiserver refuses it.
+pub fn merge_keyed<'a>(
+    existing: &[Value],
+    patch: &'a [Value],
+    key: &str,
+    mut merge: impl FnMut(&Value, &'a Value) -> Result<Value, ApiError>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = existing.to_vec();
+    for item in patch {
+        let Some(id) = item.get(key) else {
+            return Err(ApiError::new(
+                500,
+                "",
+                format!("map: {} does not contain declared merge key: {key}", go_value(item)),
+            ));
+        };
+        let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
+        match (out.iter().position(|o| o.get(key) == Some(id)), delete) {
+            (Some(i), true) => {
+                out.remove(i);
+            }
+            (Some(i), false) => out[i] = merge(&out[i], item)?,
+            (None, false) => out.push(strip_directives(item)),
+            (None, true) => {}
+        }
+    }
+    Ok(out)
 }
 
 /// A JSON value as Go's `%v` prints the decoded form (`map[k:v ...]` with sorted keys).
@@ -380,6 +413,18 @@ mod tests {
         assert_eq!(
             out["spec"]["template"]["spec"]["containers"][0]["ports"],
             json!([{"containerPort": 1}, {"containerPort": 2}])
+        );
+        // Status conditions merge by type where the kind's Go type says so, and are replaced
+        // where it does not (a CertificateSigningRequest's).
+        let conditions = |kind: &str| {
+            let target = json!({"kind": kind, "status": {"conditions": [{"type": "A", "status": "True"}]}});
+            let patch = json!({"status": {"conditions": [{"type": "B", "status": "True"}]}});
+            let out = apply_strategic(&target, &patch).unwrap();
+            out["status"]["conditions"].as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(
+            (conditions("Deployment"), conditions("CertificateSigningRequest")),
+            (2, 1)
         );
         // A map saying `$patch: delete` goes.
         let out = apply_strategic(

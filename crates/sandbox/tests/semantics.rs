@@ -661,8 +661,9 @@ async fn controllers_deletions_go_through_admission() {
 }
 
 /// An Event is one object behind both Events APIs: its name is taken through both, and one
-/// written through `events.k8s.io/v1` is deleted through `core/v1` (`kubectl delete event`,
-/// `kubectl delete events --all`) as on kube-apiserver.
+/// written through `events.k8s.io/v1` is patched, replaced and deleted through `core/v1`
+/// (`kubectl patch event`, `kubectl delete event`, `kubectl delete events --all`) as on
+/// kube-apiserver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_is_one_object_behind_both_events_apis() {
     use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -711,6 +712,59 @@ async fn an_event_is_one_object_behind_both_events_apis() {
     match core.create(&pp, &taken).await {
         Err(kube::Error::Api(status)) => assert_eq!((status.code, status.reason.as_str()), (409, "AlreadyExists")),
         other => panic!("the name is taken through both APIs: {other:?}"),
+    }
+    // Updated through core/v1: a merge patch, a strategic one (kubectl's default), a PUT.
+    let (ok, text) = kubectl(&[
+        "patch",
+        "event",
+        "two",
+        "--type=merge",
+        "-p",
+        r#"{"message":"patched through core/v1"}"#,
+    ]);
+    assert!(ok, "{text}");
+    let (ok, text) = kubectl(&["patch", "event", "two", "-p", r#"{"reason":"Rechecked"}"#]);
+    assert!(ok, "{text}");
+    let two = events.get("two").await.expect("two");
+    assert_eq!(
+        (
+            two.note.as_deref(),
+            two.reason.as_deref(),
+            two.reporting_controller.as_deref()
+        ),
+        (
+            Some("patched through core/v1"),
+            Some("Rechecked"),
+            Some("example.com/test")
+        )
+    );
+    core.patch(
+        "two",
+        // Forced: kubectl's patch owns the message.
+        &PatchParams::apply("tester").force(),
+        &Patch::Apply(serde_json::json!({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"name": "two"},
+            "message": "applied through core/v1",
+        })),
+    )
+    .await
+    .expect("applied");
+    assert_eq!(
+        events.get("two").await.expect("two").note.as_deref(),
+        Some("applied through core/v1")
+    );
+    let mut three = core.get("three").await.expect("read through core/v1");
+    three.message = Some("replaced through core/v1".into());
+    let replaced = core.replace("three", &pp, &three).await.expect("replaced");
+    assert_eq!(replaced.message.as_deref(), Some("replaced through core/v1"));
+    assert_eq!(
+        events.get("three").await.expect("three").note.as_deref(),
+        Some("replaced through core/v1")
+    );
+    // A stale resourceVersion is still a conflict.
+    match core.replace("three", &pp, &three).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 409),
+        other => panic!("a stale replace is refused: {other:?}"),
     }
     let (ok, text) = kubectl(&["delete", "event", "one"]);
     assert!(ok, "{text}");

@@ -188,3 +188,20 @@ pub(super) fn decode_continue(token: &str) -> Result<(String, String), ApiError>
         .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
     Ok((ns.to_string(), name.to_string()))
 }
+
+/// `uri` with another path, the same query.
+pub(super) fn with_path(uri: &Uri, path: &str) -> Uri {
+    let text = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    text.parse().unwrap_or_else(|_| uri.clone())
+}
+
+/// `headers` for a JSON body the server wrote itself.
+pub(super) fn json_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut headers = headers.clone();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.remove(header::CONTENT_LENGTH);
+    headers
+}

@@ -14,6 +14,7 @@ mod routes;
 mod scale;
 mod services;
 mod signer;
+mod twins;
 mod update;
 mod versions;
 mod watch;

@@ -14,6 +14,13 @@ impl ApiServer {
                 .converted(parts.method, &parts.uri, stored, parts.headers, body)
                 .await;
         }
+        if matches!(parts.method, Method::PUT | Method::PATCH)
+            && let Some(event) = self.event_of_the_other_api(parts.uri.path())
+        {
+            return self
+                .write_event_through_twin(event, &parts.method, &parts.uri, &parts.headers, &body)
+                .await;
+        }
         self.respond(parts.method, &parts.uri, parts.headers, body).await
     }
 

@@ -35,21 +35,6 @@ fn object_of(path: &str) -> Option<(Option<String>, String)> {
     Some((namespace, name))
 }
 
-fn with_path(uri: &Uri, path: &str) -> Uri {
-    let text = match uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    text.parse().unwrap_or_else(|_| uri.clone())
-}
-
-fn json_headers(headers: &HeaderMap) -> HeaderMap {
-    let mut headers = headers.clone();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.remove(header::CONTENT_LENGTH);
-    headers
-}
-
 impl ApiServer {
     /// Answers a request to a converted version through the stored one.
     pub(super) async fn converted(
@@ -114,24 +99,52 @@ impl ApiServer {
         body: &Bytes,
     ) -> Result<(Response, Vec<String>), ApiError> {
         let query = parse_query(uri.query());
-        let kind = patch_type(headers)?;
-        if kind == PatchType::Apply {
-            // An apply configuration is a partial object: it converts as one.
-            let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
-            let config: Value = serde_yaml_ng::from_str(text)
-                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-            let body = Bytes::from(autoscaling::to_v2(&config).to_string());
-            return Ok((self.respond(Method::PATCH, target, headers.clone(), body).await, vec![]));
-        }
-        let patch: Value =
-            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         let (namespace, name) = object_of(uri.path()).ok_or_else(ApiError::method_not_allowed)?;
         let rt = self
             .find(GROUP, "v2", PLURAL)
             .ok_or_else(|| ApiError::internal("autoscaling/v2 is not served"))?;
+        let form = OtherForm {
+            current: &|| self.get(&rt, namespace.as_deref(), &name),
+            shown: autoscaling::to_v1,
+            back: autoscaling::to_v2,
+            read: &|object| {
+                let (object, warnings) = self.read_v1(object, &query)?;
+                Ok((autoscaling::to_v2(&object), warnings))
+            },
+            conflict: &|| ApiError::conflict(GROUP, PLURAL, &name),
+        };
+        self.patch_other_form(&form, target, headers, body).await
+    }
+
+    /// A patch written against another form of a stored object than the stored one. An apply
+    /// configuration is a partial object and converts as one; other patches are applied to the
+    /// stored object as `form` shows it, read back and written as an update of the stored
+    /// object, with the stored resourceVersion as precondition (retried when another write came
+    /// first) unless the patch sets its own, since a patch written against the shown form's
+    /// fields cannot be applied to the stored form's.
+    pub(super) async fn patch_other_form(
+        self: &Arc<Self>,
+        form: &OtherForm<'_>,
+        target: &Uri,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<(Response, Vec<String>), ApiError> {
+        let kind = patch_type(headers)?;
+        if kind == PatchType::Apply {
+            let text = std::str::from_utf8(body).map_err(|_| ApiError::bad_request("the body is not UTF-8"))?;
+            let config: Value = serde_yaml_ng::from_str(text)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let body = Bytes::from((form.back)(&config).to_string());
+            return Ok((
+                self.clone().respond(Method::PATCH, target, headers.clone(), body).await,
+                vec![],
+            ));
+        }
+        let patch: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         for _attempt in 0..16 {
-            let current = self.get(&rt, namespace.as_deref(), &name)?;
-            let shown = autoscaling::to_v1(&current);
+            let current = (form.current)()?;
+            let shown = (form.shown)(&current);
             let patched = match kind {
                 PatchType::Strategic => patch::apply_strategic(&shown, &patch)?,
                 _ => patch::apply_json_or_merge(kind, &shown, &patch)?,
@@ -140,8 +153,7 @@ impl ApiServer {
             // version read here is.
             let own_precondition =
                 str_field(&patched, "/metadata/resourceVersion") != str_field(&shown, "/metadata/resourceVersion");
-            let (patched, warnings) = self.read_v1(&patched, &query)?;
-            let mut stored = autoscaling::to_v2(&patched);
+            let (mut stored, warnings) = (form.read)(&patched)?;
             if !own_precondition {
                 stored["metadata"]["resourceVersion"] = json!(rv_of(&current).to_string());
             }
@@ -155,8 +167,25 @@ impl ApiServer {
             }
             return Ok((response, warnings));
         }
-        Err(ApiError::conflict(GROUP, PLURAL, &name))
+        Err((form.conflict)())
     }
+}
+
+/// An object read as its type, with the warnings of the reading.
+type Checked = (Value, Vec<String>);
+
+/// Another form of a stored object than the stored one, as a patch sees it.
+pub(super) struct OtherForm<'a> {
+    /// The stored object now.
+    pub current: &'a (dyn Fn() -> Result<Arc<Value>, ApiError> + Sync),
+    /// The stored form shown as the addressed one.
+    pub shown: fn(&Value) -> Value,
+    /// The addressed form converted to the stored one, for partial objects.
+    pub back: fn(&Value) -> Value,
+    /// A whole object of the addressed form read as its type, converted to the stored form.
+    pub read: &'a (dyn Fn(&Value) -> Result<Checked, ApiError> + Sync),
+    /// The refusal when other writes kept coming first.
+    pub conflict: &'a (dyn Fn() -> ApiError + Sync),
 }
 
 /// A whole answer of the stored version, converted.

@@ -19,23 +19,13 @@ impl ApiServer {
                 .is_some_and(|d| d.iter().any(|x| x == "All"));
         let key = Self::key(rt, namespace, name);
         // An Event written through the other Events API is deleted there (one resource).
-        if let Some((twin, convert)) = crate::events::twin(&key.resource) {
-            let twin_key = Key::new(twin, &key.namespace, &key.name);
-            let elsewhere = {
-                let inner = self.store.lock();
-                inner.get(&key).is_none() && inner.get(&twin_key).is_some()
-            };
-            let twin_rt = twin
-                .split_once('/')
-                .and_then(|(group, plural)| self.find(group, "v1", plural));
-            if let (true, Some(twin_rt)) = (elsewhere, twin_rt) {
-                let deleted = self.delete(&twin_rt, namespace, name, options, q, user)?;
-                return Ok(if deleted.get("kind").and_then(Value::as_str) == Some("Status") {
-                    deleted
-                } else {
-                    convert(&deleted)
-                });
-            }
+        if let Some((_, twin_rt, convert)) = self.held_by_the_other_api(&key.resource, &key.namespace, &key.name) {
+            let deleted = self.delete(&twin_rt, namespace, name, options, q, user)?;
+            return Ok(if deleted.get("kind").and_then(Value::as_str) == Some("Status") {
+                deleted
+            } else {
+                convert(&deleted)
+            });
         }
         let propagation = options
             .get("propagationPolicy")

@@ -43,11 +43,16 @@ fn path_of(resource: &str, namespace: &str, name: &str) -> String {
 }
 
 impl ApiServer {
-    /// The Event a path names, when the other Events API holds it and the addressed one does not.
-    pub(super) fn event_of_the_other_api(&self, path: &str) -> Option<TwinEvent> {
-        let (resource, namespace, name) = event_path(path)?;
+    /// An Event of `resource` held under the other Events API and not under `resource`: its
+    /// stored key, the other API's resource type, and the conversion of the other API's objects
+    /// into `resource`'s form.
+    pub(super) fn held_by_the_other_api(
+        &self,
+        resource: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<(Key, ResourceType, Convert)> {
         let (twin, shown) = events::twin(resource)?;
-        let (_, back) = events::twin(twin)?;
         let stored = Key::new(twin, namespace, name);
         {
             let inner = self.store.lock();
@@ -55,10 +60,19 @@ impl ApiServer {
                 return None;
             }
         }
+        let (group, plural) = twin.split_once('/')?;
+        Some((stored, self.find(group, "v1", plural)?, shown))
+    }
+
+    /// The Event a path names, when the other Events API holds it and the addressed one does not.
+    pub(super) fn event_of_the_other_api(&self, path: &str) -> Option<TwinEvent> {
+        let (resource, namespace, name) = event_path(path)?;
+        let (stored, _, shown) = self.held_by_the_other_api(resource, namespace, name)?;
+        let (_, back) = events::twin(&stored.resource)?;
         let (group, plural) = resource.split_once('/')?;
         Some(TwinEvent {
             addressed: self.find(group, "v1", plural)?,
-            stored_path: path_of(twin, namespace, name),
+            stored_path: path_of(&stored.resource, namespace, name),
             stored,
             shown,
             back,
